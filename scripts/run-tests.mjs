@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// Runs the compiled test files with node's built-in runner (its summary prints at the end).
+// `--unit` skips test/integration (real QEMU boots).
+import { spawnSync } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const unitOnly = process.argv.includes("--unit");
+const filters = process.argv.slice(2).filter((a) => !a.startsWith("--"));
+
+function walk(dir) {
+  const out = [];
+  for (const name of readdirSync(dir)) {
+    const p = path.join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...walk(p));
+    else if (name.endsWith(".test.js")) out.push(p);
+  }
+  return out;
+}
+
+let files = walk(path.join(root, "dist/test")).sort();
+if (unitOnly) files = files.filter((f) => !f.includes(`${path.sep}integration${path.sep}`));
+if (filters.length) files = files.filter((f) => filters.some((x) => f.includes(x)));
+const r = spawnSync(process.execPath, ["--test", "--test-concurrency=2", ...files], {
+  cwd: root,
+  stdio: "inherit",
+});
+process.exit(r.status ?? 1);

@@ -1,0 +1,3 @@
+import { renderErrorsDoc } from "./errors-doc.js";
+
+process.stdout.write(renderErrorsDoc());
