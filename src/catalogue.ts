@@ -5,10 +5,18 @@
  */
 import { CoreErrors, type ErrorCatalogue, type ErrorSpec } from "./core/errors.js";
 import { CliErrors } from "./cli/args.js";
+import { HostErrors } from "./host/errors.js";
+import { Asn1Errors } from "./asn1/errors.js";
+import { UefiPeErrors } from "./uefi/errors-pe.js";
+import { UefiErrors } from "./uefi/errors.js";
 
 export const domains: readonly { readonly name: string; readonly codes: ErrorCatalogue }[] = [
   { name: "core", codes: CoreErrors },
   { name: "cli", codes: CliErrors },
+  { name: "host", codes: HostErrors },
+  { name: "asn1", codes: Asn1Errors },
+  { name: "uefi (PE/Authenticode)", codes: UefiPeErrors },
+  { name: "uefi (variables, stores, templates)", codes: UefiErrors },
 ];
 
 export const catalogue: ReadonlyMap<string, ErrorSpec> = new Map(

@@ -12,4 +12,20 @@ export interface CommandEntry {
   load(): Promise<CommandModule>;
 }
 
-export const commands: readonly CommandEntry[] = [];
+export const commands: readonly CommandEntry[] = [
+  {
+    name: "doctor",
+    summary: "check QEMU, OVMF, swtpm, KVM/SMM and pick the accelerator",
+    load: () => import("./cmd-doctor.js"),
+  },
+  {
+    name: "image",
+    summary: "build or locate the guest test image (signed Debian boot chain)",
+    load: () => import("./cmd-image.js"),
+  },
+  {
+    name: "demo",
+    summary: "boot a guest under Secure Boot with a vTPM and summarize",
+    load: () => import("./cmd-demo.js"),
+  },
+];

@@ -1,0 +1,87 @@
+/**
+ * Replaying an event log: for every bank, start each PCR at its reset value and extend it with
+ * every event's digest for that bank, in log order: PCR := H(PCR || digest) (TPM 2.0 Library
+ * Part 1, section 17.7 "PCR Extend"; PFP 1.05 section 10.2.2).
+ *
+ * Reset values (TCG PC Client Platform TPM Profile (PTP) 1.05, section 4.6, and PFP 10.4.5.3):
+ * PCRs 0..16 and 23 start at zero, except PCR 0, whose last byte is the startup locality when a
+ * TCG_EfiStartupLocalityEvent is logged; PCRs 17..22 start at all ones (their value until a
+ * dynamic launch). EV_NO_ACTION events are never extended (PFP 10.4.1).
+ *
+ * Not handled: dynamic root of trust (DRTM) logs, which reset PCRs 17..22 to zero.
+ */
+import { createHash, getHashes } from "node:crypto";
+import { HASHES } from "../tpm/alg.js";
+import { EventType } from "./event-types.js";
+import { startupLocality, type EventLog } from "./parse.js";
+
+export const PCR_COUNT = 24;
+
+export interface BankReplay {
+  readonly alg: number;
+  readonly bank: string;
+  /** False when node:crypto cannot compute this hash; `pcrs` is then empty. */
+  readonly supported: boolean;
+  /** The replayed value of every PCR 0..23 (PCRs without events keep their reset value). */
+  readonly pcrs: ReadonlyMap<number, Uint8Array>;
+  /** PCRs that at least one event extends. */
+  readonly extended: ReadonlySet<number>;
+  /** Extended events that carry no digest for this bank: the bank's replay is not complete. */
+  readonly missingDigests: readonly number[];
+}
+
+export interface Replay {
+  readonly banks: readonly BankReplay[];
+  /** The startup locality used for PCR 0's reset value (0 when the log records none). */
+  readonly startupLocality: number;
+}
+
+const nodeHashes = new Set(getHashes());
+
+/** The node:crypto name of a bank's hash, or undefined when this host cannot compute it. */
+export function nodeHashName(alg: number): string | undefined {
+  const info = HASHES.get(alg);
+  return info && nodeHashes.has(info.node) ? info.node : undefined;
+}
+
+export function digestOf(alg: number, ...parts: Uint8Array[]): Uint8Array | undefined {
+  const name = nodeHashName(alg);
+  if (!name) return undefined;
+  const hash = createHash(name);
+  for (const p of parts) hash.update(p);
+  return new Uint8Array(hash.digest());
+}
+
+/** The value a PCR holds after TPM2_Startup(CLEAR), before any extend. */
+export function resetValue(pcr: number, size: number, locality = 0): Uint8Array {
+  const v = new Uint8Array(size);
+  if (pcr >= 17 && pcr <= 22) v.fill(0xff);
+  if (pcr === 0) v[size - 1] = locality;
+  return v;
+}
+
+/** Replays every bank the log declares. */
+export function replayEventLog(log: EventLog): Replay {
+  const locality = startupLocality(log)?.locality ?? 0;
+  const banks: BankReplay[] = log.banks.map((b) => {
+    const name = nodeHashName(b.alg);
+    const pcrs = new Map<number, Uint8Array>();
+    const extended = new Set<number>();
+    const missingDigests: number[] = [];
+    if (!name) return { alg: b.alg, bank: b.bank, supported: false, pcrs, extended, missingDigests };
+    for (let i = 0; i < PCR_COUNT; i++) pcrs.set(i, resetValue(i, b.digestSize, locality));
+    for (const e of log.events) {
+      if (e.eventType === EventType.EV_NO_ACTION) continue;
+      const d = e.digests.find((x) => x.alg === b.alg);
+      if (!d) {
+        missingDigests.push(e.index);
+        continue;
+      }
+      const old = pcrs.get(e.pcrIndex) ?? resetValue(e.pcrIndex, b.digestSize, locality);
+      pcrs.set(e.pcrIndex, new Uint8Array(createHash(name).update(old).update(d.digest).digest()));
+      extended.add(e.pcrIndex);
+    }
+    return { alg: b.alg, bank: b.bank, supported: true, pcrs, extended, missingDigests };
+  });
+  return { banks, startupLocality: locality };
+}

@@ -1,0 +1,244 @@
+/**
+ * One short boot of a guest test image under OVMF's secure-boot firmware (q35, SMM on) with an
+ * optional vTPM, returning what the guest reported on its serial console. Used by the demo and
+ * by integration tests; long-lived VMs are the VM runtime's job.
+ */
+import { randomBytes } from "node:crypto";
+import { copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { BulwarkError } from "../core/errors.js";
+import { spawnSupervised } from "./children.js";
+import { findSecureBootFirmware } from "./firmware.js";
+import { markers, scriptFwCfgName } from "./guest-init.js";
+import { chooseAccelerator } from "./probe.js";
+import { startSwtpm, type SwtpmProcess } from "./swtpm.js";
+
+export interface BootOptions {
+  /** Raw disk image to boot (opened with snapshot=on: never modified). */
+  readonly disk: string;
+  /** NVRAM file to start from (copied, never modified); default: Debian's OVMF_VARS_4M.ms.fd. */
+  readonly vars?: string;
+  /** OVMF code image; default: the secure-boot + SMM build from QEMU's firmware descriptors. */
+  readonly code?: string;
+  /** Attach a fresh vTPM (swtpm). Default true. */
+  readonly tpm?: boolean;
+  readonly timeoutMs?: number;
+  /** Shell script for the tpm2tools variant's /init to run (passed through fw_cfg). */
+  readonly script?: string;
+  readonly memoryMiB?: number;
+  /** Each chunk of serial output as it arrives. */
+  readonly onSerial?: (text: string) => void;
+  readonly signal?: AbortSignal;
+  /** Keep the NVRAM copy after the boot (its path is reported). */
+  readonly keepVars?: string;
+}
+
+export type BootOutcome = "poweroff" | "timeout" | "qemu-exited" | "refused";
+
+export interface GuestBootReport {
+  readonly ready: boolean;
+  readonly secureBoot: boolean | null;
+  readonly lockdown: string | null;
+  readonly tpmPresent: boolean | null;
+  readonly eventLog: Uint8Array | null;
+  readonly scriptOutput: string | null;
+  readonly scriptExitCode: number | null;
+  /** The firmware/shim line that refused the boot chain, when one was seen. */
+  readonly refusal: string | null;
+  readonly serial: string;
+  readonly seconds: number;
+  readonly secondsToReady: number | null;
+  readonly outcome: BootOutcome;
+  readonly accelerator: "kvm" | "tcg";
+  /** Process ids of QEMU and swtpm (both gone when bootGuest returns). */
+  readonly pids: readonly number[];
+}
+
+/** What OVMF's BDS or shim print when an image fails Secure Boot verification. */
+const refusalPattern =
+  /Verification failed: \(0x[0-9A-Fa-f]+\) [A-Za-z ]*[A-Za-z]|Failed to load image[^\r\n]*|start_image\(\) returned[^\r\n]*|Access Denied|Security Violation/;
+
+/** Serial text without terminal escape sequences (OVMF and shim draw boxes and colours). */
+function plainText(serial: string): string {
+  // eslint-disable-next-line no-control-regex
+  return serial.replace(/\x1b\[[0-9;=?]*[A-Za-z]/g, "\n");
+}
+
+function parseSerial(serial: string) {
+  // eslint-disable-next-line no-control-regex
+  const lines = serial.replace(/\x1b\[[0-9;=?]*[A-Za-z]/g, "").split(/\r\n|\n|\r/);
+  const value = (prefix: string): string | null => {
+    const l = lines.find((x) => x.startsWith(prefix));
+    return l === undefined ? null : l.slice(prefix.length).trim();
+  };
+  const between = (begin: string, end: string): string[] | null => {
+    const b = lines.indexOf(begin);
+    if (b < 0) return null;
+    const e = lines.findIndex((x, i) => i > b && x.startsWith(end));
+    return e < 0 ? null : lines.slice(b + 1, e);
+  };
+  const sb = value(markers.secureBoot);
+  const tpm = value(markers.tpm);
+  const log = between(markers.eventLogBegin, markers.eventLogEnd);
+  const scriptLines = between(markers.scriptBegin, markers.scriptEnd);
+  const scriptEnd = lines.find((x) => x.startsWith(markers.scriptEnd));
+  return {
+    ready: lines.includes(markers.ready),
+    secureBoot: sb === "1" ? true : sb === "0" ? false : null,
+    lockdown: value(markers.lockdown),
+    tpmPresent: tpm === "1" ? true : tpm === "0" ? false : null,
+    eventLog: log ? new Uint8Array(Buffer.from(log.join(""), "base64")) : null,
+    scriptOutput: scriptLines ? scriptLines.join("\n") : null,
+    scriptExitCode: scriptEnd ? Number(scriptEnd.slice(markers.scriptEnd.length)) : null,
+    done: lines.includes(markers.done),
+  };
+}
+
+export async function bootGuest(opts: BootOptions): Promise<GuestBootReport> {
+  const fw = findSecureBootFirmware();
+  const code = opts.code ?? fw.code;
+  const varsTemplate = opts.vars ?? fw.msVars;
+  if (!varsTemplate) {
+    throw new BulwarkError(
+      "HOST_ERR_FIRMWARE_NOT_FOUND",
+      "no NVRAM template with enrolled keys found; pass vars",
+    );
+  }
+  const accel = await chooseAccelerator();
+  const work = await mkdtemp(path.join(os.tmpdir(), "bulwark-boot-"));
+  const started = Date.now();
+  let swtpm: SwtpmProcess | undefined;
+  try {
+    const vars = path.join(work, "vars.fd");
+    await copyFile(varsTemplate, vars);
+    const args = [
+      "-accel",
+      accel,
+      "-machine",
+      "q35,smm=on",
+      "-global",
+      "driver=cfi.pflash01,property=secure,value=on",
+      "-drive",
+      `if=pflash,format=raw,unit=0,readonly=on,file=${code}`,
+      "-drive",
+      `if=pflash,format=raw,unit=1,file=${vars}`,
+      "-m",
+      String(opts.memoryMiB ?? 512),
+      "-smp",
+      "1",
+      "-nodefaults",
+      "-no-user-config",
+      "-display",
+      "none",
+      "-no-reboot",
+      "-chardev",
+      "stdio,id=ser0,signal=off",
+      "-serial",
+      "chardev:ser0",
+      "-drive",
+      `if=none,id=disk0,format=raw,snapshot=on,file=${path.resolve(opts.disk)}`,
+      "-device",
+      "virtio-blk-pci,drive=disk0,bootindex=1",
+      "-net",
+      "none",
+    ];
+    if (opts.tpm !== false) {
+      swtpm = await startSwtpm({
+        stateDir: path.join(work, "tpm"),
+        socketPath: path.join(work, "swtpm.sock"),
+      });
+      args.push(
+        "-chardev",
+        `socket,id=chrtpm,path=${swtpm.socketPath}`,
+        "-tpmdev",
+        "emulator,id=tpm0,chardev=chrtpm",
+        "-device",
+        "tpm-tis,tpmdev=tpm0",
+      );
+    }
+    if (opts.script !== undefined) {
+      const scriptFile = path.join(work, `script-${randomBytes(4).toString("hex")}.sh`);
+      await writeFile(scriptFile, opts.script);
+      args.push("-fw_cfg", `name=${scriptFwCfgName},file=${scriptFile}`);
+    }
+    const qemu = spawnSupervised("qemu-system-x86_64", args, { stdio: ["ignore", "pipe", "pipe"] });
+    let serial = "";
+    let readyAt: number | null = null;
+    let refusal: string | null = null;
+    let outcome: BootOutcome | undefined;
+    const finished = new Promise<void>((resolve) => {
+      qemu.child.stdout?.on("data", (d: Buffer) => {
+        const text = d.toString("utf8");
+        serial += text;
+        opts.onSerial?.(text);
+        if (readyAt === null && serial.includes(markers.ready)) readyAt = Date.now();
+        if (refusal === null) {
+          const m = refusalPattern.exec(plainText(serial));
+          if (m) {
+            refusal = m[0].trim();
+            // Give the firmware a moment to print the rest of its message, then stop.
+            setTimeout(() => {
+              refusal = refusalPattern.exec(plainText(serial))?.[0].trim() ?? refusal;
+              outcome ??= "refused";
+              resolve();
+            }, 1500);
+          }
+        }
+      });
+      void qemu.exited.then(() => resolve());
+    });
+    const timeoutMs = opts.timeoutMs ?? 300_000;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        outcome ??= "timeout";
+        resolve();
+      }, timeoutMs);
+    });
+    const aborted = new Promise<void>((resolve) => {
+      if (opts.signal?.aborted) resolve();
+      opts.signal?.addEventListener("abort", () => resolve(), { once: true });
+    });
+    await Promise.race([finished, timedOut, aborted]);
+    clearTimeout(timer);
+    const exit = qemu.child.exitCode;
+    await qemu.stop(2000);
+    if (opts.signal?.aborted) {
+      throw new BulwarkError("HOST_ERR_INTERRUPTED", "boot interrupted; QEMU and swtpm stopped");
+    }
+    if (opts.keepVars) await copyFile(vars, opts.keepVars);
+    const parsed = parseSerial(serial);
+    if (outcome === undefined) {
+      if (parsed.done) outcome = "poweroff";
+      else if (exit !== null && exit !== 0 && serial.length === 0) {
+        throw new BulwarkError(
+          "HOST_ERR_QEMU_EXITED",
+          `QEMU exited with status ${exit}: ${qemu.stderrTail().trim()}`,
+          {
+            exitCode: exit,
+          },
+        );
+      } else outcome = "qemu-exited";
+    }
+    return {
+      ready: parsed.ready,
+      secureBoot: parsed.secureBoot,
+      lockdown: parsed.lockdown,
+      tpmPresent: parsed.tpmPresent,
+      eventLog: parsed.eventLog,
+      scriptOutput: parsed.scriptOutput,
+      scriptExitCode: parsed.scriptExitCode,
+      refusal,
+      serial,
+      seconds: (Date.now() - started) / 1000,
+      secondsToReady: readyAt === null ? null : (readyAt - started) / 1000,
+      outcome,
+      accelerator: accel,
+      pids: [qemu.child.pid, swtpm?.proc.child.pid].filter((p): p is number => p !== undefined),
+    };
+  } finally {
+    await swtpm?.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,42 @@
+import { defineErrors, Exit } from "../core/errors.js";
+
+export const HostErrors = defineErrors("HOST", {
+  HOST_ERR_TOOL_MISSING: {
+    summary: "A program Bulwark needs is not installed; the message names the Debian package to install.",
+    exit: Exit.missingDependency,
+    http: 500,
+  },
+  HOST_ERR_TOOL_FAILED: {
+    summary:
+      "A program Bulwark ran (apt-get, sgdisk, mtools, swtpm, QEMU, ...) failed; its stderr is included.",
+    exit: Exit.externalFailure,
+    http: 500,
+  },
+  HOST_ERR_FIRMWARE_NOT_FOUND: {
+    summary:
+      "No OVMF firmware matching the requested features was found through QEMU's firmware descriptors.",
+    exit: Exit.missingDependency,
+    http: 500,
+  },
+  HOST_ERR_QEMU_EXITED: {
+    summary: "QEMU exited before the guest finished; its stderr is included.",
+    exit: Exit.externalFailure,
+    http: 500,
+  },
+  HOST_ERR_BOOT_TIMEOUT: {
+    summary: "The guest did not finish booting within the time limit.",
+    exit: Exit.externalFailure,
+    http: 504,
+  },
+  HOST_ERR_IMAGE_BUILD: {
+    summary: "Building the guest test image failed.",
+    exit: Exit.externalFailure,
+    http: 500,
+  },
+  HOST_ERR_INTERRUPTED: {
+    summary: "The operation was interrupted (Ctrl-C or a signal); child processes were stopped.",
+    exit: Exit.interrupted,
+    http: 503,
+  },
+});
+export type HostErrorCode = keyof typeof HostErrors;

@@ -1,0 +1,201 @@
+/**
+ * HPKE, RFC 9180, base mode (mode_base = 0x00), single-shot Seal/Open (§6.1) with
+ * DHKEM over NIST curves (§4.1, §7.1): the wrapping used for ECDH guardians.
+ *
+ * Suites used by key protectors (RFC 9180 §7 identifiers):
+ * - DHKEM(P-256, HKDF-SHA256) 0x0010, HKDF-SHA256 0x0001, AES-256-GCM 0x0002
+ * - DHKEM(P-384, HKDF-SHA384) 0x0011, HKDF-SHA384 0x0002, AES-256-GCM 0x0002
+ * AES-128-GCM (0x0001) and HKDF-SHA512 (0x0003) exist only so the RFC's published test
+ * vectors can be checked against this code.
+ */
+import { createCipheriv, createDecipheriv, createECDH } from "node:crypto";
+import { ProtectorError } from "./errors.js";
+import { hkdfExpand, hkdfExtract, zeroize, type HashName } from "./kdf.js";
+
+export interface HpkeKem {
+  readonly id: number;
+  readonly curve: "prime256v1" | "secp384r1";
+  readonly hash: HashName;
+  /** Nsecret (RFC 9180 Table 2). */
+  readonly nSecret: number;
+  /** Npk: an uncompressed SEC1 point. */
+  readonly nPk: number;
+}
+export interface HpkeKdf {
+  readonly id: number;
+  readonly hash: HashName;
+}
+export interface HpkeAead {
+  readonly id: number;
+  readonly cipher: "aes-128-gcm" | "aes-256-gcm";
+  readonly nK: number;
+}
+export interface HpkeSuite {
+  readonly kem: HpkeKem;
+  readonly kdf: HpkeKdf;
+  readonly aead: HpkeAead;
+}
+
+export const KEM_P256: HpkeKem = { id: 0x0010, curve: "prime256v1", hash: "sha256", nSecret: 32, nPk: 65 };
+export const KEM_P384: HpkeKem = { id: 0x0011, curve: "secp384r1", hash: "sha384", nSecret: 48, nPk: 97 };
+export const KDF_SHA256: HpkeKdf = { id: 0x0001, hash: "sha256" };
+export const KDF_SHA384: HpkeKdf = { id: 0x0002, hash: "sha384" };
+export const KDF_SHA512: HpkeKdf = { id: 0x0003, hash: "sha512" };
+export const AEAD_AES128GCM: HpkeAead = { id: 0x0001, cipher: "aes-128-gcm", nK: 16 };
+export const AEAD_AES256GCM: HpkeAead = { id: 0x0002, cipher: "aes-256-gcm", nK: 32 };
+
+export const HPKE_P256_SHA256_AES256GCM: HpkeSuite = { kem: KEM_P256, kdf: KDF_SHA256, aead: AEAD_AES256GCM };
+export const HPKE_P384_SHA384_AES256GCM: HpkeSuite = { kem: KEM_P384, kdf: KDF_SHA384, aead: AEAD_AES256GCM };
+
+const NN = 12; // Nn for both GCM AEADs
+const NT = 16; // Nt
+const HPKE_V1 = Buffer.from("HPKE-v1");
+
+function i2osp(n: number, w: number): Buffer {
+  const b = Buffer.alloc(w);
+  b.writeUIntBE(n, 0, w);
+  return b;
+}
+
+/** RFC 9180 §4: LabeledExtract(salt, label, ikm). */
+function labeledExtract(hash: HashName, suiteId: Buffer, salt: Uint8Array, label: string, ikm: Uint8Array): Buffer {
+  return hkdfExtract(hash, salt, Buffer.concat([HPKE_V1, suiteId, Buffer.from(label), ikm]));
+}
+
+/** RFC 9180 §4: LabeledExpand(prk, label, info, L). */
+function labeledExpand(
+  hash: HashName,
+  suiteId: Buffer,
+  prk: Uint8Array,
+  label: string,
+  info: Uint8Array,
+  length: number,
+): Buffer {
+  return hkdfExpand(hash, prk, Buffer.concat([i2osp(length, 2), HPKE_V1, suiteId, Buffer.from(label), info]), length);
+}
+
+/** RFC 9180 §4.1 ExtractAndExpand for DHKEM. */
+function kemSharedSecret(kem: HpkeKem, dh: Uint8Array, kemContext: Uint8Array): Buffer {
+  const suiteId = Buffer.concat([Buffer.from("KEM"), i2osp(kem.id, 2)]);
+  const eaePrk = labeledExtract(kem.hash, suiteId, new Uint8Array(0), "eae_prk", dh);
+  const ss = labeledExpand(kem.hash, suiteId, eaePrk, "shared_secret", kemContext, kem.nSecret);
+  zeroize(eaePrk);
+  return ss;
+}
+
+export interface HpkeContext {
+  readonly key: Buffer;
+  readonly baseNonce: Buffer;
+  readonly sharedSecret: Buffer;
+}
+
+/** RFC 9180 §5.1 KeySchedule for mode_base (empty psk and psk_id). */
+function keySchedule(suite: HpkeSuite, sharedSecret: Buffer, info: Uint8Array): HpkeContext {
+  const suiteId = Buffer.concat([Buffer.from("HPKE"), i2osp(suite.kem.id, 2), i2osp(suite.kdf.id, 2), i2osp(suite.aead.id, 2)]);
+  const h = suite.kdf.hash;
+  const empty = new Uint8Array(0);
+  const pskIdHash = labeledExtract(h, suiteId, empty, "psk_id_hash", empty);
+  const infoHash = labeledExtract(h, suiteId, empty, "info_hash", info);
+  const context = Buffer.concat([Uint8Array.of(0x00), pskIdHash, infoHash]);
+  const secret = labeledExtract(h, suiteId, sharedSecret, "secret", empty);
+  const key = labeledExpand(h, suiteId, secret, "key", context, suite.aead.nK);
+  const baseNonce = labeledExpand(h, suiteId, secret, "base_nonce", context, NN);
+  zeroize(secret);
+  return { key, baseNonce, sharedSecret };
+}
+
+/**
+ * RFC 9180 §5.1.1 SetupBaseS. `ephemeralPrivateKey` is for test vectors only; normally a
+ * fresh ephemeral key is generated (§4.1 Encap).
+ */
+export function setupBaseS(
+  suite: HpkeSuite,
+  recipientPublicKey: Uint8Array,
+  info: Uint8Array,
+  ephemeralPrivateKey?: Uint8Array,
+): HpkeContext & { readonly enc: Buffer } {
+  const ecdh = createECDH(suite.kem.curve);
+  if (ephemeralPrivateKey) ecdh.setPrivateKey(ephemeralPrivateKey);
+  else ecdh.generateKeys();
+  const enc = ecdh.getPublicKey(null, "uncompressed");
+  let dh: Buffer;
+  try {
+    dh = ecdh.computeSecret(recipientPublicKey);
+  } catch (e) {
+    throw new ProtectorError("PROTECTOR_ERR_UNSUPPORTED_KEY", "HPKE recipient public key is not a valid point", {}, { cause: e });
+  }
+  const shared = kemSharedSecret(suite.kem, dh, Buffer.concat([enc, recipientPublicKey]));
+  zeroize(dh);
+  return { ...keySchedule(suite, shared, info), enc };
+}
+
+/** RFC 9180 §5.1.1 SetupBaseR; throws a plain Error on an invalid `enc` (callers map it). */
+export function setupBaseR(
+  suite: HpkeSuite,
+  enc: Uint8Array,
+  recipientPrivateKey: Uint8Array,
+  info: Uint8Array,
+): HpkeContext {
+  if (enc.length !== suite.kem.nPk) throw new Error("HPKE enc has the wrong length");
+  const ecdh = createECDH(suite.kem.curve);
+  ecdh.setPrivateKey(recipientPrivateKey);
+  const pkR = ecdh.getPublicKey(null, "uncompressed");
+  const dh = ecdh.computeSecret(enc);
+  const shared = kemSharedSecret(suite.kem, dh, Buffer.concat([enc, pkR]));
+  zeroize(dh);
+  return keySchedule(suite, shared, info);
+}
+
+/** RFC 9180 §5.2 ContextS.Seal for sequence number 0 (nonce = base_nonce). */
+export function aeadSeal(suite: HpkeSuite, ctx: HpkeContext, aad: Uint8Array, plaintext: Uint8Array): Buffer {
+  const c = createCipheriv(suite.aead.cipher, ctx.key, ctx.baseNonce, { authTagLength: NT });
+  c.setAAD(aad);
+  return Buffer.concat([c.update(plaintext), c.final(), c.getAuthTag()]);
+}
+
+/** RFC 9180 §5.2 ContextR.Open for sequence number 0; throws a plain Error when the tag fails. */
+export function aeadOpen(suite: HpkeSuite, ctx: HpkeContext, aad: Uint8Array, ciphertext: Uint8Array): Buffer {
+  if (ciphertext.length < NT) throw new Error("HPKE ciphertext shorter than its tag");
+  const d = createDecipheriv(suite.aead.cipher, ctx.key, ctx.baseNonce, { authTagLength: NT });
+  d.setAAD(aad);
+  d.setAuthTag(ciphertext.subarray(ciphertext.length - NT));
+  const pt = d.update(ciphertext.subarray(0, ciphertext.length - NT));
+  try {
+    return Buffer.concat([pt, d.final()]);
+  } finally {
+    zeroize(pt);
+  }
+}
+
+/** RFC 9180 §6.1 single-shot SealBase: returns the encapsulated key and the ciphertext. */
+export function sealBase(
+  suite: HpkeSuite,
+  recipientPublicKey: Uint8Array,
+  info: Uint8Array,
+  aad: Uint8Array,
+  plaintext: Uint8Array,
+): { enc: Buffer; ciphertext: Buffer } {
+  const ctx = setupBaseS(suite, recipientPublicKey, info);
+  try {
+    return { enc: ctx.enc, ciphertext: aeadSeal(suite, ctx, aad, plaintext) };
+  } finally {
+    zeroize(ctx.key, ctx.baseNonce, ctx.sharedSecret);
+  }
+}
+
+/** RFC 9180 §6.1 single-shot OpenBase; throws a plain Error on any failure (callers map it). */
+export function openBase(
+  suite: HpkeSuite,
+  enc: Uint8Array,
+  recipientPrivateKey: Uint8Array,
+  info: Uint8Array,
+  aad: Uint8Array,
+  ciphertext: Uint8Array,
+): Buffer {
+  const ctx = setupBaseR(suite, enc, recipientPrivateKey, info);
+  try {
+    return aeadOpen(suite, ctx, aad, ciphertext);
+  } finally {
+    zeroize(ctx.key, ctx.baseNonce, ctx.sharedSecret);
+  }
+}

@@ -1,0 +1,664 @@
+/**
+ * Key protectors (Hyper-V `Set-VMKeyProtector` analogue), format in
+ * docs/formats/key-protector.md and ./format.ts.
+ *
+ * A key protector holds a random 256-bit transport key wrapped to each guardian's encryption
+ * key, the owner's signature over the guardian set (not over the wrapped keys, so a key
+ * service can roll the transport key without the owner), and an HMAC-SHA256 over everything
+ * under a key derived from the transport key (HKDF, RFC 5869).
+ *
+ * What verification does not check: certificate validity periods, revocation of guardian
+ * certificates, or that the owner is who you think it is unless `expectedOwner` is given (the
+ * owner key is carried in the protector itself; pin it, or compare with the last known good).
+ */
+import { createHmac, randomBytes, timingSafeEqual, type KeyObject } from "node:crypto";
+import { decode, encode } from "../core/codec.js";
+import { decodeAs, ProtectorError } from "./errors.js";
+import {
+  GuardianSet,
+  KeyProtectorFile,
+  KeyProtectorV1,
+  KP_MAGIC,
+  KP_VERSION,
+  KpHeader,
+  MAX_GUARDIANS,
+  type GuardianEntry,
+  type WrappedKey,
+} from "./format.js";
+import {
+  checkGuardian,
+  checkGuardianPublic,
+  encryptionThumbprint,
+  guardianThumbprint,
+  sha256Hex,
+  summarizeGuardian,
+  type Guardian,
+  type GuardianPublic,
+  type GuardianSummary,
+} from "./guardian.js";
+import { hkdf, zeroize } from "./kdf.js";
+import {
+  nameOf,
+  SignatureAlgorithm,
+  signMessage,
+  unwrapSecret,
+  verifyMessage,
+  WrapScheme,
+  wrapSecret,
+  type SignatureAlgorithmName,
+  type WrapSchemeName,
+} from "./keys.js";
+import { reencryptVmSecrets } from "./vm-secrets.js";
+
+export const TRANSPORT_KEY_BYTES = 32;
+const SIGNATURE_CONTEXT = Buffer.from("bulwark key-protector guardian-set v1\0");
+const WRAP_CONTEXT = Buffer.from("bulwark key-protector transport-key v1\0");
+const MAC_INFO = Buffer.from("bulwark key-protector mac v1");
+const MAX_GENERATION = 0xffffffff;
+
+/** A transport key with what it belongs to. `key` is secret: zeroize it when done. */
+export interface TransportKey {
+  readonly key: Buffer;
+  readonly protectorId: Uint8Array;
+  readonly keyGeneration: number;
+}
+
+/** A decoded key protector (structure only: nothing is verified by decoding). */
+export interface KeyProtector {
+  /** The exact bytes decoded. */
+  readonly raw: Uint8Array;
+  readonly version: number;
+  readonly protectorId: Uint8Array;
+  readonly guardianSetGeneration: number;
+  readonly owner: GuardianPublic;
+  readonly guardians: readonly GuardianPublic[];
+  /** Received bytes of BULWARK_GUARDIAN_SET: what the owner signed. */
+  readonly guardianSetRaw: Uint8Array;
+  readonly signatureAlgorithm: SignatureAlgorithmName;
+  readonly signature: Uint8Array;
+  readonly keyGeneration: number;
+  readonly wraps: readonly { readonly scheme: WrapSchemeName; readonly enc: Uint8Array; readonly ciphertext: Uint8Array }[];
+  /** Received bytes the MAC covers (header and body). */
+  readonly macInput: Uint8Array;
+  readonly mac: Uint8Array;
+}
+
+function formatError(message: string, details: Record<string, unknown> = {}): never {
+  throw new ProtectorError("PROTECTOR_ERR_FORMAT", message, details);
+}
+
+const HPKE_ENC_BYTES: Partial<Record<WrapSchemeName, number>> = {
+  "hpke-p256-sha256-aes256gcm": 65,
+  "hpke-p384-sha384-aes256gcm": 97,
+};
+
+/** Decodes a key protector (bounded, total): a value, or PROTECTOR_ERR_FORMAT / _VERSION. */
+export function parseKeyProtector(bytes: Uint8Array): KeyProtector {
+  const header = decodeAs("PROTECTOR_ERR_FORMAT", "key protector header", () =>
+    decode(KpHeader, bytes, { allowTrailing: true }),
+  );
+  if (header.version !== KP_VERSION) {
+    throw new ProtectorError(
+      "PROTECTOR_ERR_VERSION",
+      `key protector format version ${header.version} is not supported (this Bulwark reads version ${KP_VERSION})`,
+      { version: header.version },
+    );
+  }
+  const file = decodeAs("PROTECTOR_ERR_FORMAT", "key protector", () => decode(KeyProtectorFile, bytes));
+  const body = file.body.value;
+  const gs = body.guardianSet.value;
+  const signatureAlgorithm = nameOf(SignatureAlgorithm, body.signature.algorithm);
+  if (!signatureAlgorithm) formatError(`unknown owner signature algorithm ${body.signature.algorithm}`);
+  if (gs.guardians.length === 0) formatError("the key protector lists no guardians");
+  if (body.wraps.length !== gs.guardians.length) {
+    formatError(`${body.wraps.length} wrapped keys for ${gs.guardians.length} guardians`);
+  }
+  const seen = new Set<string>();
+  for (const g of gs.guardians) {
+    const t = sha256Hex(g.encryptionCertificate);
+    if (seen.has(t)) formatError(`guardian '${g.name}' is listed twice`);
+    seen.add(t);
+  }
+  const wraps = body.wraps.map((w, i) => {
+    const scheme = nameOf(WrapScheme, w.scheme);
+    if (!scheme) return formatError(`wrapped key ${i} has unknown scheme ${w.scheme}`, { index: i });
+    const encBytes = HPKE_ENC_BYTES[scheme] ?? 0;
+    if (w.enc.length !== encBytes) formatError(`wrapped key ${i}: enc has ${w.enc.length} bytes`, { index: i });
+    return { scheme, enc: w.enc, ciphertext: w.ciphertext };
+  });
+  return {
+    raw: bytes,
+    version: header.version,
+    protectorId: gs.protectorId,
+    guardianSetGeneration: gs.generation,
+    owner: gs.owner,
+    guardians: gs.guardians,
+    guardianSetRaw: body.guardianSet.raw,
+    signatureAlgorithm,
+    signature: body.signature.value,
+    keyGeneration: body.keyGeneration,
+    wraps,
+    macInput: file.body.raw,
+    mac: file.mac,
+  };
+}
+
+function signatureMessage(guardianSetRaw: Uint8Array): Buffer {
+  return Buffer.concat([SIGNATURE_CONTEXT, guardianSetRaw]);
+}
+
+/** Throws PROTECTOR_ERR_OWNER_SIGNATURE unless the owner's signature over the received guardian set verifies. */
+export function verifyOwnerSignature(kp: KeyProtector): void {
+  const owner = checkGuardianPublic(kp.owner);
+  if (!verifyMessage(owner.signing.publicKey, kp.signatureAlgorithm, signatureMessage(kp.guardianSetRaw), kp.signature)) {
+    throw new ProtectorError(
+      "PROTECTOR_ERR_OWNER_SIGNATURE",
+      `the owner's signature over the guardian set does not verify (owner '${kp.owner.name}' ${guardianThumbprint(kp.owner)})`,
+      { owner: { name: kp.owner.name, thumbprint: guardianThumbprint(kp.owner) } },
+    );
+  }
+}
+
+function wrapContext(protectorId: Uint8Array, keyGeneration: number, g: GuardianPublic): Buffer {
+  const gen = Buffer.alloc(4);
+  gen.writeUInt32BE(keyGeneration);
+  return Buffer.concat([WRAP_CONTEXT, protectorId, gen, Buffer.from(encryptionThumbprint(g), "hex")]);
+}
+
+function macKey(transportKey: Uint8Array, protectorId: Uint8Array): Buffer {
+  return hkdf("sha256", transportKey, protectorId, MAC_INFO, 32);
+}
+
+function computeMac(transportKey: Uint8Array, protectorId: Uint8Array, macInput: Uint8Array): Buffer {
+  const k = macKey(transportKey, protectorId);
+  try {
+    return createHmac("sha256", k).update(macInput).digest();
+  } finally {
+    zeroize(k);
+  }
+}
+
+function verifyMac(kp: KeyProtector, transportKey: Uint8Array): void {
+  const expected = computeMac(transportKey, kp.protectorId, kp.macInput);
+  if (!timingSafeEqual(expected, kp.mac)) {
+    throw new ProtectorError("PROTECTOR_ERR_MAC", "the key protector's MAC does not verify: it was altered", {
+      protectorId: Buffer.from(kp.protectorId).toString("hex"),
+    });
+  }
+}
+
+interface AssembleInput {
+  readonly guardianSet: { value: GuardianSet; raw: Uint8Array };
+  readonly signatureAlgorithm: SignatureAlgorithmName;
+  readonly signature: Uint8Array;
+  readonly keyGeneration: number;
+  readonly wraps: readonly WrappedKey[];
+  readonly transportKey: Uint8Array;
+}
+
+function assemble(a: AssembleInput): Uint8Array {
+  const body = encode(KeyProtectorV1, {
+    magic: KP_MAGIC,
+    version: KP_VERSION,
+    reserved: 0,
+    guardianSet: a.guardianSet,
+    signature: { algorithm: SignatureAlgorithm[a.signatureAlgorithm], value: a.signature },
+    keyGeneration: a.keyGeneration,
+    wraps: [...a.wraps],
+  });
+  const mac = computeMac(a.transportKey, a.guardianSet.value.protectorId, body);
+  return Buffer.concat([body, mac]);
+}
+
+function entry(g: GuardianPublic): GuardianEntry {
+  return { name: g.name, signingCertificate: g.signingCertificate, encryptionCertificate: g.encryptionCertificate };
+}
+
+function wrapFor(g: GuardianPublic, key: Uint8Array, protectorId: Uint8Array, keyGeneration: number): WrappedKey {
+  const certs = checkGuardianPublic(g);
+  const w = wrapSecret(certs.encryption.publicKey, key, wrapContext(protectorId, keyGeneration, g));
+  return { scheme: WrapScheme[w.scheme], enc: w.enc, ciphertext: w.ciphertext };
+}
+
+function signedGuardianSet(value: GuardianSet, ownerKey: KeyObject) {
+  const raw = encode(GuardianSet, value);
+  const { algorithm, signature } = signMessage(ownerKey, signatureMessage(raw));
+  return { guardianSet: { value, raw }, signatureAlgorithm: algorithm, signature };
+}
+
+function sameGuardian(a: GuardianPublic, b: GuardianPublic): boolean {
+  return (
+    Buffer.compare(Buffer.from(a.signingCertificate), Buffer.from(b.signingCertificate)) === 0 ||
+    Buffer.compare(Buffer.from(a.encryptionCertificate), Buffer.from(b.encryptionCertificate)) === 0
+  );
+}
+
+export interface CreateKeyProtectorOptions {
+  /** The owner: signs the guardian set; with `ownerCanUnwrap`, also a guardian. */
+  readonly owner: Guardian;
+  /** Further guardians (e.g. this host's UntrustedGuardian, HGS guardians). */
+  readonly guardians?: readonly GuardianPublic[];
+  /** Default true: the owner is listed first among the guardians. */
+  readonly ownerCanUnwrap?: boolean;
+}
+
+/** Creates a key protector with a fresh transport key (returned: the caller seals VM secrets with it). */
+export function createKeyProtector(opts: CreateKeyProtectorOptions): { keyProtector: Uint8Array; transportKey: TransportKey } {
+  checkGuardian(opts.owner);
+  const list: GuardianPublic[] = [];
+  for (const g of [...(opts.ownerCanUnwrap === false ? [] : [opts.owner]), ...(opts.guardians ?? [])]) {
+    if (list.some((x) => sameGuardian(x, g))) {
+      throw new ProtectorError("PROTECTOR_ERR_GUARDIAN_EXISTS", `guardian '${g.name}' is given twice`);
+    }
+    list.push(g);
+  }
+  if (list.length === 0) {
+    throw new ProtectorError("PROTECTOR_ERR_LAST_GUARDIAN", "a key protector needs at least one guardian");
+  }
+  if (list.length > MAX_GUARDIANS) {
+    throw new ProtectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `at most ${MAX_GUARDIANS} guardians`);
+  }
+  const protectorId = new Uint8Array(randomBytes(16));
+  const key = randomBytes(TRANSPORT_KEY_BYTES);
+  const signed = signedGuardianSet(
+    { protectorId, generation: 1, owner: entry(opts.owner), guardians: list.map(entry) },
+    opts.owner.signingKey,
+  );
+  const keyProtector = assemble({
+    ...signed,
+    keyGeneration: 1,
+    wraps: list.map((g) => wrapFor(g, key, protectorId, 1)),
+    transportKey: key,
+  });
+  return { keyProtector, transportKey: { key, protectorId, keyGeneration: 1 } };
+}
+
+export interface UnwrapOptions {
+  /** Signing-certificate thumbprint the owner must have (PROTECTOR_ERR_OWNER_MISMATCH otherwise). */
+  readonly expectedOwner?: string;
+}
+
+export interface UnwrappedTransportKey extends TransportKey {
+  /** The local guardian whose key unwrapped it. */
+  readonly guardian: { readonly name: string; readonly thumbprint: string };
+  readonly guardianSetGeneration: number;
+}
+
+function who(g: GuardianPublic): { name: string; thumbprint: string } {
+  return { name: g.name, thumbprint: guardianThumbprint(g) };
+}
+
+function notAuthorized(kp: KeyProtector, local: readonly GuardianPublic[]): ProtectorError {
+  const listed = kp.guardians.map(who);
+  const mine = local.map(who);
+  const fmt = (xs: { name: string; thumbprint: string }[]) =>
+    xs.map((x) => `'${x.name}' (${x.thumbprint})`).join(", ") || "none";
+  return new ProtectorError(
+    "PROTECTOR_ERR_NOT_AUTHORIZED",
+    `this host cannot unwrap the key protector: none of its guardians [${fmt(mine)}] is among the ` +
+      `key protector's guardians [${fmt(listed)}]. To authorize this host, export its guardian's ` +
+      `public certificates (PEM) and have the owner '${kp.owner.name}' grant that guardian access, ` +
+      `or unwrap through a Host Guardian Service that is a guardian of this VM.`,
+    { guardians: listed, localGuardians: mine, owner: who(kp.owner) },
+  );
+}
+
+/**
+ * Unwraps the transport key with one of the local guardians: checks the format, the owner's
+ * signature over the guardian set (and `expectedOwner`), unwraps, then checks the MAC.
+ */
+export function unwrapKeyProtector(
+  bytes: Uint8Array | KeyProtector,
+  localGuardians: readonly Guardian[],
+  opts: UnwrapOptions = {},
+): UnwrappedTransportKey {
+  const kp = bytes instanceof Uint8Array ? parseKeyProtector(bytes) : bytes;
+  verifyOwnerSignature(kp);
+  if (opts.expectedOwner !== undefined && guardianThumbprint(kp.owner) !== opts.expectedOwner.toLowerCase()) {
+    throw new ProtectorError(
+      "PROTECTOR_ERR_OWNER_MISMATCH",
+      `the key protector's owner '${kp.owner.name}' (${guardianThumbprint(kp.owner)}) is not the expected owner (${opts.expectedOwner})`,
+      { owner: who(kp.owner), expectedOwner: opts.expectedOwner },
+    );
+  }
+  let lastError: unknown;
+  let matched = false;
+  for (const local of localGuardians) {
+    const i = kp.guardians.findIndex(
+      (g) => Buffer.compare(Buffer.from(g.encryptionCertificate), Buffer.from(local.encryptionCertificate)) === 0,
+    );
+    const listed = kp.guardians[i];
+    const wrap = kp.wraps[i];
+    if (!listed || !wrap) continue;
+    matched = true;
+    let key: Buffer;
+    try {
+      key = unwrapSecret(local.encryptionKey, wrap, wrapContext(kp.protectorId, kp.keyGeneration, listed));
+    } catch (e) {
+      lastError = e;
+      continue;
+    }
+    if (key.length !== TRANSPORT_KEY_BYTES) {
+      zeroize(key);
+      lastError = new ProtectorError("PROTECTOR_ERR_UNWRAP", "the unwrapped transport key has the wrong length");
+      continue;
+    }
+    try {
+      verifyMac(kp, key);
+    } catch (e) {
+      zeroize(key);
+      throw e;
+    }
+    return {
+      key,
+      protectorId: kp.protectorId,
+      keyGeneration: kp.keyGeneration,
+      guardianSetGeneration: kp.guardianSetGeneration,
+      guardian: who(listed),
+    };
+  }
+  if (!matched) throw notAuthorized(kp, localGuardians);
+  throw lastError instanceof ProtectorError
+    ? lastError
+    : new ProtectorError("PROTECTOR_ERR_UNWRAP", "the transport key could not be unwrapped", {}, { cause: lastError });
+}
+
+function asList(g: Guardian | readonly Guardian[]): readonly Guardian[] {
+  return Array.isArray(g) ? (g as readonly Guardian[]) : [g as Guardian];
+}
+
+function requireOwner(kp: KeyProtector, owner: Guardian): void {
+  checkGuardian(owner);
+  if (Buffer.compare(Buffer.from(kp.owner.signingCertificate), Buffer.from(owner.signingCertificate)) !== 0) {
+    throw new ProtectorError(
+      "PROTECTOR_ERR_NOT_OWNER",
+      `'${owner.name}' (${guardianThumbprint(owner)}) is not the owner of this key protector ('${kp.owner.name}' ${guardianThumbprint(kp.owner)})`,
+      { owner: who(kp.owner), given: who(owner) },
+    );
+  }
+}
+
+function nextGeneration(n: number, what: string): number {
+  if (n >= MAX_GENERATION) throw new ProtectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `${what} generation exhausted`);
+  return n + 1;
+}
+
+export interface ChangeGuardiansOptions {
+  /** The owner, with its signing key. */
+  readonly owner: Guardian;
+  /** Guardians that can unwrap the current transport key (default: the owner). */
+  readonly unwrapWith?: readonly Guardian[];
+}
+
+/** Adds a guardian (needs the owner's signing key and a guardian that can unwrap). The transport key is unchanged. */
+export function grantGuardian(
+  bytes: Uint8Array,
+  guardian: GuardianPublic,
+  opts: ChangeGuardiansOptions,
+): Uint8Array {
+  const kp = parseKeyProtector(bytes);
+  requireOwner(kp, opts.owner);
+  checkGuardianPublic(guardian);
+  if (kp.guardians.some((g) => sameGuardian(g, guardian))) {
+    throw new ProtectorError(
+      "PROTECTOR_ERR_GUARDIAN_EXISTS",
+      `guardian '${guardian.name}' (${guardianThumbprint(guardian)}) is already in the key protector`,
+    );
+  }
+  if (kp.guardians.length >= MAX_GUARDIANS) {
+    throw new ProtectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `at most ${MAX_GUARDIANS} guardians`);
+  }
+  const t = unwrapKeyProtector(kp, opts.unwrapWith ?? [opts.owner]);
+  try {
+    const signed = signedGuardianSet(
+      {
+        protectorId: kp.protectorId,
+        generation: nextGeneration(kp.guardianSetGeneration, "guardian set"),
+        owner: entry(kp.owner),
+        guardians: [...kp.guardians.map(entry), entry(guardian)],
+      },
+      opts.owner.signingKey,
+    );
+    return assemble({
+      ...signed,
+      keyGeneration: kp.keyGeneration,
+      wraps: [
+        ...kp.wraps.map((w) => ({ scheme: WrapScheme[w.scheme], enc: w.enc, ciphertext: w.ciphertext })),
+        wrapFor(guardian, t.key, kp.protectorId, kp.keyGeneration),
+      ],
+      transportKey: t.key,
+    });
+  } finally {
+    zeroize(t.key);
+  }
+}
+
+/** Finds guardians by name or by (signing or encryption) thumbprint. */
+function findGuardian(kp: KeyProtector, ref: string): number {
+  const r = ref.toLowerCase();
+  const byThumb = kp.guardians.findIndex((g) => guardianThumbprint(g) === r || encryptionThumbprint(g) === r);
+  if (byThumb >= 0) return byThumb;
+  const byName = kp.guardians.flatMap((g, i) => (g.name === ref ? [i] : []));
+  if (byName.length === 0) {
+    throw new ProtectorError("PROTECTOR_ERR_GUARDIAN_NOT_FOUND", `no guardian '${ref}' in the key protector`, {
+      guardians: kp.guardians.map(who),
+    });
+  }
+  if (byName.length > 1) {
+    throw new ProtectorError(
+      "PROTECTOR_ERR_GUARDIAN_AMBIGUOUS",
+      `${byName.length} guardians are named '${ref}'; give a thumbprint instead`,
+      { guardians: byName.map((i) => who(kp.guardians[i] as GuardianPublic)) },
+    );
+  }
+  return byName[0] as number;
+}
+
+/**
+ * Removes a guardian (by name or thumbprint). The transport key is unchanged: a revoked
+ * guardian that already unwrapped it still knows it, so follow with {@link rollTransportKey}.
+ */
+export function revokeGuardian(bytes: Uint8Array, guardian: string, opts: ChangeGuardiansOptions): Uint8Array {
+  const kp = parseKeyProtector(bytes);
+  requireOwner(kp, opts.owner);
+  const idx = findGuardian(kp, guardian);
+  if (kp.guardians.length === 1) {
+    throw new ProtectorError("PROTECTOR_ERR_LAST_GUARDIAN", `'${guardian}' is the key protector's last guardian`);
+  }
+  const t = unwrapKeyProtector(kp, opts.unwrapWith ?? [opts.owner]);
+  try {
+    const signed = signedGuardianSet(
+      {
+        protectorId: kp.protectorId,
+        generation: nextGeneration(kp.guardianSetGeneration, "guardian set"),
+        owner: entry(kp.owner),
+        guardians: kp.guardians.filter((_, i) => i !== idx).map(entry),
+      },
+      opts.owner.signingKey,
+    );
+    return assemble({
+      ...signed,
+      keyGeneration: kp.keyGeneration,
+      wraps: kp.wraps
+        .filter((_, i) => i !== idx)
+        .map((w) => ({ scheme: WrapScheme[w.scheme], enc: w.enc, ciphertext: w.ciphertext })),
+      transportKey: t.key,
+    });
+  } finally {
+    zeroize(t.key);
+  }
+}
+
+export interface RollResult {
+  readonly keyProtector: Uint8Array;
+  readonly oldKey: TransportKey;
+  readonly newKey: TransportKey;
+  /** The VM secrets blob re-encrypted under the new key, when one was given. */
+  readonly vmSecrets?: Uint8Array;
+}
+
+/**
+ * Replaces the transport key (Host Guardian Service key roll). Needs a guardian that can
+ * unwrap, not the owner: the guardian set and the owner's signature are kept byte-identical;
+ * every guardian gets the new key; the key generation increases. The caller zeroizes both keys.
+ */
+export function rollTransportKey(
+  bytes: Uint8Array,
+  guardianWhoCanUnwrap: Guardian | readonly Guardian[],
+  opts: { readonly vmSecrets?: Uint8Array } = {},
+): RollResult {
+  const kp = parseKeyProtector(bytes);
+  const old = unwrapKeyProtector(kp, asList(guardianWhoCanUnwrap));
+  const oldKey: TransportKey = { key: old.key, protectorId: kp.protectorId, keyGeneration: kp.keyGeneration };
+  const keyGeneration = nextGeneration(kp.keyGeneration, "transport key");
+  const key = randomBytes(TRANSPORT_KEY_BYTES);
+  const newKey: TransportKey = { key, protectorId: kp.protectorId, keyGeneration };
+  try {
+    const guardianSet = decode(GuardianSet, kp.guardianSetRaw);
+    const keyProtector = assemble({
+      guardianSet: { value: guardianSet, raw: kp.guardianSetRaw },
+      signatureAlgorithm: kp.signatureAlgorithm,
+      signature: kp.signature,
+      keyGeneration,
+      wraps: kp.guardians.map((g) => wrapFor(g, key, kp.protectorId, keyGeneration)),
+      transportKey: key,
+    });
+    const vmSecrets = opts.vmSecrets ? reencryptVmSecrets(opts.vmSecrets, oldKey, newKey) : undefined;
+    return { keyProtector, oldKey, newKey, ...(vmSecrets ? { vmSecrets } : {}) };
+  } catch (e) {
+    zeroize(old.key, key);
+    throw e;
+  }
+}
+
+export interface KeyProtectorInfo {
+  readonly version: number;
+  readonly protectorId: string;
+  readonly guardianSetGeneration: number;
+  readonly keyGeneration: number;
+  readonly owner: GuardianSummary;
+  readonly guardians: readonly (GuardianSummary & { readonly wrapScheme: WrapSchemeName })[];
+  readonly signatureAlgorithm: SignatureAlgorithmName;
+  /** Verdict on the owner's signature; the MAC needs the transport key and is not checked here. */
+  readonly ownerSignature: { readonly valid: boolean; readonly error?: string };
+}
+
+/** Describes a key protector without any secret: guardians, generations, owner-signature verdict. */
+export function inspectKeyProtector(bytes: Uint8Array): KeyProtectorInfo {
+  const kp = parseKeyProtector(bytes);
+  let ownerSignature: KeyProtectorInfo["ownerSignature"] = { valid: true };
+  try {
+    verifyOwnerSignature(kp);
+  } catch (e) {
+    if (!(e instanceof ProtectorError)) throw e;
+    ownerSignature = { valid: false, error: e.code };
+  }
+  return {
+    version: kp.version,
+    protectorId: Buffer.from(kp.protectorId).toString("hex"),
+    guardianSetGeneration: kp.guardianSetGeneration,
+    keyGeneration: kp.keyGeneration,
+    owner: summarizeGuardian(kp.owner),
+    guardians: kp.guardians.map((g, i) => ({
+      ...summarizeGuardian(g),
+      wrapScheme: (kp.wraps[i] as KeyProtector["wraps"][number]).scheme,
+    })),
+    signatureAlgorithm: kp.signatureAlgorithm,
+    ownerSignature,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Last known good. The host keeps the protector that last unwrapped successfully; a new one
+// must descend from it (same protector id and owner, generations never decreasing).
+
+/**
+ * Checks that `candidate` may replace `lastKnownGood`: same protector id and owner, guardian-set
+ * and key generations not lower, and not a different protector at the same generations.
+ * Throws PROTECTOR_ERR_OWNER_MISMATCH or PROTECTOR_ERR_ROLLBACK. Signatures are not checked here.
+ */
+export function checkSuccessor(lastKnownGood: Uint8Array, candidate: Uint8Array): void {
+  const a = parseKeyProtector(lastKnownGood);
+  const b = parseKeyProtector(candidate);
+  if (Buffer.compare(Buffer.from(a.protectorId), Buffer.from(b.protectorId)) !== 0) {
+    throw new ProtectorError("PROTECTOR_ERR_ROLLBACK", "the key protector belongs to another VM (protector id differs)", {
+      expected: Buffer.from(a.protectorId).toString("hex"),
+      got: Buffer.from(b.protectorId).toString("hex"),
+    });
+  }
+  if (Buffer.compare(Buffer.from(a.owner.signingCertificate), Buffer.from(b.owner.signingCertificate)) !== 0) {
+    throw new ProtectorError("PROTECTOR_ERR_OWNER_MISMATCH", "the key protector's owner changed", {
+      expected: who(a.owner),
+      got: who(b.owner),
+    });
+  }
+  const details = {
+    lastKnownGood: { guardianSetGeneration: a.guardianSetGeneration, keyGeneration: a.keyGeneration },
+    candidate: { guardianSetGeneration: b.guardianSetGeneration, keyGeneration: b.keyGeneration },
+  };
+  if (b.guardianSetGeneration < a.guardianSetGeneration || b.keyGeneration < a.keyGeneration) {
+    throw new ProtectorError("PROTECTOR_ERR_ROLLBACK", "the key protector is older than the last known good one", details);
+  }
+  const sameSet = Buffer.compare(Buffer.from(a.guardianSetRaw), Buffer.from(b.guardianSetRaw)) === 0;
+  if (b.guardianSetGeneration === a.guardianSetGeneration && !sameSet) {
+    throw new ProtectorError("PROTECTOR_ERR_ROLLBACK", "a different guardian set at the same generation (a fork)", details);
+  }
+  if (b.keyGeneration === a.keyGeneration && b.guardianSetGeneration === a.guardianSetGeneration) {
+    if (Buffer.compare(Buffer.from(lastKnownGood), Buffer.from(candidate)) !== 0) {
+      throw new ProtectorError("PROTECTOR_ERR_ROLLBACK", "a different key protector at the same generations (a fork)", details);
+    }
+  }
+}
+
+function parsesAsKeyProtector(bytes: Uint8Array): boolean {
+  try {
+    parseKeyProtector(bytes);
+    return true;
+  } catch (e) {
+    if (e instanceof ProtectorError) return false;
+    throw e;
+  }
+}
+
+/** Failures of the current protector after which the last known good one is used instead. */
+const FALL_BACK_ON = new Set<string>([
+  "PROTECTOR_ERR_FORMAT",
+  "PROTECTOR_ERR_OWNER_SIGNATURE",
+  "PROTECTOR_ERR_OWNER_MISMATCH",
+  "PROTECTOR_ERR_MAC",
+  "PROTECTOR_ERR_UNWRAP",
+  "PROTECTOR_ERR_ROLLBACK",
+  "PROTECTOR_ERR_CERTIFICATE",
+]);
+
+export interface LastKnownGoodResult {
+  readonly transportKey: UnwrappedTransportKey;
+  readonly used: "current" | "lastKnownGood";
+  /** The bytes the host should store as the new last known good. */
+  readonly lastKnownGood: Uint8Array;
+  /** Why the current protector was not used (when `used` is `lastKnownGood`). */
+  readonly currentError?: ProtectorError;
+}
+
+/**
+ * Unwraps the current protector, falling back to the last known good one when the current is
+ * corrupt, altered, or does not descend from it. A current protector that simply does not list
+ * this host (PROTECTOR_ERR_NOT_AUTHORIZED) does not fall back: that is a revocation.
+ */
+export function unwrapWithLastKnownGood(
+  current: Uint8Array,
+  lastKnownGood: Uint8Array | undefined,
+  localGuardians: readonly Guardian[],
+  opts: UnwrapOptions = {},
+): LastKnownGoodResult {
+  if (lastKnownGood && !parsesAsKeyProtector(lastKnownGood)) lastKnownGood = undefined; // a corrupt cache is no cache
+  try {
+    if (lastKnownGood) checkSuccessor(lastKnownGood, current);
+    const transportKey = unwrapKeyProtector(current, localGuardians, opts);
+    return { transportKey, used: "current", lastKnownGood: current };
+  } catch (e) {
+    if (!lastKnownGood || !(e instanceof ProtectorError) || !FALL_BACK_ON.has(e.code)) throw e;
+    const transportKey = unwrapKeyProtector(lastKnownGood, localGuardians, opts);
+    return { transportKey, used: "lastKnownGood", lastKnownGood, currentError: e };
+  }
+}

@@ -1,0 +1,352 @@
+/**
+ * Time-based authenticated variable updates: EFI_VARIABLE_AUTHENTICATION_2 (UEFI Specification
+ * 2.10, section 8.2.1 "SetVariable()" related definitions, and section 8.2.2 "Using the
+ * EFI_VARIABLE_AUTHENTICATION_2 descriptor"), with WIN_CERTIFICATE / WIN_CERTIFICATE_UEFI_GUID
+ * from section 32.2.4.
+ *
+ *   EFI_VARIABLE_AUTHENTICATION_2 { TimeStamp: EFI_TIME, AuthInfo: WIN_CERTIFICATE_UEFI_GUID }
+ *   WIN_CERTIFICATE_UEFI_GUID     { Hdr: WIN_CERTIFICATE { dwLength: UINT32, wRevision: UINT16
+ *                                   (0x0200), wCertificateType: UINT16 (WIN_CERT_TYPE_EFI_GUID
+ *                                   0x0EF1) }, CertType: EFI_GUID (EFI_CERT_TYPE_PKCS7_GUID),
+ *                                   CertData[dwLength - 24] }
+ *
+ * The signature is a detached PKCS #7 SignedData over
+ * VariableName (UCS-2, no NUL) ‖ VendorGuid ‖ Attributes (UINT32 LE) ‖ TimeStamp ‖ Data
+ * (section 8.2.2 step 1). The PKCS #7 itself is uefi-authenticode's (src/uefi/pkcs7.ts).
+ *
+ * Who may sign (section 32.3 "Firmware/OS Key Exchange", section 8.2.2, as edk2 AuthService.c
+ * enforces it): PK and KEK updates by the PK; db, dbx, dbt and dbr updates by a KEK or the PK.
+ * In setup mode (no PK) KEK/db/dbx writes need no signature and a PK write must be signed by the
+ * new PK itself.
+ *
+ * NOT checked here: the other authenticated variables (private ones, via certdb), the
+ * EFI_VARIABLE_ENHANCED_AUTHENTICATED_ACCESS format, certificate validity periods (firmware has
+ * no trusted time), and dbx revocation of the signer.
+ */
+import type { KeyObject } from "node:crypto";
+import { Reader, Writer, encode } from "../core/codec.js";
+import { isBulwarkError } from "../core/errors.js";
+import { verifyDetached, signDetachedForUefiVariable } from "./pkcs7.js";
+import { EFI_GUID, Guids, type Guid } from "./guid.js";
+import { UefiError } from "./errors.js";
+import {
+  Attr,
+  EFI_TIME,
+  compareEfiTime,
+  efiTimeText,
+  variableNameBytesNoNul,
+  type EfiTime,
+} from "./variables.js";
+import {
+  decodeSignatureDatabase,
+  encodeSignatureDatabase,
+  x509Certificates,
+  type EfiSignatureList,
+} from "./siglist.js";
+import { deleteVariable, getVariable, setVariable, type Edk2VarStore } from "./varstore.js";
+
+export const WIN_CERT_REVISION = 0x0200;
+export const WIN_CERT_TYPE_EFI_GUID = 0x0ef1;
+/** sizeof(EFI_TIME) + sizeof(WIN_CERTIFICATE) + sizeof(EFI_GUID). */
+const AUTH2_FIXED = 16 + 8 + 16;
+/** Cap on CertData: far above any real PKCS #7 signature with its certificate chain. */
+export const MAX_CERT_DATA = 64 * 1024;
+
+export interface EfiVariableAuthentication2 {
+  readonly timeStamp: EfiTime;
+  readonly certType: Guid;
+  /** AuthInfo.CertData: DER PKCS #7 SignedData, as received. */
+  readonly certData: Uint8Array;
+}
+
+/** A parsed signed update (an `.auth` file): the descriptor and the new variable data. */
+export interface SignedUpdate {
+  readonly auth: EfiVariableAuthentication2;
+  readonly data: Uint8Array;
+  /** The received descriptor bytes. */
+  readonly raw: Uint8Array;
+}
+
+function authInvalid(message: string, offset: number): never {
+  throw new UefiError("UEFI_ERR_AUTH_INVALID", `${message} at offset ${offset}`, { offset });
+}
+
+/** Decodes EFI_VARIABLE_AUTHENTICATION_2 followed by the variable data. Total and bounded. */
+export function parseSignedUpdate(bytes: Uint8Array): SignedUpdate {
+  try {
+    const r = new Reader(bytes);
+    const timeStamp = r.at("TimeStamp", () => EFI_TIME.decode(r));
+    const dwLength = r.at("AuthInfo.Hdr.dwLength", () => r.u32(true));
+    const wRevision = r.at("AuthInfo.Hdr.wRevision", () => r.u16(true));
+    const wCertificateType = r.at("AuthInfo.Hdr.wCertificateType", () => r.u16(true));
+    if (wRevision !== WIN_CERT_REVISION)
+      authInvalid(`wRevision 0x${wRevision.toString(16)} is not 0x0200`, 20);
+    if (wCertificateType !== WIN_CERT_TYPE_EFI_GUID) {
+      authInvalid(`wCertificateType 0x${wCertificateType.toString(16)} is not WIN_CERT_TYPE_EFI_GUID`, 22);
+    }
+    if (dwLength < 24 || dwLength - 8 > r.remaining)
+      authInvalid(`dwLength ${dwLength} does not fit the input`, 16);
+    if (dwLength - 24 > MAX_CERT_DATA)
+      authInvalid(`CertData of ${dwLength - 24} bytes exceeds ${MAX_CERT_DATA}`, 16);
+    const certType = r.at("AuthInfo.CertType", () => EFI_GUID.decode(r));
+    if (certType !== Guids.EFI_CERT_TYPE_PKCS7_GUID)
+      authInvalid(`CertType ${certType} is not EFI_CERT_TYPE_PKCS7_GUID`, 24);
+    const certData = r.at("AuthInfo.CertData", () => r.take(dwLength - 24));
+    const raw = bytes.subarray(0, r.offset);
+    const data = r.take(r.remaining);
+    return { auth: { timeStamp, certType, certData }, data, raw };
+  } catch (e) {
+    if (isBulwarkError(e) && e.code.startsWith("CORE_ERR_")) {
+      throw new UefiError("UEFI_ERR_AUTH_INVALID", e.message, e.details, { cause: e });
+    }
+    throw e;
+  }
+}
+
+export function encodeAuthentication2(a: EfiVariableAuthentication2): Uint8Array {
+  const w = new Writer(AUTH2_FIXED + a.certData.length);
+  EFI_TIME.encode(w, a.timeStamp);
+  w.u32(24 + a.certData.length, true);
+  w.u16(WIN_CERT_REVISION, true);
+  w.u16(WIN_CERT_TYPE_EFI_GUID, true);
+  EFI_GUID.encode(w, a.certType);
+  w.bytes(a.certData);
+  return w.finish();
+}
+
+/** The bytes the signature covers (UEFI 2.10 section 8.2.2 step 1). */
+export function signedPayload(
+  name: string,
+  guid: Guid,
+  attributes: number,
+  timeStamp: EfiTime,
+  data: Uint8Array,
+): Uint8Array {
+  const w = new Writer(64 + data.length);
+  w.bytes(variableNameBytesNoNul(name));
+  EFI_GUID.encode(w, guid);
+  w.u32(attributes >>> 0, true);
+  w.bytes(encode(EFI_TIME, timeStamp));
+  w.bytes(data);
+  return w.finish();
+}
+
+export interface CreateSignedUpdateOptions {
+  readonly name: string;
+  readonly guid: Guid;
+  /** Must include EFI_VARIABLE_TIME_BASED_AUTHENTICATED_WRITE_ACCESS. */
+  readonly attributes: number;
+  readonly timeStamp: EfiTime;
+  /** New variable data (usually an encoded signature database; empty to delete). */
+  readonly data: Uint8Array;
+  readonly key: KeyObject;
+  /** Signer certificate DER. */
+  readonly certificate: Uint8Array;
+}
+
+/** Creates an `.auth` blob: EFI_VARIABLE_AUTHENTICATION_2 ‖ data. Deterministic for RSA keys. */
+export function createSignedUpdate(o: CreateSignedUpdateOptions): Uint8Array {
+  if ((o.attributes & Attr.EFI_VARIABLE_TIME_BASED_AUTHENTICATED_WRITE_ACCESS) === 0) {
+    throw new UefiError(
+      "UEFI_ERR_VARIABLE_INVALID",
+      "a signed update needs the TIME_BASED_AUTHENTICATED_WRITE_ACCESS attribute",
+    );
+  }
+  const payload = signedPayload(o.name, o.guid, o.attributes, o.timeStamp, o.data);
+  const certData = signDetachedForUefiVariable(payload, o.key, o.certificate);
+  const head = encodeAuthentication2({
+    timeStamp: o.timeStamp,
+    certType: Guids.EFI_CERT_TYPE_PKCS7_GUID,
+    certData,
+  });
+  const out = new Uint8Array(head.length + o.data.length);
+  out.set(head);
+  out.set(o.data, head.length);
+  return out;
+}
+
+export interface UpdateFinding {
+  readonly id: string;
+  readonly ok: boolean;
+  readonly severity: "error" | "warning" | "info";
+  readonly message: string;
+}
+
+export interface UpdateVerdict {
+  readonly ok: boolean;
+  readonly findings: readonly UpdateFinding[];
+  /** Which certificate authorised the update, when one did. */
+  readonly authorisedBy?: { readonly subject: string; readonly fingerprint256: string };
+  readonly update: SignedUpdate;
+}
+
+const DB_NAMES = new Set(["db", "dbx", "dbt", "dbr"]);
+
+function certsOf(store: Edk2VarStore, name: string, guid: Guid): Uint8Array[] {
+  const v = getVariable(store, name, guid);
+  if (!v || v.data.length === 0) return [];
+  return x509Certificates(decodeSignatureDatabase(v.data));
+}
+
+/**
+ * Decides whether `authBytes` (EFI_VARIABLE_AUTHENTICATION_2 ‖ data) may update `name` in `store`,
+ * as edk2's AuthVariableLib would. Returns a verdict with every finding; throws only when the
+ * descriptor cannot be parsed.
+ */
+export function verifySignedUpdate(
+  store: Edk2VarStore,
+  name: string,
+  guid: Guid,
+  attributes: number,
+  authBytes: Uint8Array,
+): UpdateVerdict {
+  const update = parseSignedUpdate(authBytes);
+  const findings: UpdateFinding[] = [];
+  const add = (f: UpdateFinding) => void findings.push(f);
+  const t = update.auth.timeStamp;
+  add({
+    id: "uefi.auth.attributes",
+    ok: (attributes & Attr.EFI_VARIABLE_TIME_BASED_AUTHENTICATED_WRITE_ACCESS) !== 0,
+    severity: "error",
+    message: "attributes include TIME_BASED_AUTHENTICATED_WRITE_ACCESS (8.2.2)",
+  });
+  add({
+    id: "uefi.auth.timestampFields",
+    ok: t.Pad1 === 0 && t.Nanosecond === 0 && t.TimeZone === 0 && t.Daylight === 0 && t.Pad2 === 0,
+    severity: "error",
+    message: "TimeStamp Pad1, Nanosecond, TimeZone, Daylight and Pad2 are zero (8.2.1)",
+  });
+  const current = getVariable(store, name, guid);
+  const append = (attributes & Attr.EFI_VARIABLE_APPEND_WRITE) !== 0;
+  if (current && !append) {
+    add({
+      id: "uefi.auth.timestampNewer",
+      ok: compareEfiTime(t, current.timestamp) > 0,
+      severity: "error",
+      message: `TimeStamp ${efiTimeText(t)} is later than the stored ${efiTimeText(current.timestamp)} (8.2.2)`,
+    });
+  }
+  const pkCerts = certsOf(store, "PK", Guids.EFI_GLOBAL_VARIABLE);
+  const setupMode = pkCerts.length === 0;
+  const isPkOrKek = guid === Guids.EFI_GLOBAL_VARIABLE && (name === "PK" || name === "KEK");
+  const isDb = guid === Guids.EFI_IMAGE_SECURITY_DATABASE_GUID && DB_NAMES.has(name);
+  const payload = signedPayload(name, guid, attributes, t, update.data);
+  let authorisedBy: UpdateVerdict["authorisedBy"];
+  const check = (trusted: Uint8Array[], who: string) => {
+    const v = verifyDetached(update.auth.certData, payload, { trusted });
+    if (v.trustedBy)
+      authorisedBy = { subject: v.trustedBy.subject, fingerprint256: v.trustedBy.fingerprint256 };
+    add({
+      id: "uefi.auth.signature",
+      ok: v.ok && v.trustedBy !== undefined,
+      severity: "error",
+      message: v.trustedBy
+        ? `signed by a key chaining to ${who} certificate ${v.trustedBy.subject}`
+        : `no valid signature chaining to ${who} (${v.findings
+            .filter((f) => !f.ok)
+            .map((f) => f.message)
+            .join("; ")})`,
+    });
+  };
+  if (!isPkOrKek && !isDb) {
+    add({
+      id: "uefi.auth.scope",
+      ok: false,
+      severity: "error",
+      message: `${name} (${guid}) is not PK, KEK, db, dbx, dbt or dbr; private authenticated variables are not supported`,
+    });
+  } else if (setupMode && name === "PK") {
+    let newPk: Uint8Array[] = [];
+    try {
+      newPk = x509Certificates(decodeSignatureDatabase(update.data));
+    } catch (e) {
+      if (!isBulwarkError(e)) throw e;
+    }
+    check(newPk, "the new PK (setup mode: PK must be self-signed)");
+  } else if (setupMode) {
+    add({
+      id: "uefi.auth.setupMode",
+      ok: true,
+      severity: "info",
+      message: "setup mode (no PK): the update needs no trusted signer",
+    });
+  } else if (isPkOrKek) {
+    check(pkCerts, "the PK");
+  } else {
+    check([...certsOf(store, "KEK", Guids.EFI_GLOBAL_VARIABLE), ...pkCerts], "a KEK or the PK");
+  }
+  if (update.data.length > 0 && (isPkOrKek || isDb)) {
+    let ok = true;
+    try {
+      decodeSignatureDatabase(update.data);
+    } catch (e) {
+      if (!isBulwarkError(e)) throw e;
+      ok = false;
+    }
+    add({
+      id: "uefi.auth.dataIsSignatureDatabase",
+      ok,
+      severity: "error",
+      message: "the new data is a well-formed list of EFI_SIGNATURE_LISTs",
+    });
+  }
+  const ok = findings.every((f) => f.ok || f.severity !== "error");
+  return { ok, findings, update, ...(authorisedBy ? { authorisedBy } : {}) };
+}
+
+/** Appends lists to a database, skipping entries already present (edk2 AppendSignatureList filtering). */
+function appendLists(
+  existing: readonly EfiSignatureList[],
+  extra: readonly EfiSignatureList[],
+): EfiSignatureList[] {
+  const seen = new Set(
+    existing.flatMap((l) => l.entries.map((e) => `${l.type}:${Buffer.from(e.data).toString("hex")}`)),
+  );
+  const out = [...existing];
+  for (const l of extra) {
+    const entries = l.entries.filter((e) => !seen.has(`${l.type}:${Buffer.from(e.data).toString("hex")}`));
+    if (entries.length) out.push({ ...l, entries });
+  }
+  return out;
+}
+
+/**
+ * Applies a verified signed update to the store (SetVariable() semantics for PK/KEK/db/dbx):
+ * replace, append (APPEND_WRITE) or delete (empty data). Refused updates throw UEFI_ERR_AUTH_REFUSED
+ * with the failed findings in the details.
+ */
+export function applySignedUpdate(
+  store: Edk2VarStore,
+  name: string,
+  guid: Guid,
+  attributes: number,
+  authBytes: Uint8Array,
+): Edk2VarStore {
+  const verdict = verifySignedUpdate(store, name, guid, attributes, authBytes);
+  if (!verdict.ok) {
+    const failed = verdict.findings.filter((f) => !f.ok && f.severity === "error");
+    throw new UefiError(
+      "UEFI_ERR_AUTH_REFUSED",
+      `update of ${name} refused: ${failed.map((f) => f.message).join("; ")}`,
+      {
+        findings: failed.map((f) => f.id),
+      },
+    );
+  }
+  const { data, auth } = verdict.update;
+  const current = getVariable(store, name, guid);
+  const append = (attributes & Attr.EFI_VARIABLE_APPEND_WRITE) !== 0;
+  const storedAttrs = attributes & ~Attr.EFI_VARIABLE_APPEND_WRITE;
+  if (data.length === 0 && !append) {
+    return current ? deleteVariable(store, name, guid) : store;
+  }
+  let newData = data;
+  let timestamp = auth.timeStamp;
+  if (append && current) {
+    newData = encodeSignatureDatabase(
+      appendLists(decodeSignatureDatabase(current.data), decodeSignatureDatabase(data)),
+    );
+    if (compareEfiTime(current.timestamp, timestamp) > 0) timestamp = current.timestamp;
+  }
+  return setVariable(store, { name, guid, attributes: storedAttrs, data: newData, timestamp });
+}

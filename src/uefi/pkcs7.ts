@@ -1,0 +1,174 @@
+/**
+ * PKCS #7 for UEFI time-based authenticated variables (EFI_VARIABLE_AUTHENTICATION_2,
+ * UEFI Specification 2.10 section 8.2.2 "Using the EFI_VARIABLE_AUTHENTICATION_2 descriptor").
+ *
+ * The spec's construction (8.2.2, steps 1-4), which {@link signDetachedForUefiVariable} follows:
+ *   1. serialise VariableName (no NUL), VendorGuid, Attributes, TimeStamp, Data — the caller
+ *      does this (uefi-varstore's variables.ts) and passes the bytes as `data`;
+ *   2. sign them with RSASSA-PKCS1-v1_5 over SHA-256 (the only accepted scheme);
+ *   3. build a DER PKCS #7 v1.5 SignedData: version 1, digestAlgorithms {SHA-256},
+ *      contentInfo.contentType id-data with the content ABSENT (detached), certificates with at
+ *      least the signer's, signerInfos: version 1, issuerAndSerialNumber, NO authenticated
+ *      attributes, digestEncryptionAlgorithm RSA, encryptedDigest, NO unauthenticated attributes;
+ *   4. AuthInfo.CertData = that DER SignedData. The spec (and edk2's Pkcs7Verify/WrapPkcs7Data)
+ *      accept it both with and without the outer ContentInfo; sbvarsign and our default emit
+ *      the bare SignedData.
+ *
+ * {@link verifyDetached} accepts either form, verifies the signature over `data`, and, when
+ * trusted certificates are given (PK for PK/KEK updates, KEK or PK for db/dbx), decides trust
+ * like edk2: a trusted certificate is in the signer's chain from the certificates bag, or issued
+ * a certificate in it. It does NOT check the timestamp ordering or the variable's attributes.
+ */
+import type { KeyObject } from "node:crypto";
+import { anchorMatch, buildChain } from "../asn1/chain.js";
+import {
+  bagCertificates,
+  buildSignedData,
+  parseSignedData,
+  verifySigners,
+  type Finding,
+  type SignedData,
+  type SignerVerdict,
+} from "../asn1/cms.js";
+import { Asn1Error } from "../asn1/errors.js";
+import { OID, oidName } from "../asn1/oid.js";
+import { fingerprint256, parseCertificate, type Certificate } from "../asn1/x509.js";
+import { UefiPeError } from "./errors-pe.js";
+
+export interface UefiVariableSignOptions {
+  /** Wrap the SignedData in ContentInfo (default false: bare SignedData, as sbvarsign does). */
+  readonly contentInfo?: boolean;
+  /** Further certificates for the bag (intermediates), after the signer's. */
+  readonly chain?: readonly Uint8Array[];
+}
+
+/** DER PKCS #7 SignedData over `data` for EFI_VARIABLE_AUTHENTICATION_2.AuthInfo.CertData. */
+export function signDetachedForUefiVariable(
+  data: Uint8Array,
+  key: KeyObject,
+  certificate: Uint8Array,
+  opts: UefiVariableSignOptions = {},
+): Uint8Array {
+  if (key.asymmetricKeyType !== "rsa") {
+    throw new UefiPeError(
+      "UEFI_ERR_PKCS7_UNSUPPORTED_KEY",
+      `key type ${key.asymmetricKeyType ?? "?"}: UEFI authenticated variables need RSA`,
+    );
+  }
+  return buildSignedData({
+    contentType: OID.data,
+    detachedContent: data,
+    signers: [{ key, certificate, hash: "sha256", signedAttributes: false }],
+    certificates: [certificate, ...(opts.chain ?? [])],
+    wrapContentInfo: opts.contentInfo ?? false,
+  });
+}
+
+export interface DetachedVerdict {
+  /** Signature valid and (when `trusted` was given) anchored in a trusted certificate. */
+  readonly ok: boolean;
+  readonly signers: readonly SignerVerdict[];
+  /** Which trusted certificate authorised the signer, when one did. */
+  readonly trustedBy:
+    { readonly fingerprint256: string; readonly subject: string; readonly how: string } | undefined;
+  /** Spec-conformance and trust findings beyond the per-signer ones. */
+  readonly findings: readonly Finding[];
+  readonly signedData: SignedData;
+}
+
+/** Parses CertData (with or without ContentInfo), typed UEFI_ERR_PKCS7_INVALID on failure. */
+export function parseUefiSignedData(certData: Uint8Array): SignedData {
+  try {
+    return parseSignedData(certData);
+  } catch (e) {
+    if (e instanceof Asn1Error) {
+      throw new UefiPeError("UEFI_ERR_PKCS7_INVALID", `PKCS #7 SignedData: ${e.message}`, e.details, {
+        cause: e,
+      });
+    }
+    throw e;
+  }
+}
+
+/**
+ * Verifies a detached UEFI variable signature over `data`; with `trusted` (DER certificates)
+ * also decides trust. Returns a verdict; throws only for unparseable input.
+ */
+export function verifyDetached(
+  certData: Uint8Array,
+  data: Uint8Array,
+  opts: { readonly trusted?: readonly Uint8Array[] } = {},
+): DetachedVerdict {
+  const sd = parseUefiSignedData(certData);
+  const findings: Finding[] = [];
+  findings.push({
+    id: "uefi.pkcs7.digestAlgorithms",
+    ok: sd.digestAlgorithms.length === 1 && sd.digestAlgorithms[0] === OID.sha256,
+    severity: "warning",
+    message: "digestAlgorithms is {SHA-256} (UEFI 2.10 8.2.2 step 3b)",
+    got: sd.digestAlgorithms.map(oidName).join(","),
+  });
+  findings.push({
+    id: "uefi.pkcs7.contentType",
+    ok: sd.contentType === OID.data && sd.content === undefined,
+    severity: "warning",
+    message: "contentInfo is id-data with content absent (8.2.2 steps 3c, 3d)",
+    got: `${oidName(sd.contentType)}${sd.content ? " with content" : ""}`,
+  });
+  const signers = verifySigners(sd, { detachedContent: data });
+  for (const s of signers) {
+    const si = sd.signerInfos[s.index];
+    findings.push({
+      id: "uefi.pkcs7.noAuthenticatedAttributes",
+      ok: si?.signedAttrs === undefined,
+      severity: "warning",
+      message: `signer ${s.index}: no authenticatedAttributes (8.2.2 step 3g)`,
+    });
+  }
+  const good = signers.filter((s) => s.ok && s.certificate);
+  findings.push({
+    id: "uefi.pkcs7.signature",
+    ok: good.length > 0,
+    severity: "error",
+    message: good.length
+      ? `${good.length} signer(s) verify over the data`
+      : "no signer verifies over the data",
+  });
+  let trustedBy: DetachedVerdict["trustedBy"];
+  if (opts.trusted) {
+    const bag = bagCertificates(sd);
+    const anchors: Certificate[] = [];
+    for (const t of opts.trusted) {
+      try {
+        anchors.push(parseCertificate(t));
+      } catch (e) {
+        if (!(e instanceof Asn1Error)) throw e;
+      }
+    }
+    outer: for (const s of good) {
+      const chain = buildChain(s.certificate as Certificate, bag);
+      for (const a of anchors) {
+        const m = anchorMatch(chain, a);
+        if (m) {
+          trustedBy = { fingerprint256: fingerprint256(a), subject: a.subject.text, how: m.how };
+          break outer;
+        }
+      }
+    }
+    findings.push({
+      id: "uefi.pkcs7.trusted",
+      ok: trustedBy !== undefined,
+      severity: "error",
+      message: trustedBy
+        ? `signer chain anchored by ${trustedBy.subject} (${trustedBy.how})`
+        : "no verified signer chains to a trusted certificate",
+    });
+  }
+  return {
+    ok: findings.every((f) => f.ok || f.severity !== "error"),
+    signers,
+    trustedBy,
+    findings,
+    signedData: sd,
+  };
+}
