@@ -11,6 +11,7 @@ import { existsSync } from "node:fs";
 import {
   chmod,
   copyFile,
+  lutimes,
   mkdir,
   open,
   readdir,
@@ -33,7 +34,7 @@ export type GuestVariant = "base" | "tpm2tools";
 export const guestVariants: readonly GuestVariant[] = ["base", "tpm2tools"];
 
 /** Bump when the image layout or /init changes, so caches rebuild. */
-const BUILDER_VERSION = 4;
+const BUILDER_VERSION = 5;
 
 export interface BootChain {
   /** Debian's shimx64.efi.signed (signed by Microsoft's UEFI CA). */
@@ -245,8 +246,13 @@ async function walkSorted(root: string, rel = "."): Promise<string[]> {
   return out;
 }
 
+/** Fixed timestamp for every initramfs member, so equal inputs give equal archives. */
+const FIXED_MTIME = 1_700_000_000;
+
 async function makeCpio(staging: string): Promise<Buffer> {
-  const list = (await walkSorted(staging)).join("\n") + "\n";
+  const members = await walkSorted(staging);
+  for (const m of members) await lutimes(path.join(staging, m), FIXED_MTIME, FIXED_MTIME);
+  const list = members.join("\n") + "\n";
   const cpio = spawn(requireProgram("cpio"), ["-o", "-H", "newc", "--quiet", "--reproducible"], {
     cwd: staging,
     stdio: ["pipe", "pipe", "pipe"],

@@ -1,0 +1,69 @@
+/** The `bulwark` command as a user runs it: version, help, doctor, demo, Ctrl-C. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { processesMatching } from "../helpers/processes.js";
+import { repoPath } from "../helpers/paths.js";
+
+const bin = repoPath("dist/src/cli/main.js");
+const cli = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: "utf8" });
+
+test("--version prints the package version", () => {
+  const r = cli(["--version"]);
+  assert.equal(r.status, 0);
+  assert.match(r.stdout, /^bulwark \d+\.\d+\.\d+\n$/);
+});
+
+test("unknown verbs and options fail with the usage status", () => {
+  assert.equal(cli(["no-such-verb"]).status, 2);
+  const r = cli(["doctor", "--no-such-option", "--json"]);
+  assert.equal(r.status, 2);
+  assert.equal(JSON.parse(r.stdout).error.code, "CLI_ERR_USAGE");
+});
+
+test("doctor finds QEMU, the secure-boot OVMF, swtpm and picks an accelerator", () => {
+  const r = cli(["doctor", "--json"]);
+  const report = JSON.parse(r.stdout) as {
+    ok: boolean;
+    qemu: { version: string };
+    secureBootFirmware: { executable: string; features: string[] } | null;
+    swtpm: { capabilities: { features: string[] } };
+    kvm: { device: boolean; usable: boolean; smm: boolean };
+    accelerator: string;
+    missingPackages: string[];
+  };
+  assert.equal(r.status, 0, r.stdout);
+  assert.equal(report.ok, true);
+  assert.match(report.qemu.version, /QEMU emulator version/);
+  assert.ok(report.secureBootFirmware?.features.includes("requires-smm"));
+  assert.ok(report.swtpm.capabilities.features.includes("tpm-2.0"));
+  // The accelerator follows the probe: KVM only when SMM works under it.
+  assert.equal(report.accelerator, report.kvm.usable && report.kvm.smm ? "kvm" : "tcg");
+  const human = cli(["doctor"]);
+  assert.match(human.stdout, /accelerator: (kvm|tcg)/);
+});
+
+test("Ctrl-C during the demo stops QEMU and swtpm and exits 130", async () => {
+  const child = spawn(process.execPath, [bin, "demo", "--quiet"], { stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  // Wait until QEMU and swtpm are running, then interrupt.
+  const deadline = Date.now() + 60_000;
+  let before: number[] = [];
+  while (before.length < 2 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    before = processesMatching("bulwark-boot-").filter((p) => p !== child.pid);
+  }
+  assert.ok(before.length >= 1, "QEMU/swtpm should be running before Ctrl-C");
+  child.kill("SIGINT");
+  const code = await new Promise<number | null>((r) => child.on("exit", r));
+  assert.equal(code, 130, err);
+  assert.match(err, /HOST_ERR_INTERRUPTED/);
+  for (const pid of before) {
+    assert.deepEqual(
+      processesMatching("bulwark-boot-").filter((p) => p === pid),
+      [],
+      `process ${pid} survived Ctrl-C`,
+    );
+  }
+});
