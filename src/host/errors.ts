@@ -33,6 +33,11 @@ export const HostErrors = defineErrors("HOST", {
     exit: Exit.externalFailure,
     http: 500,
   },
+  HOST_ERR_QMP: {
+    summary: "A QMP exchange with QEMU failed (connection, timeout or an error reply).",
+    exit: Exit.externalFailure,
+    http: 502,
+  },
   HOST_ERR_INTERRUPTED: {
     summary: "The operation was interrupted (Ctrl-C or a signal); child processes were stopped.",
     exit: Exit.interrupted,
@@ -40,3 +45,16 @@ export const HostErrors = defineErrors("HOST", {
   },
 });
 export type HostErrorCode = keyof typeof HostErrors;
+
+export const GuardianStoreErrors = defineErrors("GUARDIAN", {
+  GUARDIAN_ERR_NOT_FOUND: {
+    summary: "No guardian with that name on this host.",
+    exit: Exit.notFound,
+    http: 404,
+  },
+  GUARDIAN_ERR_EXISTS: {
+    summary: "A guardian with that name already exists on this host.",
+    exit: Exit.conflict,
+    http: 409,
+  },
+});

@@ -1,0 +1,150 @@
+/**
+ * The host's guardian store: local guardians with private keys (`<name>.guardian.pem`, 0600) and
+ * public guardians imported from elsewhere (`<name>.public.pem`), under <state>/host/guardians.
+ * The local `UntrustedGuardian` is created on first need, as Hyper-V does for local mode.
+ */
+import { mkdir, readdir, readFile, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { BulwarkError } from "../core/errors.js";
+import {
+  createGuardian,
+  exportGuardianPem,
+  exportGuardianPublicPem,
+  guardianThumbprint,
+  importGuardianPem,
+  importGuardianPublicPem,
+  publicGuardian,
+  UNTRUSTED_GUARDIAN,
+  type Guardian,
+  type GuardianPublic,
+} from "../protector/guardian.js";
+import { writeFileAtomic } from "./fsutil.js";
+
+export interface GuardianEntry {
+  readonly name: string;
+  readonly thumbprint: string;
+  readonly hasPrivateKey: boolean;
+}
+
+export class GuardianStore {
+  readonly dir: string;
+
+  constructor(stateDir: string) {
+    this.dir = path.join(path.resolve(stateDir), "host", "guardians");
+  }
+
+  private privatePath(name: string): string {
+    return path.join(this.dir, `${name}.guardian.pem`);
+  }
+
+  private publicPath(name: string): string {
+    return path.join(this.dir, `${name}.public.pem`);
+  }
+
+  async list(): Promise<GuardianEntry[]> {
+    let files: string[];
+    try {
+      files = await readdir(this.dir);
+    } catch {
+      return [];
+    }
+    const out: GuardianEntry[] = [];
+    for (const f of files.sort()) {
+      const m = /^(.+)\.(guardian|public)\.pem$/.exec(f);
+      if (!m?.[1]) continue;
+      const g = await this.getPublic(m[1]);
+      out.push({ name: m[1], thumbprint: guardianThumbprint(g), hasPrivateKey: m[2] === "guardian" });
+    }
+    return out;
+  }
+
+  /** Local guardians: those whose private keys live on this host. */
+  async localGuardians(): Promise<Guardian[]> {
+    const out: Guardian[] = [];
+    for (const e of await this.list()) if (e.hasPrivateKey) out.push(await this.getPrivate(e.name));
+    return out;
+  }
+
+  async getPrivate(name: string): Promise<Guardian> {
+    let text: string;
+    try {
+      text = await readFile(this.privatePath(name), "utf8");
+    } catch {
+      throw new BulwarkError(
+        "GUARDIAN_ERR_NOT_FOUND",
+        `no local guardian '${name}' with private keys on this host`,
+        {
+          name,
+        },
+      );
+    }
+    return importGuardianPem(text);
+  }
+
+  async getPublic(name: string): Promise<GuardianPublic> {
+    for (const p of [this.privatePath(name), this.publicPath(name)]) {
+      try {
+        return publicGuardian(importGuardianPublicPem(await readFile(p, "utf8")));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+      }
+    }
+    throw new BulwarkError("GUARDIAN_ERR_NOT_FOUND", `no guardian named '${name}' on this host`, { name });
+  }
+
+  async has(name: string): Promise<boolean> {
+    return (await this.list()).some((e) => e.name === name);
+  }
+
+  async create(name: string): Promise<Guardian> {
+    if (await this.has(name))
+      throw new BulwarkError("GUARDIAN_ERR_EXISTS", `guardian '${name}' already exists`);
+    const host = os
+      .hostname()
+      .replace(/[^A-Za-z0-9._-]/g, "-")
+      .slice(0, 63);
+    const g = createGuardian(name, host ? { host } : {});
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await writeFileAtomic(this.privatePath(name), exportGuardianPem(g), 0o600);
+    return g;
+  }
+
+  /** The host's local guardian, created on first need. */
+  async untrustedGuardian(): Promise<Guardian> {
+    if (await this.has(UNTRUSTED_GUARDIAN)) return this.getPrivate(UNTRUSTED_GUARDIAN);
+    return this.create(UNTRUSTED_GUARDIAN);
+  }
+
+  /** Imports PEM: with private keys it becomes a local guardian, otherwise a public one. */
+  async import(text: string, opts: { name?: string; passphrase?: string } = {}): Promise<GuardianEntry> {
+    const hasKeys = /PRIVATE KEY-----/.test(text);
+    const pub = importGuardianPublicPem(text);
+    const name = opts.name ?? pub.name;
+    if (await this.has(name))
+      throw new BulwarkError("GUARDIAN_ERR_EXISTS", `guardian '${name}' already exists`);
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    if (hasKeys) {
+      const g = importGuardianPem(text, opts.passphrase === undefined ? {} : { passphrase: opts.passphrase });
+      await writeFileAtomic(this.privatePath(name), exportGuardianPem({ ...g, name }), 0o600);
+    } else {
+      await writeFileAtomic(this.publicPath(name), exportGuardianPublicPem({ ...pub, name }), 0o644);
+    }
+    return { name, thumbprint: guardianThumbprint(pub), hasPrivateKey: hasKeys };
+  }
+
+  async exportPublic(name: string): Promise<string> {
+    return exportGuardianPublicPem(await this.getPublic(name));
+  }
+
+  async exportPrivate(name: string, passphrase?: string): Promise<string> {
+    return exportGuardianPem(await this.getPrivate(name), passphrase === undefined ? {} : { passphrase });
+  }
+
+  async remove(name: string): Promise<void> {
+    if (!(await this.has(name)))
+      throw new BulwarkError("GUARDIAN_ERR_NOT_FOUND", `no guardian named '${name}'`);
+    await rm(this.privatePath(name), { force: true });
+    await rm(this.publicPath(name), { force: true });
+  }
+}

@@ -1,0 +1,69 @@
+import { defineErrors, Exit } from "../../core/errors.js";
+
+export const VmErrors = defineErrors("VM", {
+  VM_ERR_NOT_FOUND: {
+    summary: "No VM with that name exists in this state directory.",
+    exit: Exit.notFound,
+    http: 404,
+  },
+  VM_ERR_EXISTS: { summary: "A VM with that name already exists.", exit: Exit.conflict, http: 409 },
+  VM_ERR_INVALID_NAME: {
+    summary: "VM names are 1-64 characters: letters, digits, '.', '_' and '-', not starting with '.' or '-'.",
+    exit: Exit.invalidInput,
+    http: 400,
+  },
+  VM_ERR_INVALID_CONFIG: {
+    summary: "The VM configuration is not valid; the message names the field.",
+    exit: Exit.invalidInput,
+    http: 400,
+  },
+  VM_ERR_LOCKED: {
+    summary: "Another Bulwark process is driving this VM right now; try again when it finishes.",
+    exit: Exit.conflict,
+    http: 409,
+  },
+  VM_ERR_STATE: {
+    summary:
+      "The VM is not in a state that allows this operation (e.g. settings change only while it is off).",
+    exit: Exit.conflict,
+    http: 409,
+  },
+  VM_ERR_POLICY_LOCKED: {
+    summary: "The setting is forced and locked by the Shielded security policy.",
+    exit: Exit.refused,
+    http: 403,
+  },
+  VM_ERR_OWNER_KEY_REQUIRED: {
+    summary: "Changing a shielded VM needs the owner guardian's private key on this host.",
+    exit: Exit.refused,
+    http: 403,
+  },
+  VM_ERR_KEY_PROTECTOR_REQUIRED: {
+    summary: "This needs a key protector first (bulwark vm key-protector set VM --new-local), as in Hyper-V.",
+    exit: Exit.refused,
+    http: 409,
+  },
+  VM_ERR_QMP_REFUSED: {
+    summary:
+      "The VM's security policy refuses this QMP command (it could read guest memory or write plaintext state).",
+    exit: Exit.refused,
+    http: 403,
+  },
+  VM_ERR_START_FAILED: {
+    summary: "QEMU or swtpm failed to start the VM; their stderr is included.",
+    exit: Exit.externalFailure,
+    http: 500,
+  },
+  VM_ERR_SAVED_STATE: {
+    summary:
+      "The saved state could not be written or restored; the VM and its last good state are unchanged.",
+    exit: Exit.externalFailure,
+    http: 500,
+  },
+  VM_ERR_CONSOLE_UNAVAILABLE: {
+    summary: "This VM has no console (shielded VMs have none, and the VM must be running).",
+    exit: Exit.refused,
+    http: 409,
+  },
+});
+export type VmErrorCode = keyof typeof VmErrors;
