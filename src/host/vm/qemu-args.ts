@@ -49,10 +49,12 @@ export function qemuArgs(c: VmConfig, p: VmPaths, l: QemuLaunch): string[] {
     "chardev=qmp,mode=control",
     "-pidfile",
     p.qemuPid,
-    "-daemonize",
   ];
   if (shielded) {
+    // spawn=deny forbids fork/exec, which -daemonize needs: the runtime detaches QEMU itself.
     a.push("-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+  } else {
+    a.push("-daemonize");
   }
   c.disks.forEach((d, i) => {
     a.push(

@@ -222,18 +222,48 @@ async function startVmSwtpm(p: VmPaths, key: Uint8Array): Promise<number> {
   }
 }
 
-async function spawnQemu(args: string[]): Promise<void> {
-  const child = spawn(requireProgram("qemu-system-x86_64"), args, { stdio: ["ignore", "ignore", "pipe"] });
-  let err = "";
-  child.stderr.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-8192)));
-  const code = await new Promise<number | null>((r) => {
-    child.on("exit", r);
-    child.on("error", () => r(-1));
-  });
-  if (code !== 0) {
-    throw new BulwarkError("VM_ERR_START_FAILED", `QEMU failed to start (exit ${code}): ${err.trim()}`, {
-      program: "qemu-system-x86_64",
+async function spawnQemu(args: string[], p: VmPaths): Promise<void> {
+  if (args.includes("-daemonize")) {
+    const child = spawn(requireProgram("qemu-system-x86_64"), args, { stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    child.stderr.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-8192)));
+    const code = await new Promise<number | null>((r) => {
+      child.on("exit", r);
+      child.on("error", () => r(-1));
     });
+    if (code !== 0) {
+      throw new BulwarkError("VM_ERR_START_FAILED", `QEMU failed to start (exit ${code}): ${err.trim()}`, {
+        program: "qemu-system-x86_64",
+      });
+    }
+    return;
+  }
+  // Sandboxed QEMU cannot fork to daemonize: start it detached in its own session instead.
+  const log = path.join(p.runDir, "qemu.log");
+  const logFd = openSync(log, "a", 0o600);
+  try {
+    const child = spawn(requireProgram("qemu-system-x86_64"), args, {
+      stdio: ["ignore", logFd, logFd],
+      detached: true,
+    });
+    child.unref();
+    const deadline = Date.now() + 30_000;
+    while (!existsSync(p.qmpSocket) || readPid(p.qemuPid) === null) {
+      if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
+        child.kill("SIGKILL");
+        const tail = (await readFile(log, "utf8").catch(() => "")).trim().split("\n").slice(-10).join("\n");
+        throw new BulwarkError(
+          "VM_ERR_START_FAILED",
+          `QEMU failed to start: ${tail || "no QMP socket within 30 s"}`,
+          {
+            program: "qemu-system-x86_64",
+          },
+        );
+      }
+      await sleep(20);
+    }
+  } finally {
+    closeSync(logFd);
   }
 }
 
@@ -296,7 +326,7 @@ export async function startVm(
       });
       say(`starting QEMU (${accelerator})`);
       try {
-        await spawnQemu(args);
+        await spawnQemu(args, p);
       } catch (e) {
         await killPidFile(p.swtpmPid);
         throw e;
@@ -393,6 +423,11 @@ export async function saveVm(
     if (pid === null) throw new BulwarkError("VM_ERR_STATE", `VM '${name}' is not running`);
     const encrypted = c.security.encryptStateAndMigration || c.security.policy === "Shielded";
     const secrets = encrypted ? await unlockVm(p, ctx.guardians) : undefined;
+    // A temporary file left by an interrupted save is garbage: the last good state is the real file.
+    for (const f of await readdir(p.dir)) {
+      if (f.startsWith(`.${path.basename(p.savedState)}.`) && f.endsWith(".tmp"))
+        await rm(path.join(p.dir, f), { force: true });
+    }
     const q = await connectQmp(p);
     const sock = path.join(p.runDir, `outgoing-${randomBytes(4).toString("hex")}.sock`);
     const tmp = tempPathFor(p.savedState);

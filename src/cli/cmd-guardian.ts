@@ -1,0 +1,91 @@
+import { readFile } from "node:fs/promises";
+import { writeFileAtomic } from "../host/fsutil.js";
+import { GuardianStore } from "../host/guardians.js";
+import { defaultStateDir } from "../host/vm/store.js";
+import { parse, printJson, usageError } from "./args.js";
+
+const help = `Usage: bulwark guardian <verb> [--state-dir DIR] [--json]
+
+  new NAME                         create a guardian (signing + encryption keys and certificates)
+  list                             guardians on this host (local ones hold private keys)
+  export NAME [--private] [--passphrase-file F] [--out FILE]
+                                   PEM: certificates only, or with the private keys (0600)
+  import FILE [--name NAME] [--passphrase-file F]
+                                   a guardian's PEM: public (to grant it access) or with keys
+  remove NAME
+
+The host's local guardian 'UntrustedGuardian' is created on first need (local mode).
+PKCS#12 export/import is not implemented yet: use PEM.`;
+
+async function passphrase(file: string | undefined): Promise<string | undefined> {
+  return file === undefined ? undefined : (await readFile(file, "utf8")).replace(/\r?\n$/, "");
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    "state-dir": { type: "string" },
+    private: { type: "boolean" },
+    "passphrase-file": { type: "string" },
+    out: { type: "string" },
+    name: { type: "string" },
+  });
+  if (values.help || positionals.length === 0) {
+    process.stdout.write(`${help}\n`);
+    return values.help ? 0 : 2;
+  }
+  const store = new GuardianStore(values["state-dir"] ?? defaultStateDir());
+  const [verb, arg] = positionals;
+  const json = values.json === true;
+  switch (verb) {
+    case "new": {
+      if (!arg) throw usageError("guardian new needs a NAME");
+      await store.create(arg);
+      const e = (await store.list()).find((x) => x.name === arg);
+      if (json) printJson(e);
+      else process.stdout.write(`created guardian '${arg}' (${e?.thumbprint})\n`);
+      return 0;
+    }
+    case "list": {
+      const all = await store.list();
+      if (json) printJson(all);
+      else
+        for (const g of all)
+          process.stdout.write(
+            `${g.name.padEnd(24)} ${g.hasPrivateKey ? "local " : "public"} ${g.thumbprint}\n`,
+          );
+      return 0;
+    }
+    case "export": {
+      if (!arg) throw usageError("guardian export needs a NAME");
+      const pem = values.private
+        ? await store.exportPrivate(arg, await passphrase(values["passphrase-file"]))
+        : await store.exportPublic(arg);
+      if (values.out) await writeFileAtomic(values.out, pem, values.private ? 0o600 : 0o644);
+      else process.stdout.write(pem);
+      return 0;
+    }
+    case "import": {
+      if (!arg) throw usageError("guardian import needs a FILE");
+      const pass = await passphrase(values["passphrase-file"]);
+      const e = await store.import(await readFile(arg, "utf8"), {
+        ...(values.name ? { name: values.name } : {}),
+        ...(pass === undefined ? {} : { passphrase: pass }),
+      });
+      if (json) printJson(e);
+      else
+        process.stdout.write(
+          `imported ${e.hasPrivateKey ? "local" : "public"} guardian '${e.name}' (${e.thumbprint})\n`,
+        );
+      return 0;
+    }
+    case "remove": {
+      if (!arg) throw usageError("guardian remove needs a NAME");
+      await store.remove(arg);
+      if (json) printJson({ removed: arg });
+      else process.stdout.write(`removed guardian '${arg}'\n`);
+      return 0;
+    }
+    default:
+      throw usageError(`unknown guardian verb '${verb}'\n\n${help}`);
+  }
+}

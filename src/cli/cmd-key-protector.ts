@@ -1,0 +1,105 @@
+import { readFile } from "node:fs/promises";
+import { BulwarkError } from "../core/errors.js";
+import { guardianThumbprint, type Guardian } from "../protector/guardian.js";
+import {
+  createKeyProtector,
+  grantGuardian,
+  inspectKeyProtector,
+  parseKeyProtector,
+  revokeGuardian,
+} from "../protector/key-protector.js";
+import { writeFileAtomic } from "../host/fsutil.js";
+import { GuardianStore } from "../host/guardians.js";
+import { defaultStateDir, VmStore } from "../host/vm/store.js";
+import { parse, printJson, usageError } from "./args.js";
+
+const help = `Usage: bulwark key-protector <verb> [--state-dir DIR] [--json]
+
+  new --owner G [--guardian G]... --out FILE
+        a key protector owned by local guardian G (its signing key signs the guardian set)
+  grant (FILE | --vm NAME) --guardian G [--out FILE]
+        add guardian G (public is enough); needs the owner's private key on this host
+  revoke (FILE | --vm NAME) --guardian G [--out FILE]
+  show (FILE | --vm NAME)
+
+A key protector wraps a VM's transport key to each guardian; the owner signs the guardian set.
+Moving a VM to another host: export that host's guardian (guardian export UntrustedGuardian),
+import it here, grant it, and copy the VM directory. See docs/formats/key-protector.md.`;
+
+async function ownerFor(store: GuardianStore, kpBytes: Uint8Array): Promise<Guardian> {
+  const kp = parseKeyProtector(kpBytes);
+  const thumb = guardianThumbprint(kp.owner);
+  const owner = (await store.localGuardians()).find((g) => guardianThumbprint(g) === thumb);
+  if (!owner) {
+    throw new BulwarkError(
+      "VM_ERR_OWNER_KEY_REQUIRED",
+      `the owner guardian '${kp.owner.name}' (${thumb}) has no private key on this host`,
+    );
+  }
+  return owner;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    "state-dir": { type: "string" },
+    owner: { type: "string" },
+    guardian: { type: "string", multiple: true },
+    out: { type: "string" },
+    vm: { type: "string" },
+  });
+  if (values.help || positionals.length === 0) {
+    process.stdout.write(`${help}\n`);
+    return values.help ? 0 : 2;
+  }
+  const stateDir = values["state-dir"] ?? defaultStateDir();
+  const store = new GuardianStore(stateDir);
+  const [verb, file] = positionals;
+  const json = values.json === true;
+  const source = values.vm ? new VmStore(stateDir).paths(values.vm).keyProtector : file;
+  const show = (bytes: Uint8Array) => {
+    const info = inspectKeyProtector(bytes);
+    if (json) printJson(info);
+    else {
+      process.stdout.write(
+        `owner: ${info.owner.name} (${info.owner.thumbprint})\nguardians: ${info.guardians.map((g) => g.name).join(", ")}\n` +
+          `owner signature: ${info.ownerSignature.valid ? "valid" : `INVALID (${info.ownerSignature.error})`}\n`,
+      );
+    }
+  };
+  switch (verb) {
+    case "new": {
+      if (!values.owner || !values.out) throw usageError("key-protector new needs --owner G and --out FILE");
+      const owner = await store.getPrivate(values.owner);
+      const guardians = [];
+      for (const g of values.guardian ?? []) guardians.push(await store.getPublic(g));
+      const { keyProtector, transportKey } = createKeyProtector({ owner, guardians });
+      transportKey.key.fill(0);
+      await writeFileAtomic(values.out, keyProtector, 0o644);
+      show(keyProtector);
+      return 0;
+    }
+    case "grant":
+    case "revoke": {
+      if (!source) throw usageError(`key-protector ${verb} needs FILE or --vm NAME`);
+      const names = values.guardian ?? [];
+      if (names.length !== 1) throw usageError(`key-protector ${verb} needs exactly one --guardian G`);
+      const bytes = new Uint8Array(await readFile(source));
+      const owner = await ownerFor(store, bytes);
+      const unwrapWith = await store.localGuardians();
+      const next =
+        verb === "grant"
+          ? grantGuardian(bytes, await store.getPublic(names[0] as string), { owner, unwrapWith })
+          : revokeGuardian(bytes, names[0] as string, { owner, unwrapWith });
+      await writeFileAtomic(values.out ?? source, next, 0o644);
+      show(next);
+      return 0;
+    }
+    case "show": {
+      if (!source) throw usageError("key-protector show needs FILE or --vm NAME");
+      show(new Uint8Array(await readFile(source)));
+      return 0;
+    }
+    default:
+      throw usageError(`unknown key-protector verb '${verb}'\n\n${help}`);
+  }
+}

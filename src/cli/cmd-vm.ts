@@ -1,0 +1,459 @@
+import net from "node:net";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { BulwarkError } from "../core/errors.js";
+import { inspectKeyProtector } from "../protector/key-protector.js";
+import {
+  assertNotLockedByShielding,
+  isShielded,
+  newVmConfig,
+  shield,
+  unshield,
+  validateConfig,
+  type VmConfig,
+} from "../host/vm/config.js";
+import {
+  hasKeyProtector,
+  localOwner,
+  readKeyProtector,
+  restoreLastKnownGood,
+  setKeyProtectorFromBytes,
+  setNewLocalKeyProtector,
+} from "../host/vm/keys.js";
+import { provisionNvram } from "../host/vm/nvram.js";
+import { checkQmpCommand } from "../host/vm/qmp-gate.js";
+import {
+  connectQmp,
+  hostContext,
+  pauseVm,
+  qemuPidOf,
+  saveVm,
+  startVm,
+  stopVm,
+  turnOffVm,
+  vmStatus,
+  type HostContext,
+} from "../host/vm/runtime.js";
+import { parse, printJson, usageError } from "./args.js";
+
+const help = `Usage: bulwark vm <verb> [options]        (all verbs: --state-dir DIR, --json)
+
+Lifecycle (Hyper-V: New-VM, Start-VM, Stop-VM, Save-VM, ...):
+  new NAME [--disk PATH[:raw|qcow2]]... [--memory MIB] [--cpus N] [--network user|none]
+           [--template NAME|ID] [--secure-boot on|off]
+  list | show NAME | start NAME | stop NAME [--timeout S] | turn-off NAME
+  pause NAME | resume NAME | save NAME | delete NAME [--force] | console NAME
+  qmp NAME COMMAND [JSON-ARGS]      one QMP command, through the security policy's gate
+Security (Hyper-V's Security page):
+  firmware set NAME [--secure-boot on|off] [--template NAME|ID]
+  tpm enable NAME | tpm disable NAME
+  key-protector set NAME (--new-local | --file KP) | key-protector show NAME
+  key-protector restore-last-known-good NAME
+  security set NAME --encrypt-state-and-migration on|off
+  security-policy set NAME --shielded on|off [--encryption-supported on|off]
+
+Settings change only while the VM is off. Shielded forces and locks Secure Boot, the vTPM and
+state encryption, removes the console, guest agent, shares and debug stub, and refuses QMP
+commands that read guest memory; changing a shielded VM needs the owner guardian's key here.
+The state directory defaults to $BULWARK_STATE_DIR or /var/lib/bulwark.`;
+
+const options = {
+  "state-dir": { type: "string" },
+  disk: { type: "string", multiple: true },
+  memory: { type: "string" },
+  cpus: { type: "string" },
+  network: { type: "string" },
+  template: { type: "string" },
+  "secure-boot": { type: "string" },
+  timeout: { type: "string" },
+  force: { type: "boolean" },
+  "new-local": { type: "boolean" },
+  file: { type: "string" },
+  "encrypt-state-and-migration": { type: "string" },
+  shielded: { type: "string" },
+  "encryption-supported": { type: "string" },
+  quiet: { type: "boolean" },
+} as const;
+
+function onOff(v: string | undefined, flag: string): boolean | undefined {
+  if (v === undefined) return undefined;
+  if (v === "on" || v === "true") return true;
+  if (v === "off" || v === "false") return false;
+  throw usageError(`--${flag} takes on or off`);
+}
+
+function need(v: string | undefined, what: string): string {
+  if (!v) throw usageError(`missing ${what}\n\n${help}`);
+  return v;
+}
+
+async function assertOffForSettings(ctx: HostContext, name: string): Promise<void> {
+  const s = await vmStatus(ctx, name);
+  if (s.state !== "Off") {
+    throw new BulwarkError(
+      "VM_ERR_STATE",
+      `settings change only while the VM is off (VM '${name}' is ${s.state})`,
+    );
+  }
+}
+
+/** A shielded VM's settings change only where the owner guardian's private key is present. */
+async function assertOwnerPresent(ctx: HostContext, c: VmConfig): Promise<void> {
+  if (!isShielded(c)) return;
+  const p = ctx.store.paths(c.name);
+  const owner = (await hasKeyProtector(p)) ? await localOwner(p, ctx.guardians) : undefined;
+  if (!owner) {
+    throw new BulwarkError(
+      "VM_ERR_OWNER_KEY_REQUIRED",
+      `VM '${c.name}' is shielded: its settings change only on a host holding the owner guardian's private key`,
+    );
+  }
+}
+
+async function describe(ctx: HostContext, name: string) {
+  const c = await ctx.store.load(name);
+  const s = await vmStatus(ctx, name);
+  const p = ctx.store.paths(name);
+  const kp = (await hasKeyProtector(p)) ? inspectKeyProtector(await readKeyProtector(p)) : null;
+  return {
+    name,
+    id: c.id,
+    state: s.state,
+    cpus: c.cpus,
+    memoryMiB: c.memoryMiB,
+    disks: c.disks,
+    network: c.network,
+    security: {
+      secureBoot: c.firmware.secureBoot,
+      template: c.firmware.template,
+      tpm: c.tpm.enabled,
+      encryptStateAndMigration: c.security.encryptStateAndMigration,
+      policy: c.security.policy,
+      shielded: isShielded(c),
+      lockedByShielding: isShielded(c) ? ["secureBoot", "tpm", "encryptStateAndMigration"] : [],
+      console: c.console,
+      guestAgent: c.guestAgent,
+    },
+    keyProtector: kp
+      ? { owner: kp.owner.name, guardians: kp.guardians.map((g) => g.name), keyGeneration: kp.keyGeneration }
+      : null,
+    savedState: s.savedState,
+  };
+}
+
+function printShow(d: Awaited<ReturnType<typeof describe>>): void {
+  const yes = (b: boolean) => (b ? "On" : "Off");
+  const lock = (k: string) => (d.security.lockedByShielding.includes(k) ? "  (locked by shielding)" : "");
+  process.stdout.write(
+    [
+      `Name:                      ${d.name}`,
+      `State:                     ${d.state}`,
+      `Processors / memory:       ${d.cpus} / ${d.memoryMiB} MiB`,
+      `Secure Boot:               ${yes(d.security.secureBoot)}${lock("secureBoot")}`,
+      `Secure Boot template:      ${d.security.template}`,
+      `Trusted Platform Module:   ${yes(d.security.tpm)}${lock("tpm")}`,
+      `Encrypt state & migration: ${yes(d.security.encryptStateAndMigration)}${lock("encryptStateAndMigration")}`,
+      `Security policy:           ${d.security.policy}`,
+      `Console:                   ${d.security.console ? "serial (bulwark vm console)" : "none"}`,
+      `Key protector:             ${d.keyProtector ? `owner ${d.keyProtector.owner}; guardians ${d.keyProtector.guardians.join(", ")}` : "none"}`,
+      `Saved state:               ${d.savedState ? `${d.savedState.bytes} bytes, ${d.savedState.encrypted ? "encrypted" : "PLAIN"}` : "none"}`,
+      "",
+    ].join("\n"),
+  );
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, options);
+  if (values.help || positionals.length === 0) {
+    process.stdout.write(`${help}\n`);
+    return values.help ? 0 : 2;
+  }
+  const json = values.json === true;
+  const progress = (m: string) => {
+    if (!json && !values.quiet) process.stderr.write(`vm: ${m}\n`);
+  };
+  const ctx = hostContext(values["state-dir"], progress);
+  const [verb, a1, a2, a3] = positionals;
+  const out = (value: unknown, human: () => void) => {
+    if (json) printJson(value);
+    else human();
+    return 0;
+  };
+  switch (verb) {
+    case "new": {
+      const name = need(a1, "VM name");
+      const disks = (values.disk ?? []).map((d) => {
+        const m = /^(.*?)(?::(raw|qcow2))?$/.exec(d) as RegExpExecArray;
+        const file = path.resolve(m[1] as string);
+        return {
+          path: file,
+          format: (m[2] ?? (file.endsWith(".qcow2") ? "qcow2" : "raw")) as "raw" | "qcow2",
+        };
+      });
+      const sb = onOff(values["secure-boot"], "secure-boot");
+      const c = newVmConfig({
+        name,
+        disks,
+        ...(values.memory ? { memoryMiB: Number(values.memory) } : {}),
+        ...(values.cpus ? { cpus: Number(values.cpus) } : {}),
+        ...(values.network ? { network: values.network as "user" | "none" } : {}),
+        ...(values.template ? { template: values.template } : {}),
+        ...(sb === undefined ? {} : { secureBoot: sb }),
+      });
+      const p = await ctx.store.create(c);
+      try {
+        await provisionNvram(ctx.store.stateDir, c, p, { fresh: true });
+      } catch (e) {
+        await ctx.store.remove(name);
+        throw e;
+      }
+      return out(await describe(ctx, name), () => process.stdout.write(`created VM '${name}' in ${p.dir}\n`));
+    }
+    case "list": {
+      const rows: { name: string; state: string; policy: string; tpm: boolean; secureBoot: boolean }[] = [];
+      for (const n of await ctx.store.list()) {
+        const c = await ctx.store.load(n);
+        const s = await vmStatus(ctx, n);
+        rows.push({
+          name: n,
+          state: s.state,
+          policy: c.security.policy,
+          tpm: c.tpm.enabled,
+          secureBoot: c.firmware.secureBoot,
+        });
+      }
+      return out(rows, () => {
+        process.stdout.write(
+          `${"NAME".padEnd(20)} ${"STATE".padEnd(8)} ${"POLICY".padEnd(20)} TPM  SECUREBOOT\n`,
+        );
+        for (const r of rows) {
+          process.stdout.write(
+            `${r.name.padEnd(20)} ${r.state.padEnd(8)} ${r.policy.padEnd(20)} ${(r.tpm ? "on" : "off").padEnd(4)} ${r.secureBoot ? "on" : "off"}\n`,
+          );
+        }
+      });
+    }
+    case "show": {
+      const d = await describe(ctx, need(a1, "VM name"));
+      return out(d, () => printShow(d));
+    }
+    case "start": {
+      const name = need(a1, "VM name");
+      const s = await startVm(ctx, name);
+      return out(s, () => process.stdout.write(`VM '${name}' is ${s.state}\n`));
+    }
+    case "stop": {
+      const name = need(a1, "VM name");
+      const s = await stopVm(ctx, name, { timeoutMs: Number(values.timeout ?? 60) * 1000 });
+      return out(s, () => process.stdout.write(`VM '${name}' is ${s.state}\n`));
+    }
+    case "turn-off": {
+      const name = need(a1, "VM name");
+      const s = await turnOffVm(ctx, name);
+      return out(s, () => process.stdout.write(`VM '${name}' is ${s.state}\n`));
+    }
+    case "pause":
+    case "resume": {
+      const name = need(a1, "VM name");
+      const s = await pauseVm(ctx, name, verb === "pause");
+      return out(s, () => process.stdout.write(`VM '${name}' is ${s.state}\n`));
+    }
+    case "save": {
+      const name = need(a1, "VM name");
+      let last = -1;
+      const meta = await saveVm(ctx, name, {
+        onProgress: (t, total) => {
+          const pct = total > 0 ? Math.floor((100 * t) / total) : 0;
+          if (!json && !values.quiet && pct !== last && pct % 10 === 0) {
+            last = pct;
+            process.stderr.write(`vm: save ${pct}% (${(t / 1048576).toFixed(0)} MiB)\n`);
+          }
+        },
+      });
+      return out(meta, () =>
+        process.stdout.write(
+          `saved VM '${name}': ${meta.bytes} bytes, ${meta.encrypted ? "encrypted" : "plain"}\n`,
+        ),
+      );
+    }
+    case "delete": {
+      const name = need(a1, "VM name");
+      const s = await vmStatus(ctx, name);
+      if (s.state !== "Off" && !values.force) {
+        throw new BulwarkError(
+          "VM_ERR_STATE",
+          `VM '${name}' is ${s.state}; turn it off first or pass --force`,
+        );
+      }
+      if (s.state === "Running" || s.state === "Paused") await turnOffVm(ctx, name);
+      await ctx.store.remove(name);
+      return out({ deleted: name }, () => process.stdout.write(`deleted VM '${name}'\n`));
+    }
+    case "console": {
+      const name = need(a1, "VM name");
+      const c = await ctx.store.load(name);
+      const p = ctx.store.paths(name);
+      if (!c.console || isShielded(c) || qemuPidOf(p) === null) {
+        throw new BulwarkError("VM_ERR_CONSOLE_UNAVAILABLE", `VM '${name}' has no console available`);
+      }
+      const sock = net.createConnection(p.consoleSocket);
+      process.stdin.pipe(sock);
+      sock.pipe(process.stdout);
+      await new Promise<void>((r) => sock.on("close", () => r()));
+      return 0;
+    }
+    case "qmp": {
+      const name = need(a1, "VM name");
+      const command = need(a2, "QMP command");
+      const c = await ctx.store.load(name);
+      checkQmpCommand(c, command);
+      const p = ctx.store.paths(name);
+      if (qemuPidOf(p) === null) throw new BulwarkError("VM_ERR_STATE", `VM '${name}' is not running`);
+      let args: Record<string, unknown> | undefined;
+      if (a3) {
+        try {
+          args = JSON.parse(a3) as Record<string, unknown>;
+        } catch {
+          throw usageError("QMP arguments must be a JSON object");
+        }
+      }
+      const q = await connectQmp(p);
+      try {
+        const r = await q.execute(command, args);
+        printJson(r ?? {});
+      } finally {
+        q.close();
+      }
+      return 0;
+    }
+    case "firmware":
+    case "tpm":
+    case "key-protector":
+    case "security":
+    case "security-policy":
+      return settings(ctx, verb, a1, a2, values, json);
+    default:
+      throw usageError(`unknown vm verb '${verb}'\n\n${help}`);
+  }
+}
+
+type Values = ReturnType<typeof parse<typeof options>>["values"];
+
+async function settings(
+  ctx: HostContext,
+  group: string,
+  sub: string | undefined,
+  nameArg: string | undefined,
+  values: Values,
+  json: boolean,
+): Promise<number> {
+  const name = need(nameArg, "VM name");
+  const p = ctx.store.paths(name);
+  const done = async (msg: string) => {
+    const d = await describe(ctx, name);
+    if (json) printJson(d);
+    else process.stdout.write(`${msg}\n`);
+    return 0;
+  };
+  if (group === "key-protector" && sub === "show") {
+    const info = inspectKeyProtector(await readKeyProtector(p));
+    if (json) printJson(info);
+    else {
+      process.stdout.write(
+        `owner: ${info.owner.name} (${info.owner.thumbprint})\nguardians:\n${info.guardians.map((g) => `  ${g.name} (${g.thumbprint}) ${g.wrapScheme}`).join("\n")}\n` +
+          `key generation ${info.keyGeneration}, guardian-set generation ${info.guardianSetGeneration}, owner signature ${info.ownerSignature.valid ? "valid" : `INVALID (${info.ownerSignature.error})`}\n`,
+      );
+    }
+    return 0;
+  }
+  return ctx.store.withLock(name, async () => {
+    const c = await ctx.store.load(name);
+    await assertOffForSettings(ctx, name);
+    switch (`${group} ${sub ?? ""}`) {
+      case "firmware set": {
+        const sb = onOff(values["secure-boot"], "secure-boot");
+        if (sb === false) assertNotLockedByShielding(c, "Secure Boot");
+        await assertOwnerPresent(ctx, c);
+        const next: VmConfig = {
+          ...c,
+          firmware: {
+            secureBoot: sb ?? c.firmware.secureBoot,
+            template: values.template ?? c.firmware.template,
+          },
+        };
+        validateConfig(next);
+        await provisionNvram(ctx.store.stateDir, next, p);
+        await ctx.store.save(next);
+        return done(
+          `firmware of '${name}': Secure Boot ${next.firmware.secureBoot ? "on" : "off"}, template ${next.firmware.template}`,
+        );
+      }
+      case "tpm enable":
+      case "tpm disable": {
+        const enable = sub === "enable";
+        if (!enable) assertNotLockedByShielding(c, "the TPM");
+        if (enable && !(await hasKeyProtector(p))) {
+          throw new BulwarkError(
+            "VM_ERR_KEY_PROTECTOR_REQUIRED",
+            `VM '${name}' needs a key protector before its TPM can be enabled (bulwark vm key-protector set ${name} --new-local)`,
+          );
+        }
+        await assertOwnerPresent(ctx, c);
+        await ctx.store.save({ ...c, tpm: { enabled: enable } });
+        return done(`TPM of '${name}' ${enable ? "enabled" : "disabled"}`);
+      }
+      case "key-protector set": {
+        await assertOwnerPresent(ctx, c);
+        if (values["new-local"]) await setNewLocalKeyProtector(p, ctx.guardians);
+        else if (values.file)
+          await setKeyProtectorFromBytes(p, ctx.guardians, new Uint8Array(await readFile(values.file)));
+        else throw usageError("key-protector set needs --new-local or --file KP");
+        return done(`key protector of '${name}' set`);
+      }
+      case "key-protector restore-last-known-good": {
+        await restoreLastKnownGood(p);
+        return done(`key protector of '${name}' restored from its last known good copy`);
+      }
+      case "security set": {
+        const enc = onOff(values["encrypt-state-and-migration"], "encrypt-state-and-migration");
+        if (enc === undefined) throw usageError("security set needs --encrypt-state-and-migration on|off");
+        if (!enc) assertNotLockedByShielding(c, "state and migration encryption");
+        if (enc && !(await hasKeyProtector(p))) {
+          throw new BulwarkError(
+            "VM_ERR_KEY_PROTECTOR_REQUIRED",
+            `VM '${name}' needs a key protector to encrypt its state`,
+          );
+        }
+        await assertOwnerPresent(ctx, c);
+        await ctx.store.save({ ...c, security: { ...c.security, encryptStateAndMigration: enc } });
+        return done(`state and migration encryption of '${name}' ${enc ? "on" : "off"}`);
+      }
+      case "security-policy set": {
+        const sh = onOff(values.shielded, "shielded");
+        const es = onOff(values["encryption-supported"], "encryption-supported");
+        if (sh === undefined && es === undefined)
+          throw usageError("security-policy set needs --shielded on|off");
+        if (!(await hasKeyProtector(p))) {
+          throw new BulwarkError(
+            "VM_ERR_KEY_PROTECTOR_REQUIRED",
+            `VM '${name}' needs a key protector before a security policy can be set`,
+          );
+        }
+        await assertOwnerPresent(ctx, c);
+        let next: VmConfig;
+        if (sh === true) next = shield(c);
+        else if (sh === false) next = unshield(c, es === false ? "None" : "EncryptionSupported");
+        else {
+          assertNotLockedByShielding(c, "the security policy");
+          next = { ...c, security: { ...c.security, policy: es ? "EncryptionSupported" : "None" } };
+        }
+        if (next.firmware.secureBoot && !c.firmware.secureBoot)
+          await provisionNvram(ctx.store.stateDir, next, p);
+        await ctx.store.save(next);
+        return done(`security policy of '${name}': ${next.security.policy}`);
+      }
+      default:
+        throw usageError(`unknown verb 'vm ${group} ${sub ?? ""}'\n\n${help}`);
+    }
+  });
+}
