@@ -1,0 +1,231 @@
+/**
+ * VM runtime benchmarks on real QEMU + OVMF (TCG here):
+ *  1. save + restore of a guest whose RAM holds 1 GiB of random data: Bulwark's encrypted save
+ *     (migration stream → AES-256-GCM chunks → file) and restore, beside QEMU's own plain
+ *     migrate-to-file (`exec:cat > file`) and restore (`-incoming` from `exec:cat file`) on the
+ *     same VM. Goal: ≤ 1.10×.
+ *  2. VM start to the guest's ready marker with vTPM + key protector vs a plain VM. Goal: < 5 %.
+ * Run: node dist/bench/vm.js [--quick] (quick: 256 MiB of RAM data, one start each).
+ * Prints a table, then ONE JSON line.
+ */
+import { spawn } from "node:child_process";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { findSecureBootFirmware } from "../src/host/firmware.js";
+import { ensureGuestImage } from "../src/host/guest-image.js";
+import { scriptFwCfgName } from "../src/host/guest-init.js";
+import { chooseAccelerator } from "../src/host/probe.js";
+import { requireProgram } from "../src/host/tools.js";
+import { newVmConfig, type VmConfig } from "../src/host/vm/config.js";
+import { setNewLocalKeyProtector } from "../src/host/vm/keys.js";
+import { qemuArgs } from "../src/host/vm/qemu-args.js";
+import {
+  connectQmp,
+  hostContext,
+  saveVm,
+  startVm,
+  turnOffVm,
+  waitForPowerOff,
+  type HostContext,
+} from "../src/host/vm/runtime.js";
+
+const quick = process.argv.includes("--quick");
+const FILL_MIB = quick ? 256 : 1024;
+
+async function serial(ctx: HostContext, name: string): Promise<string> {
+  return readFile(ctx.store.paths(name).serialLog, "utf8").catch(() => "");
+}
+
+async function waitFor(
+  ctx: HostContext,
+  name: string,
+  text: string,
+  timeoutMs: number,
+  from = 0,
+): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if ((await serial(ctx, name)).indexOf(text, from) >= 0) return Date.now();
+    if (Date.now() > deadline) throw new Error(`timed out waiting for '${text}'`);
+    await sleep(50);
+  }
+}
+
+async function makeVm(ctx: HostContext, dir: string, name: string, script: string, patch: Partial<VmConfig>) {
+  const img = await ensureGuestImage("tpm2tools");
+  const file = path.join(dir, `${name}.sh`);
+  await writeFile(file, script);
+  const c = {
+    ...newVmConfig({ name, disks: [{ path: img.disk, format: "raw", snapshot: true }], network: "none" }),
+    fwCfg: { [scriptFwCfgName]: file },
+    ...patch,
+  };
+  await ctx.store.create(c);
+  return ctx.store.paths(name);
+}
+
+async function qmpMigrateWait(ctx: HostContext, name: string): Promise<void> {
+  const q = await connectQmp(ctx.store.paths(name));
+  try {
+    for (;;) {
+      const m = await q.execute<{ status?: string }>("query-migrate");
+      if (m.status === "completed") return;
+      if (m.status === "failed") throw new Error("migration failed");
+      await sleep(20);
+    }
+  } finally {
+    q.close();
+  }
+}
+
+async function saveRestore(ctx: HostContext, dir: string) {
+  const name = "membench";
+  const p = await makeVm(
+    ctx,
+    dir,
+    name,
+    `dd if=/dev/urandom of=/tmp/r bs=1M count=16 2>/dev/null
+i=0; while [ $i -lt ${FILL_MIB / 16} ]; do cat /tmp/r >> /tmp/fill; i=$((i+1)); done
+echo BENCH-FILLED; while true; do sleep 1; done
+`,
+    { memoryMiB: FILL_MIB + 512 },
+  );
+  await setNewLocalKeyProtector(p, ctx.guardians);
+  const c = await ctx.store.load(name);
+  await ctx.store.save({ ...c, security: { ...c.security, encryptStateAndMigration: true } });
+  await startVm(ctx, name);
+  await waitFor(ctx, name, "BENCH-FILLED", 900_000);
+
+  // QEMU's own plain migrate-to-file.
+  const plainFile = path.join(dir, "plain.mig");
+  const q = await connectQmp(p);
+  await q.execute("migrate-set-parameters", {
+    "max-bandwidth": 64 * 1024 * 1024 * 1024,
+    "downtime-limit": 2000,
+  });
+  let t = performance.now();
+  await q.execute("migrate", { uri: `exec:cat > ${plainFile}` });
+  q.close();
+  await qmpMigrateWait(ctx, name);
+  const plainSave = (performance.now() - t) / 1000;
+  const q2 = await connectQmp(p);
+  await q2.execute("cont");
+  q2.close();
+
+  // Bulwark's encrypted save (live pre-copy, sealed, fsynced, renamed; QEMU stopped).
+  t = performance.now();
+  const meta = await saveVm(ctx, name);
+  const encSave = (performance.now() - t) / 1000;
+
+  // Bulwark's encrypted restore (QEMU start + decrypt + resume).
+  t = performance.now();
+  await startVm(ctx, name);
+  const encRestore = (performance.now() - t) / 1000;
+  await turnOffVm(ctx, name);
+
+  // QEMU's own plain restore: start with -incoming, then migrate-incoming from the file.
+  const cfg = await ctx.store.load(name);
+  const args = qemuArgs(cfg, p, {
+    accelerator: await chooseAccelerator(),
+    firmwareCode: findSecureBootFirmware().code,
+    incoming: true,
+  });
+  t = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(requireProgram("qemu-system-x86_64"), args, { stdio: "ignore" });
+    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`qemu exit ${code}`))));
+  });
+  const q3 = await connectQmp(p);
+  await q3.execute("migrate-incoming", { uri: `exec:cat ${plainFile}` });
+  for (;;) {
+    const s = await q3.execute<{ status: string }>("query-status");
+    if (s.status === "paused" || s.status === "running") {
+      const m = await q3.execute<{ status?: string }>("query-migrate");
+      if (m.status === "completed") break;
+    }
+    await sleep(20);
+  }
+  await q3.execute("cont");
+  q3.close();
+  const plainRestore = (performance.now() - t) / 1000;
+  await turnOffVm(ctx, name);
+  const plainBytes = (await stat(plainFile)).size;
+  return { plainSave, plainRestore, encSave, encRestore, plainBytes, encBytes: meta.bytes };
+}
+
+async function startToReady(ctx: HostContext, dir: string, runs: number) {
+  const plain = await makeVm(ctx, dir, "plainstart", "true\n", {});
+  void plain;
+  const tpmP = await makeVm(ctx, dir, "tpmstart", "true\n", {});
+  await setNewLocalKeyProtector(tpmP, ctx.guardians);
+  const c = await ctx.store.load("tpmstart");
+  await ctx.store.save({ ...c, tpm: { enabled: true } });
+  // First start manufactures the vTPM (one-time cost, reported separately).
+  let t = performance.now();
+  await startVm(ctx, "tpmstart");
+  await waitFor(ctx, "tpmstart", "BULWARK-READY", 300_000);
+  const firstTpm = (performance.now() - t) / 1000;
+  await waitForPowerOff(ctx, "tpmstart", 120_000);
+  const times: { plain: number[]; tpm: number[] } = { plain: [], tpm: [] };
+  for (let i = 0; i < runs; i++) {
+    for (const [name, key] of [
+      ["plainstart", "plain"],
+      ["tpmstart", "tpm"],
+    ] as const) {
+      const from = (await serial(ctx, name)).length;
+      t = performance.now();
+      await startVm(ctx, name);
+      await waitFor(ctx, name, "BULWARK-READY", 300_000, from);
+      times[key].push((performance.now() - t) / 1000);
+      await waitForPowerOff(ctx, name, 120_000);
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+  return { plain: median(times.plain), tpm: median(times.tpm), firstTpm, runs: times };
+}
+
+const dir = await mkdtemp(path.join(os.tmpdir(), "bulwark-bench-vm-"));
+const ctx = hostContext(dir);
+try {
+  const accel = await chooseAccelerator();
+  const sr = await saveRestore(ctx, dir);
+  const st = await startToReady(ctx, dir, quick ? 1 : 3);
+  const r = (a: number, b: number) => (a / b).toFixed(2);
+  const rows = [
+    ["save", sr.encSave, sr.plainSave],
+    ["restore", sr.encRestore, sr.plainRestore],
+    ["save + restore", sr.encSave + sr.encRestore, sr.plainSave + sr.plainRestore],
+  ] as const;
+  process.stdout.write(`VM runtime benchmark (${accel}, guest RAM with ${FILL_MIB} MiB of random data)\n\n`);
+  process.stdout.write(
+    `${"operation".padEnd(16)} ${"bulwark (enc)".padStart(14)} ${"qemu plain".padStart(12)} ${"ratio".padStart(7)}\n`,
+  );
+  for (const [k, a, b] of rows) {
+    process.stdout.write(
+      `${k.padEnd(16)} ${`${a.toFixed(2)} s`.padStart(14)} ${`${b.toFixed(2)} s`.padStart(12)} ${r(a, b).padStart(7)}\n`,
+    );
+  }
+  process.stdout.write(
+    `stream bytes     ${String(sr.encBytes).padStart(14)} ${String(sr.plainBytes).padStart(12)}\n\n`,
+  );
+  process.stdout.write(
+    `start → ready marker (median of ${st.runs.plain.length}): plain ${st.plain.toFixed(2)} s, vTPM + key protector ${st.tpm.toFixed(2)} s, ratio ${r(st.tpm, st.plain)} (first start with vTPM manufacture: ${st.firstTpm.toFixed(2)} s)\n`,
+  );
+  process.stdout.write(
+    `${JSON.stringify({
+      bench: "vm",
+      accelerator: accel,
+      fillMiB: FILL_MIB,
+      saveSeconds: { encrypted: sr.encSave, qemuPlain: sr.plainSave },
+      restoreSeconds: { encrypted: sr.encRestore, qemuPlain: sr.plainRestore },
+      saveRestoreRatio: (sr.encSave + sr.encRestore) / (sr.plainSave + sr.plainRestore),
+      startToReadySeconds: { plain: st.plain, tpmAndKeyProtector: st.tpm, firstWithManufacture: st.firstTpm },
+      startRatio: st.tpm / st.plain,
+    })}\n`,
+  );
+} finally {
+  for (const n of await ctx.store.list()) await turnOffVm(ctx, n).catch(() => undefined);
+  await rm(dir, { recursive: true, force: true });
+}
