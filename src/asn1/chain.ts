@@ -42,10 +42,11 @@ export interface AnchorMatch {
  * the chain (the signer included), or the verified issuer of one of them.
  */
 export function anchorMatch(chain: readonly Certificate[], anchor: Certificate): AnchorMatch | undefined {
-  for (let i = 0; i < chain.length; i++) {
-    const c = chain[i] as Certificate;
-    if (bytesEqual(c.raw, anchor.raw)) return { index: i, how: "member" };
-    if (canIssue(anchor) && isIssuedBy(c, anchor)) return { index: i, how: "issuer" };
-  }
+  // Membership first: the anchor itself in the bag is the more specific fact.
+  const member = chain.findIndex((c) => bytesEqual(c.raw, anchor.raw));
+  if (member >= 0) return { index: member, how: "member" };
+  if (!canIssue(anchor)) return undefined;
+  const issued = chain.findIndex((c) => isIssuedBy(c, anchor));
+  if (issued >= 0) return { index: issued, how: "issuer" };
   return undefined;
 }

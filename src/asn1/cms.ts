@@ -280,7 +280,9 @@ export function findSignerCertificate(
 
 /**
  * Verifies every SignerInfo of `sd` against its certificate in the bag. For detached signatures
- * pass `detachedContent` (the signed bytes). Never throws for a bad signature: returns verdicts.
+ * pass `detachedContent` (the signed bytes); when given it is verified even if the SignedData
+ * also carries content (as OpenSSL's PKCS7_verify with a data BIO, which edk2 uses). Never
+ * throws for a bad signature: returns verdicts.
  */
 export function verifySigners(sd: SignedData, opts: { detachedContent?: Uint8Array } = {}): SignerVerdict[] {
   const bag = bagCertificates(sd);
@@ -328,7 +330,8 @@ function verifyOneSigner(
       ? `signer certificate ${cert.subject.text}`
       : "no certificate in the bag matches the signer identifier",
   });
-  const data = sd.content ? sd.content.content : detached;
+  // Data the caller names wins over attached content: "does this signature cover THIS data?"
+  const data = detached ?? sd.content?.content;
   if (!data) {
     add({
       id: "cms.content",

@@ -26,7 +26,7 @@ const help = `Usage: bulwark eventlog <show|replay|verify> FILE [options]
                  boot applications, separators, EFI actions, grub commands, kernel command line,
                  shim's MokList/SbatLevel measurements
   replay FILE    the PCR values the log produces, per bank
-  verify FILE --pcrs PCRFILE [--require-secure-boot]
+  verify FILE --pcrs PCRFILE [--require-secure-boot] [--ignore-pcr LIST]
                  replay compared with PCR values read from the TPM (tpm2_pcrread output or
                  JSON {"sha256": {"0": "hex"}}), plus the checks in docs; exit 4 on any error
 
@@ -35,7 +35,9 @@ FILE is a TCG PC Client event log, e.g. /sys/kernel/security/tpm0/binary_bios_me
 
 Options:
   --json         machine-readable output
-  --bank NAME    replay: only this bank (sha1, sha256, ...)`;
+  --bank NAME    replay: only this bank (sha1, sha256, ...)
+  --ignore-pcr LIST
+                 verify: PCRs the log does not cover, e.g. 10 (IMA, the kernel's own log)`;
 
 function readInput(file: string, what: string): Uint8Array {
   try {
@@ -114,8 +116,9 @@ function factLines(f: EventLogFacts): string[] {
       `Boot application: sha256 ${b.digests["sha256"] ?? Object.values(b.digests)[0] ?? "?"} path ${b.devicePath ?? b.devicePathError ?? "?"} [path unproven]`,
     );
   }
-  for (const c of f.grubCommands) out.push(`grub_cmd: ${c.text} ${p(c.proof.proven)}`);
-  for (const c of f.kernelCommandLines) out.push(`kernel_cmdline: ${c.text} ${p(c.proof.proven)}`);
+  const oneLine = (s: string) => s.replace(/\r?\n/g, " ⏎ ");
+  for (const c of f.grubCommands) out.push(`grub_cmd: ${oneLine(c.text)} ${p(c.proof.proven)}`);
+  for (const c of f.kernelCommandLines) out.push(`kernel_cmdline: ${oneLine(c.text)} ${p(c.proof.proven)}`);
   for (const g of f.grubFiles) out.push(`grub file: ${g.label} [label unproven]`);
   for (const a of f.efiActions) out.push(`EFI action PCR ${a.pcr}: ${a.text} ${p(a.proof.proven)}`);
   const seps = f.separators.map(
@@ -209,6 +212,7 @@ export async function run(argv: string[]): Promise<number> {
     bank: { type: "string" },
     pcrs: { type: "string" },
     "require-secure-boot": { type: "boolean" },
+    "ignore-pcr": { type: "string" },
   });
   if (values.help) {
     process.stdout.write(`${help}\n`);
@@ -223,6 +227,18 @@ export async function run(argv: string[]): Promise<number> {
   if (sub === "show") return show(log, json);
   if (sub === "replay") return replay(log, json, values.bank);
   if (!values.pcrs) throw usageError("verify needs --pcrs PCRFILE (tpm2_pcrread output or JSON)");
-  const pcrs = parsePcrValues(Buffer.from(readInput(values.pcrs, "PCR values")).toString("utf8"));
+  const ignore = (values["ignore-pcr"] ?? "")
+    .split(",")
+    .filter(Boolean)
+    .map((x) => {
+      const n = Number(x);
+      if (!/^\d{1,2}$/.test(x.trim()) || n > 23)
+        throw usageError(`--ignore-pcr: '${x}' is not a PCR index 0..23`);
+      return n;
+    });
+  const all = parsePcrValues(Buffer.from(readInput(values.pcrs, "PCR values")).toString("utf8"));
+  const pcrs: PcrValues = new Map(
+    [...all].map(([bank, m]) => [bank, new Map([...m].filter(([i]) => !ignore.includes(i)))]),
+  );
   return verify(log, json, pcrs, values["require-secure-boot"] === true);
 }

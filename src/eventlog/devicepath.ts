@@ -31,12 +31,12 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const h = (n: number | bigint) => `0x${n.toString(16)}`;
 
 function eisaId(id: number): string {
-  // Compressed EISA ID (ACPI 6.x section 6.1.5): three 5-bit letters then a 16-bit product id.
+  // Compressed EISA ID (ACPI 6.x section 6.1.5; edk2 EisaIdText): three 5-bit letters in the low
+  // 16 bits, then a 16-bit product id. EISA_PNP_ID(0x0501) = 0x050141d0 is "PNP0501".
   const vendor = id & 0xffff;
-  const product = id >>> 16;
-  const c = (v: number) => String.fromCharCode(((v & 0x1f) + 0x40) as number);
-  const swapped = ((vendor & 0xff) << 8) | (vendor >> 8);
-  return `${c(swapped >> 10)}${c(swapped >> 5)}${c(swapped)}${product.toString(16).toUpperCase().padStart(4, "0")}`;
+  const c = (v: number) => String.fromCharCode((v & 0x1f) + 0x40);
+  const product = (id >>> 16).toString(16).toUpperCase().padStart(4, "0");
+  return `${c(vendor >> 10)}${c(vendor >> 5)}${c(vendor)}${product}`;
 }
 
 /** Renders one node; `d` reads the node data. */

@@ -29,6 +29,11 @@ export const EventlogErrors = defineErrors("EVENTLOG", {
     exit: Exit.invalidInput,
     http: 413,
   },
+  EVENTLOG_ERR_FILE: {
+    summary: "An event log or PCR value file cannot be read; check the path and permissions.",
+    exit: Exit.io,
+    http: 400,
+  },
   EVENTLOG_ERR_PCR_VALUES: {
     summary:
       "The PCR values given to compare with are not valid (unknown bank, PCR index outside 0..23, or a digest of the wrong size).",
@@ -39,7 +44,12 @@ export const EventlogErrors = defineErrors("EVENTLOG", {
 export type EventlogErrorCode = keyof typeof EventlogErrors;
 
 export class EventlogError extends BulwarkError<EventlogErrorCode> {
-  constructor(code: EventlogErrorCode, message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
+  constructor(
+    code: EventlogErrorCode,
+    message: string,
+    details: ErrorDetails = {},
+    options?: { cause?: unknown },
+  ) {
     super(code, message, details, options);
     this.name = "EventlogError";
   }

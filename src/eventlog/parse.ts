@@ -122,7 +122,9 @@ function specIdBanks(data: Uint8Array, offset: number): { specId: SpecIdEvent; b
     throw e;
   }
   if (specId.digestSizes.length === 0) {
-    throw new EventlogError("EVENTLOG_ERR_SPEC_ID", "TCG_EfiSpecIdEvent declares no digest algorithms", { event: 0 });
+    throw new EventlogError("EVENTLOG_ERR_SPEC_ID", "TCG_EfiSpecIdEvent declares no digest algorithms", {
+      event: 0,
+    });
   }
   const banks: Bank[] = [];
   for (const { algorithmId, digestSize } of specId.digestSizes) {
@@ -135,16 +137,24 @@ function specIdBanks(data: Uint8Array, offset: number): { specId: SpecIdEvent; b
       );
     }
     if (digestSize === 0 || digestSize > 512) {
-      throw new EventlogError("EVENTLOG_ERR_SPEC_ID", `TCG_EfiSpecIdEvent digest size ${digestSize} is not plausible`, {
-        event: 0,
-        alg: algorithmId,
-      });
+      throw new EventlogError(
+        "EVENTLOG_ERR_SPEC_ID",
+        `TCG_EfiSpecIdEvent digest size ${digestSize} is not plausible`,
+        {
+          event: 0,
+          alg: algorithmId,
+        },
+      );
     }
     if (banks.some((b) => b.alg === algorithmId)) {
-      throw new EventlogError("EVENTLOG_ERR_SPEC_ID", `TCG_EfiSpecIdEvent declares ${bankName(algorithmId)} twice`, {
-        event: 0,
-        alg: algorithmId,
-      });
+      throw new EventlogError(
+        "EVENTLOG_ERR_SPEC_ID",
+        `TCG_EfiSpecIdEvent declares ${bankName(algorithmId)} twice`,
+        {
+          event: 0,
+          alg: algorithmId,
+        },
+      );
     }
     banks.push({ alg: algorithmId, bank: bankName(algorithmId), digestSize });
   }
@@ -156,9 +166,13 @@ export function parseEventLog(bytes: Uint8Array, opts: ParseOptions = {}): Event
   const maxBytes = opts.maxBytes ?? 64 << 20;
   const maxEvents = opts.maxEvents ?? 1_000_000;
   if (bytes.length > maxBytes) {
-    throw new EventlogError("EVENTLOG_ERR_TOO_LARGE", `event log of ${bytes.length} bytes exceeds ${maxBytes}`, {
-      size: bytes.length,
-    });
+    throw new EventlogError(
+      "EVENTLOG_ERR_TOO_LARGE",
+      `event log of ${bytes.length} bytes exceeds ${maxBytes}`,
+      {
+        size: bytes.length,
+      },
+    );
   }
   const r = new Reader(bytes);
   const events: TcgEvent[] = [];
@@ -170,7 +184,9 @@ export function parseEventLog(bytes: Uint8Array, opts: ParseOptions = {}): Event
   const readLegacy = (index: number): TcgEvent => {
     const offset = r.offset;
     try {
-      const e = r.at(`events[${index}]`, () => r.at("TCG_PCClientPCREvent", () => TCG_PCClientPCREvent.decode(r)));
+      const e = r.at(`events[${index}]`, () =>
+        r.at("TCG_PCClientPCREvent", () => TCG_PCClientPCREvent.decode(r)),
+      );
       return {
         index,
         offset,
@@ -194,17 +210,24 @@ export function parseEventLog(bytes: Uint8Array, opts: ParseOptions = {}): Event
   events.push(first);
   if (first.eventType === EventType.EV_NO_ACTION && startsWith(first.data, SPEC_ID_03)) {
     if (first.pcrIndex !== 0 || !isZero(first.digests[0]!.digest)) {
-      throw new EventlogError("EVENTLOG_ERR_SPEC_ID", "the Spec ID event must be on PCR 0 with a zero digest", {
-        offset: 0,
-        event: 0,
-      });
+      throw new EventlogError(
+        "EVENTLOG_ERR_SPEC_ID",
+        "the Spec ID event must be on PCR 0 with a zero digest",
+        {
+          offset: 0,
+          event: 0,
+        },
+      );
     }
     const s = specIdBanks(first.data, first.offset);
     format = "crypto-agile";
     specId = s.specId;
     banks = s.banks;
     sizes = new Map(banks.map((b) => [b.alg, b.digestSize]));
-  } else if (first.eventType === EventType.EV_NO_ACTION && SPEC_ID_LEGACY.some((s) => startsWith(first.data, s))) {
+  } else if (
+    first.eventType === EventType.EV_NO_ACTION &&
+    SPEC_ID_LEGACY.some((s) => startsWith(first.data, s))
+  ) {
     format = "sha1";
   }
 
@@ -231,11 +254,15 @@ export function parseEventLog(bytes: Uint8Array, opts: ParseOptions = {}): Event
       const seen = new Set<number>();
       for (const d of e.Digests) {
         if (seen.has(d.hashAlg)) {
-          throw new EventlogError("EVENTLOG_ERR_ALGORITHM", `event ${index} carries two ${bankName(d.hashAlg)} digests`, {
-            offset,
-            event: index,
-            alg: d.hashAlg,
-          });
+          throw new EventlogError(
+            "EVENTLOG_ERR_ALGORITHM",
+            `event ${index} carries two ${bankName(d.hashAlg)} digests`,
+            {
+              offset,
+              event: index,
+              alg: d.hashAlg,
+            },
+          );
         }
         seen.add(d.hashAlg);
       }
@@ -252,7 +279,12 @@ export function parseEventLog(bytes: Uint8Array, opts: ParseOptions = {}): Event
       });
     } catch (e) {
       if (e instanceof EventlogError && e.details.event === undefined) {
-        throw new EventlogError(e.code, `event ${index}: ${e.message}`, { ...e.details, event: index }, { cause: e });
+        throw new EventlogError(
+          e.code,
+          `event ${index}: ${e.message}`,
+          { ...e.details, event: index },
+          { cause: e },
+        );
       }
       throw e instanceof DecodeError ? malformed(e, index) : e;
     }
@@ -271,7 +303,12 @@ export function encodeEventLog(log: EventLog): Uint8Array {
   for (const e of log.events) {
     if (e.structure === "TCG_PCClientPCREvent") {
       const digest = e.digests[0]?.digest ?? new Uint8Array(20);
-      TCG_PCClientPCREvent.encode(w, { PCRIndex: e.pcrIndex, EventType: e.eventType, Digest: digest, Event: e.data });
+      TCG_PCClientPCREvent.encode(w, {
+        PCRIndex: e.pcrIndex,
+        EventType: e.eventType,
+        Digest: digest,
+        Event: e.data,
+      });
     } else {
       agile.encode(w, {
         PCRIndex: e.pcrIndex,
@@ -293,7 +330,12 @@ export function encodeSpecId(specId: SpecIdEvent): Uint8Array {
 /** The startup locality recorded by a TCG_EfiStartupLocalityEvent (PFP 10.4.5.3), if any. */
 export function startupLocality(log: EventLog): { locality: number; event: number } | null {
   for (const e of log.events) {
-    if (e.eventType !== EventType.EV_NO_ACTION || e.pcrIndex !== 0 || !startsWith(e.data, "StartupLocality\0")) continue;
+    if (
+      e.eventType !== EventType.EV_NO_ACTION ||
+      e.pcrIndex !== 0 ||
+      !startsWith(e.data, "StartupLocality\0")
+    )
+      continue;
     try {
       return { locality: decode(TCG_EfiStartupLocalityEvent, e.data).StartupLocality, event: e.index };
     } catch {

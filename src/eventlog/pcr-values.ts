@@ -12,17 +12,28 @@ export type PcrValues = ReadonlyMap<string, ReadonlyMap<number, Uint8Array>>;
 const bankSizes = new Map([...HASHES.values()].map((h) => [h.name, h.size]));
 
 function bad(message: string, line?: number): never {
-  throw new EventlogError("EVENTLOG_ERR_PCR_VALUES", line === undefined ? message : `line ${line}: ${message}`, {
-    ...(line === undefined ? {} : { line }),
-  });
+  throw new EventlogError(
+    "EVENTLOG_ERR_PCR_VALUES",
+    line === undefined ? message : `line ${line}: ${message}`,
+    {
+      ...(line === undefined ? {} : { line }),
+    },
+  );
 }
 
-function put(out: Map<string, Map<number, Uint8Array>>, bank: string, pcr: number, hexValue: string, line?: number) {
+function put(
+  out: Map<string, Map<number, Uint8Array>>,
+  bank: string,
+  pcr: number,
+  hexValue: string,
+  line?: number,
+) {
   const size = bankSizes.get(bank);
   if (size === undefined) bad(`unknown PCR bank '${bank.slice(0, 32)}'`, line);
   if (!Number.isInteger(pcr) || pcr < 0 || pcr > 23) bad(`PCR index ${pcr} outside 0..23`, line);
   const h = hexValue.replace(/^0x/i, "");
-  if (!/^[0-9a-f]*$/i.test(h) || h.length !== size * 2) bad(`${bank} PCR ${pcr} is not ${size} bytes of hex`, line);
+  if (!/^[0-9a-f]*$/i.test(h) || h.length !== size * 2)
+    bad(`${bank} PCR ${pcr} is not ${size} bytes of hex`, line);
   let m = out.get(bank);
   if (!m) out.set(bank, (m = new Map()));
   if (m.has(pcr)) bad(`${bank} PCR ${pcr} given twice`, line);
@@ -62,9 +73,11 @@ export function parsePcrJson(text: string): PcrValues {
   if (typeof v !== "object" || v === null || Array.isArray(v)) bad("PCR values must be an object of banks");
   const out = new Map<string, Map<number, Uint8Array>>();
   for (const [bank, pcrs] of Object.entries(v as Record<string, unknown>)) {
-    if (typeof pcrs !== "object" || pcrs === null || Array.isArray(pcrs)) bad(`bank ${bank.slice(0, 32)} must be an object`);
+    if (typeof pcrs !== "object" || pcrs === null || Array.isArray(pcrs))
+      bad(`bank ${bank.slice(0, 32)} must be an object`);
     for (const [k, hexValue] of Object.entries(pcrs as Record<string, unknown>)) {
-      if (!/^\d{1,2}$/.test(k) || typeof hexValue !== "string") bad(`${bank.slice(0, 32)}: bad entry '${k.slice(0, 8)}'`);
+      if (!/^\d{1,2}$/.test(k) || typeof hexValue !== "string")
+        bad(`${bank.slice(0, 32)}: bad entry '${k.slice(0, 8)}'`);
       put(out, bank.toLowerCase(), Number(k), hexValue);
     }
   }

@@ -85,3 +85,37 @@ export function replayEventLog(log: EventLog): Replay {
   });
   return { banks, startupLocality: locality };
 }
+
+/**
+ * Replayed PCR values keyed by TPM_ALG_ID (the shape of src/tpm's `PcrValues`), optionally
+ * restricted to a selection (bank name → PCR indices). Hand them to src/tpm's `verifyQuote` as
+ * `pcrs`: when its `quote.pcrDigest` check passes, the TPM signed exactly these values, and
+ * `byBankName(...)` of the same map is what `verifyEventLog` takes as `pcrs`.
+ */
+export function replayedPcrValues(
+  replay: Replay,
+  selection?: ReadonlyMap<string, readonly number[]>,
+): Map<number, Map<number, Uint8Array>> {
+  const out = new Map<number, Map<number, Uint8Array>>();
+  for (const b of replay.banks) {
+    if (!b.supported) continue;
+    const want = selection ? selection.get(b.bank) : undefined;
+    if (selection && !want) continue;
+    const m = new Map<number, Uint8Array>();
+    for (const [i, v] of b.pcrs) if (!want || want.includes(i)) m.set(i, v);
+    out.set(b.alg, m);
+  }
+  return out;
+}
+
+/** An algorithm-keyed PCR map re-keyed by bank name (sha256, ...), as verifyEventLog takes it. */
+export function byBankName(
+  values: ReadonlyMap<number, ReadonlyMap<number, Uint8Array>>,
+): Map<string, ReadonlyMap<number, Uint8Array>> {
+  const out = new Map<string, ReadonlyMap<number, Uint8Array>>();
+  for (const [alg, m] of values) {
+    const name = HASHES.get(alg)?.name ?? `0x${alg.toString(16).padStart(4, "0")}`;
+    out.set(name, m);
+  }
+  return out;
+}

@@ -8,10 +8,10 @@
  * UEFI_IMAGE_LOAD_EVENT, UEFI_PLATFORM_FIRMWARE_BLOB(2), UEFI_HANDOFF_TABLE_POINTERS(2),
  * UEFI_GPT_DATA) and TCG EFI Protocol Specification section 5.2 "Crypto Agile Log Entry Format".
  */
+import type { Reader } from "../core/codec.js";
 import {
   fixedBytes,
   list,
-  Reader,
   rest,
   sizedBytes,
   struct,
@@ -243,7 +243,8 @@ export const UEFI_GPT_DATA: Codec<UEFI_GPT_DATA> = {
     const header = r.at("UEFIPartitionHeader", () => EFI_PARTITION_TABLE_HEADER.decode(r));
     const count = r.at("NumberOfPartitions", () => u64Count(1024, "NumberOfPartitions").decode(r));
     const size = header.SizeOfPartitionEntry;
-    if (size < 128 || size > 4096) r.fail("CORE_ERR_INVALID", `SizeOfPartitionEntry ${size} outside 128..4096`);
+    if (size < 128 || size > 4096)
+      r.fail("CORE_ERR_INVALID", `SizeOfPartitionEntry ${size} outside 128..4096`);
     const parts: EFI_PARTITION_ENTRY[] = [];
     for (let i = 0; i < count; i++) {
       const sub: Reader = r.at(`Partitions[${i}]`, () => r.sub(size));
@@ -273,7 +274,8 @@ export const EFI_LOAD_OPTION = struct("EFI_LOAD_OPTION", {
     },
     encode: (w, v: Uint8Array) => w.bytes(v),
   } satisfies Codec<Uint8Array>,
-  FilePathList: (p: Partial<{ FilePathListLength: number }>) => bytesOf(p.FilePathListLength, 1, "FilePathList"),
+  FilePathList: (p: Partial<{ FilePathListLength: number }>) =>
+    bytesOf(p.FilePathListLength, 1, "FilePathList"),
   OptionalData: rest,
 });
 

@@ -29,6 +29,12 @@ export const UefiPeErrors = defineErrors("UEFI", {
     exit: Exit.refused,
     http: 403,
   },
+  UEFI_ERR_PE_SIGNING_KEY: {
+    summary:
+      "The signing key cannot be used: not an unencrypted PEM/DER private key, or not the key of the signing certificate.",
+    exit: Exit.invalidInput,
+    http: 400,
+  },
   UEFI_ERR_PKCS7_INVALID: {
     summary:
       "A PKCS #7 SignedData for a UEFI authenticated variable is malformed or not as UEFI 2.10 section 8.2.2 requires.",

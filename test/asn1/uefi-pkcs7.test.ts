@@ -3,6 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
+import { buildSignedData } from "../../src/asn1/cms.js";
 import { der, parseDer } from "../../src/asn1/der.js";
 import { OID } from "../../src/asn1/oid.js";
 import { createCertificate, derToPem } from "../../src/asn1/x509.js";
@@ -127,6 +128,17 @@ test("signDetachedForUefiVariable follows 8.2.2 and verifies with openssl cms an
     assert.match(printed, /signedAttrs:\s*<ABSENT>/);
     assert.match(printed, /eContent: <ABSENT>/);
     assert.match(printed, /algorithm: rsaEncryption/);
+    // Attached content does not stand in for the data the caller asks about.
+    const attached = buildSignedData({
+      contentType: OID.data,
+      content: der.octetString(new Uint8Array(Buffer.from("other data"))),
+      signers: [{ key: kek.privateKey, certificate: kekCert, signedAttributes: false }],
+    });
+    assert.equal(verifyDetached(attached, data, { trusted: [kekCert] }).ok, false);
+    assert.equal(
+      verifyDetached(attached, new Uint8Array(Buffer.from("other data")), { trusted: [kekCert] }).ok,
+      true,
+    );
     const ec = generateKeyPairSync("ec", { namedCurve: "P-256" });
     assert.throws(
       () => signDetachedForUefiVariable(data, ec.privateKey, kekCert),

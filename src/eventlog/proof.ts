@@ -1,0 +1,148 @@
+/**
+ * Which event data a digest proves.
+ *
+ * Replay binds a log's digests to the TPM's PCR values; it binds nothing else. Event data is
+ * only as good as the digest that covers it: a fact read from event data is *proven* when, in
+ * every bank this host can hash, the event's digest equals the hash of the very bytes the fact
+ * was read from. Otherwise the data is a claim anybody could have edited without changing a
+ * PCR (a boot application's device path, a firmware blob's address, a file name grub logged).
+ *
+ * What a digest covers differs by event type and by firmware, so every candidate is tried and
+ * the one that matches is named in {@link Proof.covers}:
+ *   - "event-data": the whole event data (PFP 1.05 section 10.4.4 for EV_SEPARATOR, EV_EFI_ACTION,
+ *     EV_EFI_VARIABLE_DRIVER_CONFIG, EV_EFI_VARIABLE_AUTHORITY, EV_EFI_GPT_EVENT, ...);
+ *   - "event-data-without-nul": the event data without its trailing NUL (strings logged with
+ *     their terminator but hashed without it);
+ *   - "variable-data": UEFI_VARIABLE_DATA.VariableData alone (edk2 hashes only the data of
+ *     EV_EFI_VARIABLE_BOOT; the variable's name and GUID are then NOT proven);
+ *   - "string-after-prefix": grub's `grub_cmd: `, `kernel_cmdline: `, `module_cmdline: ` strings,
+ *     whose digest covers the text after the prefix without the NUL (grub-core/commands/tpm.c).
+ */
+import { decode } from "../core/codec.js";
+import { EventType } from "./event-types.js";
+import type { TcgEvent } from "./parse.js";
+import { digestOf, nodeHashName } from "./replay.js";
+import { UEFI_VARIABLE_DATA } from "./structures.js";
+
+export type Coverage = "event-data" | "event-data-without-nul" | "variable-data" | "string-after-prefix";
+
+export interface Proof {
+  /** True when a digest in the log equals the hash of the bytes the fact was read from. */
+  readonly proven: boolean;
+  /** What the matching digest covers; null when nothing in the log matches it. */
+  readonly covers: Coverage | null;
+  /** Banks in which the digest was checked and equal (all the event's banks this host can hash). */
+  readonly banks: readonly string[];
+  /** Banks the event carries that this host cannot hash (not checked). */
+  readonly uncheckedBanks: readonly string[];
+  /** Why the fact is, or is not, proven. */
+  readonly note: string;
+}
+
+export const GRUB_PREFIXES = ["grub_cmd: ", "kernel_cmdline: ", "module_cmdline: "] as const;
+
+const VARIABLE_EVENTS = new Set<number>([
+  EventType.EV_EFI_VARIABLE_DRIVER_CONFIG,
+  EventType.EV_EFI_VARIABLE_BOOT,
+  EventType.EV_EFI_VARIABLE_BOOT2,
+  EventType.EV_EFI_VARIABLE_AUTHORITY,
+]);
+
+/** What the digest of events whose data is not hashed covers, for the proof note. */
+const NOT_IN_LOG: Partial<Record<number, string>> = {
+  [EventType.EV_EFI_BOOT_SERVICES_APPLICATION]:
+    "the digest is the image's PE/Authenticode hash; the image is not in the log and the device path is covered by no digest",
+  [EventType.EV_EFI_BOOT_SERVICES_DRIVER]:
+    "the digest is the driver image's hash; the device path is covered by no digest",
+  [EventType.EV_EFI_RUNTIME_SERVICES_DRIVER]:
+    "the digest is the driver image's hash; the device path is covered by no digest",
+  [EventType.EV_EFI_PLATFORM_FIRMWARE_BLOB]:
+    "the digest covers firmware memory; the blob address and length are covered by no digest",
+  [EventType.EV_EFI_PLATFORM_FIRMWARE_BLOB2]:
+    "the digest covers firmware memory; the blob description is covered by no digest",
+  [EventType.EV_EFI_HANDOFF_TABLES]:
+    "the digest covers the tables; the table pointers are covered by no digest",
+  [EventType.EV_EFI_HANDOFF_TABLES2]:
+    "the digest covers the tables; the table pointers are covered by no digest",
+  [EventType.EV_IPL]:
+    "the digest covers content not carried in the log (a file or a variable); the text is a label only",
+  [EventType.EV_POST_CODE]: "the digest covers firmware code; the event data is a label only",
+};
+
+function candidates(e: TcgEvent): [Coverage, Uint8Array][] {
+  const out: [Coverage, Uint8Array][] = [["event-data", e.data]];
+  if (e.data.length > 0 && e.data[e.data.length - 1] === 0) {
+    out.push(["event-data-without-nul", e.data.subarray(0, e.data.length - 1)]);
+  }
+  if (VARIABLE_EVENTS.has(e.eventType)) {
+    try {
+      out.push(["variable-data", decode(UEFI_VARIABLE_DATA, e.data).VariableData]);
+    } catch {
+      /* not a UEFI_VARIABLE_DATA: only the whole-data candidates apply */
+    }
+  }
+  if (e.eventType === EventType.EV_IPL) {
+    for (const p of GRUB_PREFIXES) {
+      if (e.data.length <= p.length || Buffer.from(e.data.subarray(0, p.length)).toString("latin1") !== p)
+        continue;
+      let end = e.data.length;
+      while (end > p.length && e.data[end - 1] === 0) end--;
+      out.push(["string-after-prefix", e.data.subarray(p.length, end)]);
+    }
+  }
+  return out;
+}
+
+const proofs = new WeakMap<TcgEvent, Proof>();
+
+/** Decides what, if anything, the event's digests prove about its data (memoised per event). */
+export function proveEvent(e: TcgEvent): Proof {
+  let p = proofs.get(e);
+  if (!p) proofs.set(e, (p = computeProof(e)));
+  return p;
+}
+
+function computeProof(e: TcgEvent): Proof {
+  if (e.eventType === EventType.EV_NO_ACTION) {
+    return {
+      proven: false,
+      covers: null,
+      banks: [],
+      uncheckedBanks: [],
+      note: "EV_NO_ACTION events are not extended into any PCR",
+    };
+  }
+  const checkable = e.digests.filter((d) => nodeHashName(d.alg) !== undefined);
+  const unchecked = e.digests.filter((d) => !checkable.includes(d)).map((d) => d.bank);
+  if (checkable.length === 0) {
+    return {
+      proven: false,
+      covers: null,
+      banks: [],
+      uncheckedBanks: unchecked,
+      note: "no digest this host can compute",
+    };
+  }
+  for (const [covers, bytes] of candidates(e)) {
+    const ok = checkable.every((d) => {
+      const h = digestOf(d.alg, bytes);
+      return h !== undefined && Buffer.from(h).equals(d.digest);
+    });
+    if (ok) {
+      return {
+        proven: true,
+        covers,
+        banks: checkable.map((d) => d.bank),
+        uncheckedBanks: unchecked,
+        note: `the ${checkable.map((d) => d.bank).join(", ")} digest${checkable.length > 1 ? "s equal" : " equals"} the hash of the ${covers}`,
+      };
+    }
+  }
+  return {
+    proven: false,
+    covers: null,
+    banks: [],
+    uncheckedBanks: unchecked,
+    note: NOT_IN_LOG[e.eventType] ?? "no digest in the log equals the hash of this event's data",
+  };
+}

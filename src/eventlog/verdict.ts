@@ -1,0 +1,249 @@
+/**
+ * The verdict on an event log: replay compared with the TPM's PCR values, then policy checks
+ * that rest only on proven facts (STYLE.md habit 7: verdicts, not booleans).
+ *
+ * What binds what:
+ *   TPM PCR value (trusted only once a quote over it verifies — the caller's job, see src/tpm)
+ *     ← replay of the log's digests equals it            (finding `pcr-mismatch` otherwise)
+ *       ← a fact's digest equals the hash of its data     (facts.ts / proof.ts)
+ * A fact counts only when both links hold for its PCR; {@link Verdict.boundPcrs} names the
+ * PCRs whose replay matched in every compared bank.
+ *
+ * Not checked here: the quote's signature and nonce (src/tpm), whether the PCR values are fresh,
+ * baselines of expected digests (the Host Guardian Service compares facts with its policy), the
+ * content of images (only their digests are in the log), DRTM PCRs 17..22.
+ */
+import { EventType } from "./event-types.js";
+import { extractFacts, type EventLogFacts, type Evidence } from "./facts.js";
+import type { EventLog } from "./parse.js";
+import type { PcrValues } from "./pcr-values.js";
+import { proveEvent } from "./proof.js";
+import { replayEventLog, type Replay } from "./replay.js";
+
+export type Severity = "error" | "warning" | "info";
+
+export interface Finding {
+  /** Stable identifier (kebab-case), e.g. `pcr-mismatch`. */
+  readonly id: string;
+  readonly severity: Severity;
+  readonly expected: string;
+  readonly got: string;
+  readonly message: string;
+  readonly bank?: string;
+  readonly pcr?: number;
+  readonly event?: number;
+}
+
+export interface EventLogPolicy {
+  /** PCR values the TPM reports (ideally from a verified quote); replay must equal each one. */
+  readonly pcrs?: PcrValues;
+  /** Require a proven, bound SecureBoot=1 measurement in PCR 7. */
+  readonly requireSecureBoot?: boolean;
+  /** PCRs that must carry a normal EV_SEPARATOR (default 0..7, PFP 1.05 section 3.3.4.1). */
+  readonly separatorPcrs?: readonly number[];
+}
+
+export interface Verdict {
+  /** True when no finding has severity "error". */
+  readonly ok: boolean;
+  readonly findings: readonly Finding[];
+  readonly replay: Replay;
+  readonly facts: EventLogFacts;
+  /** PCRs whose replay equals the given PCR values in every compared bank (and at least one). */
+  readonly boundPcrs: readonly number[];
+}
+
+/**
+ * Event types whose data the specification says the digest covers (PFP 1.05 section 10.4.4),
+ * with the severity of a mismatch: an error where Secure Boot decisions read the data (PCR 7
+ * configuration and authorities, separators, EFI actions), a warning where firmware is known to
+ * vary (CRTM version strings, boot variables, GPT) — facts from such events stay unproven anyway.
+ */
+const DATA_HASHED = new Map<number, Severity>([
+  [EventType.EV_SEPARATOR, "error"],
+  [EventType.EV_EFI_ACTION, "error"],
+  [EventType.EV_ACTION, "warning"],
+  [EventType.EV_EFI_VARIABLE_DRIVER_CONFIG, "error"],
+  [EventType.EV_EFI_VARIABLE_AUTHORITY, "error"],
+  [EventType.EV_EFI_VARIABLE_BOOT, "warning"],
+  [EventType.EV_EFI_VARIABLE_BOOT2, "warning"],
+  [EventType.EV_EFI_GPT_EVENT, "warning"],
+  [EventType.EV_S_CRTM_VERSION, "warning"],
+]);
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+/** Compares the replay with PCR values; returns findings and the PCRs bound in every compared bank. */
+export function comparePcrs(replay: Replay, pcrs: PcrValues): { findings: Finding[]; boundPcrs: number[] } {
+  const findings: Finding[] = [];
+  const good = new Map<number, boolean>();
+  for (const [bank, values] of pcrs) {
+    const b = replay.banks.find((x) => x.bank === bank);
+    if (!b || !b.supported) {
+      findings.push({
+        id: b ? "bank-unsupported" : "bank-absent",
+        severity: "error",
+        expected: `a ${bank} bank in the log`,
+        got: b
+          ? `${bank} cannot be hashed on this host`
+          : `banks ${replay.banks.map((x) => x.bank).join(", ")}`,
+        message: `the log cannot be replayed for the ${bank} bank`,
+        bank,
+      });
+      for (const pcr of values.keys()) good.set(pcr, false);
+      continue;
+    }
+    if (b.missingDigests.length > 0) {
+      findings.push({
+        id: "bank-incomplete",
+        severity: "error",
+        expected: `a ${bank} digest in every extended event`,
+        got: `events ${b.missingDigests.slice(0, 10).join(", ")} have none`,
+        message: `the ${bank} replay is incomplete`,
+        bank,
+      });
+    }
+    for (const [pcr, value] of values) {
+      const got = b.pcrs.get(pcr);
+      const ok = got !== undefined && b.missingDigests.length === 0 && Buffer.from(got).equals(value);
+      good.set(pcr, (good.get(pcr) ?? true) && ok);
+      if (!ok) {
+        findings.push({
+          id: "pcr-mismatch",
+          severity: "error",
+          expected: hex(value),
+          got: got ? hex(got) : "(none)",
+          message: `${bank} PCR ${pcr}: the log's replay differs from the TPM's value`,
+          bank,
+          pcr,
+        });
+      }
+    }
+  }
+  const boundPcrs = [...good]
+    .filter(([, ok]) => ok)
+    .map(([pcr]) => pcr)
+    .sort((a, b) => a - b);
+  return { findings, boundPcrs };
+}
+
+/** True when the fact's digest proves it and its PCR is bound to the TPM. */
+export function isBound(fact: Evidence, boundPcrs: readonly number[]): boolean {
+  return fact.proof.proven && boundPcrs.includes(fact.pcr);
+}
+
+/** Replays, compares, extracts facts and applies the policy. Pure. */
+export function verifyEventLog(log: EventLog, policy: EventLogPolicy = {}): Verdict {
+  const replay = replayEventLog(log);
+  const facts = extractFacts(log);
+  const findings: Finding[] = [];
+  let boundPcrs: number[] = [];
+  if (policy.pcrs) {
+    const c = comparePcrs(replay, policy.pcrs);
+    findings.push(...c.findings);
+    boundPcrs = c.boundPcrs;
+  } else {
+    findings.push({
+      id: "pcrs-not-compared",
+      severity: "warning",
+      expected: "PCR values from the TPM",
+      got: "none given",
+      message: "the log was not compared with PCR values; no fact is bound to the TPM",
+    });
+  }
+
+  for (const e of log.events) {
+    const severity = DATA_HASHED.get(e.eventType);
+    if (!severity) continue;
+    const p = proveEvent(e);
+    if (!p.proven && e.digests.length > p.uncheckedBanks.length) {
+      findings.push({
+        id: "event-data-mismatch",
+        severity,
+        expected: `digest = hash of the ${e.typeName} data`,
+        got: "no digest matches the event data",
+        message: `event ${e.index} (${e.typeName}, PCR ${e.pcrIndex}): its data is not what was measured`,
+        pcr: e.pcrIndex,
+        event: e.index,
+      });
+    }
+  }
+
+  const separatorPcrs = policy.separatorPcrs ?? [0, 1, 2, 3, 4, 5, 6, 7];
+  for (const pcr of separatorPcrs) {
+    const seps = facts.separators.filter((s) => s.pcr === pcr);
+    if (seps.length === 0) {
+      findings.push({
+        id: "separator-missing",
+        severity: "error",
+        expected: `an EV_SEPARATOR in PCR ${pcr}`,
+        got: "none",
+        message: `PCR ${pcr} has no separator: the pre-OS phase did not end as the specification requires`,
+        pcr,
+      });
+    }
+    for (const s of seps) {
+      if (s.kind !== "normal" || !s.proof.proven) {
+        findings.push({
+          id: "separator-error",
+          severity: "error",
+          expected: "00000000 (proven)",
+          got: `${s.value}${s.proof.proven ? "" : " (unproven)"}`,
+          message: `PCR ${pcr}: separator signals a firmware error or does not match its digest`,
+          pcr,
+          event: s.event,
+        });
+      }
+    }
+  }
+
+  if (policy.requireSecureBoot) {
+    const sb = facts.secureBoot;
+    if (!sb) {
+      findings.push({
+        id: "secure-boot-unproven",
+        severity: "error",
+        expected: "SecureBoot=1 measured in PCR 7",
+        got: "no SecureBoot measurement",
+        message: "the log does not measure the SecureBoot variable",
+        pcr: 7,
+      });
+    } else if (!sb.proof.proven || !boundPcrs.includes(7)) {
+      findings.push({
+        id: "secure-boot-unproven",
+        severity: "error",
+        expected: "SecureBoot measurement proven by its digest and PCR 7 bound to the TPM",
+        got: !sb.proof.proven ? sb.proof.note : "PCR 7 not bound to TPM values",
+        message: "Secure Boot state cannot be relied on",
+        pcr: 7,
+        event: sb.event,
+      });
+    } else if (!sb.enabled) {
+      findings.push({
+        id: "secure-boot-disabled",
+        severity: "error",
+        expected: "SecureBoot=1",
+        got: "SecureBoot=0",
+        message: "the firmware booted with Secure Boot disabled",
+        pcr: 7,
+        event: sb.event,
+      });
+    }
+  }
+
+  for (const a of facts.authorities) {
+    if (!a.proof.proven) {
+      findings.push({
+        id: "authority-unproven",
+        severity: "warning",
+        expected: "EV_EFI_VARIABLE_AUTHORITY data matching its digest",
+        got: a.proof.note,
+        message: `authority from ${a.variable} (event ${a.event}) is not proven`,
+        pcr: a.pcr,
+        event: a.event,
+      });
+    }
+  }
+
+  return { ok: !findings.some((f) => f.severity === "error"), findings, replay, facts, boundPcrs };
+}
