@@ -7,7 +7,8 @@ import { BulwarkError, DecodeError, defineErrors, Exit, type ErrorDetails } from
 
 export const ProtectorErrors = defineErrors("PROTECTOR", {
   PROTECTOR_ERR_INVALID_ARGUMENT: {
-    summary: "A protector function was called with an argument it does not accept (key length, chunk size, name).",
+    summary:
+      "A protector function was called with an argument it does not accept (key length, chunk size, name).",
     exit: Exit.invalidInput,
     http: 400,
   },
@@ -18,27 +19,38 @@ export const ProtectorErrors = defineErrors("PROTECTOR", {
     http: 400,
   },
   PROTECTOR_ERR_CERTIFICATE: {
-    summary: "A guardian certificate cannot be parsed, does not match its key, or is not issued by the guardian's signing key.",
+    summary:
+      "A guardian certificate cannot be parsed, does not match its key, or is not issued by the guardian's signing key.",
     exit: Exit.invalidInput,
     http: 400,
   },
   PROTECTOR_ERR_PEM: {
-    summary: "A guardian PEM file is malformed: it needs a signing and an encryption certificate (and their keys when private).",
+    summary:
+      "A guardian PEM file is malformed: it needs a signing and an encryption certificate (and their keys when private).",
+    exit: Exit.invalidInput,
+    http: 400,
+  },
+  PROTECTOR_ERR_PKCS12: {
+    summary:
+      "The guardian PKCS#12 file is malformed, uses an unsupported algorithm, or the password is wrong (MAC mismatch).",
     exit: Exit.invalidInput,
     http: 400,
   },
   PROTECTOR_ERR_FORMAT: {
-    summary: "The key protector is malformed (truncated, bad magic, or inconsistent fields); restore the last known good copy.",
+    summary:
+      "The key protector is malformed (truncated, bad magic, or inconsistent fields); restore the last known good copy.",
     exit: Exit.invalidInput,
     http: 400,
   },
   PROTECTOR_ERR_VERSION: {
-    summary: "The key protector was written by a newer format version than this Bulwark understands; upgrade Bulwark.",
+    summary:
+      "The key protector was written by a newer format version than this Bulwark understands; upgrade Bulwark.",
     exit: Exit.invalidInput,
     http: 400,
   },
   PROTECTOR_ERR_OWNER_SIGNATURE: {
-    summary: "The owner's signature over the key protector's guardian set does not verify: the guardian set was altered.",
+    summary:
+      "The owner's signature over the key protector's guardian set does not verify: the guardian set was altered.",
     exit: Exit.refused,
     http: 422,
   },
@@ -59,12 +71,14 @@ export const ProtectorErrors = defineErrors("PROTECTOR", {
     http: 403,
   },
   PROTECTOR_ERR_UNWRAP: {
-    summary: "A local guardian is listed but could not unwrap the transport key (altered wrapping or a different private key).",
+    summary:
+      "A local guardian is listed but could not unwrap the transport key (altered wrapping or a different private key).",
     exit: Exit.refused,
     http: 422,
   },
   PROTECTOR_ERR_NOT_OWNER: {
-    summary: "Changing the guardian set needs the owner's signing key; the key given is not the protector's owner.",
+    summary:
+      "Changing the guardian set needs the owner's signing key; the key given is not the protector's owner.",
     exit: Exit.refused,
     http: 403,
   },
@@ -84,7 +98,8 @@ export const ProtectorErrors = defineErrors("PROTECTOR", {
     http: 400,
   },
   PROTECTOR_ERR_LAST_GUARDIAN: {
-    summary: "Revoking the last guardian would make the VM's keys unrecoverable; grant another guardian first.",
+    summary:
+      "Revoking the last guardian would make the VM's keys unrecoverable; grant another guardian first.",
     exit: Exit.refused,
     http: 409,
   },
@@ -100,7 +115,8 @@ export const ProtectorErrors = defineErrors("PROTECTOR", {
     http: 400,
   },
   PROTECTOR_ERR_VMSECRETS_AUTH: {
-    summary: "The VM secrets blob does not decrypt under this transport key: altered, or sealed under another key.",
+    summary:
+      "The VM secrets blob does not decrypt under this transport key: altered, or sealed under another key.",
     exit: Exit.refused,
     http: 422,
   },
@@ -144,7 +160,12 @@ export const ProtectorErrors = defineErrors("PROTECTOR", {
 export type ProtectorErrorCode = keyof typeof ProtectorErrors;
 
 export class ProtectorError extends BulwarkError<ProtectorErrorCode> {
-  constructor(code: ProtectorErrorCode, message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
+  constructor(
+    code: ProtectorErrorCode,
+    message: string,
+    details: ErrorDetails = {},
+    options?: { cause?: unknown },
+  ) {
     super(code, message, details, options);
     this.name = "ProtectorError";
   }
@@ -156,12 +177,7 @@ export function decodeAs<T>(code: ProtectorErrorCode, what: string, fn: () => T)
     return fn();
   } catch (e) {
     if (e instanceof DecodeError) {
-      throw new ProtectorError(
-        code,
-        `${what}: ${e.message}`,
-        { ...e.details, reason: e.code },
-        { cause: e },
-      );
+      throw new ProtectorError(code, `${what}: ${e.message}`, { ...e.details, reason: e.code }, { cause: e });
     }
     throw e;
   }

@@ -27,7 +27,7 @@ export const KP_MAGIC = 0x42574b50; // "BWKP"
 export const KP_VERSION = 1;
 export const MAX_GUARDIANS = 256;
 export const MAX_CERTIFICATE_BYTES = 16 * 1024;
-export const MAX_GUARDIAN_SET_BYTES = 2 * MAX_GUARDIANS * (2 * MAX_CERTIFICATE_BYTES + 512);
+export const MAX_GUARDIAN_SET_BYTES = 16 * 1024 * 1024;
 export const MAC_BYTES = 32;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });

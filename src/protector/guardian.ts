@@ -10,15 +10,9 @@
  *
  * Export/import: PEM (RFC 7468) text with the certificates (`CERTIFICATE`) and, for a private
  * export, PKCS#8 keys (`PRIVATE KEY`, or `ENCRYPTED PRIVATE KEY` with a passphrase, RFC 5958).
- * PKCS#12 is not implemented.
+ * PKCS#12 is in ./pkcs12.ts.
  */
-import {
-  createHash,
-  createPrivateKey,
-  createPublicKey,
-  X509Certificate,
-  type KeyObject,
-} from "node:crypto";
+import { createHash, createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from "node:crypto";
 import { createCertificate } from "../asn1/x509.js";
 import { ProtectorError } from "./errors.js";
 import { generateGuardianKeyPair, guardianKeyType, type GuardianKeyType } from "./keys.js";
@@ -82,7 +76,12 @@ function x509(der: Uint8Array, what: string): X509Certificate {
   try {
     return new X509Certificate(Buffer.from(der.buffer, der.byteOffset, der.length));
   } catch (e) {
-    throw new ProtectorError("PROTECTOR_ERR_CERTIFICATE", `${what} is not a valid X.509 certificate`, {}, { cause: e });
+    throw new ProtectorError(
+      "PROTECTOR_ERR_CERTIFICATE",
+      `${what} is not a valid X.509 certificate`,
+      {},
+      { cause: e },
+    );
   }
 }
 
@@ -107,10 +106,15 @@ export function checkGuardianPublic(g: GuardianPublic): GuardianCertificates {
   checkGuardianName(g.name);
   const signing = x509(g.signingCertificate, `guardian '${g.name}' signing certificate`);
   const encryption = x509(g.encryptionCertificate, `guardian '${g.name}' encryption certificate`);
-  const signingKeyType = guardianKeyType(signing.publicKey);
-  const encryptionKeyType = guardianKeyType(encryption.publicKey);
+  const signingKeyType = guardianKeyType(publicKeyOf(signing, `guardian '${g.name}' signing certificate`));
+  const encryptionKeyType = guardianKeyType(
+    publicKeyOf(encryption, `guardian '${g.name}' encryption certificate`),
+  );
   if (!safeVerify(signing, signing.publicKey)) {
-    throw new ProtectorError("PROTECTOR_ERR_CERTIFICATE", `guardian '${g.name}' signing certificate is not self-signed`);
+    throw new ProtectorError(
+      "PROTECTOR_ERR_CERTIFICATE",
+      `guardian '${g.name}' signing certificate is not self-signed`,
+    );
   }
   if (!safeVerify(encryption, signing.publicKey)) {
     throw new ProtectorError(
@@ -119,6 +123,20 @@ export function checkGuardianPublic(g: GuardianPublic): GuardianCertificates {
     );
   }
   return { signing, encryption, signingKeyType, encryptionKeyType };
+}
+
+/** The certificate's public key; an undecodable SubjectPublicKeyInfo is PROTECTOR_ERR_CERTIFICATE. */
+function publicKeyOf(cert: X509Certificate, what: string): KeyObject {
+  try {
+    return cert.publicKey;
+  } catch (e) {
+    throw new ProtectorError(
+      "PROTECTOR_ERR_CERTIFICATE",
+      `${what} has an unreadable public key`,
+      {},
+      { cause: e },
+    );
+  }
 }
 
 function safeVerify(cert: X509Certificate, key: KeyObject): boolean {
@@ -136,7 +154,10 @@ export function checkGuardian(g: Guardian): GuardianCertificates {
     throw new ProtectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `guardian '${g.name}' needs private keys`);
   }
   if (!spki(g.signingKey).equals(spki(certs.signing.publicKey))) {
-    throw new ProtectorError("PROTECTOR_ERR_CERTIFICATE", `guardian '${g.name}' signing key does not match its certificate`);
+    throw new ProtectorError(
+      "PROTECTOR_ERR_CERTIFICATE",
+      `guardian '${g.name}' signing key does not match its certificate`,
+    );
   }
   if (!spki(g.encryptionKey).equals(spki(certs.encryption.publicKey))) {
     throw new ProtectorError(
@@ -172,7 +193,11 @@ export interface CreateGuardianOptions {
   readonly notAfter?: Date;
 }
 
-function subject(kind: "Signing" | "Encryption", name: string, host?: string): { type: string; value: string }[] {
+function subject(
+  kind: "Signing" | "Encryption",
+  name: string,
+  host?: string,
+): { type: string; value: string }[] {
   return [{ type: "CN", value: `Shielded VM ${kind} Certificate (${name})${host ? ` (${host})` : ""}` }];
 }
 
@@ -192,7 +217,10 @@ export function createGuardian(name: string, opts: CreateGuardianOptions = {}): 
     subject: subject("Signing", name, opts.host),
     publicKey: signing.publicKey,
     signingKey: signing.privateKey,
-    keyUsage: ["digitalSignature"],
+    // It issues the guardian's encryption certificate, so it is a (path-length 0) CA: RFC 5280 §4.2.1.9.
+    ca: true,
+    pathLength: 0,
+    keyUsage: ["digitalSignature", "keyCertSign"],
     ...validity,
   });
   const encryptionCertificate = createCertificate({
@@ -214,7 +242,11 @@ export function createGuardian(name: string, opts: CreateGuardianOptions = {}): 
 
 /** The public half of a guardian (drops the private keys). */
 export function publicGuardian(g: GuardianPublic): GuardianPublic {
-  return { name: g.name, signingCertificate: g.signingCertificate, encryptionCertificate: g.encryptionCertificate };
+  return {
+    name: g.name,
+    signingCertificate: g.signingCertificate,
+    encryptionCertificate: g.encryptionCertificate,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -251,7 +283,12 @@ function keyPem(key: KeyObject, passphrase: string | Uint8Array | undefined): st
   const pem =
     passphrase === undefined
       ? key.export({ type: "pkcs8", format: "pem" })
-      : key.export({ type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase: Buffer.from(passphrase) });
+      : key.export({
+          type: "pkcs8",
+          format: "pem",
+          cipher: "aes-256-cbc",
+          passphrase: Buffer.from(passphrase),
+        });
   return pem.toString();
 }
 
@@ -274,13 +311,15 @@ interface PemParts {
 }
 
 function parsePem(text: string): PemParts {
-  if (text.length > MAX_PEM_CHARS) throw new ProtectorError("PROTECTOR_ERR_PEM", "guardian PEM text is too large");
+  if (text.length > MAX_PEM_CHARS)
+    throw new ProtectorError("PROTECTOR_ERR_PEM", "guardian PEM text is too large");
   const nameMatch = NAME_LINE.exec(text);
   const certificates: Buffer[] = [];
   const keys: { label: string; text: string }[] = [];
   for (const m of text.matchAll(BLOCK)) {
     const label = m[1] as string;
-    if (label === "CERTIFICATE") certificates.push(Buffer.from((m[2] as string).replace(/\s+/g, ""), "base64"));
+    if (label === "CERTIFICATE")
+      certificates.push(Buffer.from((m[2] as string).replace(/\s+/g, ""), "base64"));
     else if (label === "PRIVATE KEY" || label === "ENCRYPTED PRIVATE KEY") keys.push({ label, text: m[0] });
     else throw new ProtectorError("PROTECTOR_ERR_PEM", `unexpected PEM block '${label}' in guardian file`);
   }
@@ -296,7 +335,8 @@ function parsePem(text: string): PemParts {
 
 function nameFromSubject(der: Buffer): string {
   const m = /CN=Shielded VM Signing Certificate \((.+?)\)/.exec(x509(der, "signing certificate").subject);
-  if (!m?.[1]) throw new ProtectorError("PROTECTOR_ERR_PEM", "guardian PEM file has no 'Bulwark guardian: <name>' line");
+  if (!m?.[1])
+    throw new ProtectorError("PROTECTOR_ERR_PEM", "guardian PEM file has no 'Bulwark guardian: <name>' line");
   return m[1];
 }
 
@@ -317,11 +357,17 @@ export function importGuardianPem(text: string, opts: ExportGuardianOptions = {}
   const pub = importGuardianPublicPem(text);
   const p = parsePem(text);
   if (p.keys.length !== 2) {
-    throw new ProtectorError("PROTECTOR_ERR_PEM", `a private guardian PEM file holds 2 private keys; found ${p.keys.length}`);
+    throw new ProtectorError(
+      "PROTECTOR_ERR_PEM",
+      `a private guardian PEM file holds 2 private keys; found ${p.keys.length}`,
+    );
   }
   const keys = p.keys.map((k) => {
     if (k.label === "ENCRYPTED PRIVATE KEY" && opts.passphrase === undefined) {
-      throw new ProtectorError("PROTECTOR_ERR_PEM", "the guardian's private keys are encrypted: a passphrase is needed");
+      throw new ProtectorError(
+        "PROTECTOR_ERR_PEM",
+        "the guardian's private keys are encrypted: a passphrase is needed",
+      );
     }
     try {
       return createPrivateKey({
@@ -342,7 +388,10 @@ export function importGuardianPem(text: string, opts: ExportGuardianOptions = {}
   const signingKey = keys.find((k) => spki(k).equals(signingSpki));
   const encryptionKey = keys.find((k) => k !== signingKey);
   if (!signingKey || !encryptionKey) {
-    throw new ProtectorError("PROTECTOR_ERR_PEM", "no private key in the file matches the signing certificate");
+    throw new ProtectorError(
+      "PROTECTOR_ERR_PEM",
+      "no private key in the file matches the signing certificate",
+    );
   }
   const g: Guardian = { ...pub, signingKey, encryptionKey };
   checkGuardian(g);

@@ -5,8 +5,8 @@
  * Suites used by key protectors (RFC 9180 §7 identifiers):
  * - DHKEM(P-256, HKDF-SHA256) 0x0010, HKDF-SHA256 0x0001, AES-256-GCM 0x0002
  * - DHKEM(P-384, HKDF-SHA384) 0x0011, HKDF-SHA384 0x0002, AES-256-GCM 0x0002
- * AES-128-GCM (0x0001) and HKDF-SHA512 (0x0003) exist only so the RFC's published test
- * vectors can be checked against this code.
+ * AES-128-GCM (0x0001), HKDF-SHA512 (0x0003) and DHKEM(P-521) (0x0012) exist only so the
+ * RFC's published test vectors (Appendix A.3, A.4, A.6) can be checked against this code.
  */
 import { createCipheriv, createDecipheriv, createECDH } from "node:crypto";
 import { ProtectorError } from "./errors.js";
@@ -14,7 +14,7 @@ import { hkdfExpand, hkdfExtract, zeroize, type HashName } from "./kdf.js";
 
 export interface HpkeKem {
   readonly id: number;
-  readonly curve: "prime256v1" | "secp384r1";
+  readonly curve: "prime256v1" | "secp384r1" | "secp521r1";
   readonly hash: HashName;
   /** Nsecret (RFC 9180 Table 2). */
   readonly nSecret: number;
@@ -38,6 +38,8 @@ export interface HpkeSuite {
 
 export const KEM_P256: HpkeKem = { id: 0x0010, curve: "prime256v1", hash: "sha256", nSecret: 32, nPk: 65 };
 export const KEM_P384: HpkeKem = { id: 0x0011, curve: "secp384r1", hash: "sha384", nSecret: 48, nPk: 97 };
+/** Only for checking RFC 9180 A.6 (the one published vector with AES-256-GCM); guardians do not use P-521. */
+export const KEM_P521: HpkeKem = { id: 0x0012, curve: "secp521r1", hash: "sha512", nSecret: 64, nPk: 133 };
 export const KDF_SHA256: HpkeKdf = { id: 0x0001, hash: "sha256" };
 export const KDF_SHA384: HpkeKdf = { id: 0x0002, hash: "sha384" };
 export const KDF_SHA512: HpkeKdf = { id: 0x0003, hash: "sha512" };
@@ -58,7 +60,13 @@ function i2osp(n: number, w: number): Buffer {
 }
 
 /** RFC 9180 §4: LabeledExtract(salt, label, ikm). */
-function labeledExtract(hash: HashName, suiteId: Buffer, salt: Uint8Array, label: string, ikm: Uint8Array): Buffer {
+function labeledExtract(
+  hash: HashName,
+  suiteId: Buffer,
+  salt: Uint8Array,
+  label: string,
+  ikm: Uint8Array,
+): Buffer {
   return hkdfExtract(hash, salt, Buffer.concat([HPKE_V1, suiteId, Buffer.from(label), ikm]));
 }
 
@@ -71,7 +79,12 @@ function labeledExpand(
   info: Uint8Array,
   length: number,
 ): Buffer {
-  return hkdfExpand(hash, prk, Buffer.concat([i2osp(length, 2), HPKE_V1, suiteId, Buffer.from(label), info]), length);
+  return hkdfExpand(
+    hash,
+    prk,
+    Buffer.concat([i2osp(length, 2), HPKE_V1, suiteId, Buffer.from(label), info]),
+    length,
+  );
 }
 
 /** RFC 9180 §4.1 ExtractAndExpand for DHKEM. */
@@ -91,7 +104,12 @@ export interface HpkeContext {
 
 /** RFC 9180 §5.1 KeySchedule for mode_base (empty psk and psk_id). */
 function keySchedule(suite: HpkeSuite, sharedSecret: Buffer, info: Uint8Array): HpkeContext {
-  const suiteId = Buffer.concat([Buffer.from("HPKE"), i2osp(suite.kem.id, 2), i2osp(suite.kdf.id, 2), i2osp(suite.aead.id, 2)]);
+  const suiteId = Buffer.concat([
+    Buffer.from("HPKE"),
+    i2osp(suite.kem.id, 2),
+    i2osp(suite.kdf.id, 2),
+    i2osp(suite.aead.id, 2),
+  ]);
   const h = suite.kdf.hash;
   const empty = new Uint8Array(0);
   const pskIdHash = labeledExtract(h, suiteId, empty, "psk_id_hash", empty);
@@ -122,7 +140,12 @@ export function setupBaseS(
   try {
     dh = ecdh.computeSecret(recipientPublicKey);
   } catch (e) {
-    throw new ProtectorError("PROTECTOR_ERR_UNSUPPORTED_KEY", "HPKE recipient public key is not a valid point", {}, { cause: e });
+    throw new ProtectorError(
+      "PROTECTOR_ERR_UNSUPPORTED_KEY",
+      "HPKE recipient public key is not a valid point",
+      {},
+      { cause: e },
+    );
   }
   const shared = kemSharedSecret(suite.kem, dh, Buffer.concat([enc, recipientPublicKey]));
   zeroize(dh);
@@ -154,7 +177,12 @@ export function aeadSeal(suite: HpkeSuite, ctx: HpkeContext, aad: Uint8Array, pl
 }
 
 /** RFC 9180 §5.2 ContextR.Open for sequence number 0; throws a plain Error when the tag fails. */
-export function aeadOpen(suite: HpkeSuite, ctx: HpkeContext, aad: Uint8Array, ciphertext: Uint8Array): Buffer {
+export function aeadOpen(
+  suite: HpkeSuite,
+  ctx: HpkeContext,
+  aad: Uint8Array,
+  ciphertext: Uint8Array,
+): Buffer {
   if (ciphertext.length < NT) throw new Error("HPKE ciphertext shorter than its tag");
   const d = createDecipheriv(suite.aead.cipher, ctx.key, ctx.baseNonce, { authTagLength: NT });
   d.setAAD(aad);

@@ -23,11 +23,7 @@ export function hkdfExpand(hash: HashName, prk: Uint8Array, info: Uint8Array, le
   const out = Buffer.alloc(n * hashLength[hash]);
   let prev: Buffer = Buffer.alloc(0);
   for (let i = 1; i <= n; i++) {
-    prev = createHmac(hash, prk)
-      .update(prev)
-      .update(info)
-      .update(Uint8Array.of(i))
-      .digest();
+    prev = createHmac(hash, prk).update(prev).update(info).update(Uint8Array.of(i)).digest();
     prev.copy(out, (i - 1) * hashLength[hash]);
   }
   prev.fill(0);
@@ -37,7 +33,13 @@ export function hkdfExpand(hash: HashName, prk: Uint8Array, info: Uint8Array, le
 }
 
 /** RFC 5869 HKDF (extract then expand) in one call. */
-export function hkdf(hash: HashName, ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Buffer {
+export function hkdf(
+  hash: HashName,
+  ikm: Uint8Array,
+  salt: Uint8Array,
+  info: Uint8Array,
+  length: number,
+): Buffer {
   return Buffer.from(hkdfSync(hash, ikm, salt, info, length));
 }
 

@@ -77,7 +77,11 @@ export interface KeyProtector {
   readonly signatureAlgorithm: SignatureAlgorithmName;
   readonly signature: Uint8Array;
   readonly keyGeneration: number;
-  readonly wraps: readonly { readonly scheme: WrapSchemeName; readonly enc: Uint8Array; readonly ciphertext: Uint8Array }[];
+  readonly wraps: readonly {
+    readonly scheme: WrapSchemeName;
+    readonly enc: Uint8Array;
+    readonly ciphertext: Uint8Array;
+  }[];
   /** Received bytes the MAC covers (header and body). */
   readonly macInput: Uint8Array;
   readonly mac: Uint8Array;
@@ -123,7 +127,8 @@ export function parseKeyProtector(bytes: Uint8Array): KeyProtector {
     const scheme = nameOf(WrapScheme, w.scheme);
     if (!scheme) return formatError(`wrapped key ${i} has unknown scheme ${w.scheme}`, { index: i });
     const encBytes = HPKE_ENC_BYTES[scheme] ?? 0;
-    if (w.enc.length !== encBytes) formatError(`wrapped key ${i}: enc has ${w.enc.length} bytes`, { index: i });
+    if (w.enc.length !== encBytes)
+      formatError(`wrapped key ${i}: enc has ${w.enc.length} bytes`, { index: i });
     return { scheme, enc: w.enc, ciphertext: w.ciphertext };
   });
   return {
@@ -150,7 +155,14 @@ function signatureMessage(guardianSetRaw: Uint8Array): Buffer {
 /** Throws PROTECTOR_ERR_OWNER_SIGNATURE unless the owner's signature over the received guardian set verifies. */
 export function verifyOwnerSignature(kp: KeyProtector): void {
   const owner = checkGuardianPublic(kp.owner);
-  if (!verifyMessage(owner.signing.publicKey, kp.signatureAlgorithm, signatureMessage(kp.guardianSetRaw), kp.signature)) {
+  if (
+    !verifyMessage(
+      owner.signing.publicKey,
+      kp.signatureAlgorithm,
+      signatureMessage(kp.guardianSetRaw),
+      kp.signature,
+    )
+  ) {
     throw new ProtectorError(
       "PROTECTOR_ERR_OWNER_SIGNATURE",
       `the owner's signature over the guardian set does not verify (owner '${kp.owner.name}' ${guardianThumbprint(kp.owner)})`,
@@ -207,14 +219,26 @@ function assemble(a: AssembleInput): Uint8Array {
     wraps: [...a.wraps],
   });
   const mac = computeMac(a.transportKey, a.guardianSet.value.protectorId, body);
-  return Buffer.concat([body, mac]);
+  const out = new Uint8Array(body.length + mac.length);
+  out.set(body);
+  out.set(mac, body.length);
+  return out;
 }
 
 function entry(g: GuardianPublic): GuardianEntry {
-  return { name: g.name, signingCertificate: g.signingCertificate, encryptionCertificate: g.encryptionCertificate };
+  return {
+    name: g.name,
+    signingCertificate: g.signingCertificate,
+    encryptionCertificate: g.encryptionCertificate,
+  };
 }
 
-function wrapFor(g: GuardianPublic, key: Uint8Array, protectorId: Uint8Array, keyGeneration: number): WrappedKey {
+function wrapFor(
+  g: GuardianPublic,
+  key: Uint8Array,
+  protectorId: Uint8Array,
+  keyGeneration: number,
+): WrappedKey {
   const certs = checkGuardianPublic(g);
   const w = wrapSecret(certs.encryption.publicKey, key, wrapContext(protectorId, keyGeneration, g));
   return { scheme: WrapScheme[w.scheme], enc: w.enc, ciphertext: w.ciphertext };
@@ -243,7 +267,10 @@ export interface CreateKeyProtectorOptions {
 }
 
 /** Creates a key protector with a fresh transport key (returned: the caller seals VM secrets with it). */
-export function createKeyProtector(opts: CreateKeyProtectorOptions): { keyProtector: Uint8Array; transportKey: TransportKey } {
+export function createKeyProtector(opts: CreateKeyProtectorOptions): {
+  keyProtector: Uint8Array;
+  transportKey: TransportKey;
+} {
   checkGuardian(opts.owner);
   const list: GuardianPublic[] = [];
   for (const g of [...(opts.ownerCanUnwrap === false ? [] : [opts.owner]), ...(opts.guardians ?? [])]) {
@@ -325,7 +352,8 @@ export function unwrapKeyProtector(
   let matched = false;
   for (const local of localGuardians) {
     const i = kp.guardians.findIndex(
-      (g) => Buffer.compare(Buffer.from(g.encryptionCertificate), Buffer.from(local.encryptionCertificate)) === 0,
+      (g) =>
+        Buffer.compare(Buffer.from(g.encryptionCertificate), Buffer.from(local.encryptionCertificate)) === 0,
     );
     const listed = kp.guardians[i];
     const wrap = kp.wraps[i];
@@ -340,7 +368,10 @@ export function unwrapKeyProtector(
     }
     if (key.length !== TRANSPORT_KEY_BYTES) {
       zeroize(key);
-      lastError = new ProtectorError("PROTECTOR_ERR_UNWRAP", "the unwrapped transport key has the wrong length");
+      lastError = new ProtectorError(
+        "PROTECTOR_ERR_UNWRAP",
+        "the unwrapped transport key has the wrong length",
+      );
       continue;
     }
     try {
@@ -360,7 +391,12 @@ export function unwrapKeyProtector(
   if (!matched) throw notAuthorized(kp, localGuardians);
   throw lastError instanceof ProtectorError
     ? lastError
-    : new ProtectorError("PROTECTOR_ERR_UNWRAP", "the transport key could not be unwrapped", {}, { cause: lastError });
+    : new ProtectorError(
+        "PROTECTOR_ERR_UNWRAP",
+        "the transport key could not be unwrapped",
+        {},
+        { cause: lastError },
+      );
 }
 
 function asList(g: Guardian | readonly Guardian[]): readonly Guardian[] {
@@ -379,7 +415,8 @@ function requireOwner(kp: KeyProtector, owner: Guardian): void {
 }
 
 function nextGeneration(n: number, what: string): number {
-  if (n >= MAX_GENERATION) throw new ProtectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `${what} generation exhausted`);
+  if (n >= MAX_GENERATION)
+    throw new ProtectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `${what} generation exhausted`);
   return n + 1;
 }
 
@@ -440,9 +477,13 @@ function findGuardian(kp: KeyProtector, ref: string): number {
   if (byThumb >= 0) return byThumb;
   const byName = kp.guardians.flatMap((g, i) => (g.name === ref ? [i] : []));
   if (byName.length === 0) {
-    throw new ProtectorError("PROTECTOR_ERR_GUARDIAN_NOT_FOUND", `no guardian '${ref}' in the key protector`, {
-      guardians: kp.guardians.map(who),
-    });
+    throw new ProtectorError(
+      "PROTECTOR_ERR_GUARDIAN_NOT_FOUND",
+      `no guardian '${ref}' in the key protector`,
+      {
+        guardians: kp.guardians.map(who),
+      },
+    );
   }
   if (byName.length > 1) {
     throw new ProtectorError(
@@ -458,12 +499,19 @@ function findGuardian(kp: KeyProtector, ref: string): number {
  * Removes a guardian (by name or thumbprint). The transport key is unchanged: a revoked
  * guardian that already unwrapped it still knows it, so follow with {@link rollTransportKey}.
  */
-export function revokeGuardian(bytes: Uint8Array, guardian: string, opts: ChangeGuardiansOptions): Uint8Array {
+export function revokeGuardian(
+  bytes: Uint8Array,
+  guardian: string,
+  opts: ChangeGuardiansOptions,
+): Uint8Array {
   const kp = parseKeyProtector(bytes);
   requireOwner(kp, opts.owner);
   const idx = findGuardian(kp, guardian);
   if (kp.guardians.length === 1) {
-    throw new ProtectorError("PROTECTOR_ERR_LAST_GUARDIAN", `'${guardian}' is the key protector's last guardian`);
+    throw new ProtectorError(
+      "PROTECTOR_ERR_LAST_GUARDIAN",
+      `'${guardian}' is the key protector's last guardian`,
+    );
   }
   const t = unwrapKeyProtector(kp, opts.unwrapWith ?? [opts.owner]);
   try {
@@ -581,12 +629,18 @@ export function checkSuccessor(lastKnownGood: Uint8Array, candidate: Uint8Array)
   const a = parseKeyProtector(lastKnownGood);
   const b = parseKeyProtector(candidate);
   if (Buffer.compare(Buffer.from(a.protectorId), Buffer.from(b.protectorId)) !== 0) {
-    throw new ProtectorError("PROTECTOR_ERR_ROLLBACK", "the key protector belongs to another VM (protector id differs)", {
-      expected: Buffer.from(a.protectorId).toString("hex"),
-      got: Buffer.from(b.protectorId).toString("hex"),
-    });
+    throw new ProtectorError(
+      "PROTECTOR_ERR_ROLLBACK",
+      "the key protector belongs to another VM (protector id differs)",
+      {
+        expected: Buffer.from(a.protectorId).toString("hex"),
+        got: Buffer.from(b.protectorId).toString("hex"),
+      },
+    );
   }
-  if (Buffer.compare(Buffer.from(a.owner.signingCertificate), Buffer.from(b.owner.signingCertificate)) !== 0) {
+  if (
+    Buffer.compare(Buffer.from(a.owner.signingCertificate), Buffer.from(b.owner.signingCertificate)) !== 0
+  ) {
     throw new ProtectorError("PROTECTOR_ERR_OWNER_MISMATCH", "the key protector's owner changed", {
       expected: who(a.owner),
       got: who(b.owner),
@@ -597,15 +651,27 @@ export function checkSuccessor(lastKnownGood: Uint8Array, candidate: Uint8Array)
     candidate: { guardianSetGeneration: b.guardianSetGeneration, keyGeneration: b.keyGeneration },
   };
   if (b.guardianSetGeneration < a.guardianSetGeneration || b.keyGeneration < a.keyGeneration) {
-    throw new ProtectorError("PROTECTOR_ERR_ROLLBACK", "the key protector is older than the last known good one", details);
+    throw new ProtectorError(
+      "PROTECTOR_ERR_ROLLBACK",
+      "the key protector is older than the last known good one",
+      details,
+    );
   }
   const sameSet = Buffer.compare(Buffer.from(a.guardianSetRaw), Buffer.from(b.guardianSetRaw)) === 0;
   if (b.guardianSetGeneration === a.guardianSetGeneration && !sameSet) {
-    throw new ProtectorError("PROTECTOR_ERR_ROLLBACK", "a different guardian set at the same generation (a fork)", details);
+    throw new ProtectorError(
+      "PROTECTOR_ERR_ROLLBACK",
+      "a different guardian set at the same generation (a fork)",
+      details,
+    );
   }
   if (b.keyGeneration === a.keyGeneration && b.guardianSetGeneration === a.guardianSetGeneration) {
     if (Buffer.compare(Buffer.from(lastKnownGood), Buffer.from(candidate)) !== 0) {
-      throw new ProtectorError("PROTECTOR_ERR_ROLLBACK", "a different key protector at the same generations (a fork)", details);
+      throw new ProtectorError(
+        "PROTECTOR_ERR_ROLLBACK",
+        "a different key protector at the same generations (a fork)",
+        details,
+      );
     }
   }
 }
@@ -653,8 +719,13 @@ export function unwrapWithLastKnownGood(
 ): LastKnownGoodResult {
   if (lastKnownGood && !parsesAsKeyProtector(lastKnownGood)) lastKnownGood = undefined; // a corrupt cache is no cache
   try {
-    if (lastKnownGood) checkSuccessor(lastKnownGood, current);
     const transportKey = unwrapKeyProtector(current, localGuardians, opts);
+    try {
+      if (lastKnownGood) checkSuccessor(lastKnownGood, current);
+    } catch (e) {
+      zeroize(transportKey.key);
+      throw e;
+    }
     return { transportKey, used: "current", lastKnownGood: current };
   } catch (e) {
     if (!lastKnownGood || !(e instanceof ProtectorError) || !FALL_BACK_ON.has(e.code)) throw e;

@@ -19,8 +19,15 @@ import {
   verify,
   type KeyObject,
 } from "node:crypto";
+import { parseDer, Tag } from "../asn1/der.js";
 import { ProtectorError } from "./errors.js";
-import { HPKE_P256_SHA256_AES256GCM, HPKE_P384_SHA384_AES256GCM, openBase, sealBase, type HpkeSuite } from "./hpke.js";
+import {
+  HPKE_P256_SHA256_AES256GCM,
+  HPKE_P384_SHA384_AES256GCM,
+  openBase,
+  sealBase,
+  type HpkeSuite,
+} from "./hpke.js";
 import { zeroize } from "./kdf.js";
 
 /** Key types a guardian may hold (both for signing and for encryption). */
@@ -67,7 +74,10 @@ export function guardianKeyType(key: KeyObject): GuardianKeyType {
   return unsupported(`key type ${key.asymmetricKeyType ?? "?"} is not supported (use RSA or EC)`);
 }
 
-export function generateGuardianKeyPair(type: GuardianKeyType): { publicKey: KeyObject; privateKey: KeyObject } {
+export function generateGuardianKeyPair(type: GuardianKeyType): {
+  publicKey: KeyObject;
+  privateKey: KeyObject;
+} {
   switch (type) {
     case "rsa-3072":
       return generateKeyPairSync("rsa", { modulusLength: 3072 });
@@ -87,16 +97,26 @@ export function signatureAlgorithmFor(key: KeyObject): SignatureAlgorithmName {
 
 export function wrapSchemeFor(key: KeyObject): WrapSchemeName {
   const t = guardianKeyType(key);
-  return t === "p256" ? "hpke-p256-sha256-aes256gcm" : t === "p384" ? "hpke-p384-sha384-aes256gcm" : "rsa-oaep-sha256";
+  return t === "p256"
+    ? "hpke-p256-sha256-aes256gcm"
+    : t === "p384"
+      ? "hpke-p384-sha384-aes256gcm"
+      : "rsa-oaep-sha256";
 }
 
 function signOptions(alg: SignatureAlgorithmName, key: KeyObject) {
   return alg === "rsa-pss-sha256"
     ? { hash: "sha256", opts: { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 } }
-    : { hash: alg === "ecdsa-p256-sha256" ? "sha256" : "sha384", opts: { key, dsaEncoding: "ieee-p1363" as const } };
+    : {
+        hash: alg === "ecdsa-p256-sha256" ? "sha256" : "sha384",
+        opts: { key, dsaEncoding: "ieee-p1363" as const },
+      };
 }
 
-export function signMessage(privateKey: KeyObject, message: Uint8Array): { algorithm: SignatureAlgorithmName; signature: Buffer } {
+export function signMessage(
+  privateKey: KeyObject,
+  message: Uint8Array,
+): { algorithm: SignatureAlgorithmName; signature: Buffer } {
   const algorithm = signatureAlgorithmFor(privateKey);
   const { hash, opts } = signOptions(algorithm, privateKey);
   return { algorithm, signature: sign(hash, message, opts) };
@@ -130,8 +150,21 @@ function uncompressedPoint(publicKey: KeyObject): Buffer {
   return Buffer.concat([Uint8Array.of(0x04), x, y]);
 }
 
+/**
+ * The private scalar from the SEC 1 ECPrivateKey DER (RFC 5915 §3), kept in Buffers that are
+ * zeroized (a JWK export would leave it in an immutable JS string).
+ */
 function ecPrivateScalar(privateKey: KeyObject): Buffer {
-  return Buffer.from(privateKey.export({ format: "jwk" }).d ?? "", "base64url");
+  const sec1 = privateKey.export({ format: "der", type: "sec1" });
+  try {
+    const [version, scalar] = parseDer(sec1, "ECPrivateKey").children;
+    if (!version || !scalar || scalar.tag !== Tag.OCTET_STRING) {
+      throw new ProtectorError("PROTECTOR_ERR_UNSUPPORTED_KEY", "unexpected EC private key encoding");
+    }
+    return Buffer.from(scalar.content);
+  } finally {
+    zeroize(sec1);
+  }
 }
 
 export interface Wrapped {
@@ -152,7 +185,13 @@ export function wrapSecret(encryptionKey: KeyObject, secret: Uint8Array, context
     );
     return { scheme, enc: new Uint8Array(0), ciphertext };
   }
-  const { enc, ciphertext } = sealBase(HPKE_SUITES[scheme], uncompressedPoint(pub), context, new Uint8Array(0), secret);
+  const { enc, ciphertext } = sealBase(
+    HPKE_SUITES[scheme],
+    uncompressedPoint(pub),
+    context,
+    new Uint8Array(0),
+    secret,
+  );
   return { scheme, enc, ciphertext };
 }
 
@@ -160,12 +199,20 @@ export function wrapSecret(encryptionKey: KeyObject, secret: Uint8Array, context
 export function unwrapSecret(decryptionKey: KeyObject, wrapped: Wrapped, context: Uint8Array): Buffer {
   const scheme = wrapSchemeFor(decryptionKey);
   if (scheme !== wrapped.scheme) {
-    throw new ProtectorError("PROTECTOR_ERR_UNWRAP", `wrapping scheme ${wrapped.scheme} does not match the guardian key`);
+    throw new ProtectorError(
+      "PROTECTOR_ERR_UNWRAP",
+      `wrapping scheme ${wrapped.scheme} does not match the guardian key`,
+    );
   }
   try {
     if (scheme === "rsa-oaep-sha256") {
       return privateDecrypt(
-        { key: decryptionKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256", oaepLabel: context },
+        {
+          key: decryptionKey,
+          padding: constants.RSA_PKCS1_OAEP_PADDING,
+          oaepHash: "sha256",
+          oaepLabel: context,
+        },
         wrapped.ciphertext,
       );
     }
@@ -176,6 +223,11 @@ export function unwrapSecret(decryptionKey: KeyObject, wrapped: Wrapped, context
       zeroize(sk);
     }
   } catch (e) {
-    throw new ProtectorError("PROTECTOR_ERR_UNWRAP", "the transport key could not be unwrapped", {}, { cause: e });
+    throw new ProtectorError(
+      "PROTECTOR_ERR_UNWRAP",
+      "the transport key could not be unwrapped",
+      {},
+      { cause: e },
+    );
   }
 }

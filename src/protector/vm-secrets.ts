@@ -10,7 +10,18 @@
  *   plaintext          := u16 count | { u16 len | name (UTF-8) | u16 len | value }[count]
  */
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
-import { constant, decode, encode, fixedBytes, list, rest, sizedBytes, struct, u16be, u32be } from "../core/codec.js";
+import {
+  constant,
+  decode,
+  encode,
+  fixedBytes,
+  list,
+  rest,
+  sizedBytes,
+  struct,
+  u16be,
+  u32be,
+} from "../core/codec.js";
 import { decodeAs, ProtectorError } from "./errors.js";
 import { utf8String } from "./format.js";
 import { hkdf, zeroize } from "./kdf.js";
@@ -59,11 +70,20 @@ const Payload = list(
 function deriveKey(t: TransportKey): Buffer {
   const info = Buffer.alloc(4);
   info.writeUInt32BE(t.keyGeneration);
-  return hkdf("sha256", t.key, t.protectorId, Buffer.concat([Buffer.from("bulwark vm-secrets v1\0"), info]), 32);
+  return hkdf(
+    "sha256",
+    t.key,
+    t.protectorId,
+    Buffer.concat([Buffer.from("bulwark vm-secrets v1\0"), info]),
+    32,
+  );
 }
 
 /** Encrypts `secrets` under the transport key. Names: 1..64 UTF-8 bytes; values up to 4096 bytes. */
-export function sealVmSecrets(transportKey: TransportKey, secrets: ReadonlyMap<string, Uint8Array>): Uint8Array {
+export function sealVmSecrets(
+  transportKey: TransportKey,
+  secrets: ReadonlyMap<string, Uint8Array>,
+): Uint8Array {
   if (secrets.size > MAX_VM_SECRETS) {
     throw new ProtectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `at most ${MAX_VM_SECRETS} VM secrets`);
   }
@@ -110,7 +130,10 @@ function parse(blob: Uint8Array) {
     );
   }
   if (b.sealed.length < TAG || b.sealed.length > MAX_VM_SECRETS * (MAX_VM_SECRET_BYTES + 70) + 2 + TAG) {
-    throw new ProtectorError("PROTECTOR_ERR_VMSECRETS_FORMAT", `VM secrets ciphertext has ${b.sealed.length} bytes`);
+    throw new ProtectorError(
+      "PROTECTOR_ERR_VMSECRETS_FORMAT",
+      `VM secrets ciphertext has ${b.sealed.length} bytes`,
+    );
   }
   return b;
 }
@@ -118,7 +141,11 @@ function parse(blob: Uint8Array) {
 /** The blob's header (which protector and key generation it is sealed for); needs no key. */
 export function vmSecretsHeader(blob: Uint8Array): VmSecretsHeader {
   const b = parse(blob);
-  return { version: b.header.version, protectorId: b.header.protectorId, keyGeneration: b.header.keyGeneration };
+  return {
+    version: b.header.version,
+    protectorId: b.header.protectorId,
+    keyGeneration: b.header.keyGeneration,
+  };
 }
 
 /** Decrypts and authenticates; the returned values are secret copies the caller zeroizes. */
@@ -157,10 +184,13 @@ export function openVmSecrets(transportKey: TransportKey, blob: Uint8Array): Map
     zeroize(key);
   }
   try {
-    const entries = decodeAs("PROTECTOR_ERR_VMSECRETS_FORMAT", "VM secrets payload", () => decode(Payload, plaintext));
+    const entries = decodeAs("PROTECTOR_ERR_VMSECRETS_FORMAT", "VM secrets payload", () =>
+      decode(Payload, plaintext),
+    );
     const out = new Map<string, Uint8Array>();
     for (const e of entries) {
-      if (out.has(e.name)) throw new ProtectorError("PROTECTOR_ERR_VMSECRETS_FORMAT", `VM secret '${e.name}' appears twice`);
+      if (out.has(e.name))
+        throw new ProtectorError("PROTECTOR_ERR_VMSECRETS_FORMAT", `VM secret '${e.name}' appears twice`);
       out.set(e.name, new Uint8Array(e.value));
     }
     return out;
