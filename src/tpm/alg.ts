@@ -124,7 +124,10 @@ export function isHashAlg(alg: number): boolean {
 /** Hash facts for `alg`; a typed error when the id is not a hash we support. */
 export function hashInfo(alg: number): HashInfo {
   const h = HASHES.get(alg);
-  if (!h) throw new TpmError("TPM_ERR_UNSUPPORTED_ALG", `${algName(alg)} is not a supported hash algorithm`, { alg });
+  if (!h)
+    throw new TpmError("TPM_ERR_UNSUPPORTED_ALG", `${algName(alg)} is not a supported hash algorithm`, {
+      alg,
+    });
   return h;
 }
 
@@ -135,7 +138,10 @@ export function digestSize(alg: number): number | undefined {
 
 /** Parses `sha256`, `SHA256`, `TPM_ALG_SHA256` or `0x000b` into a hash algorithm id. */
 export function hashByName(name: string): HashInfo {
-  const n = name.trim().toLowerCase().replace(/^tpm_alg_/, "");
+  const n = name
+    .trim()
+    .toLowerCase()
+    .replace(/^tpm_alg_/, "");
   if (/^0x[0-9a-f]+$/.test(n)) return hashInfo(Number.parseInt(n, 16));
   for (const h of HASHES.values()) {
     if (h.name === n || h.node === n || h.name.replace("_", "") === n.replace(/[-_]/g, "")) return h;

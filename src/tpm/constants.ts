@@ -147,6 +147,7 @@ export const TPM_PT = {
   MAX_DIGEST: 0x120,
   MAX_OBJECT_CONTEXT: 0x121,
   MAX_SESSION_CONTEXT: 0x122,
+  NV_BUFFER_MAX: 0x12c,
   PERMANENT: 0x200,
   STARTUP_CLEAR: 0x201,
 } as const;
@@ -256,5 +257,5 @@ export function nvAttributes(...names: TpmaNvName[]): number {
   return names.reduce((a, n) => (a | TPMA_NV[n]) >>> 0, 0);
 }
 export function nvAttributeNames(attrs: number): TpmaNvName[] {
-  return (Object.keys(TPMA_NV) as TpmaNvName[]).filter((k) => ((attrs & TPMA_NV[k]) >>> 0) !== 0);
+  return (Object.keys(TPMA_NV) as TpmaNvName[]).filter((k) => (attrs & TPMA_NV[k]) >>> 0 !== 0);
 }

@@ -8,12 +8,14 @@ import { BulwarkError, defineErrors, Exit, type ErrorDetails } from "../core/err
 
 export const TpmErrors = defineErrors("TPM", {
   TPM_ERR_RESPONSE_CODE: {
-    summary: "The TPM refused a command; details name the TPM_RC code, the handle/parameter/session it concerns and whether it is a warning.",
+    summary:
+      "The TPM refused a command; details name the TPM_RC code, the handle/parameter/session it concerns and whether it is a warning.",
     exit: Exit.externalFailure,
     http: 502,
   },
   TPM_ERR_TRANSPORT: {
-    summary: "The TPM could not be reached or the connection failed (check the target, e.g. swtpm:host=127.0.0.1,port=2321 or device:/dev/tpmrm0).",
+    summary:
+      "The TPM could not be reached or the connection failed (check the target, e.g. swtpm:host=127.0.0.1,port=2321 or device:/dev/tpmrm0).",
     exit: Exit.io,
     http: 502,
   },
@@ -23,12 +25,14 @@ export const TpmErrors = defineErrors("TPM", {
     http: 502,
   },
   TPM_ERR_MALFORMED_RESPONSE: {
-    summary: "The TPM's response is not consistent with TPM 2.0 framing (tag, size, response handle or parameter area).",
+    summary:
+      "The TPM's response is not consistent with TPM 2.0 framing (tag, size, response handle or parameter area).",
     exit: Exit.externalFailure,
     http: 502,
   },
   TPM_ERR_RESPONSE_HMAC: {
-    summary: "The HMAC on a TPM response did not verify: the response was altered or the session is out of sync.",
+    summary:
+      "The HMAC on a TPM response did not verify: the response was altered or the session is out of sync.",
     exit: Exit.refused,
     http: 502,
   },
@@ -48,7 +52,8 @@ export const TpmErrors = defineErrors("TPM", {
     http: 400,
   },
   TPM_ERR_INVALID_TARGET: {
-    summary: "The TPM target is not understood; use swtpm:host=H,port=P, mssim:host=H,port=P, unix:PATH or device:/dev/tpmrm0.",
+    summary:
+      "The TPM target is not understood; use swtpm:host=H,port=P, mssim:host=H,port=P, unix:PATH or device:/dev/tpmrm0.",
     exit: Exit.usage,
     http: 400,
   },
@@ -58,9 +63,15 @@ export const TpmErrors = defineErrors("TPM", {
     http: 400,
   },
   TPM_ERR_FILE_FORMAT: {
-    summary: "A file is not in a recognised TPM format (TPM2B_PUBLIC, PEM, TPMS_ATTEST, TPMT_SIGNATURE, tpm2-tools PCR or credential file).",
+    summary:
+      "A file is not in a recognised TPM format (TPM2B_PUBLIC, PEM, TPMS_ATTEST, TPMT_SIGNATURE, tpm2-tools PCR or credential file).",
     exit: Exit.invalidInput,
     http: 400,
+  },
+  TPM_ERR_READ: {
+    summary: "An input file could not be read (missing, unreadable or a directory).",
+    exit: Exit.io,
+    http: 500,
   },
   TPM_ERR_INTEGRITY: {
     summary: "An integrity check on protected TPM data failed (credential blob HMAC, activated secret).",
@@ -76,7 +87,12 @@ export const TpmErrors = defineErrors("TPM", {
 export type TpmErrorCode = keyof typeof TpmErrors;
 
 export class TpmError extends BulwarkError<TpmErrorCode> {
-  constructor(code: TpmErrorCode, message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
+  constructor(
+    code: TpmErrorCode,
+    message: string,
+    details: ErrorDetails = {},
+    options?: { cause?: unknown },
+  ) {
     super(code, message, details, options);
     this.name = "TpmError";
   }

@@ -30,7 +30,7 @@ function concatUntil(bits: number, block: (i: number) => Uint8Array): Uint8Array
     filled += b.length;
   }
   // A bit count that is not a multiple of 8 keeps the low-order bits of the first octet.
-  if (bits % 8 !== 0) out[0] = (out[0] ?? 0) & ((1 << bits % 8) - 1);
+  if (bits % 8 !== 0) out[0] = (out[0] ?? 0) & ((1 << (bits % 8)) - 1);
   return out;
 }
 

@@ -38,7 +38,10 @@ function nameOf(nameAlg: number, raw: Uint8Array): Uint8Array {
 export function handleName(handle: number): Uint8Array {
   const top = handle >>> 24;
   if (top === 0x80 || top === 0x81 || top === 0x01) {
-    throw new TpmError("TPM_ERR_INVALID_ARGUMENT", `handle 0x${handle.toString(16)} needs its public area to be named`);
+    throw new TpmError(
+      "TPM_ERR_INVALID_ARGUMENT",
+      `handle 0x${handle.toString(16)} needs its public area to be named`,
+    );
   }
   return u32(handle);
 }

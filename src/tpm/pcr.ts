@@ -15,7 +15,11 @@ export const PCR_COUNT = 24;
 export type PcrValues = ReadonlyMap<number, ReadonlyMap<number, Uint8Array>>;
 
 /** A TPMS_PCR_SELECTION for `indices` in bank `hashAlg` (sizeofSelect at least 3). */
-export function pcrSelection(hashAlg: number, indices: readonly number[], sizeofSelect = 3): TpmsPcrSelection {
+export function pcrSelection(
+  hashAlg: number,
+  indices: readonly number[],
+  sizeofSelect = 3,
+): TpmsPcrSelection {
   const max = Math.max(sizeofSelect, ...indices.map((i) => (i >>> 3) + 1));
   const pcrSelect = new Uint8Array(max);
   for (const i of indices) {
@@ -40,7 +44,8 @@ export function selectedIndices(sel: TpmsPcrSelection): number[] {
 export function parsePcrSpec(spec: string, hashByNameFn: (n: string) => { alg: number }): TpmsPcrSelection[] {
   return spec.split("+").map((bank) => {
     const [alg, list] = bank.split(":");
-    if (!alg || list === undefined) throw new TpmError("TPM_ERR_INVALID_ARGUMENT", `bad PCR selection '${bank}'`);
+    if (!alg || list === undefined)
+      throw new TpmError("TPM_ERR_INVALID_ARGUMENT", `bad PCR selection '${bank}'`);
     const indices =
       list.trim() === "all"
         ? Array.from({ length: PCR_COUNT }, (_, i) => i)
@@ -63,10 +68,14 @@ export function selectedValues(selection: readonly TpmsPcrSelection[], values: P
     for (const i of selectedIndices(sel)) {
       const v = bank?.get(i);
       if (!v) {
-        throw new TpmError("TPM_ERR_INVALID_ARGUMENT", `no value supplied for PCR ${i} of bank 0x${sel.hash.toString(16)}`, {
-          bank: sel.hash,
-          pcr: i,
-        });
+        throw new TpmError(
+          "TPM_ERR_INVALID_ARGUMENT",
+          `no value supplied for PCR ${i} of bank 0x${sel.hash.toString(16)}`,
+          {
+            bank: sel.hash,
+            pcr: i,
+          },
+        );
       }
       out.push(v);
     }
@@ -75,7 +84,11 @@ export function selectedValues(selection: readonly TpmsPcrSelection[], values: P
 }
 
 /** H_hashAlg(PCR[sel0] || PCR[sel1] || ...), the pcrDigest of TPMS_QUOTE_INFO and TPM2_PolicyPCR. */
-export function pcrDigest(hashAlg: number, selection: readonly TpmsPcrSelection[], values: PcrValues): Uint8Array {
+export function pcrDigest(
+  hashAlg: number,
+  selection: readonly TpmsPcrSelection[],
+  values: PcrValues,
+): Uint8Array {
   return hash(hashAlg, concat(...selectedValues(selection, values)));
 }
 
@@ -86,7 +99,9 @@ export function extendPcr(hashAlg: number, old: Uint8Array, digest: Uint8Array):
 }
 
 /** Merges PCR values into one map (later entries win). */
-export function pcrValues(entries: Iterable<[number, number, Uint8Array]>): Map<number, Map<number, Uint8Array>> {
+export function pcrValues(
+  entries: Iterable<[number, number, Uint8Array]>,
+): Map<number, Map<number, Uint8Array>> {
   const out = new Map<number, Map<number, Uint8Array>>();
   for (const [alg, index, value] of entries) {
     let bank = out.get(alg);

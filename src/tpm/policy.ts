@@ -29,7 +29,12 @@ export function policyPcr(
  * TPM2_PolicySecret / PolicySigned second step (Part 3, section 23.2.6 PolicyUpdate):
  * H(H(old || TPM_CC || authObjectName) || policyRef).
  */
-export function policySecret(hashAlg: number, old: Uint8Array, authObjectName: Uint8Array, policyRef = new Uint8Array(0)): Uint8Array {
+export function policySecret(
+  hashAlg: number,
+  old: Uint8Array,
+  authObjectName: Uint8Array,
+  policyRef = new Uint8Array(0),
+): Uint8Array {
   const step = hash(hashAlg, old, u32(TPM_CC.PolicySecret), authObjectName);
   return hash(hashAlg, step, policyRef);
 }

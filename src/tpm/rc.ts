@@ -24,31 +24,67 @@ const VER1: ReadonlyMap<number, RcEntry> = new Map([
   [0x020, e("TPM_RC_DISABLED", "the command is disabled")],
   [0x021, e("TPM_RC_EXCLUSIVE", "command failed because audit sequence required exclusivity")],
   [0x024, e("TPM_RC_AUTH_TYPE", "authorization handle is not correct for command")],
-  [0x025, e("TPM_RC_AUTH_MISSING", "command requires an authorization session for handle and it is not present")],
+  [
+    0x025,
+    e("TPM_RC_AUTH_MISSING", "command requires an authorization session for handle and it is not present"),
+  ],
   [0x026, e("TPM_RC_POLICY", "policy failure in math operation or an invalid authPolicy value")],
   [0x027, e("TPM_RC_PCR", "PCR check fail")],
   [0x028, e("TPM_RC_PCR_CHANGED", "PCR have changed since checked")],
   [0x02d, e("TPM_RC_UPGRADE", "the TPM is in field upgrade mode")],
   [0x02e, e("TPM_RC_TOO_MANY_CONTEXTS", "context ID counter is at maximum")],
   [0x02f, e("TPM_RC_AUTH_UNAVAILABLE", "authValue or authPolicy is not available for selected entity")],
-  [0x030, e("TPM_RC_REBOOT", "a _TPM_Init and Startup(CLEAR) is required before the TPM can resume operation")],
-  [0x031, e("TPM_RC_UNBALANCED", "the protection algorithms (hash and symmetric) are not reasonably balanced")],
-  [0x042, e("TPM_RC_COMMAND_SIZE", "command commandSize value is inconsistent with contents of the command buffer")],
+  [
+    0x030,
+    e("TPM_RC_REBOOT", "a _TPM_Init and Startup(CLEAR) is required before the TPM can resume operation"),
+  ],
+  [
+    0x031,
+    e("TPM_RC_UNBALANCED", "the protection algorithms (hash and symmetric) are not reasonably balanced"),
+  ],
+  [
+    0x042,
+    e("TPM_RC_COMMAND_SIZE", "command commandSize value is inconsistent with contents of the command buffer"),
+  ],
   [0x043, e("TPM_RC_COMMAND_CODE", "command code not supported")],
-  [0x044, e("TPM_RC_AUTHSIZE", "the value of authorizationSize is out of range or the number of octets in the Authorization Area is greater than required")],
-  [0x045, e("TPM_RC_AUTH_CONTEXT", "use of an authorization session with a context command or another command that cannot have an authorization session")],
+  [
+    0x044,
+    e(
+      "TPM_RC_AUTHSIZE",
+      "the value of authorizationSize is out of range or the number of octets in the Authorization Area is greater than required",
+    ),
+  ],
+  [
+    0x045,
+    e(
+      "TPM_RC_AUTH_CONTEXT",
+      "use of an authorization session with a context command or another command that cannot have an authorization session",
+    ),
+  ],
   [0x046, e("TPM_RC_NV_RANGE", "NV offset+size is out of range")],
   [0x047, e("TPM_RC_NV_SIZE", "Requested allocation size is larger than allowed")],
   [0x048, e("TPM_RC_NV_LOCKED", "NV access locked")],
   [0x049, e("TPM_RC_NV_AUTHORIZATION", "NV access authorization fails in command actions")],
-  [0x04a, e("TPM_RC_NV_UNINITIALIZED", "an NV Index is used before being initialized or the state saved by TPM2_Shutdown(STATE) could not be restored")],
+  [
+    0x04a,
+    e(
+      "TPM_RC_NV_UNINITIALIZED",
+      "an NV Index is used before being initialized or the state saved by TPM2_Shutdown(STATE) could not be restored",
+    ),
+  ],
   [0x04b, e("TPM_RC_NV_SPACE", "insufficient space for NV allocation")],
   [0x04c, e("TPM_RC_NV_DEFINED", "NV Index or persistent object already defined")],
   [0x050, e("TPM_RC_BAD_CONTEXT", "context in TPM2_ContextLoad() is not valid")],
   [0x051, e("TPM_RC_CPHASH", "cpHash value already set or not correct for use")],
   [0x052, e("TPM_RC_PARENT", "handle for parent is not a valid parent")],
   [0x053, e("TPM_RC_NEEDS_TEST", "some function needs testing")],
-  [0x054, e("TPM_RC_NO_RESULT", "returned when an internal function cannot process a request due to an unspecified problem")],
+  [
+    0x054,
+    e(
+      "TPM_RC_NO_RESULT",
+      "returned when an internal function cannot process a request due to an unspecified problem",
+    ),
+  ],
   [0x055, e("TPM_RC_SENSITIVE", "the sensitive area did not unmarshal correctly after decryption")],
 ]);
 
@@ -71,10 +107,19 @@ const FMT1: ReadonlyMap<number, RcEntry> = new Map([
   [0x10, e("TPM_RC_PP", "authorization requires assertion of PP")],
   [0x12, e("TPM_RC_SCHEME", "unsupported or incompatible scheme")],
   [0x15, e("TPM_RC_SIZE", "structure is the wrong size")],
-  [0x16, e("TPM_RC_SYMMETRIC", "unsupported symmetric algorithm or key size, or not appropriate for instance")],
+  [
+    0x16,
+    e("TPM_RC_SYMMETRIC", "unsupported symmetric algorithm or key size, or not appropriate for instance"),
+  ],
   [0x17, e("TPM_RC_TAG", "incorrect structure tag")],
   [0x18, e("TPM_RC_SELECTOR", "union selector is incorrect")],
-  [0x1a, e("TPM_RC_INSUFFICIENT", "the TPM was unable to unmarshal a value because there were not enough octets in the input buffer")],
+  [
+    0x1a,
+    e(
+      "TPM_RC_INSUFFICIENT",
+      "the TPM was unable to unmarshal a value because there were not enough octets in the input buffer",
+    ),
+  ],
   [0x1b, e("TPM_RC_SIGNATURE", "the signature is not valid")],
   [0x1c, e("TPM_RC_KEY", "key fields are not compatible with the selected use")],
   [0x1d, e("TPM_RC_POLICY_FAIL", "a policy check failed")],
@@ -83,7 +128,13 @@ const FMT1: ReadonlyMap<number, RcEntry> = new Map([
   [0x21, e("TPM_RC_RESERVED_BITS", "reserved bits not set to zero as required")],
   [0x22, e("TPM_RC_BAD_AUTH", "authorization failure without DA implications")],
   [0x23, e("TPM_RC_EXPIRED", "the policy has expired")],
-  [0x24, e("TPM_RC_POLICY_CC", "the commandCode in the policy is not the commandCode of the command or the command code in a policy command references a command that is not implemented")],
+  [
+    0x24,
+    e(
+      "TPM_RC_POLICY_CC",
+      "the commandCode in the policy is not the commandCode of the command or the command code in a policy command references a command that is not implemented",
+    ),
+  ],
   [0x25, e("TPM_RC_BINDING", "public and sensitive portions of an object are not cryptographically bound")],
   [0x26, e("TPM_RC_CURVE", "curve not supported")],
   [0x27, e("TPM_RC_ECC_POINT", "point is not on the required curve")],
@@ -95,24 +146,57 @@ const WARN: ReadonlyMap<number, RcEntry> = new Map([
   [0x02, e("TPM_RC_OBJECT_MEMORY", "out of memory for object contexts")],
   [0x03, e("TPM_RC_SESSION_MEMORY", "out of memory for session contexts")],
   [0x04, e("TPM_RC_MEMORY", "out of shared object/session memory or need space for internal operations")],
-  [0x05, e("TPM_RC_SESSION_HANDLES", "out of session handles; a session must be flushed before a new session may be created")],
-  [0x06, e("TPM_RC_OBJECT_HANDLES", "out of object handles; the handle space for objects is depleted and a reboot is required")],
+  [
+    0x05,
+    e(
+      "TPM_RC_SESSION_HANDLES",
+      "out of session handles; a session must be flushed before a new session may be created",
+    ),
+  ],
+  [
+    0x06,
+    e(
+      "TPM_RC_OBJECT_HANDLES",
+      "out of object handles; the handle space for objects is depleted and a reboot is required",
+    ),
+  ],
   [0x07, e("TPM_RC_LOCALITY", "bad locality")],
-  [0x08, e("TPM_RC_YIELDED", "the TPM has suspended operation on the command; forward progress was made and the command may be retried")],
+  [
+    0x08,
+    e(
+      "TPM_RC_YIELDED",
+      "the TPM has suspended operation on the command; forward progress was made and the command may be retried",
+    ),
+  ],
   [0x09, e("TPM_RC_CANCELED", "the command was canceled")],
   [0x0a, e("TPM_RC_TESTING", "TPM is performing self-tests")],
   ...Array.from({ length: 7 }, (_, i): [number, RcEntry] => [
     0x10 + i,
-    e(`TPM_RC_REFERENCE_H${i}`, `the ${ordinal(i + 1)} handle in the handle area references a transient object or session that is not loaded`),
+    e(
+      `TPM_RC_REFERENCE_H${i}`,
+      `the ${ordinal(i + 1)} handle in the handle area references a transient object or session that is not loaded`,
+    ),
   ]),
   ...Array.from({ length: 7 }, (_, i): [number, RcEntry] => [
     0x18 + i,
-    e(`TPM_RC_REFERENCE_S${i}`, `the ${ordinal(i + 1)} authorization session handle references a session that is not loaded`),
+    e(
+      `TPM_RC_REFERENCE_S${i}`,
+      `the ${ordinal(i + 1)} authorization session handle references a session that is not loaded`,
+    ),
   ]),
   [0x20, e("TPM_RC_NV_RATE", "the TPM is rate-limiting accesses to prevent wearout of NV")],
-  [0x21, e("TPM_RC_LOCKOUT", "authorizations for objects subject to DA protection are not allowed at this time because the TPM is in DA lockout mode")],
+  [
+    0x21,
+    e(
+      "TPM_RC_LOCKOUT",
+      "authorizations for objects subject to DA protection are not allowed at this time because the TPM is in DA lockout mode",
+    ),
+  ],
   [0x22, e("TPM_RC_RETRY", "the TPM was not able to start the command")],
-  [0x23, e("TPM_RC_NV_UNAVAILABLE", "the command may require writing of NV and NV is not current accessible")],
+  [
+    0x23,
+    e("TPM_RC_NV_UNAVAILABLE", "the command may require writing of NV and NV is not current accessible"),
+  ],
   [0x7f, e("TPM_RC_NOT_USED", "this value is reserved and shall not be returned by the TPM")],
 ]);
 
@@ -148,7 +232,14 @@ export function decodeResponseCode(rc: number): ResponseCodeInfo {
     return { rc, name: "TPM_RC_SUCCESS", description: "success", format: 0, base: 0, warning: false };
   }
   if (rc === 0x01e) {
-    return { rc, name: "TPM_RC_BAD_TAG", description: "defined for compatibility with TPM 1.2", format: 0, base: rc, warning: false };
+    return {
+      rc,
+      name: "TPM_RC_BAD_TAG",
+      description: "defined for compatibility with TPM 1.2",
+      format: 0,
+      base: rc,
+      warning: false,
+    };
   }
   if ((rc & 0x080) !== 0) {
     const n = (rc >>> 8) & 0xf;

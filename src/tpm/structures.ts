@@ -127,8 +127,18 @@ export const TPMS_CAPABILITY_DATA = struct<{ capability: number; data: TpmuCapab
         [TPM_CAP.PP_COMMANDS]: list(u32be, 256, u32be, "TPML_CC") as Codec<TpmuCapabilities>,
         [TPM_CAP.AUDIT_COMMANDS]: list(u32be, 256, u32be, "TPML_CC") as Codec<TpmuCapabilities>,
         [TPM_CAP.PCRS]: TPML_PCR_SELECTION as Codec<TpmuCapabilities>,
-        [TPM_CAP.TPM_PROPERTIES]: list(u32be, 256, TPMS_TAGGED_PROPERTY, "TPML_TAGGED_TPM_PROPERTY") as Codec<TpmuCapabilities>,
-        [TPM_CAP.PCR_PROPERTIES]: list(u32be, 256, TPMS_TAGGED_PCR_SELECT, "TPML_TAGGED_PCR_PROPERTY") as Codec<TpmuCapabilities>,
+        [TPM_CAP.TPM_PROPERTIES]: list(
+          u32be,
+          256,
+          TPMS_TAGGED_PROPERTY,
+          "TPML_TAGGED_TPM_PROPERTY",
+        ) as Codec<TpmuCapabilities>,
+        [TPM_CAP.PCR_PROPERTIES]: list(
+          u32be,
+          256,
+          TPMS_TAGGED_PCR_SELECT,
+          "TPML_TAGGED_PCR_PROPERTY",
+        ) as Codec<TpmuCapabilities>,
         [TPM_CAP.ECC_CURVES]: list(u32be, 256, u16be, "TPML_ECC_CURVE") as Codec<TpmuCapabilities>,
       }),
   },
@@ -255,6 +265,11 @@ export function publicArea(value: TpmtPublic): PublicArea {
   return { value: decode(TPMT_PUBLIC, raw), raw };
 }
 
+/** A public area decoded elsewhere, with the exact bytes it was decoded from. */
+export function withRawPublic(value: TpmtPublic, raw: Uint8Array): PublicArea {
+  return { value, raw };
+}
+
 /** The RSA parameters of a public area, or undefined for other key types. */
 export function rsaParms(p: TpmtPublic): TpmsRsaParms | undefined {
   return p.type === TPM_ALG.RSA ? (p.parameters as TpmsRsaParms) : undefined;
@@ -294,11 +309,17 @@ export const TPMS_CLOCK_INFO = struct("TPMS_CLOCK_INFO", {
   safe: u8,
 });
 /** TPMS_QUOTE_INFO (Part 2, section 10.12.4, Table 126). */
-export const TPMS_QUOTE_INFO = struct("TPMS_QUOTE_INFO", { pcrSelect: TPML_PCR_SELECTION, pcrDigest: TPM2B_DIGEST });
+export const TPMS_QUOTE_INFO = struct("TPMS_QUOTE_INFO", {
+  pcrSelect: TPML_PCR_SELECTION,
+  pcrDigest: TPM2B_DIGEST,
+});
 /** TPMS_CERTIFY_INFO (Part 2, section 10.12.3, Table 125). */
 export const TPMS_CERTIFY_INFO = struct("TPMS_CERTIFY_INFO", { name: TPM2B_NAME, qualifiedName: TPM2B_NAME });
 /** TPMS_CREATION_INFO (Part 2, section 10.12.7, Table 129). */
-export const TPMS_CREATION_INFO = struct("TPMS_CREATION_INFO", { objectName: TPM2B_NAME, creationHash: TPM2B_DIGEST });
+export const TPMS_CREATION_INFO = struct("TPMS_CREATION_INFO", {
+  objectName: TPM2B_NAME,
+  creationHash: TPM2B_DIGEST,
+});
 /** TPMS_NV_CERTIFY_INFO (Part 2, section 10.12.8, Table 130). */
 export const TPMS_NV_CERTIFY_INFO = struct("TPMS_NV_CERTIFY_INFO", {
   indexName: TPM2B_NAME,
@@ -373,7 +394,10 @@ export const TPMS_ATTEST = struct<{
 export type TpmsAttest = Infer<typeof TPMS_ATTEST>;
 
 /** TPMS_SIGNATURE_RSA (Part 2, section 11.3.1, Table 176). */
-export const TPMS_SIGNATURE_RSA = struct("TPMS_SIGNATURE_RSA", { hash: TPM_ALG_ID, sig: TPM2B_PUBLIC_KEY_RSA });
+export const TPMS_SIGNATURE_RSA = struct("TPMS_SIGNATURE_RSA", {
+  hash: TPM_ALG_ID,
+  sig: TPM2B_PUBLIC_KEY_RSA,
+});
 /** TPMS_SIGNATURE_ECC (Part 2, section 11.3.2, Table 177). */
 export const TPMS_SIGNATURE_ECC = struct("TPMS_SIGNATURE_ECC", {
   hash: TPM_ALG_ID,

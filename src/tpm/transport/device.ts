@@ -22,7 +22,10 @@ export class DeviceTransport implements Transport {
         const { bytesRead } = await this.fh.read(buf, 0, buf.length, null);
         const rsp = buf.slice(0, bytesRead);
         if (responseSizeFromHeader(rsp) !== bytesRead) {
-          throw new TpmError("TPM_ERR_MALFORMED_RESPONSE", `${this.path}: short response (${bytesRead} bytes)`);
+          throw new TpmError(
+            "TPM_ERR_MALFORMED_RESPONSE",
+            `${this.path}: short response (${bytesRead} bytes)`,
+          );
         }
         return rsp;
       } catch (e) {

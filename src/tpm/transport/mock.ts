@@ -43,7 +43,11 @@ export class ReplayTransport implements Transport {
     const i = this.next;
     const entry = this.transcript.entries[i];
     if (!entry) {
-      return Promise.reject(new TpmError("TPM_ERR_TRANSCRIPT_MISMATCH", `command ${i} is beyond the recorded transcript`, { index: i }));
+      return Promise.reject(
+        new TpmError("TPM_ERR_TRANSCRIPT_MISMATCH", `command ${i} is beyond the recorded transcript`, {
+          index: i,
+        }),
+      );
     }
     if (entry.command !== hex(command)) {
       return Promise.reject(

@@ -8,7 +8,7 @@
  *   answered by a u32 acknowledgement (0).
  */
 import { TpmError } from "../errors.js";
-import { SocketReader, describe, type Endpoint } from "./stream.js";
+import { SocketReader, describe } from "./stream.js";
 import { MAX_RESPONSE_SIZE, Serializer, responseSizeFromHeader, type Transport } from "./transport.js";
 
 export const MSSIM = {
@@ -23,7 +23,8 @@ export const MSSIM = {
   STOP: 21,
 } as const;
 
-const be32 = (n: number): Uint8Array => Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
+const be32 = (n: number): Uint8Array =>
+  Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
 const readBe32 = (b: Uint8Array): number => new DataView(b.buffer, b.byteOffset, 4).getUint32(0, false);
 
 export class MssimTransport implements Transport {

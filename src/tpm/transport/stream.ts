@@ -42,7 +42,10 @@ export class SocketReader {
 
   static connect(ep: Endpoint, timeoutMs = 10_000): Promise<SocketReader> {
     return new Promise((resolve, reject) => {
-      const socket = "path" in ep ? net.createConnection({ path: ep.path }) : net.createConnection({ host: ep.host, port: ep.port });
+      const socket =
+        "path" in ep
+          ? net.createConnection({ path: ep.path })
+          : net.createConnection({ host: ep.host, port: ep.port });
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new TpmError("TPM_ERR_TRANSPORT", `timed out connecting to ${describe(ep)}`));
@@ -54,7 +57,14 @@ export class SocketReader {
       });
       socket.once("error", (e) => {
         clearTimeout(timer);
-        reject(new TpmError("TPM_ERR_TRANSPORT", `cannot connect to ${describe(ep)}: ${e.message}`, {}, { cause: e }));
+        reject(
+          new TpmError(
+            "TPM_ERR_TRANSPORT",
+            `cannot connect to ${describe(ep)}: ${e.message}`,
+            {},
+            { cause: e },
+          ),
+        );
       });
     });
   }
@@ -68,7 +78,9 @@ export class SocketReader {
   async write(bytes: Uint8Array): Promise<void> {
     await new Promise<void>((resolve, reject) =>
       this.socket.write(bytes, (e) =>
-        e ? reject(new TpmError("TPM_ERR_TRANSPORT", `write to ${this.label} failed: ${e.message}`)) : resolve(),
+        e
+          ? reject(new TpmError("TPM_ERR_TRANSPORT", `write to ${this.label} failed: ${e.message}`))
+          : resolve(),
       ),
     );
   }
@@ -78,9 +90,11 @@ export class SocketReader {
     const deadline = Date.now() + timeoutMs;
     while (this.buffered < n) {
       if (this.failure) throw new TpmError("TPM_ERR_TRANSPORT", `${this.label}: ${this.failure.message}`);
-      if (this.ended) throw new TpmError("TPM_ERR_TRANSPORT", `${this.label} closed the connection mid-response`);
+      if (this.ended)
+        throw new TpmError("TPM_ERR_TRANSPORT", `${this.label} closed the connection mid-response`);
       const left = deadline - Date.now();
-      if (left <= 0) throw new TpmError("TPM_ERR_TRANSPORT", `${this.label} did not answer in ${timeoutMs} ms`);
+      if (left <= 0)
+        throw new TpmError("TPM_ERR_TRANSPORT", `${this.label} did not answer in ${timeoutMs} ms`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
         this.waiter = () => {

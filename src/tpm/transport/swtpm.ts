@@ -80,10 +80,14 @@ export class SwtpmControl {
       const res = await conn.read(4 + extra, 30_000);
       const result = new DataView(res.buffer, res.byteOffset).getUint32(0, false);
       if (result !== 0) {
-        throw new TpmError("TPM_ERR_CONTROL", `swtpm control command ${cmd} at ${describe(this.endpoint)} failed with 0x${result.toString(16)}`, {
-          command: cmd,
-          result,
-        });
+        throw new TpmError(
+          "TPM_ERR_CONTROL",
+          `swtpm control command ${cmd} at ${describe(this.endpoint)} failed with 0x${result.toString(16)}`,
+          {
+            command: cmd,
+            result,
+          },
+        );
       }
       return res.subarray(4);
     } finally {

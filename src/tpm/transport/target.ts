@@ -32,7 +32,8 @@ function kv(spec: string): Map<string, string> {
 function port(v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
   const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0 || n > 65535) throw new TpmError("TPM_ERR_INVALID_TARGET", `bad port '${v}'`);
+  if (!Number.isInteger(n) || n <= 0 || n > 65535)
+    throw new TpmError("TPM_ERR_INVALID_TARGET", `bad port '${v}'`);
   return n;
 }
 

@@ -20,7 +20,10 @@ export const HEADER_SIZE = 10;
 /** Reads responseSize from a response header, checking it against what a TPM may send. */
 export function responseSizeFromHeader(header: Uint8Array): number {
   if (header.length < HEADER_SIZE) {
-    throw new TpmError("TPM_ERR_MALFORMED_RESPONSE", `response header of ${header.length} bytes is too short`);
+    throw new TpmError(
+      "TPM_ERR_MALFORMED_RESPONSE",
+      `response header of ${header.length} bytes is too short`,
+    );
   }
   const size = new DataView(header.buffer, header.byteOffset, header.byteLength).getUint32(2, false);
   if (size < HEADER_SIZE || size > MAX_RESPONSE_SIZE) {

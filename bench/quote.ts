@@ -1,0 +1,142 @@
+/**
+ * Quote verifications per second with RSA-2048 and ECC P-256 AKs, beside `openssl speed` for the
+ * same signature algorithm on the same machine. Run: node dist/bench/quote.js [--quick].
+ * Prints a table, then ONE JSON line.
+ *
+ * Inputs are the real tpm2_quote outputs in test/vectors/tpm/quote-{rsassa,ecdsa} (see README).
+ *   verifyQuote         full verdict: TPMS_ATTEST decode, signature, scheme, AK attribute checks,
+ *                       magic/type/nonce/selection, pcrDigest over 9 supplied PCR values;
+ *                       the AK public area is reused across calls (as HGS does per host);
+ *   verifyQuote (cold)  the same with a fresh AK decode from TPM2B_PUBLIC bytes on every call;
+ *   signature only      verifyTpmSignature over the attest bytes (the cryptographic floor);
+ *   openssl speed       `openssl speed -seconds S rsa2048` / `ecdsap256` verify/s (raw verify of a
+ *                       digest, no hashing, no parsing, C).
+ * Ratio = ours / openssl (1.0 = as fast as raw OpenSSL verification).
+ */
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { decode } from "../src/core/codec.js";
+import { hashByName } from "../src/tpm/alg.js";
+import { readPcrFile } from "../src/tpm/files.js";
+import { fromHex } from "../src/tpm/names.js";
+import { parsePcrSpec } from "../src/tpm/pcr.js";
+import { TPM2B_PUBLIC_RAW, TPMT_SIGNATURE } from "../src/tpm/structures.js";
+import { publicKeyFromTpm } from "../src/tpm/verify/keys.js";
+import { verifyQuote } from "../src/tpm/verify/quote.js";
+import { verifyTpmSignature } from "../src/tpm/verify/signature.js";
+import { repoPath } from "../test/helpers/paths.js";
+
+const quick = process.argv.includes("--quick");
+const BUDGET_MS = quick ? 300 : 1500;
+const OPENSSL_SECONDS = quick ? 1 : 3;
+
+function rate(fn: () => void): number {
+  for (let i = 0; i < 50; i++) fn();
+  let n = 0;
+  const start = process.hrtime.bigint();
+  let elapsed = 0;
+  while (elapsed < BUDGET_MS) {
+    for (let i = 0; i < 20; i++) fn();
+    n += 20;
+    elapsed = Number(process.hrtime.bigint() - start) / 1e6;
+  }
+  return (n * 1000) / elapsed;
+}
+
+function opensslVerifyPerSecond(alg: "rsa2048" | "ecdsap256"): number {
+  const r = spawnSync("openssl", ["speed", "-seconds", String(OPENSSL_SECONDS), alg], { encoding: "utf8" });
+  if (r.error)
+    throw new Error(
+      `openssl is needed for the reference figures (apt-get install openssl): ${r.error.message}`,
+    );
+  const line = r.stdout
+    .split("\n")
+    .find((l) => (alg === "rsa2048" ? /^rsa\s+2048 bits/.test(l) : /nistp256/.test(l)));
+  const nums = line
+    ?.trim()
+    .split(/\s+/)
+    .map(Number)
+    .filter((x) => Number.isFinite(x));
+  const verify = nums?.[nums.length - 1];
+  if (!verify) throw new Error(`could not read openssl speed output for ${alg}:\n${r.stdout}`);
+  return verify;
+}
+
+interface Row {
+  readonly ak: string;
+  readonly full: number;
+  readonly cold: number;
+  readonly sigOnly: number;
+  readonly openssl: number;
+}
+
+function bench(dir: string, label: string, alg: "rsa2048" | "ecdsap256"): Row {
+  const d = repoPath("test/vectors/tpm", dir);
+  const read = (n: string) => new Uint8Array(readFileSync(path.join(d, n)));
+  const akBytes = read("ak.pub");
+  const ak = decode(TPM2B_PUBLIC_RAW, akBytes);
+  const quoted = read("quote.msg");
+  const sigBytes = read("quote.sig");
+  const pcrs = readPcrFile(read("quote.pcrs")).values;
+  const nonce = fromHex(readFileSync(path.join(d, "nonce.hex"), "utf8"));
+  const expectedSelection = parsePcrSpec(
+    readFileSync(path.join(d, "pcr-list.txt"), "utf8").trim(),
+    hashByName,
+  );
+  const check = verifyQuote({ ak, quoted, signature: sigBytes, nonce, pcrs, expectedSelection });
+  if (!check.ok) throw new Error(`${dir}: vector does not verify: ${JSON.stringify(check.findings)}`);
+  const full = rate(() => {
+    if (!verifyQuote({ ak, quoted, signature: sigBytes, nonce, pcrs, expectedSelection }).ok)
+      throw new Error("invalid");
+  });
+  const cold = rate(() => {
+    const fresh = decode(TPM2B_PUBLIC_RAW, akBytes);
+    if (!verifyQuote({ ak: fresh, quoted, signature: sigBytes, nonce, pcrs, expectedSelection }).ok)
+      throw new Error("invalid");
+  });
+  const key = publicKeyFromTpm(ak.value);
+  const sig = decode(TPMT_SIGNATURE, sigBytes);
+  const sigOnly = rate(() => {
+    if (!verifyTpmSignature(key, sig, quoted).ok) throw new Error("invalid");
+  });
+  return { ak: label, full, cold, sigOnly, openssl: opensslVerifyPerSecond(alg) };
+}
+
+const rows = [
+  bench("quote-rsassa", "RSA-2048 RSASSA-SHA256", "rsa2048"),
+  bench("quote-ecdsa", "ECC P-256 ECDSA-SHA256", "ecdsap256"),
+];
+const f = (x: number) => x.toFixed(0).padStart(9);
+const r = (x: number) => x.toFixed(2).padStart(6);
+console.log(
+  `Quote verification (${quick ? "quick" : "full"} run; node ${process.version}; ${spawnSync("openssl", ["version"], { encoding: "utf8" }).stdout.trim()})`,
+);
+console.log(
+  "AK                          verifyQuote/s  cold/s  sig-only/s  openssl verify/s  full/openssl  sig/openssl",
+);
+for (const x of rows) {
+  console.log(
+    `${x.ak.padEnd(26)} ${f(x.full)}    ${f(x.cold)} ${f(x.sigOnly)}   ${f(x.openssl)}          ${r(x.full / x.openssl)}       ${r(x.sigOnly / x.openssl)}`,
+  );
+}
+console.log(
+  JSON.stringify({
+    bench: "quote",
+    quick,
+    rsa2048: {
+      verifyQuotePerSec: Math.round(rows[0]!.full),
+      coldPerSec: Math.round(rows[0]!.cold),
+      signatureOnlyPerSec: Math.round(rows[0]!.sigOnly),
+      opensslVerifyPerSec: Math.round(rows[0]!.openssl),
+      ratio: +(rows[0]!.full / rows[0]!.openssl).toFixed(3),
+    },
+    eccP256: {
+      verifyQuotePerSec: Math.round(rows[1]!.full),
+      coldPerSec: Math.round(rows[1]!.cold),
+      signatureOnlyPerSec: Math.round(rows[1]!.sigOnly),
+      opensslVerifyPerSec: Math.round(rows[1]!.openssl),
+      ratio: +(rows[1]!.full / rows[1]!.openssl).toFixed(3),
+    },
+  }),
+);
