@@ -24,8 +24,39 @@ export const commands: readonly CommandEntry[] = [
     load: () => import("./cmd-image.js"),
   },
   {
+    name: "secureboot",
+    summary: "Secure Boot templates, NVRAM files, keys, EFI signing",
+    load: () => import("./cmd-secureboot.js"),
+  },
+  {
     name: "demo",
     summary: "boot a guest under Secure Boot with a vTPM and summarize",
     load: () => import("./cmd-demo.js"),
+  },
+  {
+    name: "eventlog",
+    summary: "show, replay or verify a TCG event log",
+    load: () => import("./cmd-eventlog.js"),
+  },
+  { name: "tpm", summary: "TPM PCRs, quotes, credentials, EK certs", load: () => import("./cmd-tpm.js") },
+  {
+    name: "vm",
+    summary: "Gen-2 VMs: lifecycle, Secure Boot, vTPM, key protector, security policy",
+    load: () => import("./cmd-vm.js"),
+  },
+  {
+    name: "guardian",
+    summary: "guardians of this host: new, list, export, import, remove",
+    load: () => import("./cmd-guardian.js"),
+  },
+  {
+    name: "key-protector",
+    summary: "key protector files: new, grant, revoke, show",
+    load: () => import("./cmd-key-protector.js"),
+  },
+  {
+    name: "hgs",
+    summary: "Host Guardian Service: init, serve, hosts, baselines, policies, audit",
+    load: () => import("./cmd-hgs.js"),
   },
 ];

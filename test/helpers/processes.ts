@@ -25,3 +25,19 @@ export function processesMatching(needle: string): number[] {
   }
   return out;
 }
+
+/** Pids of live processes whose parent is `ppid`. */
+export function childrenOf(ppid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[1]) === ppid && processAlive(Number(entry))) out.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}

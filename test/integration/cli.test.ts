@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { processesMatching } from "../helpers/processes.js";
+import { childrenOf, processAlive } from "../helpers/processes.js";
 import { repoPath } from "../helpers/paths.js";
 
 const bin = repoPath("dist/src/cli/main.js");
@@ -52,18 +52,13 @@ test("Ctrl-C during the demo stops QEMU and swtpm and exits 130", async () => {
   let before: number[] = [];
   while (before.length < 2 && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 200));
-    before = processesMatching("bulwark-boot-").filter((p) => p !== child.pid);
+    // Only this demo's own children: other tests may be booting guests at the same time.
+    before = child.pid === undefined ? [] : childrenOf(child.pid);
   }
   assert.ok(before.length >= 1, "QEMU/swtpm should be running before Ctrl-C");
   child.kill("SIGINT");
   const code = await new Promise<number | null>((r) => child.on("exit", r));
   assert.equal(code, 130, err);
   assert.match(err, /HOST_ERR_INTERRUPTED/);
-  for (const pid of before) {
-    assert.deepEqual(
-      processesMatching("bulwark-boot-").filter((p) => p === pid),
-      [],
-      `process ${pid} survived Ctrl-C`,
-    );
-  }
+  for (const pid of before) assert.equal(processAlive(pid), false, `process ${pid} survived Ctrl-C`);
 });
