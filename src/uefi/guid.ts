@@ -98,6 +98,12 @@ export const Guids = {
   SHIM_LOCK_GUID: "605dab50-e046-4300-abb6-3dd810dd8b23",
 } as const;
 
+/**
+ * SignatureOwner of the entries Bulwark adds (its own keys, imported certificates and hashes):
+ * a fixed random GUID, so `vars show` tells Bulwark's entries from Microsoft's.
+ */
+export const BULWARK_OWNER_GUID: Guid = "8c53bba8-cd71-40ff-b56d-4dd28d642492";
+
 const NAMES = new Map<string, string>(Object.entries(Guids).map(([k, v]) => [v, k]));
 
 /** The specification name of a well-known GUID, or undefined. */

@@ -277,13 +277,7 @@ function parseInner(bytes: Uint8Array): Edk2VarStore {
     });
     pos = next;
   }
-  let freeSpaceErased = true;
-  for (let i = pos; i < storeEnd; i++) {
-    if (bytes[i] !== 0xff) {
-      freeSpaceErased = false;
-      break;
-    }
-  }
+  const freeSpaceErased = isErased(bytes.subarray(pos, storeEnd));
   return {
     fv,
     blockMap,
@@ -296,6 +290,17 @@ function parseInner(bytes: Uint8Array): Edk2VarStore {
     ftw: parseFtw(bytes, storeEnd, bytes.length),
     maxVariableSize: maxVariableSizeFor(storeHeader.Size),
   };
+}
+
+let erasedChunk = new Uint8Array(0);
+/** True when every byte is 0xff (erased flash), compared a chunk at a time. */
+function isErased(b: Uint8Array): boolean {
+  if (erasedChunk.length < Math.min(b.length, 1 << 16)) erasedChunk = new Uint8Array(1 << 16).fill(0xff);
+  for (let at = 0; at < b.length; at += erasedChunk.length) {
+    const part = b.subarray(at, Math.min(b.length, at + erasedChunk.length));
+    if (Buffer.compare(part, erasedChunk.subarray(0, part.length)) !== 0) return false;
+  }
+  return true;
 }
 
 function recordSize(rec: VariableRecord): number {
@@ -402,11 +407,23 @@ export interface VariableInput {
   readonly pubKeyIndex?: number;
 }
 
+/**
+ * Refuses to change a store whose FTW state the firmware would act on at boot: a pending write
+ * (replayed from the spare over the store), or a working block with a bad CRC (edk2
+ * InitFtwProtocol then recovers the working block from the spare area and may replay a write).
+ */
 function refuseIfFtwPending(store: Edk2VarStore): void {
   if (store.ftw?.pendingWrite) {
     throw new UefiError(
       "UEFI_ERR_VARSTORE_FTW_PENDING",
       "the store has a fault-tolerant write the firmware would replay over any change",
+    );
+  }
+  if (store.ftw && !store.ftw.crcValid) {
+    throw new UefiError(
+      "UEFI_ERR_VARSTORE_FTW_PENDING",
+      "the fault-tolerant-write working block fails its CRC; the firmware would recover it from the spare area",
+      { offset: store.ftw.offset },
     );
   }
 }

@@ -4,12 +4,15 @@
  * Authenticode verdict Bulwark computes for the first image (shim, the one OVMF itself checks
  * against db/dbx) under that NVRAM's db/dbx must equal what the firmware did.
  *
- * Eight boots (about 70 s under TCG): Microsoft UEFI CA template (boots, Secure Boot on),
- * MicrosoftWindows template (refused), UEFI CA with --secure-boot off (boots, Secure Boot off), a
+ * Ten boots (about 2 minutes under TCG on a loaded 2-core host): Microsoft UEFI CA template (boots, Secure Boot on),
+ * MicrosoftWindows template (refused), UEFI CA with --secure-boot off (boots, Secure Boot off), an
+ * empty store (setup mode: boots, Secure Boot off), a
  * custom template whose db holds only our certificate with shim re-signed by us (boots), the same
  * with that shim's hash in dbx (refused), a corrupted copy of Debian's shim under the UEFI CA
  * template (refused), and OpenSourceShieldedVM with shim's SbatLevel pre-seeded (boots, shim keeps
- * the level) and with a level revoking Debian's grub (refused by shim).
+ * the level) and with a level revoking Debian's grub (refused by shim). A tenth boot has the guest
+ * apply signed variable updates through efivarfs: edk2 must accept exactly those our verifier
+ * accepts and store byte-identical results.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -27,10 +30,18 @@ import { encodeSignatureDatabase, sha256List, x509List } from "../../src/uefi/si
 import { BULWARK_OWNER_GUID, Guids } from "../../src/uefi/guid.js";
 import { makeCustomTemplate, resolveTemplate } from "../../src/uefi/templates.js";
 import { buildSecureBootVarStore } from "../../src/uefi/varstore-build.js";
-import { encodeVarStore, getVariable, parseVarStore, setVariable } from "../../src/uefi/varstore.js";
+import {
+  createEmptyVarStore,
+  deleteVariable,
+  encodeVarStore,
+  getVariable,
+  parseVarStore,
+  setVariable,
+} from "../../src/uefi/varstore.js";
 import { sbatLevelVariableData } from "../../src/uefi/sbat.js";
 import { shimVendorKeys } from "../../src/uefi/shim.js";
-import { NV_BS_ATTRS } from "../../src/uefi/variables.js";
+import { NV_BS_ATTRS, SECURE_BOOT_DB_ATTRS, efiTimeFromDate } from "../../src/uefi/variables.js";
+import { applySignedUpdate, createSignedUpdate, verifySignedUpdate } from "../../src/uefi/auth-variable.js";
 import { imagePolicyOf } from "../../src/uefi/varstore-report.js";
 import { processAlive } from "../helpers/processes.js";
 import { repoPath } from "../helpers/paths.js";
@@ -126,6 +137,16 @@ test("--secure-boot off: keys stay enrolled, the chain boots and the guest repor
     shown.policy.map((p) => p.name),
     ["PK", "KEK", "db", "dbx"],
   );
+  const r = await boot(img.disk, vars);
+  assert.equal(booted(r), true, r.serial.slice(-1500));
+  assert.equal(r.secureBoot, false);
+});
+
+test("an empty store (no PK: setup mode) boots the chain with Secure Boot disabled, as reported", async () => {
+  const vars = path.join(work, "empty.fd");
+  await writeFile(vars, createEmptyVarStore("4m"));
+  const shown = JSON.parse(cli("vars", "show", vars, "--json")) as { secureBoot: string };
+  assert.equal(shown.secureBoot, "setup-mode");
   const r = await boot(img.disk, vars);
   assert.equal(booted(r), true, r.serial.slice(-1500));
   assert.equal(r.secureBoot, false);
@@ -299,4 +320,103 @@ test("OpenSourceShieldedVM: SbatLevel pre-seeded from Debian's shim is kept by s
   assert.equal(booted(r2), false);
   // shim's refusal of grub (OVMF itself accepted shim: the only change is SbatLevel).
   assert.match(r2.refusal ?? "", /Verification failed/);
+});
+
+test("signed updates (EFI_VARIABLE_AUTHENTICATION_2): edk2 accepts exactly what our verifier accepts, with identical results", async () => {
+  // efivarfs marks existing PK/KEK/db/dbx files immutable and the guest has no chattr, so each
+  // update creates a variable the store does not hold yet: KEK (by the PK), then dbx (by that new
+  // KEK), then dbt (by a key nobody enrolled). One boot; the guest writes them in order.
+  const keyDir = path.join(work, "update-keys");
+  await createKeyFiles({ cn: "Update KEK", dir: keyDir, kind: "KEK" });
+  await createKeyFiles({ cn: "Nobody", dir: keyDir, kind: "db" });
+  const kek = await loadKey(keyDir, "KEK");
+  const nobody = await loadKey(keyDir, "db");
+  const base = path.join(work, "updates-base.fd");
+  cli("vars", "create", "--template", "MicrosoftUEFICertificateAuthority", "--out", base);
+  const pk = await loadKey(path.join(stateDir, "secureboot"), "PK");
+  let store = parseVarStore(new Uint8Array(await readFile(base)));
+  store = deleteVariable(
+    deleteVariable(store, "KEK", Guids.EFI_GLOBAL_VARIABLE),
+    "dbx",
+    Guids.EFI_IMAGE_SECURITY_DATABASE_GUID,
+  );
+  const vars = path.join(work, "updates.fd");
+  await writeFile(vars, encodeVarStore(store));
+
+  const updates = [
+    {
+      name: "KEK",
+      guid: Guids.EFI_GLOBAL_VARIABLE,
+      signer: pk,
+      when: "2026-02-01T00:00:00Z",
+      data: encodeSignatureDatabase([x509List(kek.cert, BULWARK_OWNER_GUID)]),
+    },
+    {
+      name: "dbx",
+      guid: Guids.EFI_IMAGE_SECURITY_DATABASE_GUID,
+      signer: kek,
+      when: "2026-03-01T12:00:00Z",
+      data: encodeSignatureDatabase([sha256List([new Uint8Array(32).fill(0xd1)], BULWARK_OWNER_GUID)]),
+    },
+    {
+      name: "dbt",
+      guid: Guids.EFI_IMAGE_SECURITY_DATABASE_GUID,
+      signer: nobody,
+      when: "2026-04-01T00:00:00Z",
+      data: encodeSignatureDatabase([sha256List([new Uint8Array(32).fill(0xd2)], BULWARK_OWNER_GUID)]),
+    },
+  ];
+  const ours: boolean[] = [];
+  let script = "";
+  updates.forEach((u, i) => {
+    const auth = createSignedUpdate({
+      name: u.name,
+      guid: u.guid,
+      attributes: SECURE_BOOT_DB_ATTRS,
+      timeStamp: efiTimeFromDate(new Date(u.when)),
+      data: u.data,
+      key: u.signer.key,
+      certificate: u.signer.cert,
+    });
+    const ok = verifySignedUpdate(store, u.name, u.guid, SECURE_BOOT_DB_ATTRS, auth).ok;
+    ours.push(ok);
+    if (ok) store = applySignedUpdate(store, u.name, u.guid, SECURE_BOOT_DB_ATTRS, auth);
+    // efivarfs: 4 attribute bytes, then the EFI_VARIABLE_AUTHENTICATION_2 blob, in one write().
+    const blob = Buffer.concat([Buffer.from(Uint32Array.of(SECURE_BOOT_DB_ATTRS).buffer), auth]);
+    script += `echo ${blob.toString("base64")} | base64 -d > /tmp/u${i}\n`;
+    script += `dd if=/tmp/u${i} of=/sys/firmware/efi/efivars/${u.name}-${u.guid} bs=65536 2>/dev/null; echo "UPDATE${i} rc=$?"\n`;
+  });
+  assert.deepEqual(
+    ours,
+    [true, true, false],
+    "our verdicts: PK may set KEK, the new KEK may set dbx, an unenrolled key may not",
+  );
+  const after = path.join(work, "updates-after.fd");
+  const r = await bootGuest({
+    disk: img.disk,
+    vars,
+    tpm: false,
+    timeoutMs: 180_000,
+    script,
+    keepVars: after,
+  });
+  assertReaped(r);
+  assert.equal(r.ready, true, r.serial.slice(-1500));
+  const firmware = updates.map((_, i) => new RegExp(`UPDATE${i} rc=0`).test(r.scriptOutput ?? ""));
+  assert.deepEqual(
+    firmware,
+    ours,
+    `firmware accepted ${JSON.stringify(firmware)}; guest output:\n${r.scriptOutput}`,
+  );
+  const real = parseVarStore(new Uint8Array(await readFile(after)));
+  for (const u of updates) {
+    const got = getVariable(real, u.name, u.guid);
+    const want = getVariable(store, u.name, u.guid);
+    assert.equal(got === undefined, want === undefined, u.name);
+    if (got && want) {
+      assert.deepEqual(got.data, want.data, `${u.name} data as edk2 stored it`);
+      assert.deepEqual(got.timestamp, want.timestamp, `${u.name} timestamp`);
+      assert.equal(got.attributes, want.attributes, `${u.name} attributes`);
+    }
+  }
 });
