@@ -29,7 +29,6 @@ export const debianPackages = [
   "busybox-static",
   "openssl",
   "postgresql",
-  "chromium",
 ];
 
 function log(msg) {
