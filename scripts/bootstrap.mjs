@@ -113,7 +113,30 @@ function ensureImages() {
   }
 }
 
+/**
+ * Extracts the Microsoft certificates and dbx from Debian's OVMF_VARS_4M.ms.fd (and the SBAT
+ * levels of Debian's signed shim) into the state directory's secureboot/ folder.
+ */
+function secureBootSetup() {
+  if (process.getuid?.() !== 0 && !process.env.BULWARK_STATE_DIR) {
+    log("not root and no BULWARK_STATE_DIR: skipping `bulwark secureboot setup`");
+    return;
+  }
+  const cli = path.join(root, "dist/src/cli/main.js");
+  const img = spawnSync(process.execPath, [cli, "image", "path", "--json"], { cwd: root, encoding: "utf8" });
+  let shim;
+  try {
+    shim = JSON.parse(img.stdout).bootChain.shim;
+  } catch {
+    shim = undefined;
+  }
+  run(process.execPath, [cli, "secureboot", "setup", ...(shim ? ["--shim", shim] : []), "--json"]);
+}
+
 ensureDebianPackages();
 ensureNodeModules();
 build();
-if (args.has("--image")) ensureImages();
+if (args.has("--image")) {
+  ensureImages();
+  secureBootSetup();
+}
