@@ -5,18 +5,29 @@
  */
 import { CoreErrors, type ErrorCatalogue, type ErrorSpec } from "./core/errors.js";
 import { CliErrors } from "./cli/args.js";
-import { HostErrors } from "./host/errors.js";
+import { GuardianStoreErrors, HostErrors } from "./host/errors.js";
+import { VmErrors } from "./host/vm/errors.js";
 import { Asn1Errors } from "./asn1/errors.js";
 import { UefiPeErrors } from "./uefi/errors-pe.js";
 import { UefiErrors } from "./uefi/errors.js";
+import { ProtectorErrors } from "./protector/errors.js";
+import { EventlogErrors } from "./eventlog/errors.js";
+import { TpmErrors } from "./tpm/errors.js";
+import { HgsErrors } from "./hgs/errors.js";
 
 export const domains: readonly { readonly name: string; readonly codes: ErrorCatalogue }[] = [
   { name: "core", codes: CoreErrors },
   { name: "cli", codes: CliErrors },
   { name: "host", codes: HostErrors },
+  { name: "vm", codes: VmErrors },
+  { name: "guardian store", codes: GuardianStoreErrors },
   { name: "asn1", codes: Asn1Errors },
   { name: "uefi (PE/Authenticode)", codes: UefiPeErrors },
   { name: "uefi (variables, stores, templates)", codes: UefiErrors },
+  { name: "protector", codes: ProtectorErrors },
+  { name: "eventlog", codes: EventlogErrors },
+  { name: "tpm", codes: TpmErrors },
+  { name: "hgs", codes: HgsErrors },
 ];
 
 export const catalogue: ReadonlyMap<string, ErrorSpec> = new Map(

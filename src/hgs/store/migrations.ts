@@ -1,0 +1,126 @@
+/**
+ * Versioned schema migrations. Each migration runs once, in order, inside one transaction that
+ * holds a cluster-wide lock, so two HGS nodes starting together against one PostgreSQL database
+ * do not race. A database whose schema is newer than this build is refused (HGS_ERR_MIGRATION).
+ */
+import { HgsError } from "../errors.js";
+import type { Driver, Tx } from "./driver.js";
+
+export const MIGRATION_LOCK = 0x48475301; // "HGS\x01"
+
+interface Migration {
+  readonly version: number;
+  readonly name: string;
+  sql(t: Driver["types"] & { readonly kind: Driver["kind"] }): readonly string[];
+}
+
+/**
+ * v2: the audit table refuses UPDATE and DELETE. Defence in depth only: whoever can drop the
+ * triggers can edit rows, and then the hash chain is what detects it.
+ */
+const appendOnlyAudit: Migration = {
+  version: 2,
+  name: "append-only audit",
+  sql: (t) =>
+    t.kind === "sqlite"
+      ? [
+          `CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END`,
+          `CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END`,
+        ]
+      : [
+          `CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$`,
+          `CREATE TRIGGER audit_no_update BEFORE UPDATE OR DELETE ON audit FOR EACH ROW EXECUTE FUNCTION audit_append_only()`,
+        ],
+};
+
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: "initial schema",
+    sql: (t) => [
+      `CREATE TABLE config (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+      `CREATE TABLE admin_credentials (id TEXT PRIMARY KEY, hash TEXT NOT NULL, created_at ${t.bigint} NOT NULL)`,
+      `CREATE TABLE hosts (
+         id TEXT PRIMARY KEY,
+         name TEXT NOT NULL,
+         kind TEXT NOT NULL,
+         public_key ${t.blob},
+         ek_public ${t.blob},
+         ek_certificate ${t.blob},
+         ak_public ${t.blob},
+         revoked_at ${t.bigint},
+         created_at ${t.bigint} NOT NULL)`,
+      `CREATE TABLE nonces (
+         nonce TEXT PRIMARY KEY,
+         host_id TEXT NOT NULL,
+         purpose TEXT NOT NULL,
+         payload ${t.blob},
+         expires_at ${t.bigint} NOT NULL,
+         used_at ${t.bigint})`,
+      `CREATE INDEX nonces_expiry ON nonces (expires_at)`,
+      `CREATE TABLE baselines (
+         id TEXT PRIMARY KEY,
+         kind TEXT NOT NULL,
+         name TEXT NOT NULL,
+         body TEXT NOT NULL,
+         created_at ${t.bigint} NOT NULL)`,
+      `CREATE TABLE policies (id TEXT PRIMARY KEY, enabled INTEGER NOT NULL, locked INTEGER NOT NULL)`,
+      `CREATE TABLE tpm_roots (fingerprint TEXT PRIMARY KEY, certificate ${t.blob} NOT NULL, created_at ${t.bigint} NOT NULL)`,
+      `CREATE TABLE audit (
+         seq ${t.bigint} PRIMARY KEY,
+         at ${t.bigint} NOT NULL,
+         event TEXT NOT NULL,
+         host_id TEXT,
+         detail TEXT NOT NULL,
+         prev_hash TEXT NOT NULL,
+         hash TEXT NOT NULL)`,
+    ],
+  },
+  appendOnlyAudit,
+];
+
+export const SCHEMA_VERSION = Math.max(...migrations.map((m) => m.version));
+
+async function currentVersion(tx: Tx, driver: Driver): Promise<number> {
+  const exists =
+    driver.kind === "sqlite"
+      ? await tx.query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'hgs_schema'`)
+      : await tx.query(
+          `SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'hgs_schema'`,
+        );
+  if (exists.length === 0) {
+    await tx.run(
+      `CREATE TABLE hgs_schema (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at ${driver.types.bigint} NOT NULL)`,
+    );
+    return 0;
+  }
+  const rows = await tx.query<{ v: number | null }>(`SELECT MAX(version) AS v FROM hgs_schema`);
+  return Number(rows[0]?.v ?? 0);
+}
+
+/** Brings the schema to {@link SCHEMA_VERSION}; returns the versions applied now. */
+export async function migrate(driver: Driver): Promise<number[]> {
+  return driver.transaction(async (tx) => {
+    await tx.lock(MIGRATION_LOCK);
+    const have = await currentVersion(tx, driver);
+    if (have > SCHEMA_VERSION) {
+      throw new HgsError(
+        "HGS_ERR_MIGRATION",
+        `the database schema is version ${have}, newer than this build's ${SCHEMA_VERSION}`,
+        { have, supported: SCHEMA_VERSION },
+      );
+    }
+    const applied: number[] = [];
+    for (const m of migrations) {
+      if (m.version <= have) continue;
+      for (const stmt of m.sql({ ...driver.types, kind: driver.kind })) await tx.run(stmt);
+      await tx.run(`INSERT INTO hgs_schema (version, name, applied_at) VALUES (?, ?, ?)`, [
+        m.version,
+        m.name,
+        Date.now(),
+      ]);
+      applied.push(m.version);
+    }
+    return applied;
+  });
+}

@@ -1,0 +1,348 @@
+/**
+ * TPM-mode attestation (Hyper-V "TrustTpm"), the pure part: given a registered host (EK, bound
+ * AK), the HGS nonce, the enabled policies and the registered baselines, judge one piece of
+ * evidence (quote + signature + PCR values + TCG event log) and return every finding.
+ *
+ * Chain of trust, in the order checked:
+ *   1. quote: signed by the host's bound AK, magic/type, qualifyingData = SHA-256(nonce ‖
+ *      SHA-256(key-release SPKI)) (binds the health certificate's key to this quote), selection
+ *      equals {@link REQUIRED_SELECTION}, pcrDigest = hash of the supplied PCR values  (src/tpm verifyQuote)
+ *   2. event log: replay equals every quoted PCR (an edited log breaks this), event data proven
+ *      by digests, normal separators in PCRs 0..7                                    (src/eventlog verifyEventLog)
+ *   3. policies on the proven, bound facts and on the quoted PCR values               (below)
+ *
+ * Step 2 and the log-fact policies are memoised per (log, quoted PCRs, policy states): see
+ * {@link judgeEventLog}. The quote (step 1) is verified on every attestation.
+ *
+ * What this does not check: that the TPM is genuine beyond its EK registration / EK certificate
+ * (done at registration), DRTM PCRs, the content of boot images (only their digests, through
+ * the code-integrity baseline), or anything the host does after the quote.
+ */
+import { createHash, X509Certificate, type KeyObject } from "node:crypto";
+import { decode, encode } from "../core/codec.js";
+import { isBulwarkError } from "../core/errors.js";
+import {
+  EventType,
+  GRUB_PREFIXES,
+  isBound,
+  parseEventLog,
+  proveEvent,
+  verifyEventLog,
+} from "../eventlog/index.js";
+import { TPM_ALG } from "../tpm/alg.js";
+import { pcrSelection } from "../tpm/pcr.js";
+import { TPM2B_PUBLIC_RAW, type PublicArea, type TpmsAttest } from "../tpm/structures.js";
+import { publicKeyFromTpm } from "../tpm/verify/keys.js";
+import { verifyQuote } from "../tpm/verify/quote.js";
+import { matchesBaseline, type Baseline } from "./baseline.js";
+import { HgsError } from "./errors.js";
+import { sha256, spkiDer } from "./host-key.js";
+import { POLICIES } from "./policies.js";
+import { error, type Finding, type SubStatus } from "./verdict.js";
+
+/** Every TPM attestation quotes sha256 PCRs 0..9: firmware, Secure Boot, boot chain, kernel. */
+export const REQUIRED_PCRS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] as const;
+export const REQUIRED_SELECTION = [pcrSelection(TPM_ALG.SHA256, [...REQUIRED_PCRS])];
+export const MAX_EVENT_LOG_BYTES = 1024 * 1024;
+
+/** TPM2B_PUBLIC bytes → public area (received bytes kept); HGS_ERR_INVALID otherwise. */
+export function parseTpm2bPublic(bytes: Uint8Array, what: string): PublicArea {
+  try {
+    return decode(TPM2B_PUBLIC_RAW, bytes);
+  } catch (e) {
+    if (!isBulwarkError(e)) throw e;
+    throw new HgsError("HGS_ERR_INVALID", `${what} is not a TPM2B_PUBLIC: ${e.message}`, { cause: e.code });
+  }
+}
+
+export function tpm2bPublicBytes(p: PublicArea): Buffer {
+  return Buffer.from(encode(TPM2B_PUBLIC_RAW, p));
+}
+
+/** A TPM host's id: SHA-256 of its EK TPMT_PUBLIC bytes, hex. */
+export function ekHostId(ek: PublicArea): string {
+  return sha256(ek.raw).toString("hex");
+}
+
+/** Expected TPM2_Quote qualifyingData for a nonce and a key-release key. */
+export function quoteQualifyingData(nonce: Uint8Array, keyReleaseKey: KeyObject | Uint8Array): Buffer {
+  return sha256(nonce, sha256(keyReleaseKey instanceof Uint8Array ? keyReleaseKey : spkiDer(keyReleaseKey)));
+}
+
+/**
+ * Checks an EK certificate: it certifies this EK's public key and is signed by one of the
+ * trusted TPM CA certificates (roots or intermediates the admin added, basicConstraints cA). Validity periods are not
+ * checked (EK certificates often outlive them, as go-attestation also tolerates).
+ */
+export function checkEkCertificate(
+  ek: PublicArea,
+  certDer: Uint8Array,
+  trusted: readonly Uint8Array[],
+): Finding[] {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(Buffer.from(certDer));
+  } catch {
+    return [error("EkCertificate_Malformed", "the EK certificate is not an X.509 certificate")];
+  }
+  const findings: Finding[] = [];
+  const ekKey = publicKeyFromTpm(ek.value);
+  if (!spkiDer(cert.publicKey).equals(spkiDer(ekKey))) {
+    findings.push(
+      error("EkCertificate_KeyMismatch", "the EK certificate certifies another key than the EK", {
+        expected: createHash("sha256").update(spkiDer(ekKey)).digest("hex"),
+        got: createHash("sha256").update(spkiDer(cert.publicKey)).digest("hex"),
+      }),
+    );
+  }
+  const issuers = trusted.flatMap((t) => {
+    try {
+      return [new X509Certificate(Buffer.from(t))];
+    } catch {
+      return [];
+    }
+  });
+  const signedByTrusted = issuers.some((i) => {
+    try {
+      return i.ca && cert.checkIssued(i) && cert.verify(i.publicKey);
+    } catch {
+      return false;
+    }
+  });
+  if (!signedByTrusted) {
+    findings.push(
+      error("EkCertificate_UntrustedRoot", "the EK certificate is not issued by a trusted TPM root", {
+        expected: `one of ${issuers.length} trusted TPM certificates`,
+        got: cert.issuer,
+      }),
+    );
+  }
+  return findings;
+}
+
+export interface TpmEvidence {
+  readonly quote: Uint8Array;
+  readonly signature: Uint8Array;
+  /** sha256 bank: PCR index → value. */
+  readonly pcrs: ReadonlyMap<number, Uint8Array>;
+  readonly eventLog: Uint8Array;
+}
+
+export interface TpmJudgement {
+  readonly findings: Finding[];
+  /** Findings that are about evidence (quote/log), not host configuration. */
+  readonly evidenceFailed: boolean;
+  readonly attest?: TpmsAttest;
+}
+
+const IOMMU_ON = /(?:^|\s)(?:intel_iommu=on|amd_iommu=on|iommu=(?:on|force|pt))(?:\s|$)/;
+const IOMMU_OFF = /(?:^|\s)(?:intel_iommu=off|amd_iommu=off|iommu=off)(?:\s|$)/;
+
+function policyFinding(policyId: string, id: string, message: string, extra: Partial<Finding> = {}): Finding {
+  const def = POLICIES.find((p) => p.id === policyId);
+  return error(id, message, {
+    policy: policyId,
+    ...(def ? { subStatus: def.subStatus as SubStatus } : {}),
+    ...extra,
+  });
+}
+
+/** Judges TPM evidence; pure (no store, no clock). */
+export function judgeTpmEvidence(o: {
+  readonly ak: PublicArea;
+  readonly nonce: Uint8Array;
+  /** The key-release key, or its SPKI DER bytes as received (saves a re-encoding). */
+  readonly keyReleaseKey: KeyObject | Uint8Array;
+  readonly evidence: TpmEvidence;
+  readonly enabledPolicies: ReadonlySet<string>;
+  readonly baselines: readonly Baseline[];
+}): TpmJudgement {
+  const findings: Finding[] = [];
+  const pcrs = new Map([[TPM_ALG.SHA256, o.evidence.pcrs]]);
+  const q = verifyQuote({
+    ak: o.ak,
+    quoted: o.evidence.quote,
+    signature: o.evidence.signature,
+    nonce: quoteQualifyingData(o.nonce, o.keyReleaseKey),
+    pcrs,
+    expectedSelection: REQUIRED_SELECTION,
+  });
+  for (const f of q.findings) {
+    if (f.severity === "error") findings.push(error(f.id, f.message, { expected: f.expected, got: f.got }));
+  }
+  if (findings.length > 0)
+    return { findings, evidenceFailed: true, ...(q.attest ? { attest: q.attest } : {}) };
+
+  const logJudgement = judgeEventLog(o.evidence.eventLog, o.evidence.pcrs, o.enabledPolicies);
+  findings.push(...logJudgement.findings);
+  if (logJudgement.evidenceFailed) {
+    return { findings, evidenceFailed: true, ...(q.attest ? { attest: q.attest } : {}) };
+  }
+  const quoted = new Map([...o.evidence.pcrs].map(([i, val]) => [i, Buffer.from(val).toString("hex")]));
+  const baselineCheck = (policyId: string, kind: Baseline["kind"], pcrList: readonly number[]) => {
+    if (!o.enabledPolicies.has(policyId)) return;
+    const candidates = o.baselines.filter((b) => b.kind === kind);
+    if (candidates.some((b) => matchesBaseline(b, quoted))) return;
+    findings.push(
+      policyFinding(
+        policyId,
+        policyId,
+        candidates.length === 0
+          ? `no ${kind} baseline is registered`
+          : `PCRs ${pcrList.join(", ")} match no registered ${kind} baseline`,
+        {
+          expected: candidates.length === 0 ? `a ${kind} baseline` : candidates.map((b) => b.name),
+          got: Object.fromEntries(pcrList.map((i) => [String(i), quoted.get(i) ?? "(none)"])),
+        },
+      ),
+    );
+  };
+  baselineCheck("Hgs_SecureBootSettings", "secureboot", [7]);
+  baselineCheck("Hgs_CodeIntegrityPolicy", "codeintegrity", [4, 8, 9]);
+
+  if (o.enabledPolicies.has("Hgs_FullBoot") && q.attest) {
+    const c = q.attest.clockInfo;
+    if (c.restartCount !== 0) {
+      findings.push(
+        policyFinding(
+          "Hgs_FullBoot",
+          "Hgs_FullBoot",
+          "the host resumed (TPM restart) instead of booting fully",
+          {
+            expected: "restartCount 0",
+            got: `restartCount ${c.restartCount}`,
+          },
+        ),
+      );
+    }
+  }
+  return { findings, evidenceFailed: false, ...(q.attest ? { attest: q.attest } : {}) };
+}
+
+/**
+ * The event-log part of the judgement: parse, replay against the quoted PCRs, proofs, grub
+ * strings, and the policies that read log facts (Secure Boot, debug mode, IOMMU). Pure, so it is
+ * memoised by (SHA-256 of the log, the quoted PCR values, those policies' states): a host
+ * re-attesting after the same boot sends the same log and PCRs, and pays this once per boot.
+ */
+export function judgeEventLog(
+  eventLog: Uint8Array,
+  pcrs: ReadonlyMap<number, Uint8Array>,
+  enabledPolicies: ReadonlySet<string>,
+): { readonly findings: readonly Finding[]; readonly evidenceFailed: boolean } {
+  const flags = ["Hgs_SecureBootEnabled", "Hgs_UefiDebugDisabled", "Hgs_IommuEnabled"].map((p) =>
+    enabledPolicies.has(p) ? "1" : "0",
+  );
+  const key = `${sha256(eventLog).toString("hex")}|${[...pcrs]
+    .sort((x, y) => x[0] - y[0])
+    .map(([i, v]) => `${i}:${Buffer.from(v).toString("hex")}`)
+    .join(",")}|${flags.join("")}`;
+  const hit = logVerdicts.get(key);
+  if (hit) return hit;
+  const v = judgeEventLogUncached(eventLog, pcrs, enabledPolicies);
+  const frozen = Object.freeze({
+    findings: Object.freeze([...v.findings]),
+    evidenceFailed: v.evidenceFailed,
+  });
+  if (logVerdicts.size >= LOG_VERDICT_CACHE) logVerdicts.delete(logVerdicts.keys().next().value as string);
+  logVerdicts.set(key, frozen);
+  return frozen;
+}
+
+/** Forgets memoised event-log verdicts (benchmarks of the first attestation after a boot). */
+export function clearEventLogVerdicts(): void {
+  logVerdicts.clear();
+}
+
+const LOG_VERDICT_CACHE = 4096;
+const logVerdicts = new Map<
+  string,
+  { readonly findings: readonly Finding[]; readonly evidenceFailed: boolean }
+>();
+
+function judgeEventLogUncached(
+  eventLog: Uint8Array,
+  pcrs: ReadonlyMap<number, Uint8Array>,
+  enabledPolicies: ReadonlySet<string>,
+): { findings: Finding[]; evidenceFailed: boolean } {
+  const findings: Finding[] = [];
+  let log;
+  try {
+    log = parseEventLog(eventLog, { maxBytes: MAX_EVENT_LOG_BYTES, maxEvents: 20_000 });
+  } catch (e) {
+    findings.push(
+      error("eventlog.parse", `the event log does not parse: ${isBulwarkError(e) ? e.message : String(e)}`),
+    );
+    return { findings, evidenceFailed: true };
+  }
+  const requireSecureBoot = enabledPolicies.has("Hgs_SecureBootEnabled");
+  const v = verifyEventLog(log, { pcrs: new Map([["sha256", pcrs]]), requireSecureBoot });
+  let evidenceFailed = false;
+  // grub's PCR 8 strings are hashed without their prefix: the log's text must be what was measured.
+  for (const e of log.events) {
+    if (e.pcrIndex !== 8 || e.eventType !== EventType.EV_IPL) continue;
+    const text = Buffer.from(e.data).toString("latin1");
+    if (!GRUB_PREFIXES.some((p) => text.startsWith(p)) || proveEvent(e).proven) continue;
+    evidenceFailed = true;
+    findings.push(
+      error(
+        "eventlog.grub-string-mismatch",
+        `event ${e.index}: the grub string in the log is not the one measured into PCR 8`,
+        {
+          expected: "SHA-256(string after the prefix) = the event's digest",
+          got: text.replace(/\0+$/, "").slice(0, 200),
+        },
+      ),
+    );
+  }
+  for (const f of v.findings) {
+    if (f.severity !== "error") continue;
+    if (f.id === "secure-boot-disabled" || f.id === "secure-boot-unproven") {
+      findings.push(
+        policyFinding("Hgs_SecureBootEnabled", `eventlog.${f.id}`, f.message, {
+          expected: f.expected,
+          got: f.got,
+        }),
+      );
+    } else {
+      evidenceFailed = true;
+      findings.push(error(`eventlog.${f.id}`, f.message, { expected: f.expected, got: f.got }));
+    }
+  }
+  if (evidenceFailed) return { findings, evidenceFailed };
+
+  const facts = v.facts;
+  const bound = v.boundPcrs;
+  if (enabledPolicies.has("Hgs_UefiDebugDisabled")) {
+    const debug = facts.efiActions.find((a) => a.pcr === 7 && /UEFI Debug Mode/i.test(a.text));
+    if (debug) {
+      findings.push(
+        policyFinding("Hgs_UefiDebugDisabled", "Hgs_UefiDebugDisabled", "the firmware runs in debug mode", {
+          expected: "no 'UEFI Debug Mode' action in PCR 7",
+          got: `event ${debug.event}: ${debug.text}`,
+        }),
+      );
+    }
+  }
+  if (enabledPolicies.has("Hgs_IommuEnabled")) {
+    const lines = facts.kernelCommandLines.filter((l) => isBound(l, bound));
+    const last = lines.at(-1);
+    if (!last || !IOMMU_ON.test(last.text) || IOMMU_OFF.test(last.text)) {
+      findings.push(
+        policyFinding(
+          "Hgs_IommuEnabled",
+          "Hgs_IommuEnabled",
+          "the kernel command line does not turn the IOMMU on",
+          {
+            expected:
+              "intel_iommu=on, amd_iommu=on or iommu=on|force|pt in a proven kernel command line (PCR 8)",
+            got: last
+              ? last.text
+              : `no proven kernel command line (${facts.kernelCommandLines.length} unproven)`,
+          },
+        ),
+      );
+    }
+  }
+  return { findings, evidenceFailed: false };
+}

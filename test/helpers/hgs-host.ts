@@ -1,0 +1,348 @@
+/**
+ * A simulated guarded host for HGS tests: a real swtpm (started and killed here), an EK and an
+ * AK created in it by the tpm library's client, and a "boot": a TCG crypto-agile event log
+ * built through the eventlog library's structure declarations whose events are extended into
+ * the swtpm's sha256 PCRs exactly as firmware, shim and grub would. So the quote, the PCRs and
+ * the log are genuinely consistent, and tests can change one of them to attack HGS.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { encode, Writer } from "../../src/core/codec.js";
+import { EventType } from "../../src/eventlog/event-types.js";
+import {
+  TCG_EfiSpecIdEvent,
+  TCG_PCClientPCREvent,
+  TCG_PCR_EVENT2,
+  UEFI_IMAGE_LOAD_EVENT,
+  UEFI_VARIABLE_DATA,
+} from "../../src/eventlog/structures.js";
+import { TPM_ALG } from "../../src/tpm/alg.js";
+import { Tpm, type KeyRef } from "../../src/tpm/client.js";
+import { TPM_RH } from "../../src/tpm/constants.js";
+import { akTemplateEccP256, ekTemplateEccP256, ekTemplateRsa2048 } from "../../src/tpm/templates.js";
+import { SwtpmControl, SwtpmTransport } from "../../src/tpm/transport/swtpm.js";
+import { Guids } from "../../src/uefi/guid.js";
+import { tpm2bPublicBytes, ekHostId } from "../../src/hgs/tpm-attest.js";
+import { makeBaseline, type Baseline } from "../../src/hgs/baseline.js";
+import { pcrSelection } from "../../src/tpm/pcr.js";
+
+export interface BootConfig {
+  readonly secureBoot?: boolean;
+  readonly debugMode?: boolean;
+  readonly kernelCmdline?: string;
+  /** Distinguishes boot chains (different "shim/grub/kernel" image digests). */
+  readonly bootChain?: string;
+  /** Distinguishes Secure Boot databases (db content). */
+  readonly db?: string;
+}
+
+export interface BootEvent {
+  readonly pcr: number;
+  readonly type: number;
+  readonly data: Uint8Array;
+  readonly digest: Uint8Array;
+}
+
+export interface SimHost {
+  readonly tpm: Tpm;
+  readonly control: SwtpmControl;
+  readonly ek: KeyRef;
+  readonly ak: KeyRef;
+  readonly hostId: string;
+  readonly ekPublic: Buffer;
+  readonly events: BootEvent[];
+  eventLog(events?: readonly BootEvent[]): Uint8Array;
+  stop(): Promise<void>;
+}
+
+const sha256 = (b: Uint8Array) => new Uint8Array(createHash("sha256").update(b).digest());
+const ascii = (s: string) => new Uint8Array(Buffer.from(s, "latin1"));
+
+function variableData(guid: string, name: string, data: Uint8Array): Uint8Array {
+  return encode(UEFI_VARIABLE_DATA, {
+    VariableName: guid,
+    UnicodeNameLength: name.length,
+    VariableDataLength: data.length,
+    UnicodeName: new Uint8Array(Buffer.from(name, "utf16le")),
+    VariableData: data,
+  });
+}
+
+function image(label: string): { data: Uint8Array; digest: Uint8Array } {
+  const data = encode(UEFI_IMAGE_LOAD_EVENT, {
+    ImageLocationInMemory: 0x7e000000n,
+    ImageLengthInMemory: 0x10000n,
+    ImageLinkTimeAddress: 0n,
+    LengthOfDevicePath: 4,
+    DevicePath: Uint8Array.of(0x7f, 0xff, 0x04, 0x00),
+  });
+  return { data, digest: sha256(ascii(`authenticode of ${label}`)) };
+}
+
+/** The events of one boot, in order (PFP 1.05 layout, simplified but spec-shaped). */
+export function bootEvents(c: BootConfig = {}): BootEvent[] {
+  const ev: BootEvent[] = [];
+  const hashed = (pcr: number, type: number, data: Uint8Array, measured: Uint8Array = data) =>
+    ev.push({ pcr, type, data, digest: sha256(measured) });
+  hashed(0, EventType.EV_S_CRTM_VERSION, new Uint8Array(Buffer.from("Bulwark test firmware\0", "utf16le")));
+  const variable = (name: string, guid: string, value: Uint8Array) => {
+    const d = variableData(guid, name, value);
+    hashed(7, EventType.EV_EFI_VARIABLE_DRIVER_CONFIG, d);
+  };
+  variable("SecureBoot", Guids.EFI_GLOBAL_VARIABLE, Uint8Array.of(c.secureBoot === false ? 0 : 1));
+  variable("PK", Guids.EFI_GLOBAL_VARIABLE, ascii("PK: test platform key"));
+  variable("KEK", Guids.EFI_GLOBAL_VARIABLE, ascii("KEK: test KEK"));
+  variable("db", Guids.EFI_IMAGE_SECURITY_DATABASE_GUID, ascii(`db: ${c.db ?? "Microsoft UEFI CA 2011"}`));
+  variable("dbx", Guids.EFI_IMAGE_SECURITY_DATABASE_GUID, ascii("dbx: revocations"));
+  if (c.debugMode) hashed(7, EventType.EV_EFI_ACTION, ascii("UEFI Debug Mode"));
+  for (let pcr = 0; pcr <= 7; pcr++) hashed(pcr, EventType.EV_SEPARATOR, new Uint8Array(4));
+  const chain = c.bootChain ?? "debian-12";
+  for (const app of ["shim", "grub", "kernel"]) {
+    const i = image(`${chain}/${app}`);
+    ev.push({ pcr: 4, type: EventType.EV_EFI_BOOT_SERVICES_APPLICATION, data: i.data, digest: i.digest });
+  }
+  const cmdline = c.kernelCmdline ?? "BOOT_IMAGE=/vmlinuz root=/dev/vda2 ro intel_iommu=on";
+  hashed(
+    8,
+    EventType.EV_IPL,
+    ascii(`grub_cmd: linux /vmlinuz ${cmdline}\0`),
+    ascii(`linux /vmlinuz ${cmdline}`),
+  );
+  hashed(8, EventType.EV_IPL, ascii(`kernel_cmdline: ${cmdline}\0`), ascii(cmdline));
+  ev.push({
+    pcr: 9,
+    type: EventType.EV_IPL,
+    data: ascii("/vmlinuz\0"),
+    digest: sha256(ascii(`${chain} kernel file`)),
+  });
+  ev.push({
+    pcr: 9,
+    type: EventType.EV_IPL,
+    data: ascii("/initrd.img\0"),
+    digest: sha256(ascii(`${chain} initrd file`)),
+  });
+  return ev;
+}
+
+/** A crypto-agile log (sha256 bank only) of `events`. */
+export function encodeLog(events: readonly BootEvent[]): Uint8Array {
+  const w = new Writer();
+  TCG_PCClientPCREvent.encode(w, {
+    PCRIndex: 0,
+    EventType: EventType.EV_NO_ACTION,
+    Digest: new Uint8Array(20),
+    Event: encode(TCG_EfiSpecIdEvent, {
+      signature: ascii("Spec ID Event03\0"),
+      platformClass: 0,
+      specVersionMinor: 0,
+      specVersionMajor: 2,
+      specErrata: 0,
+      uintnSize: 2,
+      digestSizes: [{ algorithmId: TPM_ALG.SHA256, digestSize: 32 }],
+      vendorInfo: new Uint8Array(0),
+    }),
+  });
+  const codec = TCG_PCR_EVENT2(new Map([[TPM_ALG.SHA256, 32]]));
+  for (const e of events) {
+    codec.encode(w, {
+      PCRIndex: e.pcr,
+      EventType: e.type,
+      Digests: [{ hashAlg: TPM_ALG.SHA256, digest: e.digest }],
+      Event: e.data,
+    });
+  }
+  return w.finish();
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === "object" && a ? a.port : 0));
+    });
+  });
+}
+
+async function waitPort(port: number, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`swtpm exited with ${child.exitCode}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.createConnection({ host: "127.0.0.1", port });
+      s.once("connect", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once("error", () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`swtpm did not listen on ${port}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface Manufactured {
+  /** TPM state written by swtpm_setup (copy it; do not run swtpm on it directly). */
+  readonly stateDir: string;
+  /** EK certificates (DER) written by swtpm_setup --write-ek-cert-files. */
+  readonly ekCertRsa: Buffer;
+  readonly ekCertEcc: Buffer;
+  /** swtpm_localca's issuing certificate (PEM) and its root (PEM). */
+  readonly issuerPem: string;
+  readonly rootPem: string;
+  remove(): void;
+}
+
+/**
+ * Manufactures a TPM like a vendor would: swtpm_setup creates the EKs and has swtpm_localca (a
+ * throw-away local CA in a temp dir) issue their certificates. Nothing outside the temp dir.
+ */
+export function manufactureTpm(): Manufactured {
+  for (const t of ["swtpm_setup", "swtpm_localca"]) {
+    if (spawnSync("sh", ["-c", `command -v ${t}`]).status !== 0) {
+      throw new Error(`${t} not found: apt-get install swtpm-tools`);
+    }
+  }
+  const root = mkdtempSync(path.join(os.tmpdir(), "bulwark-hgs-mfg-"));
+  const ca = path.join(root, "ca");
+  const state = path.join(root, "state");
+  const certs = path.join(root, "certs");
+  for (const d of [ca, state, certs]) mkdirSync(d);
+  writeFileSync(
+    path.join(ca, "localca.conf"),
+    `statedir = ${ca}\nsigningkey = ${ca}/signkey.pem\nissuercert = ${ca}/issuercert.pem\ncertserial = ${ca}/certserial\n`,
+  );
+  writeFileSync(
+    path.join(ca, "localca.options"),
+    "--platform-manufacturer Bulwark\n--platform-version 2.1\n--platform-model QEMU\n",
+  );
+  writeFileSync(
+    path.join(root, "setup.conf"),
+    `create_certs_tool = /usr/bin/swtpm_localca\ncreate_certs_tool_config = ${ca}/localca.conf\ncreate_certs_tool_options = ${ca}/localca.options\nactive_pcr_banks = sha256\n`,
+  );
+  const r = spawnSync(
+    "swtpm_setup",
+    [
+      "--tpm2",
+      "--tpm-state",
+      state,
+      "--create-ek-cert",
+      "--config",
+      path.join(root, "setup.conf"),
+      "--write-ek-cert-files",
+      certs,
+      "--overwrite",
+    ],
+    { encoding: "utf8", timeout: 60_000 },
+  );
+  if (r.status !== 0) {
+    rmSync(root, { recursive: true, force: true });
+    throw new Error(`swtpm_setup failed: ${r.stderr}${r.stdout}`);
+  }
+  return {
+    stateDir: state,
+    ekCertRsa: readFileSync(path.join(certs, "ek-rsa2048.crt")),
+    ekCertEcc: readFileSync(path.join(certs, "ek-secp384r1.crt")),
+    issuerPem: readFileSync(path.join(ca, "issuercert.pem"), "utf8"),
+    rootPem: readFileSync(path.join(ca, "swtpm-localca-rootca-cert.pem"), "utf8"),
+    remove: () => rmSync(root, { recursive: true, force: true }),
+  };
+}
+
+export interface SimHostOptions {
+  /** Copy this TPM state (e.g. {@link manufactureTpm}'s) instead of starting blank. */
+  readonly stateFrom?: string;
+  /** EK template (default ECC P-256; `rsa` matches swtpm_setup's RSA-2048 EK certificate). */
+  readonly ek?: "ecc" | "rsa";
+}
+
+/** Starts swtpm, makes EK and AK, boots (extends the PCRs). Call `stop()` in teardown. */
+export async function startSimHost(boot: BootConfig = {}, opts: SimHostOptions = {}): Promise<SimHost> {
+  if (spawnSync("sh", ["-c", "command -v swtpm"]).status !== 0)
+    throw new Error("swtpm not found: apt-get install swtpm");
+  const stateDir = mkdtempSync(path.join(os.tmpdir(), "bulwark-hgs-swtpm-"));
+  if (opts.stateFrom) cpSync(opts.stateFrom, stateDir, { recursive: true });
+  const port = await freePort();
+  const ctrlPort = await freePort();
+  const child = spawn(
+    "swtpm",
+    [
+      "socket",
+      "--tpm2",
+      "--tpmstate",
+      `dir=${stateDir}`,
+      "--server",
+      `type=tcp,port=${port},bindaddr=127.0.0.1`,
+      "--ctrl",
+      `type=tcp,port=${ctrlPort},bindaddr=127.0.0.1`,
+      "--flags",
+      "not-need-init",
+    ],
+    { stdio: "ignore" },
+  );
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  const kill = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      const t = setTimeout(() => child.kill("SIGKILL"), 3000);
+      await exited;
+      clearTimeout(t);
+    }
+    rmSync(stateDir, { recursive: true, force: true });
+  };
+  let tpm: Tpm | undefined;
+  try {
+    await waitPort(ctrlPort, child);
+    await waitPort(port, child);
+    const control = new SwtpmControl({ host: "127.0.0.1", port: ctrlPort });
+    tpm = new Tpm(new SwtpmTransport({ host: "127.0.0.1", port }));
+    await tpm.startup();
+    const ek = await tpm.createPrimary(
+      TPM_RH.ENDORSEMENT,
+      opts.ek === "rsa" ? ekTemplateRsa2048() : ekTemplateEccP256(),
+    );
+    // In the endorsement hierarchy: quotes by owner-hierarchy keys obfuscate resetCount/restartCount
+    // (TPM 2.0 Part 3, 18.1), and Hgs_FullBoot reads restartCount.
+    const ak = await tpm.createPrimary(TPM_RH.ENDORSEMENT, akTemplateEccP256());
+    const events = bootEvents(boot);
+    for (const e of events) await tpm.pcrExtend(e.pcr, [{ hashAlg: TPM_ALG.SHA256, digest: e.digest }]);
+    const t = tpm;
+    return {
+      tpm: t,
+      control,
+      ek,
+      ak,
+      hostId: ekHostId(ek.public),
+      ekPublic: tpm2bPublicBytes(ek.public),
+      events,
+      eventLog: (e = events) => encodeLog(e),
+      async stop() {
+        await t.close().catch(() => undefined);
+        await kill();
+      },
+    };
+  } catch (e) {
+    await tpm?.close().catch(() => undefined);
+    await kill();
+    throw e;
+  }
+}
+
+/** The baselines a known-good host would capture (PCR 7; PCRs 4, 8, 9), read from its TPM. */
+export async function captureBaselines(
+  h: SimHost,
+  name = "known-good",
+): Promise<{ secureboot: Baseline; codeintegrity: Baseline }> {
+  const { values } = await h.tpm.pcrRead([pcrSelection(TPM_ALG.SHA256, [4, 7, 8, 9])]);
+  const bank = values.get(TPM_ALG.SHA256) ?? new Map<number, Uint8Array>();
+  return {
+    secureboot: makeBaseline("secureboot", `${name} secure boot`, bank, { host: "sim" }),
+    codeintegrity: makeBaseline("codeintegrity", `${name} boot chain`, bank, { host: "sim" }),
+  };
+}

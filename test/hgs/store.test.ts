@@ -1,0 +1,100 @@
+/**
+ * The storage drivers: migrations (versioned, idempotent, refused when the schema is newer),
+ * transactions (rollback on error), the append-only audit table, and the audit group commit —
+ * on SQLite and on a private PostgreSQL cluster started (and stopped) here.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { AuditWriter, verifyAudit } from "../../src/hgs/audit.js";
+import { openDriver, parseDbSpec, type Driver } from "../../src/hgs/store/driver.js";
+import { migrate, SCHEMA_VERSION } from "../../src/hgs/store/migrations.js";
+import { startPostgres, type PgCluster } from "../helpers/hgs-postgres.js";
+
+function driverSuite(name: string, open: () => Promise<{ spec: string; cleanup: () => void }>) {
+  describe(`${name} driver`, () => {
+    let d: Driver;
+    let spec: string;
+    let cleanup: () => void;
+    before(async () => {
+      ({ spec, cleanup } = await open());
+      d = await openDriver(parseDbSpec(spec) as NonNullable<ReturnType<typeof parseDbSpec>>);
+    });
+    after(async () => {
+      await d?.close();
+      cleanup?.();
+    });
+
+    it("migrates once, in order, and refuses a newer schema", async () => {
+      assert.deepEqual(
+        await migrate(d),
+        Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1),
+      );
+      assert.deepEqual(await migrate(d), []);
+      const other = await openDriver(parseDbSpec(spec) as NonNullable<ReturnType<typeof parseDbSpec>>);
+      try {
+        await other.run(`INSERT INTO hgs_schema (version, name, applied_at) VALUES (?, ?, ?)`, [
+          99,
+          "future",
+          0,
+        ]);
+        await assert.rejects(migrate(other), (e: { code?: string }) => e.code === "HGS_ERR_MIGRATION");
+        await other.run(`DELETE FROM hgs_schema WHERE version = 99`);
+      } finally {
+        await other.close();
+      }
+    });
+
+    it("rolls a failed transaction back", async () => {
+      await assert.rejects(
+        d.transaction(async (tx) => {
+          await tx.run(`INSERT INTO config (key, value) VALUES (?, ?)`, ["k", "v"]);
+          throw new Error("boom");
+        }),
+        /boom/,
+      );
+      assert.deepEqual(await d.query(`SELECT * FROM config WHERE key = ?`, ["k"]), []);
+      await assert.rejects(
+        d.run(`INSERT INTO nope VALUES (1)`),
+        (e: { code?: string }) => e.code === "HGS_ERR_STORE",
+      );
+    });
+
+    it("group-commits concurrent audit appends into one intact chain; the table refuses edits", async () => {
+      const w = new AuditWriter(d);
+      const entries = await Promise.all(
+        Array.from({ length: 300 }, (_, i) => w.append("key.released", null, { i })),
+      );
+      assert.deepEqual(
+        entries.map((e) => e.seq),
+        Array.from({ length: 300 }, (_, i) => i + 1),
+      );
+      const v = await verifyAudit(d);
+      assert.equal(v.ok, true);
+      assert.equal(v.entries, 300);
+      assert.equal(v.head, entries.at(-1)?.hash);
+      await assert.rejects(d.run(`UPDATE audit SET at = 0`), /append-only/);
+      await assert.rejects(d.run(`DELETE FROM audit`), /append-only/);
+      const truncated = await verifyAudit(d, "f".repeat(64));
+      assert.equal(truncated.ok, false);
+      assert.equal(truncated.findings[0]?.id, "Audit_HeadMismatch");
+    });
+  });
+}
+
+driverSuite("sqlite", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "bulwark-hgs-store-"));
+  return Promise.resolve({
+    spec: `sqlite:${path.join(dir, "t.db")}`,
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  });
+});
+
+let cluster: PgCluster | undefined;
+after(() => cluster?.stop());
+driverSuite("postgres", () => {
+  cluster = startPostgres();
+  return Promise.resolve({ spec: cluster.url, cleanup: () => undefined });
+});
