@@ -360,7 +360,7 @@ async function restoreInto(
     });
     const fh = await open(p.savedState, "r");
     try {
-      const source = fh.createReadStream({ highWaterMark: 1 << 20 });
+      const source = fh.createReadStream({ highWaterMark: 4 << 20 });
       if (meta.encrypted) {
         const key = secret(secrets as VmSecrets, VM_SECRET.stateKey);
         await pipeline(source, createDecryptStream(key, { purpose: "savedState" }), conn);
@@ -443,7 +443,7 @@ export async function saveVm(
             const fh = await open(tmp, "wx", 0o600);
             let bytes = 0;
             try {
-              const sink = fh.createWriteStream();
+              const sink = fh.createWriteStream({ highWaterMark: 8 << 20 });
               conn.on("data", (d: Buffer) => (bytes += d.length));
               if (encrypted) {
                 const key = secret(secrets as VmSecrets, VM_SECRET.stateKey);
