@@ -14,6 +14,7 @@ import { ProtectorErrors } from "./protector/errors.js";
 import { EventlogErrors } from "./eventlog/errors.js";
 import { TpmErrors } from "./tpm/errors.js";
 import { HgsErrors } from "./hgs/errors.js";
+import { HostGuardErrors } from "./host/guarded/errors.js";
 
 export const domains: readonly { readonly name: string; readonly codes: ErrorCatalogue }[] = [
   { name: "core", codes: CoreErrors },
@@ -28,6 +29,7 @@ export const domains: readonly { readonly name: string; readonly codes: ErrorCat
   { name: "eventlog", codes: EventlogErrors },
   { name: "tpm", codes: TpmErrors },
   { name: "hgs", codes: HgsErrors },
+  { name: "guarded host", codes: HostGuardErrors },
 ];
 
 export const catalogue: ReadonlyMap<string, ErrorSpec> = new Map(

@@ -59,4 +59,9 @@ export const commands: readonly CommandEntry[] = [
     summary: "Host Guardian Service: init, serve, hosts, baselines, policies, audit",
     load: () => import("./cmd-hgs.js"),
   },
+  {
+    name: "host",
+    summary: "guarded host: HGS client configuration, attestation, status, TPM baselines",
+    load: () => import("./cmd-host.js"),
+  },
 ];

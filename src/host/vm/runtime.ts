@@ -22,6 +22,7 @@ import { QmpClient } from "../qmp.js";
 import { requireProgram } from "../tools.js";
 import type { VmConfig } from "./config.js";
 import { secret, unlockVm, type VmSecrets } from "./keys.js";
+import { unlockVmLocallyOrViaHgs } from "../guarded/unlock.js";
 import { provisionNvram } from "./nvram.js";
 import { qemuArgs } from "./qemu-args.js";
 import { VmStore, type VmPaths } from "./store.js";
@@ -306,7 +307,7 @@ export async function startVm(
     try {
       if (!secrets && needsSecrets(c, saved)) {
         say("unwrapping the key protector");
-        secrets = await unlockVm(p, ctx.guardians);
+        secrets = await unlockVmLocallyOrViaHgs(ctx, name); // a guarded host asks HGS
       }
       if (!existsSync(p.nvram)) await provisionNvram(ctx.store.stateDir, c, p, { fresh: true });
       await cleanRunDir(p);
