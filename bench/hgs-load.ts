@@ -16,19 +16,19 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
-import { HgsClient, releaseRequestBody, tpmEvidence } from "../src/hgs/client.js";
-import { issueHealthCertificate, verifyHealthCertificate } from "../src/hgs/health.js";
+import { HgsClient, releaseRequestBody, tpmEvidence } from "../src/host/hgs-client/client.js";
+import { issueHealthCertificate, verifyHealthCertificate } from "../src/host/hgs-client/health.js";
 import {
   attestKeyMessage,
   keyId,
   signWithHostKey,
   spkiDer,
   verifyHostSignature,
-} from "../src/hgs/host-key.js";
+} from "../src/host/hgs-client/host-key.js";
 import { POLICIES } from "../src/hgs/policies.js";
-import { keysContext, releaseMessage, verifyRelease, wrapKeys } from "../src/hgs/release.js";
+import { keysContext, releaseMessage, verifyRelease, wrapKeys } from "../src/host/hgs-client/release.js";
 import { clearEventLogVerdicts, judgeTpmEvidence, parseTpm2bPublic } from "../src/hgs/tpm-attest.js";
-import { parseBaseline } from "../src/hgs/baseline.js";
+import { parseBaseline } from "../src/host/hgs-client/baseline.js";
 import { importGuardianPem } from "../src/protector/guardian.js";
 import { rollTransportKey } from "../src/protector/key-protector.js";
 import { zeroize } from "../src/protector/kdf.js";

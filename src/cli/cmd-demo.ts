@@ -13,9 +13,10 @@ import { isBulwarkError } from "../core/errors.js";
 import { findSecureBootFirmware } from "../host/firmware.js";
 import { ensureGuestImage } from "../host/guest-image.js";
 import { parse, printJson } from "./args.js";
+import { fabricDemo } from "./demo-fabric.js";
 import { interruptSignal } from "./signals.js";
 
-const help = `Usage: bulwark demo [--part boot|shielded|all] [--quiet] [--json] [--timeout SECONDS]
+const help = `Usage: bulwark demo [--part boot|shielded|fabric|all] [--quiet] [--json] [--timeout SECONDS]
 
 Part 1 (boot): boots the guest test image with OVMF's Secure Boot firmware (SMM on), a copy of
 Debian's OVMF_VARS_4M.ms.fd as NVRAM (Microsoft keys enrolled) and a fresh vTPM (swtpm), streams
@@ -23,7 +24,14 @@ the serial console, and summarizes: booted, Secure Boot on, TPM present, event-l
 Part 2 (shielded): in a temporary state directory, creates a VM with the
 MicrosoftUEFICertificateAuthority template, a local key protector and a vTPM, shields it, starts
 it, saves it encrypted, restores it, shows its security settings and that memory-reading QMP
-commands are refused, then turns it off. Every process is stopped on success, failure and Ctrl-C.`;
+commands are refused, then turns it off.
+Part 3 (fabric): a local guarded fabric. A Host Guardian Service (SQLite, HTTPS on 127.0.0.1,
+host-key attestation), a guarded host and a shielded VM whose key protector names only the HGS
+guardian. The VM is refused while the host is unregistered (UnauthorizedHost), then starts with
+keys released by HGS (its transport key rolled); \`bulwark host status\` is shown.
+--part all (the default) runs the three parts in order and stops at the first that fails.
+Every process is stopped and every temporary directory removed on success, failure and Ctrl-C.
+--json prints one JSON object { ok, boot, shielded, fabric } at the end instead of the summaries.`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parse(
@@ -36,8 +44,8 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const part = values.part ?? "all";
-  if (!["boot", "shielded", "all"].includes(part)) {
-    process.stderr.write("bulwark demo: --part takes boot, shielded or all\n");
+  if (!["boot", "shielded", "fabric", "all"].includes(part)) {
+    process.stderr.write("bulwark demo: --part takes boot, shielded, fabric or all\n");
     return 2;
   }
   const results: Record<string, unknown> = {};
@@ -50,6 +58,11 @@ export async function run(argv: string[]): Promise<number> {
   if (ok && (part === "shielded" || part === "all")) {
     const r = await shieldedPart(values);
     results["shielded"] = r.summary;
+    ok &&= r.ok;
+  }
+  if (ok && (part === "fabric" || part === "all")) {
+    const r = await fabricPart(values);
+    results["fabric"] = r.summary;
     ok &&= r.ok;
   }
   if (values.json) printJson({ ok, ...results });
@@ -94,8 +107,7 @@ async function bootPart(values: DemoValues): Promise<{ ok: boolean; summary: unk
     };
     const ok =
       report.ready && report.secureBoot === true && report.tpmPresent === true && summary.eventLogBytes > 0;
-    if (values.json) printJson({ ok, ...summary });
-    else {
+    if (!values.json) {
       process.stdout.write(
         [
           "",
@@ -229,5 +241,21 @@ async function shieldedPart(values: DemoValues): Promise<{ ok: boolean; summary:
     await turnOffVm(ctx, name).catch(() => undefined);
     dispose();
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Part 3: HGS + guarded host + a shielded VM whose keys only HGS releases (demo-fabric.ts). */
+async function fabricPart(values: DemoValues): Promise<{ ok: boolean; summary: unknown }> {
+  const { signal, dispose } = interruptSignal();
+  try {
+    return await fabricDemo({
+      json: values.json === true,
+      signal,
+      say: (m) => {
+        if (!values.json) process.stderr.write(`demo: ${m}\n`);
+      },
+    });
+  } finally {
+    dispose();
   }
 }

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { HgsService } from "../hgs/service.js";
-import { HgsError } from "../hgs/errors.js";
+import { HgsError } from "../host/hgs-client/errors.js";
 import { writeFileAtomic } from "../hgs/files.js";
 import { parse, printJson, usageError } from "./args.js";
 

@@ -177,11 +177,16 @@ export async function provisionShieldedVmForHgs(o: {
 export interface FabricDemoOptions {
   readonly json: boolean;
   readonly say: (m: string) => void;
+  /** Ctrl-C: checked between steps; the VM and HGS are stopped on the way out. */
+  readonly signal?: AbortSignal;
 }
 
 /** Demo part 3 (see the file comment). */
 export async function fabricDemo(opts: FabricDemoOptions): Promise<{ ok: boolean; summary: unknown }> {
-  const say = opts.say;
+  const say = (m: string) => {
+    if (opts.signal?.aborted) throw new Error("interrupted");
+    opts.say(m);
+  };
   const root = await mkdtemp(path.join(os.tmpdir(), "bulwark-fabric-"));
   const hostDir = path.join(root, "guarded-host");
   const ownerDir = path.join(root, "owner");
@@ -230,7 +235,7 @@ export async function fabricDemo(opts: FabricDemoOptions): Promise<{ ok: boolean
     say("starting the VM: attestation → health certificate → key release (transport key rolled)");
     await startVm(ctx, name);
     const startSeconds = (Date.now() - tStart) / 1000;
-    await sleep(5000);
+    await sleep(5000, undefined, opts.signal ? { signal: opts.signal } : {});
     const running = await vmStatus(ctx, name);
     const after = inspectKeyProtector(new Uint8Array(await readFile(ctx.store.paths(name).keyProtector)));
     const status = await hostGuardStatus(hostDir);

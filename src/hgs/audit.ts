@@ -7,6 +7,7 @@
  * caller compares with a head hash it kept (`expectHead`); export heads regularly for that.
  */
 import { createHash } from "node:crypto";
+import { canonicalJson } from "../host/hgs-client/json.js";
 import type { Driver, Queryable, Tx } from "./store/driver.js";
 
 export const AUDIT_LOCK = 0x48475302;
@@ -36,18 +37,6 @@ export interface AuditEntry {
   readonly detail: Readonly<Record<string, unknown>>;
   readonly prevHash: string;
   readonly hash: string;
-}
-
-/** JSON with object keys sorted at every level: the bytes the chain hashes. */
-export function canonicalJson(v: unknown): string {
-  if (v === null || typeof v !== "object") return JSON.stringify(v) ?? "null";
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
-  const o = v as Record<string, unknown>;
-  return `{${Object.keys(o)
-    .filter((k) => o[k] !== undefined)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
-    .join(",")}}`;
 }
 
 export function entryHash(prevHash: string, e: Omit<AuditEntry, "prevHash" | "hash">): string {

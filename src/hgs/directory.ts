@@ -32,7 +32,7 @@ import {
   type Guardian,
 } from "../protector/guardian.js";
 import type { GuardianKeyType } from "../protector/keys.js";
-import { HgsError } from "./errors.js";
+import { HgsError } from "../host/hgs-client/errors.js";
 import { writeFileAtomic } from "./files.js";
 import { parseDbSpec, type DbSpec } from "./store/driver.js";
 

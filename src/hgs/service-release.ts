@@ -8,9 +8,15 @@ import { guardianThumbprint } from "../protector/guardian.js";
 import { parseKeyProtector, rollTransportKey } from "../protector/key-protector.js";
 import { ProtectorError } from "../protector/errors.js";
 import { zeroize } from "../protector/kdf.js";
-import { refuse } from "./errors.js";
-import { verifyHealthCertificate } from "./health.js";
-import { keysContext, RELEASE_WINDOW_MS, releaseMessage, verifyRelease, wrapKeys } from "./release.js";
+import { refuse } from "../host/hgs-client/errors.js";
+import { verifyHealthCertificate } from "../host/hgs-client/health.js";
+import {
+  keysContext,
+  RELEASE_WINDOW_MS,
+  releaseMessage,
+  verifyRelease,
+  wrapKeys,
+} from "../host/hgs-client/release.js";
 import type { HgsService, ReleaseRequest, ReleaseResult } from "./service.js";
 
 export async function releaseKey(svc: HgsService, req: ReleaseRequest): Promise<ReleaseResult> {

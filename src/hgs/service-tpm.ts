@@ -12,8 +12,8 @@ import { makeCredential } from "../tpm/verify/credential.js";
 import { loadPublicKey } from "../tpm/verify/keys.js";
 import { appendAudit } from "./audit.js";
 import { checkName } from "./checks.js";
-import { HgsError, refuse } from "./errors.js";
-import { checkKeyReleaseKey, readPublicKey, sha256, spkiDer } from "./host-key.js";
+import { HgsError, refuse } from "../host/hgs-client/errors.js";
+import { checkKeyReleaseKey, readPublicKey, sha256, spkiDer } from "../host/hgs-client/host-key.js";
 import type { AttestResult, HgsService, HostRecord } from "./service.js";
 import type { Queryable } from "./store/driver.js";
 import {
@@ -23,7 +23,7 @@ import {
   parseTpm2bPublic,
   tpm2bPublicBytes,
 } from "./tpm-attest.js";
-import { error, statusFor, verdictOf, type Finding } from "./verdict.js";
+import { error, statusFor, verdictOf, type Finding } from "../host/hgs-client/verdict.js";
 
 export async function addTpmRoot(
   svc: HgsService,

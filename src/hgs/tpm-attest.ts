@@ -19,7 +19,7 @@
  * the code-integrity baseline), or anything the host does after the quote.
  */
 import { createHash, X509Certificate, type KeyObject } from "node:crypto";
-import { decode, encode } from "../core/codec.js";
+import { decode } from "../core/codec.js";
 import { isBulwarkError } from "../core/errors.js";
 import {
   EventType,
@@ -30,19 +30,23 @@ import {
   verifyEventLog,
 } from "../eventlog/index.js";
 import { TPM_ALG } from "../tpm/alg.js";
-import { pcrSelection } from "../tpm/pcr.js";
 import { TPM2B_PUBLIC_RAW, type PublicArea, type TpmsAttest } from "../tpm/structures.js";
 import { publicKeyFromTpm } from "../tpm/verify/keys.js";
 import { verifyQuote } from "../tpm/verify/quote.js";
-import { matchesBaseline, type Baseline } from "./baseline.js";
-import { HgsError } from "./errors.js";
-import { sha256, spkiDer } from "./host-key.js";
+import {
+  ekHostId,
+  quoteQualifyingData,
+  REQUIRED_PCRS,
+  REQUIRED_SELECTION,
+  tpm2bPublicBytes,
+} from "../host/hgs-client/tpm-wire.js";
+import { matchesBaseline, type Baseline } from "../host/hgs-client/baseline.js";
+import { HgsError } from "../host/hgs-client/errors.js";
+import { sha256, spkiDer } from "../host/hgs-client/host-key.js";
 import { POLICIES } from "./policies.js";
-import { error, type Finding, type SubStatus } from "./verdict.js";
+import { error, type Finding, type SubStatus } from "../host/hgs-client/verdict.js";
 
-/** Every TPM attestation quotes sha256 PCRs 0..9: firmware, Secure Boot, boot chain, kernel. */
-export const REQUIRED_PCRS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] as const;
-export const REQUIRED_SELECTION = [pcrSelection(TPM_ALG.SHA256, [...REQUIRED_PCRS])];
+export { ekHostId, quoteQualifyingData, REQUIRED_PCRS, REQUIRED_SELECTION, tpm2bPublicBytes };
 export const MAX_EVENT_LOG_BYTES = 1024 * 1024;
 
 /** TPM2B_PUBLIC bytes → public area (received bytes kept); HGS_ERR_INVALID otherwise. */
@@ -53,20 +57,6 @@ export function parseTpm2bPublic(bytes: Uint8Array, what: string): PublicArea {
     if (!isBulwarkError(e)) throw e;
     throw new HgsError("HGS_ERR_INVALID", `${what} is not a TPM2B_PUBLIC: ${e.message}`, { cause: e.code });
   }
-}
-
-export function tpm2bPublicBytes(p: PublicArea): Buffer {
-  return Buffer.from(encode(TPM2B_PUBLIC_RAW, p));
-}
-
-/** A TPM host's id: SHA-256 of its EK TPMT_PUBLIC bytes, hex. */
-export function ekHostId(ek: PublicArea): string {
-  return sha256(ek.raw).toString("hex");
-}
-
-/** Expected TPM2_Quote qualifyingData for a nonce and a key-release key. */
-export function quoteQualifyingData(nonce: Uint8Array, keyReleaseKey: KeyObject | Uint8Array): Buffer {
-  return sha256(nonce, sha256(keyReleaseKey instanceof Uint8Array ? keyReleaseKey : spkiDer(keyReleaseKey)));
 }
 
 /**

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { childrenOf, processAlive } from "../helpers/processes.js";
+import { childrenOf, processAlive, processesMatching } from "../helpers/processes.js";
 import { repoPath } from "../helpers/paths.js";
 
 const bin = repoPath("dist/src/cli/main.js");
@@ -61,4 +61,39 @@ test("Ctrl-C during the demo stops QEMU and swtpm and exits 130", async () => {
   assert.equal(code, 130, err);
   assert.match(err, /HOST_ERR_INTERRUPTED/);
   for (const pid of before) assert.equal(processAlive(pid), false, `process ${pid} survived Ctrl-C`);
+});
+
+test("demo part 3: HGS refuses the unregistered host, then releases the shielded VM's keys", async () => {
+  const child = spawn(process.execPath, [bin, "demo", "--part", "fabric", "--json"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  const code = await new Promise<number | null>((r) => child.on("exit", r));
+  assert.equal(code, 0, err + out);
+  const r = JSON.parse(out) as {
+    ok: boolean;
+    fabric: {
+      unregistered: { error: string; attestationStatus: string; vmState: string };
+      registered: { vmState: string };
+      keyProtector: { guardians: string[]; keyGenerationBefore: number; keyGenerationAfter: number };
+      hostStatus: { AttestationStatus: string };
+      auditEvents: string[];
+    };
+  };
+  assert.equal(r.ok, true);
+  assert.deepEqual(r.fabric.unregistered, {
+    error: "HOSTGUARD_ERR_ATTESTATION_FAILED",
+    attestationStatus: "UnauthorizedHost",
+    vmState: "Off",
+  });
+  assert.equal(r.fabric.registered.vmState, "Running");
+  assert.deepEqual(r.fabric.keyProtector.guardians, ["HGS"]);
+  assert.equal(r.fabric.keyProtector.keyGenerationAfter, r.fabric.keyProtector.keyGenerationBefore + 1);
+  assert.equal(r.fabric.hostStatus.AttestationStatus, "Passed");
+  assert.ok(r.fabric.auditEvents.includes("key.released"));
+  // The VM (QEMU and swtpm run detached from the CLI) was turned off on the way out.
+  assert.deepEqual(processesMatching("bulwark-fabric-"), []);
 });

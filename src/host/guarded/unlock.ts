@@ -20,7 +20,7 @@ import { guardianThumbprint, importGuardianPublicPem } from "../../protector/gua
 import { openVmSecrets, sealVmSecrets, vmSecretsHeader } from "../../protector/vm-secrets.js";
 import { zeroize } from "../../protector/kdf.js";
 import { isBulwarkError } from "../../core/errors.js";
-import { HgsRefusal, type HgsClient } from "../../hgs/client.js";
+import { HgsRefusal, type HgsClient } from "../hgs-client/client.js";
 import { readFile } from "node:fs/promises";
 import { writeFileAtomic } from "../fsutil.js";
 import { unlockVm, type VmSecrets } from "../vm/keys.js";

@@ -21,7 +21,7 @@ import { chooseAccelerator } from "../probe.js";
 import { QmpClient } from "../qmp.js";
 import { requireProgram } from "../tools.js";
 import type { VmConfig } from "./config.js";
-import { secret, unlockVm, type VmSecrets } from "./keys.js";
+import { secret, type VmSecrets } from "./keys.js";
 import { unlockVmLocallyOrViaHgs } from "../guarded/unlock.js";
 import { provisionNvram } from "./nvram.js";
 import { qemuArgs } from "./qemu-args.js";
@@ -423,7 +423,7 @@ export async function saveVm(
     const pid = qemuPidOf(p);
     if (pid === null) throw new BulwarkError("VM_ERR_STATE", `VM '${name}' is not running`);
     const encrypted = c.security.encryptStateAndMigration || c.security.policy === "Shielded";
-    const secrets = encrypted ? await unlockVm(p, ctx.guardians) : undefined;
+    const secrets = encrypted ? await unlockVmLocallyOrViaHgs(ctx, name) : undefined; // guarded: HGS
     // A temporary file left by an interrupted save is garbage: the last good state is the real file.
     for (const f of await readdir(p.dir)) {
       if (f.startsWith(`.${path.basename(p.savedState)}.`) && f.endsWith(".tmp"))
