@@ -9,13 +9,17 @@ const help = `Usage: bulwark guardian <verb> [--state-dir DIR] [--json]
   new NAME                         create a guardian (signing + encryption keys and certificates)
   list                             guardians on this host (local ones hold private keys)
   export NAME [--private] [--passphrase-file F] [--out FILE]
-                                   PEM: certificates only, or with the private keys (0600)
+                                   PEM: certificates only, or with the private keys (0600;
+                                   encrypted when a passphrase file is given)
+  export NAME --format pkcs12 --passphrase-file F --out FILE
+                                   PKCS#12 with the private keys (PBES2 AES-256-CBC, SHA-256 MAC)
   import FILE [--name NAME] [--passphrase-file F]
-                                   a guardian's PEM: public (to grant it access) or with keys
+                                   a guardian's PEM (public, to grant it access, or with keys)
+                                   or PKCS#12 (needs --passphrase-file); the format is detected
   remove NAME
 
 The host's local guardian 'UntrustedGuardian' is created on first need (local mode).
-PKCS#12 export/import is not implemented yet: use PEM.`;
+Passphrases are read from a file (first line), never from the command line.`;
 
 async function passphrase(file: string | undefined): Promise<string | undefined> {
   return file === undefined ? undefined : (await readFile(file, "utf8")).replace(/\r?\n$/, "");
@@ -28,6 +32,7 @@ export async function run(argv: string[]): Promise<number> {
     "passphrase-file": { type: "string" },
     out: { type: "string" },
     name: { type: "string" },
+    format: { type: "string" },
   });
   if (values.help || positionals.length === 0) {
     process.stdout.write(`${help}\n`);
@@ -57,6 +62,16 @@ export async function run(argv: string[]): Promise<number> {
     }
     case "export": {
       if (!arg) throw usageError("guardian export needs a NAME");
+      const format = values.format ?? "pem";
+      if (format !== "pem" && format !== "pkcs12") throw usageError("--format takes pem or pkcs12");
+      if (format === "pkcs12") {
+        const pass = await passphrase(values["passphrase-file"]);
+        if (pass === undefined) throw usageError("a PKCS#12 export needs --passphrase-file");
+        if (!values.out) throw usageError("a PKCS#12 export needs --out FILE");
+        await writeFileAtomic(values.out, await store.exportPkcs12(arg, pass), 0o600);
+        if (json) printJson({ exported: arg, format, out: values.out });
+        return 0;
+      }
       const pem = values.private
         ? await store.exportPrivate(arg, await passphrase(values["passphrase-file"]))
         : await store.exportPublic(arg);
@@ -67,10 +82,18 @@ export async function run(argv: string[]): Promise<number> {
     case "import": {
       if (!arg) throw usageError("guardian import needs a FILE");
       const pass = await passphrase(values["passphrase-file"]);
-      const e = await store.import(await readFile(arg, "utf8"), {
-        ...(values.name ? { name: values.name } : {}),
-        ...(pass === undefined ? {} : { passphrase: pass }),
-      });
+      const bytes = await readFile(arg);
+      const isPem = bytes.subarray(0, 64).toString("latin1").includes("-----BEGIN");
+      let e;
+      if (!isPem && bytes[0] === 0x30) {
+        if (pass === undefined) throw usageError("a PKCS#12 file needs --passphrase-file");
+        e = await store.importPkcs12(bytes, pass, values.name ? { name: values.name } : {});
+      } else {
+        e = await store.import(bytes.toString("utf8"), {
+          ...(values.name ? { name: values.name } : {}),
+          ...(pass === undefined ? {} : { passphrase: pass }),
+        });
+      }
       if (json) printJson(e);
       else
         process.stdout.write(

@@ -2,6 +2,7 @@
  * The host's guardian store: local guardians with private keys (`<name>.guardian.pem`, 0600) and
  * public guardians imported from elsewhere (`<name>.public.pem`), under <state>/host/guardians.
  * The local `UntrustedGuardian` is created on first need, as Hyper-V does for local mode.
+ * Guardians travel as PEM (public, or with passphrase-encrypted keys) or as PKCS#12 (with keys).
  */
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
@@ -19,6 +20,7 @@ import {
   type Guardian,
   type GuardianPublic,
 } from "../protector/guardian.js";
+import { exportGuardianPkcs12, importGuardianPkcs12 } from "../protector/pkcs12.js";
 import { writeFileAtomic } from "./fsutil.js";
 
 export interface GuardianEntry {
@@ -131,6 +133,25 @@ export class GuardianStore {
       await writeFileAtomic(this.publicPath(name), exportGuardianPublicPem({ ...pub, name }), 0o644);
     }
     return { name, thumbprint: guardianThumbprint(pub), hasPrivateKey: hasKeys };
+  }
+
+  /** Imports a guardian with its private keys from PKCS#12 (a wrong passphrase: PROTECTOR_ERR_PKCS12). */
+  async importPkcs12(
+    bytes: Uint8Array,
+    passphrase: string,
+    opts: { name?: string } = {},
+  ): Promise<GuardianEntry> {
+    const g = importGuardianPkcs12(bytes, passphrase, opts.name === undefined ? {} : { name: opts.name });
+    if (await this.has(g.name))
+      throw new BulwarkError("GUARDIAN_ERR_EXISTS", `guardian '${g.name}' already exists`);
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await writeFileAtomic(this.privatePath(g.name), exportGuardianPem(g), 0o600);
+    return { name: g.name, thumbprint: guardianThumbprint(g), hasPrivateKey: true };
+  }
+
+  /** A local guardian with its private keys as PKCS#12, protected by `passphrase`. */
+  async exportPkcs12(name: string, passphrase: string): Promise<Uint8Array> {
+    return exportGuardianPkcs12(await this.getPrivate(name), passphrase);
   }
 
   async exportPublic(name: string): Promise<string> {
