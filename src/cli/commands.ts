@@ -30,7 +30,7 @@ export const commands: readonly CommandEntry[] = [
   },
   {
     name: "demo",
-    summary: "boot a guest under Secure Boot with a vTPM and summarize",
+    summary: "signed boot + vTPM, a locally shielded VM, a guarded fabric with HGS",
     load: () => import("./cmd-demo.js"),
   },
   {
