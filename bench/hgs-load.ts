@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
 import { HgsClient, releaseRequestBody, tpmEvidence } from "../src/host/hgs-client/client.js";
-import { issueHealthCertificate, verifyHealthCertificate } from "../src/host/hgs-client/health.js";
+import { issueHealthCertificate, signerId, verifyHealthCertificate } from "../src/host/hgs-client/health.js";
 import {
   attestKeyMessage,
   keyId,
@@ -288,8 +288,11 @@ async function main(): Promise<void> {
       timestamp: number;
       signature: string;
     };
+    // As the server does: one signer public key and its id, computed once.
+    const signerPublic = createPublicKey(signer);
+    const signerKid = signerId(signerPublic);
     const relLimit = limitLoop(() => {
-      const c = verifyHealthCertificate(a.healthCertificate, { signerPublic: createPublicKey(signer) });
+      const c = verifyHealthCertificate(a.healthCertificate, { signerPublic, signerId: signerKid });
       if (
         !verifyRelease(
           c.krk,

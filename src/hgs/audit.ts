@@ -8,7 +8,7 @@
  */
 import { createHash } from "node:crypto";
 import { canonicalJson } from "../host/hgs-client/json.js";
-import type { Driver, Queryable, Tx } from "./store/driver.js";
+import type { Driver, Queryable, SqlValue, Tx } from "./store/driver.js";
 
 export const AUDIT_LOCK = 0x48475302;
 export const GENESIS = "0".repeat(64);
@@ -173,10 +173,22 @@ export async function verifyAudit(db: Queryable, expectHead?: string): Promise<A
   return { ok: findings.length === 0, entries: count, head: prev, findings };
 }
 
+/**
+ * A single-use claim committed in the same transaction as an audit entry (a key-release request
+ * id in the shared nonce table): `sql` inserts it and changes 0 rows when it is already taken.
+ * When taken, the entry is not written and the append fails with `taken()`.
+ */
+export interface AuditClaim {
+  readonly sql: string;
+  readonly params: readonly SqlValue[];
+  readonly taken: () => Error;
+}
+
 interface Pending {
   readonly event: AuditEvent;
   readonly hostId: string | null;
   readonly detail: Record<string, unknown>;
+  readonly claim: AuditClaim | undefined;
   resolve(e: AuditEntry): void;
   reject(e: unknown): void;
 }
@@ -185,7 +197,8 @@ interface Pending {
  * Group commit for the hot path (attestations, key releases): entries queued while a
  * transaction commits are appended together in the next one, in queue order, so one commit
  * (and one hold of the cluster-wide audit lock) covers many requests. Each caller's promise
- * resolves only after its entry is committed: nothing is answered before it is audited.
+ * resolves only after its entry is committed: nothing is answered before it is audited. An
+ * append may carry a claim (see {@link AuditClaim}) committed atomically with its entry.
  */
 export class AuditWriter {
   private queue: Pending[] = [];
@@ -193,9 +206,14 @@ export class AuditWriter {
 
   constructor(private readonly db: Driver) {}
 
-  append(event: AuditEvent, hostId: string | null, detail: Record<string, unknown>): Promise<AuditEntry> {
+  append(
+    event: AuditEvent,
+    hostId: string | null,
+    detail: Record<string, unknown>,
+    claim?: AuditClaim,
+  ): Promise<AuditEntry> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ event, hostId, detail, resolve, reject });
+      this.queue.push({ event, hostId, detail, claim, resolve, reject });
       if (!this.flushing) void this.flush();
     });
   }
@@ -211,12 +229,25 @@ export class AuditWriter {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, 512);
         try {
-          const entries = await this.db.transaction(async (tx) => {
-            const out: AuditEntry[] = [];
-            for (const p of batch) out.push(await appendAudit(tx, p.event, p.hostId, p.detail));
+          const outcomes = await this.db.transaction(async (tx) => {
+            // The audit lock first: a claim's row lock taken before it could deadlock with
+            // another node's batch that holds the audit lock and inserts the same claim.
+            await tx.lock(AUDIT_LOCK);
+            const out: (AuditEntry | Error)[] = [];
+            for (const p of batch) {
+              if (p.claim && (await tx.run(p.claim.sql, p.claim.params)) === 0) {
+                out.push(p.claim.taken());
+                continue;
+              }
+              out.push(await appendAudit(tx, p.event, p.hostId, p.detail));
+            }
             return out;
           });
-          batch.forEach((p, i) => p.resolve(entries[i] as AuditEntry));
+          batch.forEach((p, i) => {
+            const o = outcomes[i] as AuditEntry | Error;
+            if (o instanceof Error) p.reject(o);
+            else p.resolve(o);
+          });
         } catch (e) {
           for (const p of batch) p.reject(e);
         }

@@ -4,7 +4,6 @@
  * every release and refusal audited. Formats in release.ts and docs/hgs.md.
  */
 import { isBulwarkError } from "../core/errors.js";
-import { guardianThumbprint } from "../protector/guardian.js";
 import { parseKeyProtector, rollTransportKey } from "../protector/key-protector.js";
 import { ProtectorError } from "../protector/errors.js";
 import { zeroize } from "../protector/kdf.js";
@@ -17,6 +16,7 @@ import {
   verifyRelease,
   wrapKeys,
 } from "../host/hgs-client/release.js";
+import type { AuditClaim } from "./audit.js";
 import type { HgsService, ReleaseRequest, ReleaseResult } from "./service.js";
 
 export async function releaseKey(svc: HgsService, req: ReleaseRequest): Promise<ReleaseResult> {
@@ -80,25 +80,39 @@ async function releaseKeyInner(
       "HGS_ERR_HEALTH_CERTIFICATE",
     );
   }
-  // Single use across every node: the request id goes in the shared nonce table. A store
+  // Single use across every node: the request id goes in the shared nonce table, inserted in
+  // the same transaction as the release's audit entry (one commit per group, not two per
+  // request), before anything is answered. A request id already committed is refused here,
+  // before the roll; one claimed concurrently is refused when its insert finds it taken. A store
   // failure is a store error, not a replay: only "already there" (0 rows inserted) is one.
-  const inserted = await svc.db.run(
-    `INSERT INTO nonces (nonce, host_id, purpose, expires_at, used_at) VALUES (?, ?, 'release', ?, ?)
-     ON CONFLICT (nonce) DO NOTHING`,
-    [`r:${req.requestId}`, host.id, now + 2 * RELEASE_WINDOW_MS, now],
-  );
-  if (inserted === 0) {
+  const nonceKey = `r:${req.requestId}`;
+  const replayed = (): never =>
     refuse(
       "Request_Replayed",
       "this key release request was already answered (replay)",
       "HGS_ERR_HEALTH_CERTIFICATE",
     );
-  }
+  if ((await svc.db.query(`SELECT 1 AS taken FROM nonces WHERE nonce = ?`, [nonceKey])).length > 0)
+    replayed();
+  const claim: AuditClaim = {
+    sql: `INSERT INTO nonces (nonce, host_id, purpose, expires_at, used_at) VALUES (?, ?, 'release', ?, ?)
+     ON CONFLICT (nonce) DO NOTHING`,
+    params: [nonceKey, host.id, now + 2 * RELEASE_WINDOW_MS, now],
+    taken: () => {
+      try {
+        return replayed();
+      } catch (e) {
+        return e as Error;
+      }
+    },
+  };
 
   let roll;
   try {
     const kp = parseKeyProtector(kpBytes);
-    const mine = kp.guardians.some((g) => guardianThumbprint(g) === svc.guardianThumbprint);
+    // Same as comparing thumbprints (SHA-256 of the signing certificate), without hashing each.
+    const own = Buffer.from(svc.dir.guardian.signingCertificate);
+    const mine = kp.guardians.some((g) => own.equals(g.signingCertificate));
     if (!mine)
       refuse(
         "KeyProtector_NotAGuardian",
@@ -141,12 +155,17 @@ async function releaseKeyInner(
       newKeyGeneration: roll.newKey.keyGeneration,
       keys,
     };
-    await svc.auditLog.append("key.released", host.id, {
-      protectorId: result.protectorId,
-      oldKeyGeneration: result.oldKeyGeneration,
-      newKeyGeneration: result.newKeyGeneration,
-      jti: cert.claims.jti,
-    });
+    await svc.auditLog.append(
+      "key.released",
+      host.id,
+      {
+        protectorId: result.protectorId,
+        oldKeyGeneration: result.oldKeyGeneration,
+        newKeyGeneration: result.newKeyGeneration,
+        jti: cert.claims.jti,
+      },
+      claim,
+    );
     return result;
   } finally {
     zeroize(roll.oldKey.key, roll.newKey.key);

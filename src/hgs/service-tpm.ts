@@ -16,13 +16,8 @@ import { HgsError, refuse } from "../host/hgs-client/errors.js";
 import { checkKeyReleaseKey, readPublicKey, sha256, spkiDer } from "../host/hgs-client/host-key.js";
 import type { AttestResult, HgsService, HostRecord } from "./service.js";
 import type { Queryable } from "./store/driver.js";
-import {
-  checkEkCertificate,
-  ekHostId,
-  judgeTpmEvidence,
-  parseTpm2bPublic,
-  tpm2bPublicBytes,
-} from "./tpm-attest.js";
+import { checkEkCertificate, judgeTpmEvidence, parseTpm2bPublic } from "./tpm-attest.js";
+import { ekHostId, tpm2bPublicBytes } from "../host/hgs-client/tpm-wire.js";
 import { error, statusFor, verdictOf, type Finding } from "../host/hgs-client/verdict.js";
 
 export async function addTpmRoot(

@@ -65,6 +65,24 @@ function plainText(serial: string): string {
   return serial.replace(/\x1b\[[0-9;=?]*[A-Za-z]/g, "\n");
 }
 
+/**
+ * The message of a modal alert box (shim's console_alertbox: a framed screen ending in an OK
+ * button that waits for a key press forever), or null when none is on the serial console.
+ * Catches refusals whose wording `refusalPattern` does not know, so a boot never waits out its
+ * timeout behind a dialog nobody can dismiss.
+ */
+export function alertBoxMessage(serial: string): string | null {
+  const lines = plainText(serial)
+    .split(/\r\n|\n|\r/)
+    .map((l) => l.replace(/[^\x20-\x7e]/g, " ").trim())
+    .filter((l) => l.length > 0);
+  const ok = lines.lastIndexOf("OK");
+  if (ok < 0) return null;
+  const title = lines.lastIndexOf("ERROR", ok);
+  const body = title >= 0 ? lines.slice(title, ok) : lines.slice(Math.max(0, ok - 3), ok);
+  return body.length > 0 ? body.join(": ").replace(/^ERROR: /, "") : null;
+}
+
 function parseSerial(serial: string) {
   // eslint-disable-next-line no-control-regex
   const lines = serial.replace(/\x1b\[[0-9;=?]*[A-Za-z]/g, "").split(/\r\n|\n|\r/);
@@ -173,13 +191,15 @@ export async function bootGuest(opts: BootOptions): Promise<GuestBootReport> {
         serial += text;
         opts.onSerial?.(text);
         if (readyAt === null && serial.includes(markers.ready)) readyAt = Date.now();
-        if (refusal === null) {
+        if (refusal === null && readyAt === null) {
           const m = refusalPattern.exec(plainText(serial));
-          if (m) {
-            refusal = m[0].trim();
+          const alert = m ? null : alertBoxMessage(serial);
+          if (m || alert !== null) {
+            refusal = m ? m[0].trim() : alert;
             // Give the firmware a moment to print the rest of its message, then stop.
             setTimeout(() => {
-              refusal = refusalPattern.exec(plainText(serial))?.[0].trim() ?? refusal;
+              refusal =
+                refusalPattern.exec(plainText(serial))?.[0].trim() ?? alertBoxMessage(serial) ?? refusal;
               outcome ??= "refused";
               resolve();
             }, 1500);

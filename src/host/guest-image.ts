@@ -33,8 +33,8 @@ import { requireProgram, runProgram } from "./tools.js";
 export type GuestVariant = "base" | "tpm2tools";
 export const guestVariants: readonly GuestVariant[] = ["base", "tpm2tools"];
 
-/** Bump when the image layout or /init changes, so caches rebuild. */
-const BUILDER_VERSION = 5;
+/** Bump when the image layout, /init or grub.cfg (kernel command line) changes, so caches rebuild. */
+const BUILDER_VERSION = 6;
 
 export interface BootChain {
   /** Debian's shimx64.efi.signed (signed by Microsoft's UEFI CA). */

@@ -62,7 +62,7 @@ export const grubConfig = `set timeout=0
 set default=0
 search --no-floppy --file --set=root /bulwark/vmlinuz
 menuentry "Bulwark guest" {
-  linux /bulwark/vmlinuz console=ttyS0,115200 panic=-1 quiet loglevel=1
+  linux /bulwark/vmlinuz console=ttyS0,115200 panic=-1 quiet loglevel=1 intel_iommu=on iommu=pt
   initrd /bulwark/initrd.img
 }
 `;

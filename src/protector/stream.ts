@@ -18,6 +18,7 @@
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { Transform, type TransformCallback, type TransformOptions } from "node:stream";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { constant, decode, encode, fixedBytes, struct, u16be, u32be, type Infer } from "../core/codec.js";
 import { decodeAs, ProtectorError } from "./errors.js";
 import { hkdf, zeroize } from "./kdf.js";
@@ -188,6 +189,46 @@ function checkContext(context: Uint8Array | undefined): Uint8Array {
 type Sink = (b: Buffer) => void;
 
 /**
+ * Work split into small steps (a step ends after each cipher slice of at most UPDATE_SLICE
+ * bytes), so a caller on the event loop can let I/O run between them: see {@link runCooperatively}.
+ */
+export type Steps = Generator<void, void>;
+
+function runSteps(steps: Steps): void {
+  for (let r = steps.next(); !r.done; r = steps.next()) {
+    /* synchronous: no turn given to the event loop */
+  }
+}
+
+/**
+ * How long the streams run cipher work before they give the event loop a turn. Restoring and
+ * saving pass QEMU's stream through a unix socket whose kernel buffer (~208 KiB) QEMU empties
+ * or fills in about 0.2 ms; a 1 MiB chunk takes ~0.3 ms of AES-GCM, so without turns the
+ * socket runs dry (or full) once per chunk and QEMU waits. Measured in bench/vm.ts.
+ */
+const TURN_AFTER_MS = 0.1;
+
+/**
+ * Runs `steps`, giving the event loop a turn (setImmediate: socket and file I/O run) whenever
+ * they have run for TURN_AFTER_MS. Stops early, abandoning the steps (their `finally` blocks
+ * run, so unverified plaintext is wiped), once `stopped()` says so.
+ */
+export async function runCooperatively(steps: Steps, stopped: () => boolean = () => false): Promise<void> {
+  let since = performance.now();
+  try {
+    for (let r = steps.next(); !r.done; r = steps.next()) {
+      if (performance.now() - since >= TURN_AFTER_MS) {
+        await nextTurn();
+        if (stopped()) return;
+        since = performance.now();
+      }
+    }
+  } finally {
+    steps.return();
+  }
+}
+
+/**
  * The encrypting state machine (push-based, synchronous): the Transform and the one-shot
  * helpers share it. Full chunks go out as soon as their bytes are in; `flush` seals what is
  * buffered as a short non-final chunk (live migration waits on replies, so data cannot sit).
@@ -239,7 +280,8 @@ export class StreamSealer {
     }
   }
 
-  private seal(n: number, final: boolean, out: Sink): void {
+  /** Seals the next `n` pending bytes; yields after each slice (see {@link Steps}). */
+  private *seal(n: number, final: boolean, out: Sink): Steps {
     const lengthField = (final ? FINAL : 0) | n;
     this.params.set(this.seq++, lengthField >>> 0);
     const c = createCipheriv("aes-256-gcm", this.keys.key, this.params.nonce, { authTagLength: TAG });
@@ -248,7 +290,10 @@ export class StreamSealer {
     prefix.writeUInt32BE(lengthField >>> 0);
     out(prefix);
     for (const piece of this.pending.take(n)) {
-      for (let o = 0; o < piece.length; o += UPDATE_SLICE) out(c.update(piece.subarray(o, o + UPDATE_SLICE)));
+      for (let o = 0; o < piece.length; o += UPDATE_SLICE) {
+        out(c.update(piece.subarray(o, o + UPDATE_SLICE)));
+        yield;
+      }
     }
     c.final();
     out(c.getAuthTag());
@@ -259,24 +304,34 @@ export class StreamSealer {
    * so the caller must not modify it afterwards.
    */
   write(data: Uint8Array, out: Sink): void {
+    runSteps(this.writeSteps(data, out));
+  }
+
+  /** {@link write} as steps, for callers that yield to the event loop between them. */
+  *writeSteps(data: Uint8Array, out: Sink): Steps {
     if (this.finished)
       throw new ProtectorError("PROTECTOR_ERR_INVALID_ARGUMENT", "write after the final chunk");
     this.sendHeader(out);
     this.pending.push(Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length));
-    while (this.pending.length >= this.chunkSize) this.seal(this.chunkSize, false, out);
+    while (this.pending.length >= this.chunkSize) yield* this.seal(this.chunkSize, false, out);
   }
 
   /** Seals buffered bytes now as a (short) non-final chunk; nothing happens when none are buffered. */
   flush(out: Sink): void {
     this.sendHeader(out);
-    if (this.pending.length > 0 && !this.finished) this.seal(this.pending.length, false, out);
+    if (this.pending.length > 0 && !this.finished) runSteps(this.seal(this.pending.length, false, out));
   }
 
   /** Seals the final chunk (possibly empty) and forgets the key. */
   end(out: Sink): void {
+    runSteps(this.endSteps(out));
+  }
+
+  /** {@link end} as steps. */
+  *endSteps(out: Sink): Steps {
     if (this.finished) return;
     this.sendHeader(out);
-    this.seal(this.pending.length, true, out);
+    yield* this.seal(this.pending.length, true, out);
     this.finished = true;
     zeroize(this.keys.key, this.keys.noncePrefix);
   }
@@ -363,8 +418,8 @@ export class StreamOpener {
     this.state = "chunks";
   }
 
-  /** Tries to open one chunk; returns false when more input is needed. */
-  private readChunk(out: Sink): boolean {
+  /** Tries to open one chunk; returns false when more input is needed. Yields after each slice. */
+  private *readChunk(out: Sink): Generator<void, boolean> {
     const keys = this.keys as StreamKeys;
     const params = this.params as ChunkParams;
     const chunkSize = (this.headerInfo as StreamHeader).chunkSize;
@@ -387,15 +442,26 @@ export class StreamOpener {
     const d = createDecipheriv("aes-256-gcm", keys.key, params.nonce, { authTagLength: TAG });
     d.setAAD(params.aad);
     const plain: Buffer[] = [];
-    for (const piece of this.queue.take(n)) {
-      for (let o = 0; o < piece.length; o += UPDATE_SLICE)
-        plain.push(d.update(piece.subarray(o, o + UPDATE_SLICE)));
-    }
-    d.setAuthTag(this.queue.takeContiguous(TAG));
+    const ciphertext = this.queue.take(n);
+    const tag = this.queue.takeContiguous(TAG);
+    let verified = false;
     try {
+      for (const piece of ciphertext) {
+        for (let o = 0; o < piece.length; o += UPDATE_SLICE) {
+          plain.push(d.update(piece.subarray(o, o + UPDATE_SLICE)));
+          yield;
+        }
+      }
+      d.setAuthTag(tag);
       d.final();
+      verified = true;
     } catch {
-      for (const p of plain) zeroize(p);
+      // the tag did not verify
+    } finally {
+      // Unverified plaintext never leaves: also when the caller abandons the steps midway.
+      if (!verified) for (const p of plain) zeroize(p);
+    }
+    if (!verified) {
       this.fail(
         new ProtectorError(
           "PROTECTOR_ERR_STREAM_CHUNK_AUTH",
@@ -428,6 +494,11 @@ export class StreamOpener {
 
   /** Takes ownership of `data` (not copied) until the chunk it belongs to is opened. */
   write(data: Uint8Array, out: Sink): void {
+    runSteps(this.writeSteps(data, out));
+  }
+
+  /** {@link write} as steps, for callers that yield to the event loop between them. */
+  *writeSteps(data: Uint8Array, out: Sink): Steps {
     if (this.state === "failed")
       throw new ProtectorError("PROTECTOR_ERR_INVALID_ARGUMENT", "write after a failure");
     if (data.length === 0) return;
@@ -437,11 +508,11 @@ export class StreamOpener {
       if (this.queue.length < STREAM_HEADER_BYTES) return;
       this.readHeader();
     }
-    this.drain(out);
+    yield* this.drain(out);
   }
 
-  private drain(out: Sink): void {
-    while (this.state === "chunks" && this.readChunk(out)) {
+  private *drain(out: Sink): Steps {
+    while (this.state === "chunks" && (yield* this.readChunk(out))) {
       /* keep opening chunks */
     }
     if (this.state === "done" && this.queue.length > 0) this.trailing();
@@ -485,6 +556,9 @@ export class EncryptStream extends Transform {
   private readonly sealer: StreamSealer;
   private readonly idleFlushMs: number | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** A chunk is being sealed across event-loop turns; a flush must wait for it. */
+  private busy = false;
+  private flushWanted = false;
 
   constructor(stateKey: Uint8Array, opts: EncryptStreamOptions = {}) {
     const sealer = new StreamSealer(stateKey, opts);
@@ -497,36 +571,42 @@ export class EncryptStream extends Transform {
     this.push(b);
   };
 
+  private readonly stopped = () => this.destroyed;
+
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    try {
-      this.sealer.write(chunk, this.sink);
-    } catch (e) {
-      cb(e as Error);
-      return;
-    }
-    if (this.idleFlushMs !== undefined) {
-      clearTimeout(this.timer);
-      this.timer = setTimeout(() => this.flushNow(), this.idleFlushMs);
-      this.timer.unref();
-    }
-    cb();
+    this.busy = true;
+    runCooperatively(this.sealer.writeSteps(chunk, this.sink), this.stopped).then(
+      () => {
+        this.busy = false;
+        if (this.flushWanted) this.flushNow();
+        if (this.idleFlushMs !== undefined) {
+          clearTimeout(this.timer);
+          this.timer = setTimeout(() => this.flushNow(), this.idleFlushMs);
+          this.timer.unref();
+        }
+        cb();
+      },
+      (e: unknown) => {
+        this.busy = false;
+        cb(e as Error);
+      },
+    );
   }
 
-  /** Seals and emits whatever is buffered now (a short chunk). */
+  /** Seals and emits whatever is buffered now (a short chunk); after the chunk in progress, if any. */
   flushNow(): void {
     clearTimeout(this.timer);
-    if (!this.destroyed && !this.writableFinished) this.sealer.flush(this.sink);
+    this.flushWanted = this.busy;
+    if (!this.busy && !this.destroyed && !this.writableFinished) this.sealer.flush(this.sink);
   }
 
   override _flush(cb: TransformCallback): void {
     clearTimeout(this.timer);
-    try {
-      this.sealer.end(this.sink);
-    } catch (e) {
-      cb(e as Error);
-      return;
-    }
-    cb();
+    this.flushWanted = false;
+    runCooperatively(this.sealer.endSteps(this.sink), this.stopped).then(
+      () => cb(),
+      (e: unknown) => cb(e as Error),
+    );
   }
 
   override _destroy(err: Error | null, cb: (error: Error | null) => void): void {
@@ -555,13 +635,10 @@ export class DecryptStream extends Transform {
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    try {
-      this.opener.write(chunk, this.sink);
-    } catch (e) {
-      cb(e as Error);
-      return;
-    }
-    cb();
+    runCooperatively(this.opener.writeSteps(chunk, this.sink), () => this.destroyed).then(
+      () => cb(),
+      (e: unknown) => cb(e as Error),
+    );
   }
 
   override _flush(cb: TransformCallback): void {

@@ -1,18 +1,18 @@
 /**
  * A TPM-mode guarded host's TPM for tests: a real swtpm on 127.0.0.1 (TCP command and control
- * ports), started up and "booted" (the HGS test helper's boot events extended into the sha256
- * PCRs), with the matching TCG event log written to a file. The connection is closed afterwards,
- * so the host agent connects through its `swtpm:host=…,port=…` target like to any TPM.
+ * ports), started up and "booted": the real event log of our guest's boot, or a variant edited as
+ * a changed boot would have been measured (hgs-boot.ts), extended into the sha256 PCRs, with that
+ * log written to a file. The connection is closed afterwards, so the host agent connects through
+ * its `swtpm:host=…,port=…` target like to any TPM.
  */
 import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { TPM_ALG } from "../../src/tpm/alg.js";
 import { Tpm } from "../../src/tpm/client.js";
 import { SwtpmTransport } from "../../src/tpm/transport/swtpm.js";
-import { bootEvents, encodeLog, type BootConfig } from "./hgs-host.js";
+import { bootEvents, encodeLog, extendBoot, type BootConfig } from "./hgs-boot.js";
 
 export interface GuardedTpm {
   readonly target: string;
@@ -84,7 +84,7 @@ export async function startGuardedTpm(boot: BootConfig = {}): Promise<GuardedTpm
     try {
       await tpm.startup();
       const events = bootEvents(boot);
-      for (const e of events) await tpm.pcrExtend(e.pcr, [{ hashAlg: TPM_ALG.SHA256, digest: e.digest }]);
+      await extendBoot(tpm, events);
       const eventLogFile = path.join(dir, "binary_bios_measurements");
       await writeFile(eventLogFile, encodeLog(events));
       return { target: `swtpm:host=127.0.0.1,port=${port},ctrl=${ctrl}`, eventLogFile, stop };

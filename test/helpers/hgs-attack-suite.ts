@@ -1,16 +1,17 @@
 /**
  * Named attacks on HGS: each must be refused with a precise finding (or error code), never a
  * generic failure. Host-key mode and key release run in-process (fastify inject); TPM mode uses
- * real swtpm hosts.
+ * real swtpm hosts whose boot is the real event log of our guest's boot, or a variant of it
+ * edited as the changed boot would have been measured (hgs-boot.ts).
  */
 import assert from "node:assert/strict";
 import { createPublicKey, generateKeyPairSync, randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { createCertificate } from "../../src/asn1/x509.js";
-import { HgsRefusal, releaseRequestBody, tpmEvidence } from "../../src/hgs/client.js";
-import { issueHealthCertificate } from "../../src/hgs/health.js";
-import { attestKeyMessage, keyId, signWithHostKey, spkiDer } from "../../src/hgs/host-key.js";
-import { quoteQualifyingData, tpm2bPublicBytes } from "../../src/hgs/tpm-attest.js";
+import { HgsRefusal, releaseRequestBody, tpmEvidence } from "../../src/host/hgs-client/client.js";
+import { issueHealthCertificate } from "../../src/host/hgs-client/health.js";
+import { attestKeyMessage, keyId, signWithHostKey, spkiDer } from "../../src/host/hgs-client/host-key.js";
+import { quoteQualifyingData, tpm2bPublicBytes } from "../../src/host/hgs-client/tpm-wire.js";
 import { TPM_ALG } from "../../src/tpm/alg.js";
 import { TPM_RH, TPM_SU } from "../../src/tpm/constants.js";
 import { pcrSelection } from "../../src/tpm/pcr.js";
@@ -28,7 +29,14 @@ import {
   startHgs,
   type HgsFixture,
 } from "./hgs-fixture.js";
-import { captureBaselines, startSimHost, type BootConfig, type SimHost } from "./hgs-host.js";
+import {
+  captureBaselines,
+  realKernelArgs,
+  startSimHost,
+  withGrubText,
+  type BootConfig,
+  type SimHost,
+} from "./hgs-host.js";
 import type { KeyObject } from "node:crypto";
 
 type Body = {
@@ -556,16 +564,16 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
       expectRefused(r, 403, "quote.pcrDigest");
     });
 
+    const isKernelCmdline = (e: { pcr: number; data: Uint8Array }) =>
+      e.pcr === 8 && Buffer.from(e.data).toString("latin1").startsWith("kernel_cmdline: ");
+    /** The real kernel command line with `nokaslr` added (what a tampered boot would show). */
+    const editedCmdline = () => `/bulwark/vmlinuz ${realKernelArgs()} nokaslr`;
+
     it("T05 event log edited (kernel command line changed)", async () => {
       const r = await attest(good, (b) => {
         const evs = good.events.map((e) =>
-          e.pcr === 8 && Buffer.from(e.data).toString("latin1").startsWith("kernel_cmdline")
-            ? {
-                ...e,
-                data: new Uint8Array(
-                  Buffer.from("kernel_cmdline: root=/dev/vda2 intel_iommu=on nokaslr\0", "latin1"),
-                ),
-              }
+          isKernelCmdline(e)
+            ? { ...e, data: new Uint8Array(Buffer.from(`kernel_cmdline: ${editedCmdline()}\0`, "latin1")) }
             : e,
         );
         b.eventLog = Buffer.from(good.eventLog(evs)).toString("base64");
@@ -575,21 +583,13 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
     });
 
     it("T05b event log edited with a matching digest (replay no longer equals the TPM)", async () => {
-      const { createHash } = await import("node:crypto");
       const r = await attest(good, (b) => {
-        const line = "root=/dev/vda2 intel_iommu=on nokaslr";
-        const evs = good.events.map((e) =>
-          e.pcr === 8 && Buffer.from(e.data).toString("latin1").startsWith("kernel_cmdline")
-            ? {
-                ...e,
-                data: new Uint8Array(Buffer.from(`kernel_cmdline: ${line}\0`, "latin1")),
-                digest: new Uint8Array(createHash("sha256").update(line).digest()),
-              }
-            : e,
-        );
+        // Digests recomputed in every bank as grub computes them: the string is proven, PCR 8 is not.
+        const evs = good.events.map((e) => (isKernelCmdline(e) ? withGrubText(e, editedCmdline()) : e));
         b.eventLog = Buffer.from(good.eventLog(evs)).toString("base64");
       });
       expectRefused(r, 403, "eventlog.pcr-mismatch");
+      assert.ok(!findingIds(r.body).includes("eventlog.grub-string-mismatch"), "the string itself is proven");
       assert.equal(r.body.verdict?.status, "InvalidEvidence");
     });
 
@@ -597,7 +597,7 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
       const r = await attest(good, (b) => {
         b.eventLog = Buffer.from(
           good.eventLog(
-            good.events.filter((e) => e.pcr !== 9 || !Buffer.from(e.data).toString().startsWith("/initrd")),
+            good.events.filter((e) => e.pcr !== 9 || !Buffer.from(e.data).toString().includes("/initrd")),
           ),
         ).toString("base64");
       });
@@ -722,9 +722,15 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
     });
 
     it("T15 IOMMU off on the kernel command line", async () => {
-      const r = await attest(
-        await registeredHost({ kernelCmdline: "BOOT_IMAGE=/vmlinuz root=/dev/vda2 ro intel_iommu=off" }),
-      );
+      const args = realKernelArgs().replace(/\bintel_iommu=on\b/, "intel_iommu=off");
+      assert.match(args, /intel_iommu=off/);
+      const r = await attest(await registeredHost({ kernelCmdline: args }));
+      expectRefused(r, 403, "Hgs_IommuEnabled");
+      assert.ok(r.body.verdict?.subStatuses.includes("Iommu"));
+    });
+
+    it("T15b no IOMMU option on the kernel command line", async () => {
+      const r = await attest(await registeredHost({ iommu: false }));
       expectRefused(r, 403, "Hgs_IommuEnabled");
       assert.ok(r.body.verdict?.subStatuses.includes("Iommu"));
     });

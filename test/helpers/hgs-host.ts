@@ -1,51 +1,33 @@
 /**
  * A simulated guarded host for HGS tests: a real swtpm (started and killed here), an EK and an
- * AK created in it by the tpm library's client, and a "boot": a TCG crypto-agile event log
- * built through the eventlog library's structure declarations whose events are extended into
- * the swtpm's sha256 PCRs exactly as firmware, shim and grub would. So the quote, the PCRs and
- * the log are genuinely consistent, and tests can change one of them to attack HGS.
+ * AK created in it by the tpm library's client, and a "boot": the real event log of our guest's
+ * boot (hgs-boot.ts), or a variant of it edited as a changed boot would have been measured, whose
+ * events are extended into the swtpm's sha256 PCRs in order. So the quote, the PCRs and the log
+ * are genuinely consistent, and tests can change one of them to attack HGS.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { createHash } from "node:crypto";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { encode, Writer } from "../../src/core/codec.js";
-import { EventType } from "../../src/eventlog/event-types.js";
-import {
-  TCG_EfiSpecIdEvent,
-  TCG_PCClientPCREvent,
-  TCG_PCR_EVENT2,
-  UEFI_IMAGE_LOAD_EVENT,
-  UEFI_VARIABLE_DATA,
-} from "../../src/eventlog/structures.js";
 import { TPM_ALG } from "../../src/tpm/alg.js";
 import { Tpm, type KeyRef } from "../../src/tpm/client.js";
 import { TPM_RH } from "../../src/tpm/constants.js";
 import { akTemplateEccP256, ekTemplateEccP256, ekTemplateRsa2048 } from "../../src/tpm/templates.js";
 import { SwtpmControl, SwtpmTransport } from "../../src/tpm/transport/swtpm.js";
-import { Guids } from "../../src/uefi/guid.js";
-import { tpm2bPublicBytes, ekHostId } from "../../src/hgs/tpm-attest.js";
-import { makeBaseline, type Baseline } from "../../src/hgs/baseline.js";
+import { tpm2bPublicBytes, ekHostId } from "../../src/host/hgs-client/tpm-wire.js";
+import { makeBaseline, type Baseline } from "../../src/host/hgs-client/baseline.js";
 import { pcrSelection } from "../../src/tpm/pcr.js";
+import { bootEvents, encodeLog, extendBoot, type BootConfig, type BootEvent } from "./hgs-boot.js";
 
-export interface BootConfig {
-  readonly secureBoot?: boolean;
-  readonly debugMode?: boolean;
-  readonly kernelCmdline?: string;
-  /** Distinguishes boot chains (different "shim/grub/kernel" image digests). */
-  readonly bootChain?: string;
-  /** Distinguishes Secure Boot databases (db content). */
-  readonly db?: string;
-}
-
-export interface BootEvent {
-  readonly pcr: number;
-  readonly type: number;
-  readonly data: Uint8Array;
-  readonly digest: Uint8Array;
-}
+export {
+  bootEvents,
+  encodeLog,
+  realKernelArgs,
+  withGrubText,
+  type BootConfig,
+  type BootEvent,
+} from "./hgs-boot.js";
 
 export interface SimHost {
   readonly tpm: Tpm;
@@ -57,105 +39,6 @@ export interface SimHost {
   readonly events: BootEvent[];
   eventLog(events?: readonly BootEvent[]): Uint8Array;
   stop(): Promise<void>;
-}
-
-const sha256 = (b: Uint8Array) => new Uint8Array(createHash("sha256").update(b).digest());
-const ascii = (s: string) => new Uint8Array(Buffer.from(s, "latin1"));
-
-function variableData(guid: string, name: string, data: Uint8Array): Uint8Array {
-  return encode(UEFI_VARIABLE_DATA, {
-    VariableName: guid,
-    UnicodeNameLength: name.length,
-    VariableDataLength: data.length,
-    UnicodeName: new Uint8Array(Buffer.from(name, "utf16le")),
-    VariableData: data,
-  });
-}
-
-function image(label: string): { data: Uint8Array; digest: Uint8Array } {
-  const data = encode(UEFI_IMAGE_LOAD_EVENT, {
-    ImageLocationInMemory: 0x7e000000n,
-    ImageLengthInMemory: 0x10000n,
-    ImageLinkTimeAddress: 0n,
-    LengthOfDevicePath: 4,
-    DevicePath: Uint8Array.of(0x7f, 0xff, 0x04, 0x00),
-  });
-  return { data, digest: sha256(ascii(`authenticode of ${label}`)) };
-}
-
-/** The events of one boot, in order (PFP 1.05 layout, simplified but spec-shaped). */
-export function bootEvents(c: BootConfig = {}): BootEvent[] {
-  const ev: BootEvent[] = [];
-  const hashed = (pcr: number, type: number, data: Uint8Array, measured: Uint8Array = data) =>
-    ev.push({ pcr, type, data, digest: sha256(measured) });
-  hashed(0, EventType.EV_S_CRTM_VERSION, new Uint8Array(Buffer.from("Bulwark test firmware\0", "utf16le")));
-  const variable = (name: string, guid: string, value: Uint8Array) => {
-    const d = variableData(guid, name, value);
-    hashed(7, EventType.EV_EFI_VARIABLE_DRIVER_CONFIG, d);
-  };
-  variable("SecureBoot", Guids.EFI_GLOBAL_VARIABLE, Uint8Array.of(c.secureBoot === false ? 0 : 1));
-  variable("PK", Guids.EFI_GLOBAL_VARIABLE, ascii("PK: test platform key"));
-  variable("KEK", Guids.EFI_GLOBAL_VARIABLE, ascii("KEK: test KEK"));
-  variable("db", Guids.EFI_IMAGE_SECURITY_DATABASE_GUID, ascii(`db: ${c.db ?? "Microsoft UEFI CA 2011"}`));
-  variable("dbx", Guids.EFI_IMAGE_SECURITY_DATABASE_GUID, ascii("dbx: revocations"));
-  if (c.debugMode) hashed(7, EventType.EV_EFI_ACTION, ascii("UEFI Debug Mode"));
-  for (let pcr = 0; pcr <= 7; pcr++) hashed(pcr, EventType.EV_SEPARATOR, new Uint8Array(4));
-  const chain = c.bootChain ?? "debian-12";
-  for (const app of ["shim", "grub", "kernel"]) {
-    const i = image(`${chain}/${app}`);
-    ev.push({ pcr: 4, type: EventType.EV_EFI_BOOT_SERVICES_APPLICATION, data: i.data, digest: i.digest });
-  }
-  const cmdline = c.kernelCmdline ?? "BOOT_IMAGE=/vmlinuz root=/dev/vda2 ro intel_iommu=on";
-  hashed(
-    8,
-    EventType.EV_IPL,
-    ascii(`grub_cmd: linux /vmlinuz ${cmdline}\0`),
-    ascii(`linux /vmlinuz ${cmdline}`),
-  );
-  hashed(8, EventType.EV_IPL, ascii(`kernel_cmdline: ${cmdline}\0`), ascii(cmdline));
-  ev.push({
-    pcr: 9,
-    type: EventType.EV_IPL,
-    data: ascii("/vmlinuz\0"),
-    digest: sha256(ascii(`${chain} kernel file`)),
-  });
-  ev.push({
-    pcr: 9,
-    type: EventType.EV_IPL,
-    data: ascii("/initrd.img\0"),
-    digest: sha256(ascii(`${chain} initrd file`)),
-  });
-  return ev;
-}
-
-/** A crypto-agile log (sha256 bank only) of `events`. */
-export function encodeLog(events: readonly BootEvent[]): Uint8Array {
-  const w = new Writer();
-  TCG_PCClientPCREvent.encode(w, {
-    PCRIndex: 0,
-    EventType: EventType.EV_NO_ACTION,
-    Digest: new Uint8Array(20),
-    Event: encode(TCG_EfiSpecIdEvent, {
-      signature: ascii("Spec ID Event03\0"),
-      platformClass: 0,
-      specVersionMinor: 0,
-      specVersionMajor: 2,
-      specErrata: 0,
-      uintnSize: 2,
-      digestSizes: [{ algorithmId: TPM_ALG.SHA256, digestSize: 32 }],
-      vendorInfo: new Uint8Array(0),
-    }),
-  });
-  const codec = TCG_PCR_EVENT2(new Map([[TPM_ALG.SHA256, 32]]));
-  for (const e of events) {
-    codec.encode(w, {
-      PCRIndex: e.pcr,
-      EventType: e.type,
-      Digests: [{ hashAlg: TPM_ALG.SHA256, digest: e.digest }],
-      Event: e.data,
-    });
-  }
-  return w.finish();
 }
 
 async function freePort(): Promise<number> {
@@ -311,7 +194,7 @@ export async function startSimHost(boot: BootConfig = {}, opts: SimHostOptions =
     // (TPM 2.0 Part 3, 18.1), and Hgs_FullBoot reads restartCount.
     const ak = await tpm.createPrimary(TPM_RH.ENDORSEMENT, akTemplateEccP256());
     const events = bootEvents(boot);
-    for (const e of events) await tpm.pcrExtend(e.pcr, [{ hashAlg: TPM_ALG.SHA256, digest: e.digest }]);
+    await extendBoot(tpm, events);
     const t = tpm;
     return {
       tpm: t,

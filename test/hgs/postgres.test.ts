@@ -10,8 +10,13 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
-import { HgsClient, releaseRequestBody, tpmEvidence, type HgsRefusal } from "../../src/hgs/client.js";
-import { attestKeyMessage, keyId, signWithHostKey, spkiDer } from "../../src/hgs/host-key.js";
+import {
+  HgsClient,
+  releaseRequestBody,
+  tpmEvidence,
+  type HgsRefusal,
+} from "../../src/host/hgs-client/client.js";
+import { attestKeyMessage, keyId, signWithHostKey, spkiDer } from "../../src/host/hgs-client/host-key.js";
 import { defineAttackSuites } from "../helpers/hgs-attack-suite.js";
 import { ecKey, pem, protectorFor } from "../helpers/hgs-fixture.js";
 import { captureBaselines, startSimHost, type SimHost } from "../helpers/hgs-host.js";

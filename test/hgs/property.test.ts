@@ -9,12 +9,12 @@ import { createPublicKey } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import { isBulwarkError } from "../../src/core/errors.js";
-import { parseBaseline } from "../../src/hgs/baseline.js";
+import { parseBaseline } from "../../src/host/hgs-client/baseline.js";
 import {
   issueHealthCertificate,
   parseHealthCertificate,
   verifyHealthCertificate,
-} from "../../src/hgs/health.js";
+} from "../../src/host/hgs-client/health.js";
 import { judgeTpmEvidence, parseTpm2bPublic } from "../../src/hgs/tpm-attest.js";
 import { POLICIES } from "../../src/hgs/policies.js";
 import { ecKey, startHgs, type HgsFixture } from "../helpers/hgs-fixture.js";

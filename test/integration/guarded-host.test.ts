@@ -10,7 +10,6 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { isBulwarkError } from "../../src/core/errors.js";
 import { ensureGuestImage } from "../../src/host/guest-image.js";
 import {
   ensureHealthCertificate,
@@ -32,22 +31,12 @@ import {
 } from "../../src/cli/demo-fabric.js";
 import { hostCli } from "../helpers/guarded-host.js";
 import { processAlive } from "../helpers/processes.js";
+import { rejectsWith } from "../helpers/errors.js";
 
 const VM = "shielded";
 
 function pidOf(file: string): Promise<number> {
   return readFile(file, "utf8").then((t) => Number(t.trim()));
-}
-
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<Record<string, unknown>> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(isBulwarkError(e), `expected ${code}, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    return e.details as Record<string, unknown>;
-  }
-  assert.fail(`expected ${code}, but it succeeded`);
 }
 
 describe("guarded host: shielded VM keys from HGS at every start", () => {

@@ -23,16 +23,7 @@ import {
 } from "../../src/protector/guardian.js";
 import { createKeyProtector, unwrapKeyProtector } from "../../src/protector/key-protector.js";
 import { unwrapSecret, wrapSecret } from "../../src/protector/keys.js";
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(isBulwarkError(e), `not a typed error: ${String(e)}`);
-    return e.code;
-  }
-  return "OK";
-}
+import { codeOf } from "../helpers/errors.js";
 
 const local = createGuardian(UNTRUSTED_GUARDIAN, { host: "host-a" });
 const rsa = createGuardian("RsaGuardian", { signingKeyType: "rsa-3072", encryptionKeyType: "rsa-4096" });

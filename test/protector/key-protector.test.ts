@@ -23,22 +23,13 @@ import {
 } from "../../src/protector/key-protector.js";
 import { signMessage } from "../../src/protector/keys.js";
 import { openVmSecrets, sealVmSecrets, VM_SECRET } from "../../src/protector/vm-secrets.js";
+import { codeOf } from "../helpers/errors.js";
 
 const owner = createGuardian("Owner", { signingKeyType: "p256" });
 const hostA = createGuardian(UNTRUSTED_GUARDIAN, { signingKeyType: "p256", host: "host-a" });
 const hostB = createGuardian(UNTRUSTED_GUARDIAN, { signingKeyType: "p384", host: "host-b" });
 const hgs = createGuardian("HGS", { signingKeyType: "rsa-3072" });
 const stranger = createGuardian("Stranger", { signingKeyType: "p256" });
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(isBulwarkError(e), `not a typed error: ${String(e)}`);
-    return e.code;
-  }
-  return "OK";
-}
 
 test("create and unwrap with every guardian key type (RSA-OAEP, HPKE P-256, HPKE P-384)", () => {
   const { keyProtector, transportKey } = createKeyProtector({ owner, guardians: [hostA, hostB, hgs] });

@@ -10,20 +10,11 @@ import { isBulwarkError } from "../../src/core/errors.js";
 import { createGuardian, guardianThumbprint, UNTRUSTED_GUARDIAN } from "../../src/protector/guardian.js";
 import { createKeyProtector, unwrapKeyProtector } from "../../src/protector/key-protector.js";
 import { exportGuardianPkcs12, importGuardianPkcs12, readPkcs12 } from "../../src/protector/pkcs12.js";
+import { codeOf } from "../helpers/errors.js";
 
 const g = createGuardian(UNTRUSTED_GUARDIAN, { signingKeyType: "p256", host: "h1" });
 const rsa = createGuardian("RsaOwner", { signingKeyType: "rsa-3072" });
 const P12 = exportGuardianPkcs12(g, "s3cret");
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(isBulwarkError(e), `not a typed error: ${String(e)}`);
-    return e.code;
-  }
-  return "OK";
-}
 
 function openssl(args: string[], input?: string) {
   const r = spawnSync("openssl", args, { encoding: "utf8", ...(input !== undefined ? { input } : {}) });

@@ -16,6 +16,7 @@ import {
   StreamOpener,
   StreamSealer,
 } from "../../src/protector/stream.js";
+import { codeOf } from "../helpers/errors.js";
 
 const CHUNK = MIN_CHUNK_SIZE; // 4 KiB: small, so tests cover many chunk boundaries
 const FRAME = 4 + CHUNK + 16;
@@ -31,16 +32,6 @@ function frameStarts(ct: Uint8Array): number[] {
     o += 4 + n + 16;
   }
   return out;
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(isBulwarkError(e), `not a typed error: ${String(e)}`);
-    return e.code;
-  }
-  return "OK";
 }
 
 test("round trip: empty, below, at and around chunk multiples; all purposes", () => {

@@ -11,22 +11,13 @@ import {
   VM_SECRET,
   vmSecretsHeader,
 } from "../../src/protector/vm-secrets.js";
+import { codeOf } from "../helpers/errors.js";
 
 const tk = (gen = 1, id: Uint8Array = randomBytes(16)): TransportKey => ({
   key: randomBytes(32),
   protectorId: id,
   keyGeneration: gen,
 });
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(isBulwarkError(e), `not a typed error: ${String(e)}`);
-    return e.code;
-  }
-  return "OK";
-}
 
 const K = tk();
 const SECRETS = new Map<string, Uint8Array>([

@@ -169,13 +169,17 @@ export interface VerifyHealthOptions {
   readonly signerId?: string;
 }
 
-/** Parses and verifies; throws HGS_ERR_HEALTH_CERTIFICATE with a `finding` id in details. */
-export function verifyHealthCertificate(
-  text: unknown,
-  o: VerifyHealthOptions,
-): ParsedHealthCertificate & { krk: KeyObject } {
-  const c = parseHealthCertificate(text);
-  const kid = o.signerId ?? signerId(o.signerPublic);
+/**
+ * Certificates whose signature verified, per signer key, by their exact text: a host shows the
+ * same certificate for every key release until it re-attests, and parsing plus an ES256 check
+ * is the larger part of verifying one. Signature validity is a pure function of (signer key,
+ * text), so a hit is the same verdict; issuer, validity period and deny-before date are checked
+ * on every call. Only successes are kept; bounded per signer, least recently used out first.
+ */
+const signatureVerified = new WeakMap<KeyObject, Map<string, ParsedHealthCertificate>>();
+const SIGNATURE_VERIFIED_MAX = 2048;
+
+function unknownIssuer(c: ParsedHealthCertificate, kid: string): void {
   if (c.header.kid !== kid || c.claims.iss !== kid) {
     throw new HgsError("HGS_ERR_HEALTH_CERTIFICATE", "the health certificate was issued by another HGS", {
       finding: "HealthCertificate_UnknownIssuer",
@@ -183,17 +187,51 @@ export function verifyHealthCertificate(
       got: c.header.kid,
     });
   }
-  const ok = verify(
-    "sha256",
-    c.signingInput,
-    { key: o.signerPublic, dsaEncoding: "ieee-p1363" },
-    c.signature,
-  );
+}
+
+/** Parses, checks the issuer and the signature (memoised, see `signatureVerified`). */
+function parseAndCheckSignature(
+  text: unknown,
+  signerPublic: KeyObject,
+  kid: string,
+): ParsedHealthCertificate {
+  let known = signatureVerified.get(signerPublic);
+  const hit = typeof text === "string" ? known?.get(text) : undefined;
+  if (hit) {
+    unknownIssuer(hit, kid);
+    known?.delete(text as string);
+    known?.set(text as string, hit);
+    return hit;
+  }
+  const c = parseHealthCertificate(text);
+  unknownIssuer(c, kid);
+  const ok = verify("sha256", c.signingInput, { key: signerPublic, dsaEncoding: "ieee-p1363" }, c.signature);
   if (!ok) {
     throw new HgsError("HGS_ERR_HEALTH_CERTIFICATE", "the health certificate's signature does not verify", {
       finding: "HealthCertificate_BadSignature",
     });
   }
+  if (!known) {
+    known = new Map();
+    signatureVerified.set(signerPublic, known);
+  }
+  if (known.size >= SIGNATURE_VERIFIED_MAX) {
+    const oldest = known.keys().next();
+    if (!oldest.done) known.delete(oldest.value);
+  }
+  Object.freeze(c.header);
+  Object.freeze(c.claims);
+  known.set(text as string, Object.freeze(c));
+  return c;
+}
+
+/** Parses and verifies; throws HGS_ERR_HEALTH_CERTIFICATE with a `finding` id in details. */
+export function verifyHealthCertificate(
+  text: unknown,
+  o: VerifyHealthOptions,
+): ParsedHealthCertificate & { krk: KeyObject } {
+  const kid = o.signerId ?? signerId(o.signerPublic);
+  const c = parseAndCheckSignature(text, o.signerPublic, kid);
   const now = Math.floor((o.now ?? Date.now()) / 1000);
   const skew = o.skewSeconds ?? 60;
   if (now + skew < c.claims.nbf) {

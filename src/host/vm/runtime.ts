@@ -343,6 +343,19 @@ export async function startVm(
   return vmStatus(ctx, name);
 }
 
+/**
+ * QMP polling while a restore finishes and while a save runs: QEMU completes an incoming
+ * migration within milliseconds of the stream's end, so a coarse poll only adds latency.
+ */
+const RESTORE_POLL_MS = 5;
+const SAVE_POLL_MS = 10;
+/**
+ * While a save streams, dirty pages are written back in the background every this many
+ * milliseconds (fdatasync on the temporary file), so the fsync before the rename finds
+ * little left to write instead of the whole state.
+ */
+const SAVE_WRITEBACK_MS = 100;
+
 async function restoreInto(
   p: VmPaths,
   meta: SavedStateMeta,
@@ -354,7 +367,8 @@ async function restoreInto(
   try {
     await q.execute("migrate-set-parameters", { "max-bandwidth": 64 * 1024 * 1024 * 1024 });
     await q.execute("migrate-incoming", { uri: `unix:${sock}` });
-    const conn = net.createConnection(sock);
+    // Room for a few verified chunks, so QEMU's socket never runs dry while the next one opens.
+    const conn = net.createConnection({ path: sock, writableHighWaterMark: 4 << 20 } as net.NetConnectOpts);
     await new Promise<void>((resolve, reject) => {
       conn.once("connect", resolve);
       conn.once("error", reject);
@@ -380,7 +394,7 @@ async function restoreInto(
       }
       if (Date.now() > deadline)
         throw new BulwarkError("VM_ERR_SAVED_STATE", "restore did not complete in 120 s");
-      await sleep(50);
+      await sleep(RESTORE_POLL_MS);
     }
     await q.execute("cont");
     say("resumed");
@@ -442,7 +456,13 @@ export async function saveVm(
         server = net.createServer((conn) => {
           void (async () => {
             const fh = await open(tmp, "wx", 0o600);
+            // A second handle for the syncs: the write stream owns (and closes) the first.
+            const syncFh = await open(tmp, "r+");
             let bytes = 0;
+            let writeback: Promise<void> | undefined;
+            const timer = setInterval(() => {
+              writeback ??= syncFh.datasync().finally(() => (writeback = undefined));
+            }, SAVE_WRITEBACK_MS);
             try {
               const sink = fh.createWriteStream({ highWaterMark: 8 << 20 });
               conn.on("data", (d: Buffer) => (bytes += d.length));
@@ -452,13 +472,16 @@ export async function saveVm(
               } else {
                 await pipeline(conn, sink);
               }
-              const fh2 = await open(tmp, "r+");
-              await fh2.sync();
-              await fh2.close();
+              clearInterval(timer);
+              await writeback;
+              await syncFh.sync();
               resolve(bytes);
             } catch (e) {
               reject(e);
             } finally {
+              clearInterval(timer);
+              await writeback?.catch(() => undefined);
+              await syncFh.close().catch(() => undefined);
               await fh.close().catch(() => undefined);
             }
           })();
@@ -483,7 +506,7 @@ export async function saveVm(
             `QEMU migration ${m.status}: ${m["error-desc"] ?? ""}`,
           );
         }
-        await sleep(100);
+        await sleep(SAVE_POLL_MS);
       }
       const bytes = await received;
       await commitFile(tmp, p.savedState);
