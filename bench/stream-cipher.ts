@@ -52,8 +52,9 @@ function opensslBest(chunk: number, decrypt: boolean): number {
   return best;
 }
 
-/** Bytes per CPU second (user + system) of `fn`, best of REPS. */
+/** Bytes per CPU second (user + system) of `fn`, best of REPS after one untimed warm-up run. */
 function cpuRate(bytes: number, fn: () => void): number {
+  fn(); // JIT, allocator and page warm-up: the first run is ~20 % slower and not what a restore sees
   let best = 0;
   for (let i = 0; i < REPS; i++) {
     const c0 = process.cpuUsage();
