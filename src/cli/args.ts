@@ -28,7 +28,12 @@ export function parse<O extends Options>(argv: string[], options: O, allowPositi
       strict: true,
     });
   } catch (e) {
-    throw usageError(e instanceof Error ? e.message : String(e));
+    // node's wording, minus its advice about positionals that start with '-' (not our case).
+    const m = (e instanceof Error ? e.message : String(e)).replace(
+      /\. To specify a positional argument.*$/s,
+      "",
+    );
+    throw usageError(`${m} (see --help)`);
   }
 }
 

@@ -23,6 +23,51 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
+test("every vm verb on an unknown VM is VM_ERR_NOT_FOUND (exit status from the catalogue)", async () => {
+  await withDir(async (dir) => {
+    await assert.rejects(new VmStore(dir).lock("missing"), { code: "VM_ERR_NOT_FOUND" });
+    for (const verb of [
+      ["start"],
+      ["stop"],
+      ["turn-off"],
+      ["save"],
+      ["pause"],
+      ["show"],
+      ["console"],
+      ["delete"],
+      ["tpm", "enable"],
+      ["key-protector", "show"],
+      ["key-protector", "restore-last-known-good"],
+      ["security-policy", "set", "--shielded", "on"],
+    ]) {
+      const [a, b, ...rest] = verb;
+      const args = b && !b.startsWith("-") ? [a, b, "missing", ...rest] : [a, "missing", ...verb.slice(1)];
+      const r = spawnSync(
+        process.execPath,
+        [bin, "vm", ...(args as string[]), "--state-dir", dir, "--json"],
+        {
+          encoding: "utf8",
+        },
+      );
+      const err = (JSON.parse(r.stdout) as { error?: { code: string } }).error;
+      assert.equal(err?.code, "VM_ERR_NOT_FOUND", `vm ${verb.join(" ")}: ${r.stdout}${r.stderr}`);
+      assert.notEqual(r.status, 0);
+    }
+  });
+});
+
+test("vm new refuses a disk that does not exist, and creates nothing", async () => {
+  await withDir(async (dir) => {
+    const r = spawnSync(
+      process.execPath,
+      [bin, "vm", "new", "d", "--disk", path.join(dir, "absent.qcow2"), "--state-dir", dir, "--json"],
+      { encoding: "utf8" },
+    );
+    assert.equal((JSON.parse(r.stdout) as { error?: { code: string } }).error?.code, "VM_ERR_INVALID_CONFIG");
+    assert.deepEqual(await new VmStore(dir).list(), []);
+  });
+});
+
 test("names, duplicates and locks are typed errors", async () => {
   await withDir(async (dir) => {
     const store = new VmStore(dir);

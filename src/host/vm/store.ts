@@ -172,6 +172,9 @@ export class VmStore {
           },
         };
       } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") {
+          throw new BulwarkError("VM_ERR_NOT_FOUND", `no VM named '${name}' in ${this.stateDir}`, { name });
+        }
         if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
         const holder = Number((await readFile(p.lock, "utf8").catch(() => "")).trim());
         if (Number.isInteger(holder) && holder > 0 && pidAlive(holder) && holder !== process.pid) {
