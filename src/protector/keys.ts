@@ -143,11 +143,19 @@ const HPKE_SUITES: Record<Exclude<WrapSchemeName, "rsa-oaep-sha256">, HpkeSuite>
   "hpke-p384-sha384-aes256gcm": HPKE_P384_SHA384_AES256GCM,
 };
 
+/** Public points by key object: a key service wraps to the same guardians again and again. */
+const points = new WeakMap<KeyObject, Buffer>();
+
 function uncompressedPoint(publicKey: KeyObject): Buffer {
-  const jwk = publicKey.export({ format: "jwk" });
-  const x = Buffer.from(jwk.x ?? "", "base64url");
-  const y = Buffer.from(jwk.y ?? "", "base64url");
-  return Buffer.concat([Uint8Array.of(0x04), x, y]);
+  let point = points.get(publicKey);
+  if (!point) {
+    const jwk = publicKey.export({ format: "jwk" });
+    const x = Buffer.from(jwk.x ?? "", "base64url");
+    const y = Buffer.from(jwk.y ?? "", "base64url");
+    point = Buffer.concat([Uint8Array.of(0x04), x, y]);
+    points.set(publicKey, point);
+  }
+  return point;
 }
 
 /**
