@@ -5,9 +5,8 @@
  * events are extended into the swtpm's sha256 PCRs in order. So the quote, the PCRs and the log
  * are genuinely consistent, and tests can change one of them to attack HGS.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { TPM_ALG } from "../../src/tpm/alg.js";
@@ -19,6 +18,7 @@ import { tpm2bPublicBytes, ekHostId } from "../../src/host/hgs-client/tpm-wire.j
 import { makeBaseline, type Baseline } from "../../src/host/hgs-client/baseline.js";
 import { pcrSelection } from "../../src/tpm/pcr.js";
 import { bootEvents, encodeLog, extendBoot, type BootConfig, type BootEvent } from "./hgs-boot.js";
+import { spawnTcpSwtpm } from "./tpm-swtpm.js";
 
 export {
   bootEvents,
@@ -39,35 +39,6 @@ export interface SimHost {
   readonly events: BootEvent[];
   eventLog(events?: readonly BootEvent[]): Uint8Array;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === "object" && a ? a.port : 0));
-    });
-  });
-}
-
-async function waitPort(port: number, child: ChildProcess): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`swtpm exited with ${child.exitCode}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.createConnection({ host: "127.0.0.1", port });
-      s.once("connect", () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`swtpm did not listen on ${port}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 export interface Manufactured {
@@ -147,42 +118,21 @@ export interface SimHostOptions {
 
 /** Starts swtpm, makes EK and AK, boots (extends the PCRs). Call `stop()` in teardown. */
 export async function startSimHost(boot: BootConfig = {}, opts: SimHostOptions = {}): Promise<SimHost> {
-  if (spawnSync("sh", ["-c", "command -v swtpm"]).status !== 0)
-    throw new Error("swtpm not found: apt-get install swtpm");
   const stateDir = mkdtempSync(path.join(os.tmpdir(), "bulwark-hgs-swtpm-"));
   if (opts.stateFrom) cpSync(opts.stateFrom, stateDir, { recursive: true });
-  const port = await freePort();
-  const ctrlPort = await freePort();
-  const child = spawn(
-    "swtpm",
-    [
-      "socket",
-      "--tpm2",
-      "--tpmstate",
-      `dir=${stateDir}`,
-      "--server",
-      `type=tcp,port=${port},bindaddr=127.0.0.1`,
-      "--ctrl",
-      `type=tcp,port=${ctrlPort},bindaddr=127.0.0.1`,
-      "--flags",
-      "not-need-init",
-    ],
-    { stdio: "ignore" },
+  const proc = await spawnTcpSwtpm(["--tpmstate", `dir=${stateDir}`, "--flags", "not-need-init"]).catch(
+    (e: unknown) => {
+      rmSync(stateDir, { recursive: true, force: true });
+      throw e;
+    },
   );
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  const { port, ctrlPort } = proc;
   const kill = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      const t = setTimeout(() => child.kill("SIGKILL"), 3000);
-      await exited;
-      clearTimeout(t);
-    }
+    await proc.kill();
     rmSync(stateDir, { recursive: true, force: true });
   };
   let tpm: Tpm | undefined;
   try {
-    await waitPort(ctrlPort, child);
-    await waitPort(port, child);
     const control = new SwtpmControl({ host: "127.0.0.1", port: ctrlPort });
     tpm = new Tpm(new SwtpmTransport({ host: "127.0.0.1", port }));
     await tpm.startup();

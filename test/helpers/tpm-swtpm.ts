@@ -158,63 +158,77 @@ async function waitListening(port: number, child: ChildProcess, ms = 10_000): Pr
   }
 }
 
+export interface TcpSwtpmProcess {
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly ctrlPort: number;
+  /** SIGTERM (SIGKILL after 3 s); resolves once the process is gone. */
+  kill(): Promise<void>;
+}
+
+/**
+ * Spawns `swtpm socket --tpm2` on free loopback ports (control on port + 1) with `args` added and
+ * waits until both listen. A port picked free can be taken by another process (a busy load test
+ * opens many client connections) before swtpm binds it; swtpm then exits, and this tries again
+ * with other ports, up to five times.
+ */
+export async function spawnTcpSwtpm(args: readonly string[]): Promise<TcpSwtpmProcess> {
+  requireTool("swtpm");
+  for (let attempt = 1; ; attempt++) {
+    const { port, ctrlPort } = await freePortPair();
+    const child = spawn(
+      "swtpm",
+      [
+        "socket",
+        "--tpm2",
+        "--server",
+        `type=tcp,port=${port},bindaddr=127.0.0.1`,
+        "--ctrl",
+        `type=tcp,port=${ctrlPort},bindaddr=127.0.0.1`,
+        ...args,
+      ],
+      { stdio: "ignore" },
+    );
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    const kill = async (): Promise<void> => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGTERM");
+        const t = setTimeout(() => child.kill("SIGKILL"), 3000);
+        await exited;
+        clearTimeout(t);
+      }
+    };
+    try {
+      await waitListening(ctrlPort, child);
+      await waitListening(port, child);
+      return { child, port, ctrlPort, kill };
+    } catch (e) {
+      await kill();
+      if (attempt >= 5) throw e;
+    }
+  }
+}
+
 /**
  * Starts swtpm. `manufacture: true` copies the swtpm_setup state (EKs at 0x81010001 and
  * certificates in NV); otherwise the TPM starts blank. Unless `startup: false`, the TPM is
  * powered on through the control channel (CMD_INIT) and sent TPM2_Startup(CLEAR) by our client.
  */
 export async function startSwtpm(opts: { manufacture?: boolean; startup?: boolean } = {}): Promise<Swtpm> {
-  // Ports are picked free but another test may take them before swtpm binds: try again then.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startOnce(opts);
-    } catch (e) {
-      if (attempt >= 3 || !/swtpm exited|did not listen/.test((e as Error).message)) throw e;
-    }
-  }
-}
-
-async function startOnce(opts: { manufacture?: boolean; startup?: boolean }): Promise<Swtpm> {
-  requireTool("swtpm");
   const stateDir = mkdtempSync(path.join(os.tmpdir(), "bulwark-swtpm-"));
   if (opts.manufacture) cpSync(manufacturedState().dir, stateDir, { recursive: true });
-  // tpm2-tools' swtpm TCTI expects the control channel on port + 1.
-  const { port, ctrlPort } = await freePortPair();
-  const child = spawn(
-    "swtpm",
-    [
-      "socket",
-      "--tpm2",
-      "--tpmstate",
-      `dir=${stateDir}`,
-      "--server",
-      `type=tcp,port=${port},bindaddr=127.0.0.1`,
-      "--ctrl",
-      `type=tcp,port=${ctrlPort},bindaddr=127.0.0.1`,
-      "--log",
-      "level=0",
-    ],
-    { stdio: ["ignore", "ignore", "pipe"] },
+  // tpm2-tools' swtpm TCTI expects the control channel on port + 1 (spawnTcpSwtpm's layout).
+  const proc = await spawnTcpSwtpm(["--tpmstate", `dir=${stateDir}`, "--log", "level=0"]).catch(
+    (e: unknown) => {
+      rmSync(stateDir, { recursive: true, force: true });
+      throw e;
+    },
   );
-  let stderr = "";
-  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const { port, ctrlPort, child } = proc;
   const kill = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      const t = setTimeout(() => child.kill("SIGKILL"), 3000);
-      await exited;
-      clearTimeout(t);
-    }
+    await proc.kill();
     rmSync(stateDir, { recursive: true, force: true });
   };
-  try {
-    await waitListening(ctrlPort, child);
-    await waitListening(port, child);
-  } catch (e) {
-    await kill();
-    throw new Error(`${(e as Error).message}: ${stderr}`);
-  }
   const transport = new SwtpmTransport({ host: "127.0.0.1", port });
   const control = new SwtpmControl({ host: "127.0.0.1", port: ctrlPort });
   const tpm = new Tpm(transport);
