@@ -4,6 +4,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { bootGuest } from "../host/boot.js";
 import { scriptFwCfgName } from "../host/guest-init.js";
+import { serialFilter } from "./serial-filter.js";
 import { newVmConfig, shield } from "../host/vm/config.js";
 import { setNewLocalKeyProtector } from "../host/vm/keys.js";
 import { provisionNvram } from "../host/vm/nvram.js";
@@ -92,7 +93,7 @@ async function bootPart(values: DemoValues): Promise<{ ok: boolean; summary: unk
       tpm: true,
       signal,
       timeoutMs: Number(values.timeout ?? 300) * 1000,
-      ...(stream ? { onSerial: (t: string) => process.stdout.write(t) } : {}),
+      ...(stream ? { onSerial: serialFilter((t) => process.stdout.write(t)) } : {}),
     });
     const summary = {
       booted: report.ready,
