@@ -30,7 +30,13 @@ export class DeviceTransport implements Transport {
         return rsp;
       } catch (e) {
         if (e instanceof TpmError) throw e;
-        const msg = e instanceof Error ? e.message : String(e);
+        const code = (e as NodeJS.ErrnoException).code;
+        const msg =
+          code === "ENOENT"
+            ? "no such TPM device (no TPM here? a software TPM is reached with swtpm:host=H,port=P or swtpm:path=SOCKET)"
+            : e instanceof Error
+              ? e.message
+              : String(e);
         throw new TpmError("TPM_ERR_TRANSPORT", `${this.path}: ${msg}`, {}, { cause: e });
       }
     });
