@@ -12,6 +12,7 @@
  */
 import { createHash } from "node:crypto";
 import { decode } from "../core/codec.js";
+import { BoundedMap } from "../core/memo.js";
 import { guidFromBytes, Guids } from "../uefi/guid.js";
 import { describeEntry, decodeSignatureDatabase, type EntryDescription } from "../uefi/siglist.js";
 import { parseDevicePath } from "./devicepath.js";
@@ -148,15 +149,13 @@ const SIGNATURE_DATABASES = new Set(["PK", "KEK", "db", "dbx", "dbt", "dbr"]);
  * Certificate descriptions are memoised by content: every host of a fleet measures the same
  * db/KEK, and parsing an X.509 certificate costs far more than hashing it. Bounded; pure.
  */
-const described = new Map<string, EntryDescription>();
-const DESCRIBED_MAX = 512;
+const described = new BoundedMap<string, EntryDescription>(512);
 
 function describe(type: string, e: { owner: string; data: Uint8Array }): EntryDescription {
   const key = `${type}/${e.owner}/${sha256(e.data)}`;
   let d = described.get(key);
   if (!d) {
     d = describeEntry(type, e);
-    if (described.size >= DESCRIBED_MAX) described.delete(described.keys().next().value!);
     described.set(key, d);
   }
   return d;

@@ -20,6 +20,7 @@
  */
 import { createHash, X509Certificate, type KeyObject } from "node:crypto";
 import { decode } from "../core/codec.js";
+import { BoundedMap } from "../core/memo.js";
 import { isBulwarkError } from "../core/errors.js";
 import {
   EventType,
@@ -227,7 +228,6 @@ export function judgeEventLog(
     findings: Object.freeze([...v.findings]),
     evidenceFailed: v.evidenceFailed,
   });
-  if (logVerdicts.size >= LOG_VERDICT_CACHE) logVerdicts.delete(logVerdicts.keys().next().value as string);
   logVerdicts.set(key, frozen);
   return frozen;
 }
@@ -237,11 +237,10 @@ export function clearEventLogVerdicts(): void {
   logVerdicts.clear();
 }
 
-const LOG_VERDICT_CACHE = 4096;
-const logVerdicts = new Map<
+const logVerdicts = new BoundedMap<
   string,
   { readonly findings: readonly Finding[]; readonly evidenceFailed: boolean }
->();
+>(4096);
 
 function judgeEventLogUncached(
   eventLog: Uint8Array,

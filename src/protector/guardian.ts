@@ -14,6 +14,7 @@
  */
 import { createHash, createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from "node:crypto";
 import { createCertificate } from "../asn1/x509.js";
+import { BoundedMap, contentKey } from "../core/memo.js";
 import { ProtectorError } from "./errors.js";
 import { generateGuardianKeyPair, guardianKeyType, type GuardianKeyType } from "./keys.js";
 
@@ -104,22 +105,7 @@ export interface GuardianCertificates {
  * guardians in every key protector. Only successes are kept (a refused guardian is checked anew
  * every time); bounded, least recently used out first.
  */
-const checkedGuardians = new Map<string, GuardianCertificates>();
-const CHECKED_GUARDIANS_MAX = 512;
-
-function guardianContentKey(g: GuardianPublic): string {
-  const name = Buffer.from(g.name, "utf8");
-  const lengths = Buffer.alloc(12);
-  lengths.writeUInt32BE(name.length, 0);
-  lengths.writeUInt32BE(g.signingCertificate.length, 4);
-  lengths.writeUInt32BE(g.encryptionCertificate.length, 8);
-  return createHash("sha256")
-    .update(lengths)
-    .update(name)
-    .update(g.signingCertificate)
-    .update(g.encryptionCertificate)
-    .digest("base64");
-}
+const checkedGuardians = new BoundedMap<string, GuardianCertificates>(512);
 
 /**
  * Checks a guardian's certificates: both parse, both keys are supported types, the signing
@@ -129,18 +115,10 @@ function guardianContentKey(g: GuardianPublic): string {
  */
 export function checkGuardianPublic(g: GuardianPublic): GuardianCertificates {
   checkGuardianName(g.name);
-  const key = guardianContentKey(g);
+  const key = contentKey(g.name, g.signingCertificate, g.encryptionCertificate);
   const known = checkedGuardians.get(key);
-  if (known) {
-    checkedGuardians.delete(key);
-    checkedGuardians.set(key, known);
-    return known;
-  }
+  if (known) return known;
   const certs = Object.freeze(checkGuardianCertificates(g));
-  if (checkedGuardians.size >= CHECKED_GUARDIANS_MAX) {
-    const oldest = checkedGuardians.keys().next();
-    if (!oldest.done) checkedGuardians.delete(oldest.value);
-  }
   checkedGuardians.set(key, certs);
   return certs;
 }

@@ -11,8 +11,9 @@
  * certificates, or that the owner is who you think it is unless `expectedOwner` is given (the
  * owner key is carried in the protector itself; pin it, or compare with the last known good).
  */
-import { createHash, createHmac, randomBytes, timingSafeEqual, type KeyObject } from "node:crypto";
+import { createHmac, randomBytes, timingSafeEqual, type KeyObject } from "node:crypto";
 import { decode, encode } from "../core/codec.js";
+import { BoundedMap, contentKey } from "../core/memo.js";
 import { decodeAs, ProtectorError } from "./errors.js";
 import {
   GuardianSet,
@@ -157,24 +158,18 @@ function signatureMessage(guardianSetRaw: Uint8Array): Buffer {
  * and again with the guardian set and signature byte-identical. The verdict is a pure function of
  * the bytes hashed into the key, so a hit is the same verdict; only successes are kept; bounded.
  */
-const verifiedOwnerSignatures = new Set<string>();
-const VERIFIED_OWNER_SIGNATURES_MAX = 4096;
+const verifiedOwnerSignatures = new BoundedMap<string, true>(4096);
 
 function ownerSignatureKey(kp: KeyProtector): string {
-  const h = createHash("sha256");
-  for (const part of [
-    Buffer.from(kp.owner.name, "utf8"),
-    kp.owner.signingCertificate,
-    kp.owner.encryptionCertificate,
-    Buffer.from(kp.signatureAlgorithm, "ascii"),
+  const o = kp.owner;
+  return contentKey(
+    o.name,
+    o.signingCertificate,
+    o.encryptionCertificate,
+    kp.signatureAlgorithm,
     kp.signature,
     kp.guardianSetRaw,
-  ]) {
-    const n = Buffer.alloc(4);
-    n.writeUInt32BE(part.length);
-    h.update(n).update(part);
-  }
-  return h.digest("base64");
+  );
 }
 
 /** Throws PROTECTOR_ERR_OWNER_SIGNATURE unless the owner's signature over the received guardian set verifies. */
@@ -196,11 +191,7 @@ export function verifyOwnerSignature(kp: KeyProtector): void {
       { owner: { name: kp.owner.name, thumbprint: guardianThumbprint(kp.owner) } },
     );
   }
-  if (verifiedOwnerSignatures.size >= VERIFIED_OWNER_SIGNATURES_MAX) {
-    const oldest = verifiedOwnerSignatures.values().next();
-    if (!oldest.done) verifiedOwnerSignatures.delete(oldest.value);
-  }
-  verifiedOwnerSignatures.add(key);
+  verifiedOwnerSignatures.set(key, true);
 }
 
 function wrapContext(protectorId: Uint8Array, keyGeneration: number, g: GuardianPublic): Buffer {

@@ -14,6 +14,7 @@
 import { createHash, createPublicKey, randomBytes, sign, verify, type KeyObject } from "node:crypto";
 import { HgsError } from "./errors.js";
 import { publicKeyFromSpki } from "./host-key.js";
+import { BoundedMap } from "../../core/memo.js";
 
 export const HEALTH_TYP = "bulwark-health+jws";
 export const MAX_HEALTH_CERTIFICATE_CHARS = 8192;
@@ -176,8 +177,7 @@ export interface VerifyHealthOptions {
  * text), so a hit is the same verdict; issuer, validity period and deny-before date are checked
  * on every call. Only successes are kept; bounded per signer, least recently used out first.
  */
-const signatureVerified = new WeakMap<KeyObject, Map<string, ParsedHealthCertificate>>();
-const SIGNATURE_VERIFIED_MAX = 2048;
+const signatureVerified = new WeakMap<KeyObject, BoundedMap<string, ParsedHealthCertificate>>();
 
 function unknownIssuer(c: ParsedHealthCertificate, kid: string): void {
   if (c.header.kid !== kid || c.claims.iss !== kid) {
@@ -199,8 +199,6 @@ function parseAndCheckSignature(
   const hit = typeof text === "string" ? known?.get(text) : undefined;
   if (hit) {
     unknownIssuer(hit, kid);
-    known?.delete(text as string);
-    known?.set(text as string, hit);
     return hit;
   }
   const c = parseHealthCertificate(text);
@@ -212,12 +210,8 @@ function parseAndCheckSignature(
     });
   }
   if (!known) {
-    known = new Map();
+    known = new BoundedMap(2048);
     signatureVerified.set(signerPublic, known);
-  }
-  if (known.size >= SIGNATURE_VERIFIED_MAX) {
-    const oldest = known.keys().next();
-    if (!oldest.done) known.delete(oldest.value);
   }
   Object.freeze(c.header);
   Object.freeze(c.claims);

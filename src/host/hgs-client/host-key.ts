@@ -11,6 +11,7 @@
  */
 import { createHash, createPublicKey, sign, verify, type KeyObject } from "node:crypto";
 import { HgsError } from "./errors.js";
+import { BoundedMap } from "../../core/memo.js";
 
 export const ATTEST_KEY_LABEL = Buffer.from("BULWARK-HGS-ATTEST-KEY-V1\0", "ascii");
 export const MAX_KEY_TEXT = 16 * 1024;
@@ -30,8 +31,7 @@ export function keyId(key: KeyObject): string {
   return sha256(spkiDer(key)).toString("hex");
 }
 
-const keyCache = new Map<string, KeyObject>();
-const KEY_CACHE_MAX = 10_000;
+const keyCache = new BoundedMap<string, KeyObject>(10_000);
 
 /**
  * A KeyObject for SPKI DER bytes, memoised (hosts send the same key-release and host keys over
@@ -42,7 +42,6 @@ export function publicKeyFromSpki(der: Uint8Array): KeyObject {
   let key = keyCache.get(k);
   if (!key) {
     key = createPublicKey({ key: Buffer.from(der), format: "der", type: "spki" });
-    if (keyCache.size >= KEY_CACHE_MAX) keyCache.clear();
     keyCache.set(k, key);
   }
   return key;
