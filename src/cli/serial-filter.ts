@@ -4,6 +4,7 @@
  * operator's screen), box-drawing bytes become nothing, and the base64 event-log block the
  * guest prints between its markers becomes one line saying how long it was.
  */
+import { TERMINAL_ESCAPE } from "../host/boot.js";
 import { markers } from "../host/guest-init.js";
 
 export function serialFilter(write: (text: string) => void): (chunk: string) => void {
@@ -12,8 +13,7 @@ export function serialFilter(write: (text: string) => void): (chunk: string) => 
   let logLines = 0;
   const emitLine = (raw: string) => {
     const line = raw
-      // eslint-disable-next-line no-control-regex
-      .replace(/\x1b\[[0-9;=?]*[A-Za-z]/g, "")
+      .replace(TERMINAL_ESCAPE, "")
       // eslint-disable-next-line no-control-regex
       .replace(/[\x00-\x08\x0b-\x1f\x7f\ufffd]/g, "")
       .trimEnd();

@@ -59,10 +59,13 @@ export interface GuestBootReport {
 const refusalPattern =
   /Verification failed: \(0x[0-9A-Fa-f]+\) [A-Za-z ]*[A-Za-z]|Failed to load image[^\r\n]*|start_image\(\) returned[^\r\n]*|Access Denied|Security Violation/;
 
-/** Serial text without terminal escape sequences (OVMF and shim draw boxes and colours). */
+/** A terminal escape sequence (OVMF and shim draw boxes, colours and cursor moves). Use with `replace`/`split`. */
+// eslint-disable-next-line no-control-regex
+export const TERMINAL_ESCAPE = /\x1b\[[0-9;=?]*[A-Za-z]/g;
+
+/** Serial text without terminal escape sequences; each becomes a line break (text was repositioned). */
 function plainText(serial: string): string {
-  // eslint-disable-next-line no-control-regex
-  return serial.replace(/\x1b\[[0-9;=?]*[A-Za-z]/g, "\n");
+  return serial.replace(TERMINAL_ESCAPE, "\n");
 }
 
 /**
@@ -72,7 +75,11 @@ function plainText(serial: string): string {
  * timeout behind a dialog nobody can dismiss.
  */
 export function alertBoxMessage(serial: string): string | null {
-  const lines = plainText(serial)
+  return alertIn(plainText(serial));
+}
+
+function alertIn(plain: string): string | null {
+  const lines = plain
     .split(/\r\n|\n|\r/)
     .map((l) => l.replace(/[^\x20-\x7e]/g, " ").trim())
     .filter((l) => l.length > 0);
@@ -83,9 +90,14 @@ export function alertBoxMessage(serial: string): string | null {
   return body.length > 0 ? body.join(": ").replace(/^ERROR: /, "") : null;
 }
 
+/** The refusal on the serial console so far: a known firmware or shim message, else an alert box's text. */
+function refusalIn(serial: string): string | null {
+  const plain = plainText(serial);
+  return refusalPattern.exec(plain)?.[0].trim() ?? alertIn(plain);
+}
+
 function parseSerial(serial: string) {
-  // eslint-disable-next-line no-control-regex
-  const lines = serial.replace(/\x1b\[[0-9;=?]*[A-Za-z]/g, "").split(/\r\n|\n|\r/);
+  const lines = serial.replace(TERMINAL_ESCAPE, "").split(/\r\n|\n|\r/);
   const value = (prefix: string): string | null => {
     const l = lines.find((x) => x.startsWith(prefix));
     return l === undefined ? null : l.slice(prefix.length).trim();
@@ -192,14 +204,11 @@ export async function bootGuest(opts: BootOptions): Promise<GuestBootReport> {
         opts.onSerial?.(text);
         if (readyAt === null && serial.includes(markers.ready)) readyAt = Date.now();
         if (refusal === null && readyAt === null) {
-          const m = refusalPattern.exec(plainText(serial));
-          const alert = m ? null : alertBoxMessage(serial);
-          if (m || alert !== null) {
-            refusal = m ? m[0].trim() : alert;
+          refusal = refusalIn(serial);
+          if (refusal !== null) {
             // Give the firmware a moment to print the rest of its message, then stop.
             setTimeout(() => {
-              refusal =
-                refusalPattern.exec(plainText(serial))?.[0].trim() ?? alertBoxMessage(serial) ?? refusal;
+              refusal = refusalIn(serial) ?? refusal;
               outcome ??= "refused";
               resolve();
             }, 1500);
