@@ -1,5 +1,5 @@
 import net from "node:net";
-import { readFile, stat } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { BulwarkError } from "../core/errors.js";
 import { inspectKeyProtector } from "../protector/key-protector.js";
@@ -190,18 +190,6 @@ export async function run(argv: string[]): Promise<number> {
           format: (m[2] ?? (file.endsWith(".qcow2") ? "qcow2" : "raw")) as "raw" | "qcow2",
         };
       });
-      for (const d of disks) {
-        const st = await stat(d.path).catch(() => null);
-        if (!st || !(st.isFile() || st.isBlockDevice())) {
-          throw new BulwarkError(
-            "VM_ERR_INVALID_CONFIG",
-            st
-              ? `disk ${d.path} is not a file or block device`
-              : `disk ${d.path} does not exist (create it first, e.g. qemu-img create -f qcow2 FILE 20G)`,
-            { disk: d.path },
-          );
-        }
-      }
       const sb = onOff(values["secure-boot"], "secure-boot");
       const c = newVmConfig({
         name,

@@ -7,7 +7,7 @@ import { isBulwarkError } from "../core/errors.js";
 import { parseKeyProtector, rollTransportKey } from "../protector/key-protector.js";
 import { ProtectorError } from "../protector/errors.js";
 import { zeroize } from "../protector/kdf.js";
-import { refuse } from "../host/hgs-client/errors.js";
+import { HgsError, refuse } from "../host/hgs-client/errors.js";
 import { verifyHealthCertificate } from "../host/hgs-client/health.js";
 import {
   keysContext,
@@ -86,25 +86,17 @@ async function releaseKeyInner(
   // before the roll; one claimed concurrently is refused when its insert finds it taken. A store
   // failure is a store error, not a replay: only "already there" (0 rows inserted) is one.
   const nonceKey = `r:${req.requestId}`;
-  const replayed = (): never =>
-    refuse(
-      "Request_Replayed",
-      "this key release request was already answered (replay)",
-      "HGS_ERR_HEALTH_CERTIFICATE",
-    );
+  const replayed = () =>
+    new HgsError("HGS_ERR_HEALTH_CERTIFICATE", "this key release request was already answered (replay)", {
+      finding: "Request_Replayed",
+    });
   if ((await svc.db.query(`SELECT 1 AS taken FROM nonces WHERE nonce = ?`, [nonceKey])).length > 0)
-    replayed();
+    throw replayed();
   const claim: AuditClaim = {
     sql: `INSERT INTO nonces (nonce, host_id, purpose, expires_at, used_at) VALUES (?, ?, 'release', ?, ?)
      ON CONFLICT (nonce) DO NOTHING`,
     params: [nonceKey, host.id, now + 2 * RELEASE_WINDOW_MS, now],
-    taken: () => {
-      try {
-        return replayed();
-      } catch (e) {
-        return e as Error;
-      }
-    },
+    taken: replayed,
   };
 
   let roll;

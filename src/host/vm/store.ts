@@ -100,6 +100,18 @@ export class VmStore {
 
   async create(config: VmConfig): Promise<VmPaths> {
     validateConfig(config);
+    for (const d of config.disks) {
+      const st = await stat(d.path).catch(() => null);
+      if (!st || !(st.isFile() || st.isBlockDevice())) {
+        throw new BulwarkError(
+          "VM_ERR_INVALID_CONFIG",
+          st
+            ? `disk ${d.path} is not a file or block device`
+            : `disk ${d.path} does not exist (create it first, e.g. qemu-img create -f qcow2 FILE 20G)`,
+          { disk: d.path },
+        );
+      }
+    }
     const p = this.paths(config.name);
     await mkdir(this.vmsDir, { recursive: true, mode: 0o700 });
     try {
