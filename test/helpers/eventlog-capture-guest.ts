@@ -24,9 +24,9 @@ import {
   parsePcrReadYaml,
   verifyEventLog,
 } from "../../src/eventlog/index.js";
+import { REAL_BOOT_VECTOR } from "./hgs-boot.js";
 import { repoPath } from "./paths.js";
 
-export const GUEST_VECTOR = "debian-shim-grub-kernel-ms-secureboot";
 const READ_PCRS = "tpm2_pcrread sha1:all+sha256:all+sha384:all+sha512:all";
 const IMA_PCR = 10;
 
@@ -61,7 +61,7 @@ async function main(): Promise<void> {
     throw new Error("grub.cfg on the image is not the file grub measured into PCR 9");
   }
 
-  const dir = repoPath("test/vectors/eventlog", GUEST_VECTOR);
+  const dir = repoPath("test/vectors/eventlog", REAL_BOOT_VECTOR);
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, "binary_bios_measurements"), r.eventLog);
   writeFileSync(path.join(dir, "pcrs.yaml"), r.scriptOutput ?? "");
@@ -86,7 +86,7 @@ async function main(): Promise<void> {
   };
   writeFileSync(path.join(dir, "provenance.json"), `${JSON.stringify(provenance, null, 2)}\n`);
   process.stdout.write(
-    `${GUEST_VECTOR}: ${r.eventLog.length} bytes, ${log.events.length} events, kernel command line ${JSON.stringify(provenance.kernelCommandLines)}, ${r.seconds}s\n`,
+    `${REAL_BOOT_VECTOR}: ${r.eventLog.length} bytes, ${log.events.length} events, kernel command line ${JSON.stringify(provenance.kernelCommandLines)}, ${r.seconds}s\n`,
   );
 }
 

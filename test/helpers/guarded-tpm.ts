@@ -5,13 +5,10 @@
  * log written to a file. The connection is closed afterwards, so the host agent connects through
  * its `swtpm:host=…,port=…` target like to any TPM.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import { Tpm } from "../../src/tpm/client.js";
-import { SwtpmTransport } from "../../src/tpm/transport/swtpm.js";
-import { bootEvents, encodeLog, extendBoot, type BootConfig } from "./hgs-boot.js";
-import { spawnTcpSwtpm } from "./tpm-swtpm.js";
+import { encodeLog, type BootConfig } from "./hgs-boot.js";
+import { startBootedSwtpm } from "./hgs-host.js";
 
 export interface GuardedTpm {
   readonly target: string;
@@ -20,32 +17,14 @@ export interface GuardedTpm {
 }
 
 export async function startGuardedTpm(boot: BootConfig = {}): Promise<GuardedTpm> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), "bulwark-guarded-tpm-"));
-  const proc = await spawnTcpSwtpm(["--tpmstate", `dir=${dir}`, "--flags", "not-need-init"]).catch(
-    async (e: unknown) => {
-      await rm(dir, { recursive: true, force: true });
-      throw e;
-    },
-  );
-  const { port, ctrlPort: ctrl } = proc;
-  const stop = async () => {
-    await proc.kill();
-    await rm(dir, { recursive: true, force: true });
-  };
+  const b = await startBootedSwtpm(boot);
   try {
-    const tpm = new Tpm(new SwtpmTransport({ host: "127.0.0.1", port }));
-    try {
-      await tpm.startup();
-      const events = bootEvents(boot);
-      await extendBoot(tpm, events);
-      const eventLogFile = path.join(dir, "binary_bios_measurements");
-      await writeFile(eventLogFile, encodeLog(events));
-      return { target: `swtpm:host=127.0.0.1,port=${port},ctrl=${ctrl}`, eventLogFile, stop };
-    } finally {
-      await tpm.close();
-    }
+    const eventLogFile = path.join(b.stateDir, "binary_bios_measurements");
+    await writeFile(eventLogFile, encodeLog(b.events));
+    await b.tpm.close(); // the host agent opens its own connection
+    return { target: `swtpm:host=127.0.0.1,port=${b.port},ctrl=${b.ctrlPort}`, eventLogFile, stop: b.stop };
   } catch (e) {
-    await stop();
+    await b.stop();
     throw e;
   }
 }

@@ -116,53 +116,70 @@ export interface SimHostOptions {
   readonly ek?: "ecc" | "rsa";
 }
 
-/** Starts swtpm, makes EK and AK, boots (extends the PCRs). Call `stop()` in teardown. */
-export async function startSimHost(boot: BootConfig = {}, opts: SimHostOptions = {}): Promise<SimHost> {
+export interface BootedSwtpm {
+  readonly tpm: Tpm;
+  readonly port: number;
+  readonly ctrlPort: number;
+  readonly stateDir: string;
+  readonly events: BootEvent[];
+  /** Closes the connection, stops swtpm, removes its state. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A swtpm on loopback TCP in a fresh state directory (a copy of `stateFrom` if given), started up
+ * and "booted": the events of `boot` (hgs-boot.ts) extended into its PCRs.
+ */
+export async function startBootedSwtpm(boot: BootConfig = {}, stateFrom?: string): Promise<BootedSwtpm> {
   const stateDir = mkdtempSync(path.join(os.tmpdir(), "bulwark-hgs-swtpm-"));
-  if (opts.stateFrom) cpSync(opts.stateFrom, stateDir, { recursive: true });
+  if (stateFrom) cpSync(stateFrom, stateDir, { recursive: true });
   const proc = await spawnTcpSwtpm(["--tpmstate", `dir=${stateDir}`, "--flags", "not-need-init"]).catch(
     (e: unknown) => {
       rmSync(stateDir, { recursive: true, force: true });
       throw e;
     },
   );
-  const { port, ctrlPort } = proc;
-  const kill = async () => {
+  const tpm = new Tpm(new SwtpmTransport({ host: "127.0.0.1", port: proc.port }));
+  const stop = async () => {
+    await tpm.close().catch(() => undefined);
     await proc.kill();
     rmSync(stateDir, { recursive: true, force: true });
   };
-  let tpm: Tpm | undefined;
   try {
-    const control = new SwtpmControl({ host: "127.0.0.1", port: ctrlPort });
-    tpm = new Tpm(new SwtpmTransport({ host: "127.0.0.1", port }));
     await tpm.startup();
-    const ek = await tpm.createPrimary(
+    const events = bootEvents(boot);
+    await extendBoot(tpm, events);
+    return { tpm, port: proc.port, ctrlPort: proc.ctrlPort, stateDir, events, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+/** Starts swtpm, boots it (extends the PCRs), makes EK and AK. Call `stop()` in teardown. */
+export async function startSimHost(boot: BootConfig = {}, opts: SimHostOptions = {}): Promise<SimHost> {
+  const b = await startBootedSwtpm(boot, opts.stateFrom);
+  try {
+    const ek = await b.tpm.createPrimary(
       TPM_RH.ENDORSEMENT,
       opts.ek === "rsa" ? ekTemplateRsa2048() : ekTemplateEccP256(),
     );
     // In the endorsement hierarchy: quotes by owner-hierarchy keys obfuscate resetCount/restartCount
     // (TPM 2.0 Part 3, 18.1), and Hgs_FullBoot reads restartCount.
-    const ak = await tpm.createPrimary(TPM_RH.ENDORSEMENT, akTemplateEccP256());
-    const events = bootEvents(boot);
-    await extendBoot(tpm, events);
-    const t = tpm;
+    const ak = await b.tpm.createPrimary(TPM_RH.ENDORSEMENT, akTemplateEccP256());
     return {
-      tpm: t,
-      control,
+      tpm: b.tpm,
+      control: new SwtpmControl({ host: "127.0.0.1", port: b.ctrlPort }),
       ek,
       ak,
       hostId: ekHostId(ek.public),
       ekPublic: tpm2bPublicBytes(ek.public),
-      events,
-      eventLog: (e = events) => encodeLog(e),
-      async stop() {
-        await t.close().catch(() => undefined);
-        await kill();
-      },
+      events: b.events,
+      eventLog: (e = b.events) => encodeLog(e),
+      stop: b.stop,
     };
   } catch (e) {
-    await tpm?.close().catch(() => undefined);
-    await kill();
+    await b.stop();
     throw e;
   }
 }

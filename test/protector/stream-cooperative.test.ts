@@ -6,8 +6,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { Readable, Writable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { isBulwarkError } from "../../src/core/errors.js";
 import {
@@ -18,24 +16,10 @@ import {
   runCooperatively,
   type Steps,
 } from "../../src/protector/stream.js";
+import { collect } from "../helpers/streams.js";
 
 const key = randomBytes(32);
 const MiB = 1024 * 1024;
-
-async function collect(source: Buffer[], transform: NodeJS.ReadWriteStream): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  await pipeline(
-    Readable.from(source),
-    transform,
-    new Writable({
-      write(b: Buffer, _e, cb) {
-        parts.push(b);
-        cb();
-      },
-    }),
-  );
-  return Buffer.concat(parts);
-}
 
 test("the event loop gets turns while one large write is opened and sealed", async () => {
   const pt = randomBytes(8 * MiB);

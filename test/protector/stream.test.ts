@@ -2,8 +2,6 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { createServer, connect, type AddressInfo, type Socket } from "node:net";
-import { Readable, Writable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import fc from "fast-check";
 import { isBulwarkError } from "../../src/core/errors.js";
 import {
@@ -17,6 +15,7 @@ import {
   StreamSealer,
 } from "../../src/protector/stream.js";
 import { codeOf } from "../helpers/errors.js";
+import { collect } from "../helpers/streams.js";
 
 const CHUNK = MIN_CHUNK_SIZE; // 4 KiB: small, so tests cover many chunk boundaries
 const FRAME = 4 + CHUNK + 16;
@@ -56,21 +55,6 @@ test("two encryptions of the same data differ (fresh stream id); bad chunk sizes
   }
   assert.throws(() => encryptState(randomBytes(16), pt), { code: "PROTECTOR_ERR_INVALID_ARGUMENT" });
 });
-
-async function collect(source: Readable | Buffer[], transform: NodeJS.ReadWriteStream): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  await pipeline(
-    Array.isArray(source) ? Readable.from(source) : source,
-    transform,
-    new Writable({
-      write(b: Buffer, _e, cb) {
-        parts.push(b);
-        cb();
-      },
-    }),
-  );
-  return Buffer.concat(parts);
-}
 
 function randomPieces(buf: Buffer, max: number): Buffer[] {
   const out: Buffer[] = [];
