@@ -5,4 +5,10 @@
  */
 import { runCli } from "./run.js";
 
+// A reader that stops early (`bulwark … | head`) is not an error: end quietly, as Unix tools do.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(0);
+  throw e;
+});
+
 process.exitCode = await runCli(process.argv.slice(2));

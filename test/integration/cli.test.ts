@@ -97,3 +97,19 @@ test("demo part 3: HGS refuses the unregistered host, then releases the shielded
   // The VM (QEMU and swtpm run detached from the CLI) was turned off on the way out.
   assert.deepEqual(processesMatching("bulwark-fabric-"), []);
 });
+
+test("a reader that stops early (| head) ends the command quietly", () => {
+  const log = repoPath(
+    "test/vectors/eventlog/debian-shim-grub-kernel-ms-secureboot/binary_bios_measurements",
+  );
+  // 108 KB of JSON: more than a pipe holds, so the write meets the closed pipe.
+  const r = spawnSync(
+    "sh",
+    ["-c", `"${process.execPath}" "${bin}" eventlog show "${log}" --json | head -c 10`],
+    {
+      encoding: "utf8",
+    },
+  );
+  assert.equal(r.stdout.length, 10);
+  assert.equal(r.stderr, "");
+});
