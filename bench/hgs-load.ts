@@ -16,19 +16,19 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
-import { HgsClient, releaseRequestBody, tpmEvidence } from "../src/host/hgs-client/client.js";
-import { issueHealthCertificate, signerId, verifyHealthCertificate } from "../src/host/hgs-client/health.js";
+import { HgsClient, releaseRequestBody, tpmEvidence } from "../src/host/guarded/hgs-client.js";
+import { issueHealthCertificate, signerId, verifyHealthCertificate } from "../src/attest/health.js";
 import {
   attestKeyMessage,
   keyId,
   signWithHostKey,
   spkiDer,
   verifyHostSignature,
-} from "../src/host/hgs-client/host-key.js";
-import { POLICIES } from "../src/hgs/policies.js";
-import { keysContext, releaseMessage, verifyRelease, wrapKeys } from "../src/host/hgs-client/release.js";
-import { clearEventLogVerdicts, judgeTpmEvidence, parseTpm2bPublic } from "../src/hgs/tpm-attest.js";
-import { parseBaseline } from "../src/host/hgs-client/baseline.js";
+} from "../src/attest/host-key.js";
+import { POLICIES } from "../src/attest/policies.js";
+import { keysContext, releaseMessage, verifyRelease, wrapKeys } from "../src/attest/release.js";
+import { clearEventLogVerdicts, judgeTpmEvidence, parseTpm2bPublic } from "../src/attest/tpm-judge.js";
+import { parseBaseline } from "../src/attest/baseline.js";
 import { importGuardianPem } from "../src/protector/guardian.js";
 import { rollTransportKey } from "../src/protector/key-protector.js";
 import { zeroize } from "../src/protector/kdf.js";

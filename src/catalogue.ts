@@ -13,7 +13,7 @@ import { UefiErrors } from "./uefi/errors.js";
 import { ProtectorErrors } from "./protector/errors.js";
 import { EventlogErrors } from "./eventlog/errors.js";
 import { TpmErrors } from "./tpm/errors.js";
-import { HgsErrors } from "./host/hgs-client/errors.js";
+import { HgsErrors } from "./attest/errors.js";
 import { HostGuardErrors } from "./host/guarded/errors.js";
 
 export const domains: readonly { readonly name: string; readonly codes: ErrorCatalogue }[] = [

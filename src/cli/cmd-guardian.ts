@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { writeFileAtomic } from "../host/fsutil.js";
+import { writeFileAtomic } from "../io/atomic.js";
 import { GuardianStore } from "../host/guardians.js";
 import { defaultStateDir } from "../host/vm/store.js";
 import { parse, printJson, usageError } from "./args.js";

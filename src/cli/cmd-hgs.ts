@@ -6,8 +6,8 @@
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { HgsService } from "../hgs/service.js";
-import { HgsError } from "../host/hgs-client/errors.js";
-import { writeFileAtomic } from "../hgs/files.js";
+import { HgsError } from "../attest/errors.js";
+import { writeFileAtomicSync } from "../io/atomic.js";
 import { parse, printJson, usageError } from "./args.js";
 
 const help = `Usage: bulwark hgs <verb> --dir DIR [options] [--json]
@@ -247,7 +247,7 @@ export async function run(argv: string[]): Promise<number> {
       const s = await HgsService.open(dir, values.db);
       const pem = s.dir.guardianPublicPem;
       await s.close();
-      if (values.out) writeFileAtomic(values.out, pem);
+      if (values.out) writeFileAtomicSync(values.out, pem, 0o644);
       else process.stdout.write(pem);
       return 0;
     }

@@ -5,7 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { isBulwarkError } from "../core/errors.js";
-import { writeFileAtomic } from "../host/fsutil.js";
+import { writeFileAtomic } from "../io/atomic.js";
 import {
   attestNow,
   clearRecord,

@@ -8,7 +8,7 @@ import {
   parseKeyProtector,
   revokeGuardian,
 } from "../protector/key-protector.js";
-import { writeFileAtomic } from "../host/fsutil.js";
+import { writeFileAtomic } from "../io/atomic.js";
 import { GuardianStore } from "../host/guardians.js";
 import { defaultStateDir, VmStore } from "../host/vm/store.js";
 import { parse, printJson, usageError } from "./args.js";

@@ -10,7 +10,7 @@ import { certificateBytes, parseCertificate } from "../asn1/x509.js";
 import { signPe } from "../uefi/authenticode-sign.js";
 import { inspectImage } from "../uefi/authenticode.js";
 import { UefiPeError } from "../uefi/errors-pe.js";
-import { readInputFile, writeOutputFile } from "../uefi/secureboot-files.js";
+import { readInputFile, writeOutputFile } from "../host/secureboot-store.js";
 import { parse, printJson, usageError } from "./args.js";
 
 const help = `Usage: bulwark secureboot sign EFI_FILE --key KEY --cert CERT --out OUT [--append] [--chain CERT...]

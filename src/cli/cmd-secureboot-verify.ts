@@ -6,7 +6,7 @@
 import path from "node:path";
 import { Exit } from "../core/errors.js";
 import { verifyImage, type ImageVerdict, type SignatureDatabaseModel } from "../uefi/authenticode.js";
-import { loadCustomTemplates, loadMicrosoftSet, readInputFile } from "../uefi/secureboot-files.js";
+import { loadCustomTemplates, loadMicrosoftSet, readInputFile } from "../host/secureboot-store.js";
 import { Guids } from "../uefi/guid.js";
 import { decodeSignatureDatabase, x509Certificates, type EfiSignatureList } from "../uefi/siglist.js";
 import { findTemplate, resolveTemplate, signatureListsFromFile } from "../uefi/templates.js";

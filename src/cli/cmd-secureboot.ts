@@ -20,7 +20,7 @@ import {
   writeOutputFile,
   writeVmNvram,
   type KeyKind,
-} from "../uefi/secureboot-files.js";
+} from "../host/secureboot-store.js";
 import {
   decodeSignatureDatabase,
   encodeSignatureDatabase,

@@ -25,7 +25,7 @@ import {
   revokeGuardian,
   type KeyProtectorInfo,
 } from "../protector/key-protector.js";
-import { writeFileAtomic } from "../host/fsutil.js";
+import { writeFileAtomic } from "../io/atomic.js";
 import { ensureGuestImage } from "../host/guest-image.js";
 import { scriptFwCfgName } from "../host/guest-init.js";
 import { hostGuardStatus } from "../host/guarded/attestation.js";

@@ -108,3 +108,24 @@ export class DecodeError extends BulwarkError<CoreErrorCode> {
     this.name = "DecodeError";
   }
 }
+
+/**
+ * One typed error factory per domain: `const hostError = errorFactory(HostErrors, "HostError")`
+ * then `throw hostError("HOST_ERR_X", "sentence", { details })`. The code is checked by the
+ * compiler against the domain's declared codes, so no call site can raise an undeclared code.
+ */
+export function errorFactory<const T extends ErrorCatalogue>(
+  _specs: T,
+  name: string,
+): (
+  code: keyof T & string,
+  message: string,
+  details?: ErrorDetails,
+  options?: { cause?: unknown },
+) => BulwarkError<keyof T & string> {
+  return (code, message, details = {}, options) => {
+    const e = new BulwarkError(code, message, details, options);
+    e.name = name;
+    return e;
+  };
+}

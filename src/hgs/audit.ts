@@ -7,7 +7,7 @@
  * caller compares with a head hash it kept (`expectHead`); export heads regularly for that.
  */
 import { createHash } from "node:crypto";
-import { canonicalJson } from "../host/hgs-client/json.js";
+import { canonicalJson } from "../attest/json.js";
 import type { Driver, Queryable, SqlValue, Tx } from "./store/driver.js";
 
 export const AUDIT_LOCK = 0x48475302;

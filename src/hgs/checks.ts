@@ -1,5 +1,5 @@
 /** Input checks shared by the service's modules. */
-import { HgsError } from "../host/hgs-client/errors.js";
+import { HgsError } from "../attest/errors.js";
 
 /** Host and baseline names: 1..256 characters, no control characters (they appear in logs and PEM text). */
 export function checkName(name: string): void {

@@ -32,8 +32,8 @@ import {
   type Guardian,
 } from "../protector/guardian.js";
 import type { GuardianKeyType } from "../protector/keys.js";
-import { HgsError } from "../host/hgs-client/errors.js";
-import { writeFileAtomic } from "./files.js";
+import { HgsError } from "../attest/errors.js";
+import { writeFileAtomicSync } from "../io/atomic.js";
 import { parseDbSpec, type DbSpec } from "./store/driver.js";
 
 export const DEFAULT_LISTEN = "127.0.0.1:8443";
@@ -133,14 +133,14 @@ export function createDirectory(dir: string, opts: InitOptions = {}): InitResult
   const config: HgsConfigFile = { version: 1, db, listen: opts.listen ?? DEFAULT_LISTEN };
   const credential = newAdminCredential();
 
-  writeFileAtomic(path.join(abs, files.guardian), exportGuardianPem(guardian), 0o600);
-  writeFileAtomic(path.join(abs, files.guardianPublic), exportGuardianPublicPem(guardian));
-  writeFileAtomic(path.join(abs, files.signerKey), keyPem(signer.privateKey), 0o600);
-  writeFileAtomic(path.join(abs, files.signerCert), derToPem(signerCert));
-  writeFileAtomic(path.join(abs, files.tlsKey), keyPem(tls.privateKey), 0o600);
-  writeFileAtomic(path.join(abs, files.tlsCert), derToPem(tlsCert));
-  writeFileAtomic(path.join(abs, files.adminCredential), `${credential}\n`, 0o600);
-  writeFileAtomic(path.join(abs, files.config), `${JSON.stringify(config, null, 2)}\n`, 0o600);
+  writeFileAtomicSync(path.join(abs, files.guardian), exportGuardianPem(guardian), 0o600);
+  writeFileAtomicSync(path.join(abs, files.guardianPublic), exportGuardianPublicPem(guardian), 0o644);
+  writeFileAtomicSync(path.join(abs, files.signerKey), keyPem(signer.privateKey), 0o600);
+  writeFileAtomicSync(path.join(abs, files.signerCert), derToPem(signerCert), 0o644);
+  writeFileAtomicSync(path.join(abs, files.tlsKey), keyPem(tls.privateKey), 0o600);
+  writeFileAtomicSync(path.join(abs, files.tlsCert), derToPem(tlsCert), 0o644);
+  writeFileAtomicSync(path.join(abs, files.adminCredential), `${credential}\n`, 0o600);
+  writeFileAtomicSync(path.join(abs, files.config), `${JSON.stringify(config, null, 2)}\n`, 0o600);
   return {
     dir: loadDirectory(abs),
     adminCredential: credential,
@@ -204,7 +204,7 @@ export function loadDirectory(dir: string): HgsDirectory {
 
 /** Replaces the listen address in hgs.json (atomically). */
 export function setListen(dir: HgsDirectory, listen: string): void {
-  writeFileAtomic(
+  writeFileAtomicSync(
     path.join(dir.dir, files.config),
     `${JSON.stringify({ ...dir.config, listen }, null, 2)}\n`,
     0o600,

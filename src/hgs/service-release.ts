@@ -7,15 +7,15 @@ import { isBulwarkError } from "../core/errors.js";
 import { parseKeyProtector, rollTransportKey } from "../protector/key-protector.js";
 import { ProtectorError } from "../protector/errors.js";
 import { zeroize } from "../protector/kdf.js";
-import { HgsError, refuse } from "../host/hgs-client/errors.js";
-import { verifyHealthCertificate } from "../host/hgs-client/health.js";
+import { HgsError, refuse } from "../attest/errors.js";
+import { verifyHealthCertificate } from "../attest/health.js";
 import {
   keysContext,
   RELEASE_WINDOW_MS,
   releaseMessage,
   verifyRelease,
   wrapKeys,
-} from "../host/hgs-client/release.js";
+} from "../attest/release.js";
 import type { AuditClaim } from "./audit.js";
 import type { HgsService, ReleaseRequest, ReleaseResult } from "./service.js";
 

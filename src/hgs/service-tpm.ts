@@ -12,13 +12,13 @@ import { makeCredential } from "../tpm/verify/credential.js";
 import { loadPublicKey } from "../tpm/verify/keys.js";
 import { appendAudit } from "./audit.js";
 import { checkName } from "./checks.js";
-import { HgsError, refuse } from "../host/hgs-client/errors.js";
-import { checkKeyReleaseKey, readPublicKey, sha256, spkiDer } from "../host/hgs-client/host-key.js";
+import { HgsError, refuse } from "../attest/errors.js";
+import { checkKeyReleaseKey, readPublicKey, sha256, spkiDer } from "../attest/host-key.js";
 import type { AttestResult, HgsService, HostRecord } from "./service.js";
 import type { Queryable } from "./store/driver.js";
-import { checkEkCertificate, judgeTpmEvidence, parseTpm2bPublic } from "./tpm-attest.js";
-import { ekHostId, tpm2bPublicBytes } from "../host/hgs-client/tpm-wire.js";
-import { error, statusFor, verdictOf, type Finding } from "../host/hgs-client/verdict.js";
+import { checkEkCertificate, judgeTpmEvidence, parseTpm2bPublic } from "../attest/tpm-judge.js";
+import { ekHostId, tpm2bPublicBytes } from "../attest/tpm-wire.js";
+import { error, statusFor, verdictOf, type Finding } from "../attest/verdict.js";
 
 export async function addTpmRoot(
   svc: HgsService,

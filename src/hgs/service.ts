@@ -8,7 +8,7 @@ import { createPublicKey, randomBytes, type KeyObject } from "node:crypto";
 import { isBulwarkError } from "../core/errors.js";
 import { guardianThumbprint } from "../protector/guardian.js";
 import { AuditWriter, appendAudit, listAudit, verifyAudit, type AuditEvent } from "./audit.js";
-import { baselineId, parseBaseline, type Baseline } from "../host/hgs-client/baseline.js";
+import { baselineId, parseBaseline, type Baseline } from "../attest/baseline.js";
 import { checkName } from "./checks.js";
 import {
   createDirectory,
@@ -17,8 +17,8 @@ import {
   type HgsDirectory,
   type InitOptions,
 } from "./directory.js";
-import { HgsError, refuse } from "../host/hgs-client/errors.js";
-import { issueHealthCertificate, signerId, type AttestationMode } from "../host/hgs-client/health.js";
+import { HgsError, refuse } from "../attest/errors.js";
+import { issueHealthCertificate, signerId, type AttestationMode } from "../attest/health.js";
 import {
   attestKeyMessage,
   checkHostKey,
@@ -28,20 +28,14 @@ import {
   readPublicKey,
   spkiDer,
   verifyHostSignature,
-} from "../host/hgs-client/host-key.js";
-import { POLICIES, policyById } from "./policies.js";
-import type { WrappedKeysJson } from "../host/hgs-client/release.js";
+} from "../attest/host-key.js";
+import { POLICIES, policyById } from "../attest/policies.js";
+import type { WrappedKeysJson } from "../attest/release.js";
 import { releaseKey } from "./service-release.js";
 import * as tpm from "./service-tpm.js";
 import { openDriver, parseDbSpec, type Driver, type Queryable, type Tx } from "./store/driver.js";
 import { migrate } from "./store/migrations.js";
-import {
-  error,
-  statusFor,
-  verdictOf,
-  type AttestationVerdict,
-  type Finding,
-} from "../host/hgs-client/verdict.js";
+import { error, statusFor, verdictOf, type AttestationVerdict, type Finding } from "../attest/verdict.js";
 
 export const NONCE_BYTES = 32;
 

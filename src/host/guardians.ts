@@ -21,7 +21,7 @@ import {
   type GuardianPublic,
 } from "../protector/guardian.js";
 import { exportGuardianPkcs12, importGuardianPkcs12 } from "../protector/pkcs12.js";
-import { writeFileAtomic } from "./fsutil.js";
+import { writeFileAtomic } from "../io/atomic.js";
 
 export interface GuardianEntry {
   readonly name: string;

@@ -10,15 +10,18 @@ import { repoPath } from "../helpers/paths.js";
 
 const RANK: Readonly<Record<string, number>> = {
   core: 0,
+  io: 0,
   asn1: 0,
   tpm: 1,
   uefi: 2,
   eventlog: 3,
   protector: 4,
-  host: 5,
-  hgs: 6,
-  cli: 7,
-  web: 7,
+  attest: 5,
+  host: 6,
+  hgs: 7,
+  lab: 7,
+  cli: 8,
+  web: 8,
 };
 
 function sources(dir: string): string[] {

@@ -12,7 +12,7 @@ import { createGuardian, importGuardianPublicPem, type Guardian } from "../../sr
 import { createKeyProtector, type TransportKey } from "../../src/protector/key-protector.js";
 import { HgsService } from "../../src/hgs/service.js";
 import { buildServer } from "../../src/hgs/http/server.js";
-import { HgsClient } from "../../src/host/hgs-client/client.js";
+import { HgsClient } from "../../src/host/guarded/hgs-client.js";
 
 export interface HgsFixture {
   readonly root: string;

@@ -8,8 +8,8 @@ import {
   type TransportKey,
 } from "../../src/protector/key-protector.js";
 import { openVmSecrets, sealVmSecrets } from "../../src/protector/vm-secrets.js";
-import { attestKeyMessage, keyId, signWithHostKey, spkiDer } from "../../src/host/hgs-client/host-key.js";
-import { HgsClient, openReleaseResponse, releaseRequestBody } from "../../src/host/hgs-client/client.js";
+import { attestKeyMessage, keyId, signWithHostKey, spkiDer } from "../../src/attest/host-key.js";
+import { HgsClient, openReleaseResponse, releaseRequestBody } from "../../src/host/guarded/hgs-client.js";
 import {
   admin,
   ecKey,

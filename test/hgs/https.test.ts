@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import Database from "better-sqlite3";
-import { HgsClient, type HgsRefusal } from "../../src/host/hgs-client/client.js";
+import { HgsClient, type HgsRefusal } from "../../src/host/guarded/hgs-client.js";
 import { importGuardianPublicPem } from "../../src/protector/guardian.js";
 import { ecKey, pem, protectorFor } from "../helpers/hgs-fixture.js";
 import { hgsCli, startServe, type ServeProcess } from "../helpers/hgs-proc.js";

@@ -15,8 +15,8 @@ import {
   releaseRequestBody,
   tpmEvidence,
   type HgsRefusal,
-} from "../../src/host/hgs-client/client.js";
-import { attestKeyMessage, keyId, signWithHostKey, spkiDer } from "../../src/host/hgs-client/host-key.js";
+} from "../../src/host/guarded/hgs-client.js";
+import { attestKeyMessage, keyId, signWithHostKey, spkiDer } from "../../src/attest/host-key.js";
 import { defineAttackSuites } from "../helpers/hgs-attack-suite.js";
 import { ecKey, pem, protectorFor } from "../helpers/hgs-fixture.js";
 import { captureBaselines, startSimHost, type SimHost } from "../helpers/hgs-host.js";

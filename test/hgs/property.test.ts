@@ -9,14 +9,14 @@ import { createPublicKey } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import { isBulwarkError } from "../../src/core/errors.js";
-import { parseBaseline } from "../../src/host/hgs-client/baseline.js";
+import { parseBaseline } from "../../src/attest/baseline.js";
 import {
   issueHealthCertificate,
   parseHealthCertificate,
   verifyHealthCertificate,
-} from "../../src/host/hgs-client/health.js";
-import { judgeTpmEvidence, parseTpm2bPublic } from "../../src/hgs/tpm-attest.js";
-import { POLICIES } from "../../src/hgs/policies.js";
+} from "../../src/attest/health.js";
+import { judgeTpmEvidence, parseTpm2bPublic } from "../../src/attest/tpm-judge.js";
+import { POLICIES } from "../../src/attest/policies.js";
 import { ecKey, startHgs, type HgsFixture } from "../helpers/hgs-fixture.js";
 import { encodeLog, bootEvents } from "../helpers/hgs-host.js";
 import { TPM_RH } from "../../src/tpm/constants.js";

@@ -8,13 +8,9 @@ import assert from "node:assert/strict";
 import { createPublicKey, generateKeyPairSync } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { isBulwarkError } from "../../src/core/errors.js";
-import {
-  issueHealthCertificate,
-  signerId,
-  verifyHealthCertificate,
-} from "../../src/host/hgs-client/health.js";
-import { releaseRequestBody } from "../../src/host/hgs-client/client.js";
-import { keyId } from "../../src/host/hgs-client/host-key.js";
+import { issueHealthCertificate, signerId, verifyHealthCertificate } from "../../src/attest/health.js";
+import { releaseRequestBody } from "../../src/host/guarded/hgs-client.js";
+import { keyId } from "../../src/attest/host-key.js";
 import {
   admin,
   ecKey,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { HgsRefusal } from "../../src/host/hgs-client/client.js";
+import type { HgsRefusal } from "../../src/host/guarded/hgs-client.js";
 import {
   admin,
   ecKey,

@@ -20,7 +20,7 @@ import { readdir, readFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { parseBaseline } from "../../src/host/hgs-client/baseline.js";
+import { parseBaseline } from "../../src/attest/baseline.js";
 import { ensureGuestImage } from "../../src/host/guest-image.js";
 import { scriptFwCfgName } from "../../src/host/guest-init.js";
 import { hostGuardStatus, type HostGuardStatus } from "../../src/host/guarded/attestation.js";

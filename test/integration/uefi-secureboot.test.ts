@@ -25,7 +25,7 @@ import { buildGuestDisk, ensureGuestImage, espPaths, type GuestImage } from "../
 import { signPe } from "../../src/uefi/authenticode-sign.js";
 import { authenticodeDigest, verifyImage } from "../../src/uefi/authenticode.js";
 import { parsePe } from "../../src/uefi/pe.js";
-import { createKeyFiles, installMicrosoftCertificates, loadKey } from "../../src/uefi/secureboot-files.js";
+import { createKeyFiles, installMicrosoftCertificates, loadKey } from "../../src/host/secureboot-store.js";
 import { encodeSignatureDatabase, sha256List, x509List } from "../../src/uefi/siglist.js";
 import { BULWARK_OWNER_GUID, Guids } from "../../src/uefi/guid.js";
 import { makeCustomTemplate, resolveTemplate } from "../../src/uefi/templates.js";

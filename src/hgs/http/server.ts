@@ -6,7 +6,7 @@
 import Fastify, { type FastifyInstance, type FastifyError } from "fastify";
 import { isBulwarkError } from "../../core/errors.js";
 import { specFor } from "../../catalogue.js";
-import { HgsError } from "../../host/hgs-client/errors.js";
+import { HgsError } from "../../attest/errors.js";
 import type { HgsService } from "../service.js";
 import { openApiDocument } from "./openapi.js";
 import { baseRoutes, type RouteDef } from "./routes.js";

@@ -3,7 +3,7 @@
  * holds a cluster-wide lock, so two HGS nodes starting together against one PostgreSQL database
  * do not race. A database whose schema is newer than this build is refused (HGS_ERR_MIGRATION).
  */
-import { HgsError } from "../../host/hgs-client/errors.js";
+import { HgsError } from "../../attest/errors.js";
 import type { Driver, Tx } from "./driver.js";
 
 export const MIGRATION_LOCK = 0x48475301; // "HGS\x01"

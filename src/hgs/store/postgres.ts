@@ -4,7 +4,7 @@
  * `?` placeholders become `$1…$n`; BIGINT (int8) is parsed to a JS number.
  */
 import pg from "pg";
-import { HgsError } from "../../host/hgs-client/errors.js";
+import { HgsError } from "../../attest/errors.js";
 import type { Driver, Row, SqlValue, Tx } from "./driver.js";
 
 const INT8_OID = 20;

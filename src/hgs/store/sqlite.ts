@@ -9,7 +9,7 @@
  * promise queue serialises every operation behind the open transaction instead.
  */
 import Database from "better-sqlite3";
-import { HgsError } from "../../host/hgs-client/errors.js";
+import { HgsError } from "../../attest/errors.js";
 import type { Driver, Row, SqlValue, Tx } from "./driver.js";
 
 export class SqliteDriver implements Driver {

@@ -5,7 +5,7 @@
  */
 import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { writeFileAtomic } from "../fsutil.js";
+import { writeFileAtomic } from "../../io/atomic.js";
 import { HostGuardError } from "./errors.js";
 
 export type HostMode = "Local" | "HostGuardianService";

@@ -9,8 +9,8 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { keyId } from "../hgs-client/host-key.js";
-import { writeFileAtomic } from "../fsutil.js";
+import { keyId } from "../../attest/host-key.js";
+import { writeFileAtomic } from "../../io/atomic.js";
 import { hostDir } from "./config.js";
 import { HostGuardError } from "./errors.js";
 

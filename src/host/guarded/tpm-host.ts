@@ -6,8 +6,8 @@
  */
 import { readFile } from "node:fs/promises";
 import os from "node:os";
-import { makeBaseline, type Baseline, type BaselineKind } from "../hgs-client/baseline.js";
-import { ekHostId, tpm2bPublicBytes } from "../hgs-client/tpm-wire.js";
+import { makeBaseline, type Baseline, type BaselineKind } from "../../attest/baseline.js";
+import { ekHostId, tpm2bPublicBytes } from "../../attest/tpm-wire.js";
 import { TPM_ALG } from "../../tpm/alg.js";
 import { Tpm, type KeyRef } from "../../tpm/client.js";
 import { TPM_RH } from "../../tpm/constants.js";

@@ -20,9 +20,9 @@ import { guardianThumbprint, importGuardianPublicPem } from "../../protector/gua
 import { openVmSecrets, sealVmSecrets, vmSecretsHeader } from "../../protector/vm-secrets.js";
 import { zeroize } from "../../protector/kdf.js";
 import { isBulwarkError } from "../../core/errors.js";
-import { HgsRefusal, type HgsClient } from "../hgs-client/client.js";
+import { HgsRefusal, type HgsClient } from "./hgs-client.js";
 import { readFile } from "node:fs/promises";
-import { writeFileAtomic } from "../fsutil.js";
+import { writeFileAtomic } from "../../io/atomic.js";
 import { unlockVm, type VmSecrets } from "../vm/keys.js";
 import type { HostContext } from "../vm/runtime.js";
 import { readConfig, type HgsClientConfig } from "./config.js";

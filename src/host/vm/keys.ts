@@ -18,7 +18,7 @@ import {
   type TransportKey,
 } from "../../protector/key-protector.js";
 import { openVmSecrets, sealVmSecrets, VM_SECRET } from "../../protector/vm-secrets.js";
-import { writeFileAtomic } from "../fsutil.js";
+import { writeFileAtomic } from "../../io/atomic.js";
 import type { GuardianStore } from "../guardians.js";
 import type { VmPaths } from "./store.js";
 

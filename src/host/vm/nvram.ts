@@ -11,10 +11,10 @@ import {
   installMicrosoftCertificates,
   loadMicrosoftSet,
   secureBootDir,
-} from "../../uefi/secureboot-files.js";
+} from "../secureboot-store.js";
 import { findTemplate, resolveTemplate } from "../../uefi/templates.js";
 import { buildSecureBootVarStore } from "../../uefi/varstore-build.js";
-import { writeFileAtomic } from "../fsutil.js";
+import { writeFileAtomic } from "../../io/atomic.js";
 import path from "node:path";
 import type { VmConfig } from "./config.js";
 import type { VmPaths } from "./store.js";

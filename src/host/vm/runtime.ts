@@ -15,7 +15,7 @@ import { BulwarkError, isBulwarkError } from "../../core/errors.js";
 import { createDecryptStream, createEncryptStream } from "../../protector/stream.js";
 import { VM_SECRET } from "../../protector/vm-secrets.js";
 import { findSecureBootFirmware } from "../firmware.js";
-import { commitFile, tempPathFor, writeFileAtomic } from "../fsutil.js";
+import { commitFile, tempPathFor, writeFileAtomic } from "../../io/atomic.js";
 import { GuardianStore } from "../guardians.js";
 import { chooseAccelerator } from "../probe.js";
 import { QmpClient } from "../qmp.js";

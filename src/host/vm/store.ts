@@ -7,7 +7,7 @@ import { constants } from "node:fs";
 import { mkdir, open, readdir, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { BulwarkError } from "../../core/errors.js";
-import { writeFileAtomic } from "../fsutil.js";
+import { writeFileAtomic } from "../../io/atomic.js";
 import { validateConfig, validateVmName, type VmConfig } from "./config.js";
 
 export const DEFAULT_STATE_DIR = "/var/lib/bulwark";

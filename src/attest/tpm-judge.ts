@@ -34,12 +34,12 @@ import { TPM_ALG } from "../tpm/alg.js";
 import { TPM2B_PUBLIC_RAW, type PublicArea, type TpmsAttest } from "../tpm/structures.js";
 import { publicKeyFromTpm } from "../tpm/verify/keys.js";
 import { verifyQuote } from "../tpm/verify/quote.js";
-import { quoteQualifyingData, REQUIRED_SELECTION } from "../host/hgs-client/tpm-wire.js";
-import { matchesBaseline, type Baseline } from "../host/hgs-client/baseline.js";
-import { HgsError } from "../host/hgs-client/errors.js";
-import { sha256, spkiDer } from "../host/hgs-client/host-key.js";
+import { quoteQualifyingData, REQUIRED_SELECTION } from "./tpm-wire.js";
+import { matchesBaseline, type Baseline } from "./baseline.js";
+import { HgsError } from "./errors.js";
+import { sha256, spkiDer } from "./host-key.js";
 import { POLICIES } from "./policies.js";
-import { error, type Finding, type SubStatus } from "../host/hgs-client/verdict.js";
+import { error, type Finding, type SubStatus } from "./verdict.js";
 
 export const MAX_EVENT_LOG_BYTES = 1024 * 1024;
 

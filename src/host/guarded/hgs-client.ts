@@ -24,13 +24,19 @@ import { BulwarkError } from "../../core/errors.js";
 import { TPM_ALG } from "../../tpm/alg.js";
 import type { KeyRef, Tpm } from "../../tpm/client.js";
 import { TPMT_SIGNATURE } from "../../tpm/structures.js";
-import { quoteQualifyingData, REQUIRED_SELECTION, tpm2bPublicBytes } from "./tpm-wire.js";
+import { quoteQualifyingData, REQUIRED_SELECTION, tpm2bPublicBytes } from "../../attest/tpm-wire.js";
 import { parseKeyProtector, type TransportKey } from "../../protector/key-protector.js";
-import { HgsError } from "./errors.js";
-import { attestKeyMessage, keyId, signWithHostKey, spkiDer } from "./host-key.js";
-import { parseHealthCertificate } from "./health.js";
-import { keysContext, releaseMessage, signRelease, unwrapKeys, type WrappedKeysJson } from "./release.js";
-import type { AttestationVerdict } from "./verdict.js";
+import { HgsError } from "../../attest/errors.js";
+import { attestKeyMessage, keyId, signWithHostKey, spkiDer } from "../../attest/host-key.js";
+import { parseHealthCertificate } from "../../attest/health.js";
+import {
+  keysContext,
+  releaseMessage,
+  signRelease,
+  unwrapKeys,
+  type WrappedKeysJson,
+} from "../../attest/release.js";
+import type { AttestationVerdict } from "../../attest/verdict.js";
 
 export interface HgsClientOptions {
   /** Primary first, then fallbacks. */

@@ -16,7 +16,7 @@
  * so the keys cannot be paired with another key protector.
  */
 import { createPublicKey, sign, verify, type KeyObject } from "node:crypto";
-import { wrapSecret, unwrapSecret, type Wrapped, type WrapSchemeName } from "../../protector/keys.js";
+import { wrapSecret, unwrapSecret, type Wrapped, type WrapSchemeName } from "../protector/keys.js";
 import { sha256 } from "./host-key.js";
 
 export const RELEASE_LABEL = Buffer.from("BULWARK-HGS-RELEASE-V1\0", "ascii");

@@ -14,7 +14,7 @@
 import { createHash, createPublicKey, randomBytes, sign, verify, type KeyObject } from "node:crypto";
 import { HgsError } from "./errors.js";
 import { publicKeyFromSpki } from "./host-key.js";
-import { BoundedMap } from "../../core/memo.js";
+import { BoundedMap } from "../core/memo.js";
 
 export const HEALTH_TYP = "bulwark-health+jws";
 export const MAX_HEALTH_CERTIFICATE_CHARS = 8192;

@@ -3,7 +3,7 @@
  * enabled or disabled; a locked policy cannot be disabled. Host-key mode evaluates none of them
  * (as in Hyper-V, host-key attestation proves identity only, not boot health).
  */
-import type { SubStatus } from "../host/hgs-client/verdict.js";
+import type { SubStatus } from "./verdict.js";
 
 export interface PolicyDefinition {
   readonly id: string;

@@ -11,7 +11,7 @@
  */
 import { createHash, createPublicKey, sign, verify, type KeyObject } from "node:crypto";
 import { HgsError } from "./errors.js";
-import { BoundedMap } from "../../core/memo.js";
+import { BoundedMap } from "../core/memo.js";
 
 export const ATTEST_KEY_LABEL = Buffer.from("BULWARK-HGS-ATTEST-KEY-V1\0", "ascii");
 export const MAX_KEY_TEXT = 16 * 1024;

@@ -6,7 +6,7 @@
  * both sides speak it: HGS raises these codes and the guarded host's client reads them back
  * from refusals.
  */
-import { BulwarkError, defineErrors, Exit, type ErrorDetails } from "../../core/errors.js";
+import { BulwarkError, defineErrors, Exit, type ErrorDetails } from "../core/errors.js";
 
 export const HgsErrors = defineErrors("HGS", {
   HGS_ERR_CONFIG: {

@@ -13,24 +13,29 @@
  * so a failure never leaves a partial file.
  */
 import { createHash, generateKeyPairSync, createPrivateKey, type KeyObject } from "node:crypto";
-import { constants } from "node:fs";
-import { mkdir, open, readFile, readdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, readFile, readdir, stat } from "node:fs/promises";
 import path from "node:path";
+import { writeFileAtomic } from "../io/atomic.js";
 import { createCertificate, derToPem } from "../asn1/x509.js";
-import { UefiError } from "./errors.js";
-import { extractMicrosoftSet, MICROSOFT_ROLES, type MicrosoftRole, type MicrosoftSet } from "./ms-certs.js";
-import { sbatLevelsFromShim, type SbatLevels } from "./sbat.js";
-import { encodeSignatureDatabase, x509List } from "./siglist.js";
-import { BULWARK_OWNER_GUID } from "./guid.js";
+import { UefiError } from "../uefi/errors.js";
+import {
+  extractMicrosoftSet,
+  MICROSOFT_ROLES,
+  type MicrosoftRole,
+  type MicrosoftSet,
+} from "../uefi/ms-certs.js";
+import { sbatLevelsFromShim, type SbatLevels } from "../uefi/sbat.js";
+import { encodeSignatureDatabase, x509List } from "../uefi/siglist.js";
+import { BULWARK_OWNER_GUID } from "../uefi/guid.js";
 import {
   findTemplate,
   parseCustomTemplate,
   resolveTemplate,
   serializeCustomTemplate,
   type CustomTemplate,
-} from "./templates.js";
-import { buildSecureBootVarStore } from "./varstore-build.js";
-import type { VarStoreSize } from "./varstore.js";
+} from "../uefi/templates.js";
+import { buildSecureBootVarStore } from "../uefi/varstore-build.js";
+import type { VarStoreSize } from "../uefi/varstore.js";
 
 export const DEFAULT_STATE_DIR = "/var/lib/bulwark";
 export const DEFAULT_MS_SOURCE = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
@@ -45,28 +50,12 @@ function ioError(what: string, file: string, e: unknown): UefiError {
   return new UefiError("UEFI_ERR_IO", `${what} ${file}: ${reason}`, { path: file }, { cause: e });
 }
 
-/** Writes `data` to `file` atomically with `mode` (temp file, fsync, rename, directory fsync). */
+/** Writes `data` to `file` atomically with `mode` (see io/atomic.ts), creating its directory 0700. */
 export async function atomicWrite(file: string, data: Uint8Array | string, mode = 0o644): Promise<void> {
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
   try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
-    const dh = await open(dir, constants.O_RDONLY);
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
+    await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    await writeFileAtomic(file, data, mode);
   } catch (e) {
-    await rm(tmp, { force: true }).catch(() => undefined);
     throw ioError("cannot write", file, e);
   }
 }

@@ -4,10 +4,10 @@
  * key-release key). HGS verifies with them (src/hgs/tpm-attest.ts); the host quotes with them.
  */
 import type { KeyObject } from "node:crypto";
-import { encode } from "../../core/codec.js";
-import { TPM_ALG } from "../../tpm/alg.js";
-import { pcrSelection } from "../../tpm/pcr.js";
-import { TPM2B_PUBLIC_RAW, type PublicArea } from "../../tpm/structures.js";
+import { encode } from "../core/codec.js";
+import { TPM_ALG } from "../tpm/alg.js";
+import { pcrSelection } from "../tpm/pcr.js";
+import { TPM2B_PUBLIC_RAW, type PublicArea } from "../tpm/structures.js";
 import { sha256, spkiDer } from "./host-key.js";
 
 /** Every TPM attestation quotes sha256 PCRs 0..9: firmware, Secure Boot, boot chain, kernel. */
