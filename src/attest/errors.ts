@@ -6,7 +6,7 @@
  * layering) because both sides speak it: HGS raises these codes and the guarded host's client
  * reads them back from refusals.
  */
-import { defineErrors, errorFactory, Exit } from "../core/errors.js";
+import { defineErrors, errorFactory, Exit, isBulwarkError, type BulwarkError } from "../core/errors.js";
 
 export const HgsErrors = defineErrors("HGS", {
   HGS_ERR_CONFIG: {
@@ -114,6 +114,11 @@ export type HgsErrorCode = keyof typeof HgsErrors;
 
 /** Raises an HGS error: `throw hgsError("HGS_ERR_X", "sentence", details)`; the code is checked. */
 export const hgsError = errorFactory(HgsErrors, "HgsError");
+
+/** True when `e` is the HGS error `code` (the code is checked against the declared ones). */
+export function isHgsError(e: unknown, code: HgsErrorCode): e is BulwarkError<HgsErrorCode> {
+  return isBulwarkError(e) && e.code === code;
+}
 
 /** Throws a refusal whose details carry a stable finding id (what tests and clients match on). */
 export function refuse(

@@ -5,11 +5,10 @@
  */
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
-import { isBulwarkError } from "../core/errors.js";
 import * as admin from "../hgs/admin.js";
 import type { AuditVerdict } from "../hgs/audit.js";
 import { initHgs, openHgs, type HgsContext } from "../hgs/context.js";
-import { hgsError, HgsErrors } from "../attest/errors.js";
+import { hgsError, HgsErrors, isHgsError } from "../attest/errors.js";
 import { writeFileAtomicSync } from "../io/atomic.js";
 import { parse, printJson, usageError } from "./args.js";
 
@@ -261,7 +260,7 @@ export async function run(argv: string[]): Promise<number> {
             out(json, v, `audit chain intact: ${v.entries} entries, head ${v.head}`);
             return 0;
           } catch (e) {
-            if (!isBulwarkError(e) || e.code !== "HGS_ERR_AUDIT_BROKEN") throw e;
+            if (!isHgsError(e, "HGS_ERR_AUDIT_BROKEN")) throw e;
             // The verdict goes to stdout like an intact one (scripts read it); the exit status is the code's.
             const v = e.details as unknown as AuditVerdict;
             out(

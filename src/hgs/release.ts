@@ -17,7 +17,7 @@ import { VerdictBuilder, type Finding, type Verdict } from "../core/verdict.js";
 import { parseKeyProtector, rollTransportKey } from "../protector/key-protector.js";
 import { ProtectorErrors, type ProtectorErrorCode } from "../protector/errors.js";
 import { zeroize } from "../protector/kdf.js";
-import { hgsError, refuse, type HgsErrorCode } from "../attest/errors.js";
+import { hgsError, isHgsError, refuse, type HgsErrorCode } from "../attest/errors.js";
 import type { AttestationMode, HealthClaims } from "../attest/health.js";
 import {
   keysContext,
@@ -183,7 +183,7 @@ async function gatherFacts(
       denyBefore: s.denyBefore,
     });
   } catch (e) {
-    if (!isBulwarkError(e) || e.code !== "HGS_ERR_HEALTH_CERTIFICATE") throw e;
+    if (!isHgsError(e, "HGS_ERR_HEALTH_CERTIFICATE")) throw e;
     return { facts: { certificate: certificateFinding(e) } };
   }
   const [host, alreadyAnswered] = await Promise.all([

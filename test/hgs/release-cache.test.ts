@@ -170,7 +170,7 @@ describe("key release after a memoised success", () => {
     tampered[40] = (tampered[40] as number) ^ 0x01;
     const r = await release(tampered);
     assert.equal(r.status, 403);
-    assert.match(String(r.body.error?.details.finding), /^KeyProtector_/);
+    assert.match(String(r.body.error?.details.finding), /^key-protector\./);
   });
 
   it("refuses the same certificate after a deny-before date and after a mode switch", async () => {
