@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
 import { HgsClient, releaseRequestBody, tpmEvidence } from "../src/host/guarded/hgs-client.js";
-import { issueHealthCertificate, signerId, verifyHealthCertificate } from "../src/attest/health.js";
+import { HealthVerifier, issueHealthCertificate, signerId } from "../src/attest/health.js";
 import {
   attestKeyMessage,
   keyId,
@@ -291,11 +291,12 @@ async function main(): Promise<void> {
       timestamp: number;
       signature: string;
     };
-    // As the server does: one signer public key and its id, computed once.
+    // As the server does: one signer public key and its id, computed once, one verifier (memo).
     const signerPublic = createPublicKey(signer);
     const signerKid = signerId(signerPublic);
+    const verifier = new HealthVerifier();
     const relLimit = limitLoop(() => {
-      const c = verifyHealthCertificate(a.healthCertificate, { signerPublic, signerId: signerKid });
+      const c = verifier.verify(a.healthCertificate, { signerPublic, signerId: signerKid });
       if (
         !verifyRelease(
           c.krk,

@@ -17,6 +17,7 @@ import { issueHealthCertificate, type AttestationMode } from "../attest/health.j
 import { checkKeyReleaseKey, readPublicKey, spkiDer } from "../attest/host-key.js";
 import {
   error,
+  passed,
   type AttestationStatus,
   type AttestationVerdict,
   type AttestFinding,
@@ -98,21 +99,22 @@ export function readKeyReleaseKey(ctx: HgsContext, text: string): KeyReleaseKey 
   }
 }
 
+/** One attestation's outcome, as {@link finishAttestation} takes it. */
+export interface JudgedAttestation {
+  readonly host: HostRow | undefined;
+  readonly hostId: string;
+  readonly mode: AttestationMode;
+  readonly verdict: AttestationVerdict;
+  readonly keyReleaseKey: KeyReleaseKey | undefined;
+  /** `performance.now()` when the request was taken up. */
+  readonly startedAt: number;
+}
+
 /**
  * Ends an attestation: audits the verdict, issues the health certificate when it passed, and
  * publishes the diagnostics message.
  */
-export async function finishAttestation(
-  ctx: HgsContext,
-  a: {
-    readonly host: HostRow | undefined;
-    readonly hostId: string;
-    readonly mode: AttestationMode;
-    readonly verdict: AttestationVerdict;
-    readonly keyReleaseKey: KeyReleaseKey | undefined;
-    readonly startedAt: number;
-  },
-): Promise<AttestResult> {
+export async function finishAttestation(ctx: HgsContext, a: JudgedAttestation): Promise<AttestResult> {
   const result = await issueOrRefuse(ctx, a);
   if (attestationChannel.hasSubscribers) {
     const message: AttestationMessage = {
@@ -127,9 +129,9 @@ export async function finishAttestation(
 
 async function issueOrRefuse(
   ctx: HgsContext,
-  { host, hostId, mode, verdict, keyReleaseKey }: Parameters<typeof finishAttestation>[1],
+  { host, hostId, mode, verdict, keyReleaseKey }: JudgedAttestation,
 ): Promise<AttestResult> {
-  if (verdict.status !== "Passed" || !host || !keyReleaseKey) {
+  if (!passed(verdict) || !host || !keyReleaseKey) {
     await ctx.audit.append("attestation.failed", hostId, {
       mode,
       status: verdict.status,
