@@ -67,7 +67,8 @@ export interface ReleaseFinding extends Finding {
 export type ReleaseFacts =
   | { readonly certificate: ReleaseFinding }
   | {
-      readonly certificate: { readonly claims: HealthClaims };
+      /** The verified certificate: its claims and the key-release key it names. */
+      readonly certificate: { readonly claims: HealthClaims; readonly krk: KeyObject };
       /** The mode this HGS runs now. */
       readonly mode: AttestationMode;
       readonly host: HostRow | undefined;
@@ -169,11 +170,7 @@ function certificateFinding(e: BulwarkError): ReleaseFinding {
   };
 }
 
-async function gatherFacts(
-  ctx: HgsContext,
-  req: ReleaseRequest,
-  kpBytes: Buffer,
-): Promise<{ facts: ReleaseFacts; krk?: KeyObject; claims?: HealthClaims }> {
+async function gatherFacts(ctx: HgsContext, req: ReleaseRequest, kpBytes: Buffer): Promise<ReleaseFacts> {
   const s = await ctx.repo.settings();
   let cert;
   try {
@@ -184,7 +181,7 @@ async function gatherFacts(
     });
   } catch (e) {
     if (!isHgsError(e, "HGS_ERR_HEALTH_CERTIFICATE")) throw e;
-    return { facts: { certificate: certificateFinding(e) } };
+    return { certificate: certificateFinding(e) };
   }
   const [host, alreadyAnswered] = await Promise.all([
     ctx.repo.host(cert.claims.sub),
@@ -192,18 +189,14 @@ async function gatherFacts(
   ]);
   const msg = releaseMessage(Buffer.from(req.requestId, "hex"), req.timestamp, kpBytes, cert.claims.jti);
   return {
-    facts: {
-      certificate: cert,
-      mode: s.mode,
-      host,
-      requestId: req.requestId,
-      timestamp: req.timestamp,
-      now: Date.now(),
-      proofVerified: verifyRelease(cert.krk, msg, Buffer.from(req.signature, "base64")),
-      alreadyAnswered,
-    },
-    krk: cert.krk,
-    claims: cert.claims,
+    certificate: cert,
+    mode: s.mode,
+    host,
+    requestId: req.requestId,
+    timestamp: req.timestamp,
+    now: Date.now(),
+    proofVerified: verifyRelease(cert.krk, msg, Buffer.from(req.signature, "base64")),
+    alreadyAnswered,
   };
 }
 
@@ -265,14 +258,14 @@ async function release(
   who: { id: string | null },
 ): Promise<ReleaseResult> {
   const kpBytes = Buffer.from(req.keyProtector, "base64");
-  const { facts, krk, claims } = await gatherFacts(ctx, req, kpBytes);
-  who.id = claims?.sub ?? null;
+  const facts = await gatherFacts(ctx, req, kpBytes);
+  if ("mode" in facts) who.id = facts.certificate.claims.sub;
   const decision = decideRelease(judgeRelease(facts));
   if (!decision.release) throw decision.refusal;
   // judgeRelease passes only a verified certificate of a registered host; this narrows the types.
-  if (!krk || !claims || !("host" in facts) || !facts.host)
-    throw new Error("release judged without its facts");
-  const host = facts.host;
+  if (!("mode" in facts) || !facts.host) throw new Error("release judged without its facts");
+  const { host, certificate } = facts;
+  const { krk, claims } = certificate;
 
   const kp = keyProtectorStep(() => parseKeyProtector(kpBytes));
   // Same as comparing thumbprints (SHA-256 of the signing certificate), without hashing each.

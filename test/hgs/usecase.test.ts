@@ -85,7 +85,7 @@ describe("key release: a pure judgement, then a decision", () => {
     createdAt: 0,
   };
   const good: ReleaseFacts = {
-    certificate: { claims },
+    certificate: { claims, krk: createPublicKey(ecKey()) },
     mode: "key",
     host,
     requestId: "d".repeat(32),
