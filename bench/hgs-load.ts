@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
 import { HgsClient, releaseRequestBody, tpmEvidence } from "../src/host/guarded/hgs-client.js";
-import { issueHealthCertificate, signerId, verifyHealthCertificate } from "../src/attest/health.js";
+import { HealthVerifier, issueHealthCertificate, signerId } from "../src/attest/health.js";
 import {
   attestKeyMessage,
   keyId,
@@ -27,7 +27,7 @@ import {
 } from "../src/attest/host-key.js";
 import { POLICIES } from "../src/attest/policies.js";
 import { keysContext, releaseMessage, verifyRelease, wrapKeys } from "../src/attest/release.js";
-import { clearEventLogVerdicts, judgeTpmEvidence, parseTpm2bPublic } from "../src/attest/tpm-judge.js";
+import { EventLogJudge, judgeTpmEvidence, parseTpm2bPublic } from "../src/attest/tpm-judge.js";
 import { parseBaseline } from "../src/attest/baseline.js";
 import { importGuardianPem } from "../src/protector/guardian.js";
 import { rollTransportKey } from "../src/protector/key-protector.js";
@@ -200,6 +200,7 @@ async function main(): Promise<void> {
     const enabled = new Set(POLICIES.map((p) => p.id));
     const baselines = [parseBaseline(bl.secureboot), parseBaseline(bl.codeintegrity)];
     const krkPub = createPublicKey(krk);
+    const eventLogs = new EventLogJudge();
     const tpmLimit = limitLoop((i) => {
       const e = evidences[i % evidences.length]!;
       const j = judgeTpmEvidence({
@@ -209,6 +210,7 @@ async function main(): Promise<void> {
         evidence: { quote: e.quote, signature: e.signature, pcrs: e.pcrs, eventLog: log },
         enabledPolicies: enabled,
         baselines,
+        eventLogs,
       });
       if (j.findings.length) throw new Error(JSON.stringify(j.findings));
       issueHealthCertificate({
@@ -223,7 +225,7 @@ async function main(): Promise<void> {
     phases.push({ name: "TPM attestations", ...tpmLoad, limit: tpmLimit, goal: { rps: 1000 } });
     // The first attestation after a boot: the event-log verdict is not memoised yet.
     const coldLimit = limitLoop((i) => {
-      clearEventLogVerdicts();
+      eventLogs.clear();
       const e = evidences[i % evidences.length]!;
       const j = judgeTpmEvidence({
         ak,
@@ -232,6 +234,7 @@ async function main(): Promise<void> {
         evidence: { quote: e.quote, signature: e.signature, pcrs: e.pcrs, eventLog: log },
         enabledPolicies: enabled,
         baselines,
+        eventLogs,
       });
       if (j.findings.length) throw new Error(JSON.stringify(j.findings));
       issueHealthCertificate({
@@ -288,11 +291,12 @@ async function main(): Promise<void> {
       timestamp: number;
       signature: string;
     };
-    // As the server does: one signer public key and its id, computed once.
+    // As the server does: one signer public key and its id, computed once, one verifier (memo).
     const signerPublic = createPublicKey(signer);
     const signerKid = signerId(signerPublic);
+    const verifier = new HealthVerifier();
     const relLimit = limitLoop(() => {
-      const c = verifyHealthCertificate(a.healthCertificate, { signerPublic, signerId: signerKid });
+      const c = verifier.verify(a.healthCertificate, { signerPublic, signerId: signerKid });
       if (
         !verifyRelease(
           c.krk,

@@ -8,7 +8,7 @@
  * A host passes a policy when its quoted, replay-bound PCRs equal every PCR of at least one
  * registered baseline of that kind. `facts` is informative (shown to the admin, not compared).
  */
-import { HgsError } from "./errors.js";
+import { hgsError } from "./errors.js";
 import { canonicalJson } from "./json.js";
 import { sha256 } from "./host-key.js";
 
@@ -33,7 +33,7 @@ export interface Baseline {
 }
 
 function bad(message: string): never {
-  throw new HgsError("HGS_ERR_INVALID", `baseline: ${message}`);
+  throw hgsError("HGS_ERR_INVALID", `baseline: ${message}`);
 }
 
 export const MAX_BASELINE_CHARS = 256 * 1024;

@@ -2,11 +2,11 @@
  * Host Guardian Service error codes (STYLE.md habit 6). HTTP statuses and CLI exit codes come
  * from this table through the catalogue; call sites only name the code.
  *
- * The table lives with the HGS wire format in host/ (below hgs/ in DESIGN.md's layering) because
- * both sides speak it: HGS raises these codes and the guarded host's client reads them back
- * from refusals.
+ * The table lives with the HGS wire format in attest/ (below hgs/ and host/ in DESIGN.md's
+ * layering) because both sides speak it: HGS raises these codes and the guarded host's client
+ * reads them back from refusals.
  */
-import { BulwarkError, defineErrors, Exit, type ErrorDetails } from "../core/errors.js";
+import { defineErrors, errorFactory, Exit, isBulwarkError, type BulwarkError } from "../core/errors.js";
 
 export const HgsErrors = defineErrors("HGS", {
   HGS_ERR_CONFIG: {
@@ -112,16 +112,12 @@ export const HgsErrors = defineErrors("HGS", {
 });
 export type HgsErrorCode = keyof typeof HgsErrors;
 
-export class HgsError extends BulwarkError<HgsErrorCode> {
-  constructor(
-    code: HgsErrorCode,
-    message: string,
-    details: ErrorDetails = {},
-    options?: { cause?: unknown },
-  ) {
-    super(code, message, details, options);
-    this.name = "HgsError";
-  }
+/** Raises an HGS error: `throw hgsError("HGS_ERR_X", "sentence", details)`; the code is checked. */
+export const hgsError = errorFactory(HgsErrors, "HgsError");
+
+/** True when `e` is the HGS error `code` (the code is checked against the declared ones). */
+export function isHgsError(e: unknown, code: HgsErrorCode): e is BulwarkError<HgsErrorCode> {
+  return isBulwarkError(e) && e.code === code;
 }
 
 /** Throws a refusal whose details carry a stable finding id (what tests and clients match on). */
@@ -131,5 +127,5 @@ export function refuse(
   code: HgsErrorCode,
   details: Record<string, unknown> = {},
 ): never {
-  throw new HgsError(code, message, { finding, ...details });
+  throw hgsError(code, message, { finding, ...details });
 }

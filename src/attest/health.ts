@@ -12,8 +12,8 @@
  * the host is checked by the caller against the store.
  */
 import { createHash, createPublicKey, randomBytes, sign, verify, type KeyObject } from "node:crypto";
-import { HgsError } from "./errors.js";
-import { publicKeyFromSpki } from "./host-key.js";
+import { hgsError } from "./errors.js";
+import { PublicKeyCache, publicKeyFromSpki } from "./host-key.js";
 import { BoundedMap } from "../core/memo.js";
 
 export const HEALTH_TYP = "bulwark-health+jws";
@@ -44,8 +44,8 @@ export interface ParsedHealthCertificate {
 }
 
 function bad(message: string, details: Record<string, unknown> = {}): never {
-  throw new HgsError("HGS_ERR_HEALTH_CERTIFICATE", message, {
-    finding: "HealthCertificate_Malformed",
+  throw hgsError("HGS_ERR_HEALTH_CERTIFICATE", message, {
+    finding: "health-certificate.malformed",
     ...details,
   });
 }
@@ -170,84 +170,53 @@ export interface VerifyHealthOptions {
   readonly signerId?: string;
 }
 
-/**
- * Certificates whose signature verified, per signer key, by their exact text: a host shows the
- * same certificate for every key release until it re-attests, and parsing plus an ES256 check
- * is the larger part of verifying one. Signature validity is a pure function of (signer key,
- * text), so a hit is the same verdict; issuer, validity period and deny-before date are checked
- * on every call. Only successes are kept; bounded per signer, least recently used out first.
- */
-const signatureVerified = new WeakMap<KeyObject, BoundedMap<string, ParsedHealthCertificate>>();
-
 function unknownIssuer(c: ParsedHealthCertificate, kid: string): void {
   if (c.header.kid !== kid || c.claims.iss !== kid) {
-    throw new HgsError("HGS_ERR_HEALTH_CERTIFICATE", "the health certificate was issued by another HGS", {
-      finding: "HealthCertificate_UnknownIssuer",
+    throw hgsError("HGS_ERR_HEALTH_CERTIFICATE", "the health certificate was issued by another HGS", {
+      finding: "health-certificate.unknown-issuer",
       expected: kid,
       got: c.header.kid,
     });
   }
 }
 
-/** Parses, checks the issuer and the signature (memoised, see `signatureVerified`). */
-function parseAndCheckSignature(
-  text: unknown,
-  signerPublic: KeyObject,
-  kid: string,
-): ParsedHealthCertificate {
-  let known = signatureVerified.get(signerPublic);
-  const hit = typeof text === "string" ? known?.get(text) : undefined;
-  if (hit) {
-    unknownIssuer(hit, kid);
-    return hit;
-  }
-  const c = parseHealthCertificate(text);
-  unknownIssuer(c, kid);
+function checkSignature(c: ParsedHealthCertificate, signerPublic: KeyObject): void {
   const ok = verify("sha256", c.signingInput, { key: signerPublic, dsaEncoding: "ieee-p1363" }, c.signature);
   if (!ok) {
-    throw new HgsError("HGS_ERR_HEALTH_CERTIFICATE", "the health certificate's signature does not verify", {
-      finding: "HealthCertificate_BadSignature",
+    throw hgsError("HGS_ERR_HEALTH_CERTIFICATE", "the health certificate's signature does not verify", {
+      finding: "health-certificate.bad-signature",
     });
   }
-  if (!known) {
-    known = new BoundedMap(2048);
-    signatureVerified.set(signerPublic, known);
-  }
-  Object.freeze(c.header);
-  Object.freeze(c.claims);
-  known.set(text as string, Object.freeze(c));
-  return c;
 }
 
-/** Parses and verifies; throws HGS_ERR_HEALTH_CERTIFICATE with a `finding` id in details. */
-export function verifyHealthCertificate(
-  text: unknown,
+/** Validity period, deny-before date and the key-release key: checked on every call. */
+function checkClaims(
+  c: ParsedHealthCertificate,
   o: VerifyHealthOptions,
+  keyOf: (der: Uint8Array) => KeyObject,
 ): ParsedHealthCertificate & { krk: KeyObject } {
-  const kid = o.signerId ?? signerId(o.signerPublic);
-  const c = parseAndCheckSignature(text, o.signerPublic, kid);
   const now = Math.floor((o.now ?? Date.now()) / 1000);
   const skew = o.skewSeconds ?? 60;
   if (now + skew < c.claims.nbf) {
-    throw new HgsError("HGS_ERR_HEALTH_CERTIFICATE", "the health certificate is not yet valid", {
-      finding: "HealthCertificate_NotYetValid",
+    throw hgsError("HGS_ERR_HEALTH_CERTIFICATE", "the health certificate is not yet valid", {
+      finding: "health-certificate.not-yet-valid",
       nbf: c.claims.nbf,
       now,
     });
   }
   if (now - skew >= c.claims.exp) {
-    throw new HgsError("HGS_ERR_HEALTH_CERTIFICATE", "the health certificate has expired", {
-      finding: "HealthCertificate_Expired",
+    throw hgsError("HGS_ERR_HEALTH_CERTIFICATE", "the health certificate has expired", {
+      finding: "health-certificate.expired",
       exp: c.claims.exp,
       now,
     });
   }
   if (o.denyBefore !== undefined && c.claims.iat * 1000 < o.denyBefore) {
-    throw new HgsError(
+    throw hgsError(
       "HGS_ERR_HEALTH_CERTIFICATE",
       "the health certificate was issued before the deny-before date",
       {
-        finding: "HealthCertificate_IssuedBeforeDenyDate",
+        finding: "health-certificate.issued-before-deny-date",
         iat: c.claims.iat,
         denyBefore: Math.floor(o.denyBefore / 1000),
       },
@@ -255,9 +224,68 @@ export function verifyHealthCertificate(
   }
   let krk: KeyObject;
   try {
-    krk = publicKeyFromSpki(Buffer.from(c.claims.krk, "base64"));
+    krk = keyOf(Buffer.from(c.claims.krk, "base64"));
   } catch {
     return bad("the key-release key in the health certificate is not a public key");
   }
   return { ...c, krk };
+}
+
+/** Parses and verifies once, without memo; throws HGS_ERR_HEALTH_CERTIFICATE with a `finding` id. */
+export function verifyHealthCertificate(
+  text: unknown,
+  o: VerifyHealthOptions,
+): ParsedHealthCertificate & { krk: KeyObject } {
+  const c = parseHealthCertificate(text);
+  unknownIssuer(c, o.signerId ?? signerId(o.signerPublic));
+  checkSignature(c, o.signerPublic);
+  return checkClaims(c, o, publicKeyFromSpki);
+}
+
+/**
+ * Health-certificate verification for a key service, with memo: a host shows the same
+ * certificate for every key release until it re-attests, and parsing plus an ES256 check is the
+ * larger part of verifying one. Signature validity is a pure function of (signer key, text), so
+ * a hit is the same verdict; issuer, validity period and deny-before date are checked on every
+ * call. Only successes are kept; bounded per signer, least recently used out first. One verifier
+ * belongs to one service (the HGS context): two services in one process share nothing.
+ */
+export class HealthVerifier {
+  private readonly signatureVerified = new WeakMap<KeyObject, BoundedMap<string, ParsedHealthCertificate>>();
+
+  constructor(
+    private readonly keys: PublicKeyCache = new PublicKeyCache(),
+    private readonly perSigner = 2048,
+  ) {}
+
+  /** Parses and verifies; throws HGS_ERR_HEALTH_CERTIFICATE with a `finding` id in details. */
+  verify(text: unknown, o: VerifyHealthOptions): ParsedHealthCertificate & { krk: KeyObject } {
+    const kid = o.signerId ?? signerId(o.signerPublic);
+    const c = this.parseAndCheckSignature(text, o.signerPublic, kid);
+    return checkClaims(c, o, (der) => this.keys.fromSpki(der));
+  }
+
+  private parseAndCheckSignature(
+    text: unknown,
+    signerPublic: KeyObject,
+    kid: string,
+  ): ParsedHealthCertificate {
+    let known = this.signatureVerified.get(signerPublic);
+    const hit = typeof text === "string" ? known?.get(text) : undefined;
+    if (hit) {
+      unknownIssuer(hit, kid);
+      return hit;
+    }
+    const c = parseHealthCertificate(text);
+    unknownIssuer(c, kid);
+    checkSignature(c, signerPublic);
+    if (!known) {
+      known = new BoundedMap(this.perSigner);
+      this.signatureVerified.set(signerPublic, known);
+    }
+    Object.freeze(c.header);
+    Object.freeze(c.claims);
+    known.set(text as string, Object.freeze(c));
+    return c;
+  }
 }

@@ -10,7 +10,7 @@
  * What this mode does not check: anything about the host's boot (no policies apply).
  */
 import { createHash, createPublicKey, sign, verify, type KeyObject } from "node:crypto";
-import { HgsError } from "./errors.js";
+import { hgsError } from "./errors.js";
 import { BoundedMap } from "../core/memo.js";
 
 export const ATTEST_KEY_LABEL = Buffer.from("BULWARK-HGS-ATTEST-KEY-V1\0", "ascii");
@@ -31,31 +31,44 @@ export function keyId(key: KeyObject): string {
   return sha256(spkiDer(key)).toString("hex");
 }
 
-const keyCache = new BoundedMap<string, KeyObject>(10_000);
-
-/**
- * A KeyObject for SPKI DER bytes, memoised (hosts send the same key-release and host keys over
- * and over; building a KeyObject costs more than verifying a signature with it).
- */
+/** A KeyObject for SPKI DER bytes (throws when they are not one). */
 export function publicKeyFromSpki(der: Uint8Array): KeyObject {
-  const k = Buffer.from(der).toString("base64");
-  let key = keyCache.get(k);
-  if (!key) {
-    key = createPublicKey({ key: Buffer.from(der), format: "der", type: "spki" });
-    keyCache.set(k, key);
-  }
-  return key;
+  return createPublicKey({ key: Buffer.from(der), format: "der", type: "spki" });
 }
 
-/** Reads a public key from PEM (SPKI) or base64 SPKI DER. */
-export function readPublicKey(text: string, what: string): KeyObject {
-  if (text.length > MAX_KEY_TEXT) throw new HgsError("HGS_ERR_INVALID", `${what} is too long`);
+/**
+ * KeyObjects by their SPKI DER bytes, memoised: hosts send the same key-release and host keys
+ * over and over, and building a KeyObject costs more than verifying a signature with it. One
+ * cache belongs to one service (the HGS context), bounded, least recently used out first.
+ */
+export class PublicKeyCache {
+  private readonly keys: BoundedMap<string, KeyObject>;
+
+  constructor(max = 10_000) {
+    this.keys = new BoundedMap(max);
+  }
+
+  fromSpki(der: Uint8Array): KeyObject {
+    const k = Buffer.from(der).toString("base64");
+    let key = this.keys.get(k);
+    if (!key) {
+      key = publicKeyFromSpki(der);
+      this.keys.set(k, key);
+    }
+    return key;
+  }
+}
+
+/** Reads a public key from PEM (SPKI) or base64 SPKI DER (through `keys` when given). */
+export function readPublicKey(text: string, what: string, keys?: PublicKeyCache): KeyObject {
+  if (text.length > MAX_KEY_TEXT) throw hgsError("HGS_ERR_INVALID", `${what} is too long`);
   try {
     if (text.includes("-----BEGIN")) return createPublicKey({ key: text, format: "pem" });
     if (!/^[A-Za-z0-9+/=\s]+$/.test(text)) throw new Error("not base64");
-    return publicKeyFromSpki(Buffer.from(text, "base64"));
+    const der = Buffer.from(text, "base64");
+    return keys ? keys.fromSpki(der) : publicKeyFromSpki(der);
   } catch (e) {
-    throw new HgsError(
+    throw hgsError(
       "HGS_ERR_INVALID",
       `${what} is not a public key (PEM or base64 SPKI DER)`,
       {},
@@ -70,7 +83,7 @@ export function checkHostKey(key: KeyObject): "sha256" | "sha384" {
   if (key.asymmetricKeyType === "rsa" && (d?.modulusLength ?? 0) >= 2048) return "sha256";
   if (key.asymmetricKeyType === "ec" && d?.namedCurve === "prime256v1") return "sha256";
   if (key.asymmetricKeyType === "ec" && d?.namedCurve === "secp384r1") return "sha384";
-  throw new HgsError(
+  throw hgsError(
     "HGS_ERR_INVALID",
     `host keys must be RSA >= 2048 bits or ECDSA P-256/P-384 (got ${key.asymmetricKeyType ?? "?"} ${d?.modulusLength ?? d?.namedCurve ?? ""})`,
   );
@@ -83,8 +96,8 @@ export function checkKeyReleaseKey(key: KeyObject): void {
     (key.asymmetricKeyType === "rsa" && (d?.modulusLength === 3072 || d?.modulusLength === 4096)) ||
     (key.asymmetricKeyType === "ec" && (d?.namedCurve === "prime256v1" || d?.namedCurve === "secp384r1"));
   if (!ok) {
-    throw new HgsError("HGS_ERR_INVALID", "the key-release key must be RSA-3072/4096 or EC P-256/P-384", {
-      finding: "KeyReleaseKey_Unsupported",
+    throw hgsError("HGS_ERR_INVALID", "the key-release key must be RSA-3072/4096 or EC P-256/P-384", {
+      finding: "key-release-key.unsupported",
     });
   }
 }

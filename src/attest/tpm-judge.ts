@@ -11,8 +11,8 @@
  *      by digests, normal separators in PCRs 0..7                                    (src/eventlog verifyEventLog)
  *   3. policies on the proven, bound facts and on the quoted PCR values               (below)
  *
- * Step 2 and the log-fact policies are memoised per (log, quoted PCRs, policy states): see
- * {@link judgeEventLog}. The quote (step 1) is verified on every attestation.
+ * Step 2 and the log-fact policies are memoised per (log, quoted PCRs, policy states) by the
+ * caller's {@link EventLogJudge}. The quote (step 1) is verified on every attestation.
  *
  * What this does not check: that the TPM is genuine beyond its EK registration / EK certificate
  * (done at registration), DRTM PCRs, the content of boot images (only their digests, through
@@ -36,10 +36,10 @@ import { publicKeyFromTpm } from "../tpm/verify/keys.js";
 import { verifyQuote } from "../tpm/verify/quote.js";
 import { quoteQualifyingData, REQUIRED_SELECTION } from "./tpm-wire.js";
 import { matchesBaseline, type Baseline } from "./baseline.js";
-import { HgsError } from "./errors.js";
+import { hgsError } from "./errors.js";
 import { sha256, spkiDer } from "./host-key.js";
-import { POLICIES } from "./policies.js";
-import { error, type Finding, type SubStatus } from "./verdict.js";
+import { policyById } from "./policies.js";
+import { error, type AttestFinding } from "./verdict.js";
 
 export const MAX_EVENT_LOG_BYTES = 1024 * 1024;
 
@@ -49,7 +49,7 @@ export function parseTpm2bPublic(bytes: Uint8Array, what: string): PublicArea {
     return decode(TPM2B_PUBLIC_RAW, bytes);
   } catch (e) {
     if (!isBulwarkError(e)) throw e;
-    throw new HgsError("HGS_ERR_INVALID", `${what} is not a TPM2B_PUBLIC: ${e.message}`, { cause: e.code });
+    throw hgsError("HGS_ERR_INVALID", `${what} is not a TPM2B_PUBLIC: ${e.message}`, { cause: e.code });
   }
 }
 
@@ -62,18 +62,18 @@ export function checkEkCertificate(
   ek: PublicArea,
   certDer: Uint8Array,
   trusted: readonly Uint8Array[],
-): Finding[] {
+): AttestFinding[] {
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(Buffer.from(certDer));
   } catch {
-    return [error("EkCertificate_Malformed", "the EK certificate is not an X.509 certificate")];
+    return [error("ek-certificate.malformed", "the EK certificate is not an X.509 certificate")];
   }
-  const findings: Finding[] = [];
+  const findings: AttestFinding[] = [];
   const ekKey = publicKeyFromTpm(ek.value);
   if (!spkiDer(cert.publicKey).equals(spkiDer(ekKey))) {
     findings.push(
-      error("EkCertificate_KeyMismatch", "the EK certificate certifies another key than the EK", {
+      error("ek-certificate.key-mismatch", "the EK certificate certifies another key than the EK", {
         expected: createHash("sha256").update(spkiDer(ekKey)).digest("hex"),
         got: createHash("sha256").update(spkiDer(cert.publicKey)).digest("hex"),
       }),
@@ -95,7 +95,7 @@ export function checkEkCertificate(
   });
   if (!signedByTrusted) {
     findings.push(
-      error("EkCertificate_UntrustedRoot", "the EK certificate is not issued by a trusted TPM root", {
+      error("ek-certificate.untrusted-root", "the EK certificate is not issued by a trusted TPM root", {
         expected: `one of ${issuers.length} trusted TPM certificates`,
         got: cert.issuer,
       }),
@@ -113,7 +113,7 @@ export interface TpmEvidence {
 }
 
 export interface TpmJudgement {
-  readonly findings: Finding[];
+  readonly findings: AttestFinding[];
   /** Findings that are about evidence (quote/log), not host configuration. */
   readonly evidenceFailed: boolean;
   readonly attest?: TpmsAttest;
@@ -122,16 +122,22 @@ export interface TpmJudgement {
 const IOMMU_ON = /(?:^|\s)(?:intel_iommu=on|amd_iommu=on|iommu=(?:on|force|pt))(?:\s|$)/;
 const IOMMU_OFF = /(?:^|\s)(?:intel_iommu=off|amd_iommu=off|iommu=off)(?:\s|$)/;
 
-function policyFinding(policyId: string, id: string, message: string, extra: Partial<Finding> = {}): Finding {
-  const def = POLICIES.find((p) => p.id === policyId);
-  return error(id, message, {
+/** A finding of a policy's check: the policy's finding id unless the verifier's own id is kept. */
+function policyFinding(
+  policyId: string,
+  message: string,
+  extra: { readonly id?: string; readonly expected?: string; readonly got?: string } = {},
+): AttestFinding {
+  const def = policyById(policyId);
+  const { id, ...rest } = extra;
+  return error(id ?? def?.findingId ?? policyId, message, {
     policy: policyId,
-    ...(def ? { subStatus: def.subStatus as SubStatus } : {}),
-    ...extra,
+    ...(def ? { subStatus: def.subStatus } : {}),
+    ...rest,
   });
 }
 
-/** Judges TPM evidence; pure (no store, no clock). */
+/** Judges TPM evidence; pure (no store, no clock). `eventLogs` memoises the event-log part. */
 export function judgeTpmEvidence(o: {
   readonly ak: PublicArea;
   readonly nonce: Uint8Array;
@@ -140,8 +146,9 @@ export function judgeTpmEvidence(o: {
   readonly evidence: TpmEvidence;
   readonly enabledPolicies: ReadonlySet<string>;
   readonly baselines: readonly Baseline[];
+  readonly eventLogs?: EventLogJudge;
 }): TpmJudgement {
-  const findings: Finding[] = [];
+  const findings: AttestFinding[] = [];
   const pcrs = new Map([[TPM_ALG.SHA256, o.evidence.pcrs]]);
   const q = verifyQuote({
     ak: o.ak,
@@ -152,12 +159,14 @@ export function judgeTpmEvidence(o: {
     expectedSelection: REQUIRED_SELECTION,
   });
   for (const f of q.findings) {
-    if (f.severity === "error") findings.push(error(f.id, f.message, { expected: f.expected, got: f.got }));
+    if (f.severity === "error") findings.push(error(f.id, f.message, evidenceValues(f)));
   }
   if (findings.length > 0)
     return { findings, evidenceFailed: true, ...(q.attest ? { attest: q.attest } : {}) };
 
-  const logJudgement = judgeEventLog(o.evidence.eventLog, o.evidence.pcrs, o.enabledPolicies);
+  const logJudgement = o.eventLogs
+    ? o.eventLogs.judge(o.evidence.eventLog, o.evidence.pcrs, o.enabledPolicies)
+    : judgeEventLog(o.evidence.eventLog, o.evidence.pcrs, o.enabledPolicies);
   findings.push(...logJudgement.findings);
   if (logJudgement.evidenceFailed) {
     return { findings, evidenceFailed: true, ...(q.attest ? { attest: q.attest } : {}) };
@@ -170,13 +179,15 @@ export function judgeTpmEvidence(o: {
     findings.push(
       policyFinding(
         policyId,
-        policyId,
         candidates.length === 0
           ? `no ${kind} baseline is registered`
           : `PCRs ${pcrList.join(", ")} match no registered ${kind} baseline`,
         {
-          expected: candidates.length === 0 ? `a ${kind} baseline` : candidates.map((b) => b.name),
-          got: Object.fromEntries(pcrList.map((i) => [String(i), quoted.get(i) ?? "(none)"])),
+          expected:
+            candidates.length === 0
+              ? `a ${kind} baseline`
+              : `one of: ${candidates.map((b) => b.name).join(", ")}`,
+          got: pcrList.map((i) => `PCR ${i} = ${quoted.get(i) ?? "(none)"}`).join(", "),
         },
       ),
     );
@@ -188,19 +199,29 @@ export function judgeTpmEvidence(o: {
     const c = q.attest.clockInfo;
     if (c.restartCount !== 0) {
       findings.push(
-        policyFinding(
-          "Hgs_FullBoot",
-          "Hgs_FullBoot",
-          "the host resumed (TPM restart) instead of booting fully",
-          {
-            expected: "restartCount 0",
-            got: `restartCount ${c.restartCount}`,
-          },
-        ),
+        policyFinding("Hgs_FullBoot", "the host resumed (TPM restart) instead of booting fully", {
+          expected: "restartCount 0",
+          got: `restartCount ${c.restartCount}`,
+        }),
       );
     }
   }
   return { findings, evidenceFailed: false, ...(q.attest ? { attest: q.attest } : {}) };
+}
+
+function evidenceValues(f: { readonly expected?: string; readonly got?: string }): {
+  expected?: string;
+  got?: string;
+} {
+  return {
+    ...(f.expected !== undefined ? { expected: f.expected } : {}),
+    ...(f.got !== undefined ? { got: f.got } : {}),
+  };
+}
+
+export interface EventLogJudgement {
+  readonly findings: readonly AttestFinding[];
+  readonly evidenceFailed: boolean;
 }
 
 /**
@@ -208,46 +229,51 @@ export function judgeTpmEvidence(o: {
  * strings, and the policies that read log facts (Secure Boot, debug mode, IOMMU). Pure, so it is
  * memoised by (SHA-256 of the log, the quoted PCR values, those policies' states): a host
  * re-attesting after the same boot sends the same log and PCRs, and pays this once per boot.
+ * One judge belongs to one HGS context (or one benchmark): nothing is shared across them.
  */
+export class EventLogJudge {
+  private readonly verdicts: BoundedMap<string, EventLogJudgement>;
+
+  constructor(max = 4096) {
+    this.verdicts = new BoundedMap(max);
+  }
+
+  judge(
+    eventLog: Uint8Array,
+    pcrs: ReadonlyMap<number, Uint8Array>,
+    enabledPolicies: ReadonlySet<string>,
+  ): EventLogJudgement {
+    const flags = ["Hgs_SecureBootEnabled", "Hgs_UefiDebugDisabled", "Hgs_IommuEnabled"].map((p) =>
+      enabledPolicies.has(p) ? "1" : "0",
+    );
+    const key = `${sha256(eventLog).toString("hex")}|${[...pcrs]
+      .sort((x, y) => x[0] - y[0])
+      .map(([i, v]) => `${i}:${Buffer.from(v).toString("hex")}`)
+      .join(",")}|${flags.join("")}`;
+    const hit = this.verdicts.get(key);
+    if (hit) return hit;
+    const v = judgeEventLog(eventLog, pcrs, enabledPolicies);
+    const frozen = Object.freeze({
+      findings: Object.freeze([...v.findings]),
+      evidenceFailed: v.evidenceFailed,
+    });
+    this.verdicts.set(key, frozen);
+    return frozen;
+  }
+
+  /** Forgets memoised verdicts (benchmarks of the first attestation after a boot). */
+  clear(): void {
+    this.verdicts.clear();
+  }
+}
+
+/** The event-log judgement without memo (see {@link EventLogJudge}). */
 export function judgeEventLog(
   eventLog: Uint8Array,
   pcrs: ReadonlyMap<number, Uint8Array>,
   enabledPolicies: ReadonlySet<string>,
-): { readonly findings: readonly Finding[]; readonly evidenceFailed: boolean } {
-  const flags = ["Hgs_SecureBootEnabled", "Hgs_UefiDebugDisabled", "Hgs_IommuEnabled"].map((p) =>
-    enabledPolicies.has(p) ? "1" : "0",
-  );
-  const key = `${sha256(eventLog).toString("hex")}|${[...pcrs]
-    .sort((x, y) => x[0] - y[0])
-    .map(([i, v]) => `${i}:${Buffer.from(v).toString("hex")}`)
-    .join(",")}|${flags.join("")}`;
-  const hit = logVerdicts.get(key);
-  if (hit) return hit;
-  const v = judgeEventLogUncached(eventLog, pcrs, enabledPolicies);
-  const frozen = Object.freeze({
-    findings: Object.freeze([...v.findings]),
-    evidenceFailed: v.evidenceFailed,
-  });
-  logVerdicts.set(key, frozen);
-  return frozen;
-}
-
-/** Forgets memoised event-log verdicts (benchmarks of the first attestation after a boot). */
-export function clearEventLogVerdicts(): void {
-  logVerdicts.clear();
-}
-
-const logVerdicts = new BoundedMap<
-  string,
-  { readonly findings: readonly Finding[]; readonly evidenceFailed: boolean }
->(4096);
-
-function judgeEventLogUncached(
-  eventLog: Uint8Array,
-  pcrs: ReadonlyMap<number, Uint8Array>,
-  enabledPolicies: ReadonlySet<string>,
-): { findings: Finding[]; evidenceFailed: boolean } {
-  const findings: Finding[] = [];
+): { findings: AttestFinding[]; evidenceFailed: boolean } {
+  const findings: AttestFinding[] = [];
   let log;
   try {
     log = parseEventLog(eventLog, { maxBytes: MAX_EVENT_LOG_BYTES, maxEvents: 20_000 });
@@ -281,14 +307,11 @@ function judgeEventLogUncached(
     if (f.severity !== "error") continue;
     if (f.id === "secure-boot-disabled" || f.id === "secure-boot-unproven") {
       findings.push(
-        policyFinding("Hgs_SecureBootEnabled", `eventlog.${f.id}`, f.message, {
-          expected: f.expected,
-          got: f.got,
-        }),
+        policyFinding("Hgs_SecureBootEnabled", f.message, { id: `eventlog.${f.id}`, ...evidenceValues(f) }),
       );
     } else {
       evidenceFailed = true;
-      findings.push(error(`eventlog.${f.id}`, f.message, { expected: f.expected, got: f.got }));
+      findings.push(error(`eventlog.${f.id}`, f.message, evidenceValues(f)));
     }
   }
   if (evidenceFailed) return { findings, evidenceFailed };
@@ -299,7 +322,7 @@ function judgeEventLogUncached(
     const debug = facts.efiActions.find((a) => a.pcr === 7 && /UEFI Debug Mode/i.test(a.text));
     if (debug) {
       findings.push(
-        policyFinding("Hgs_UefiDebugDisabled", "Hgs_UefiDebugDisabled", "the firmware runs in debug mode", {
+        policyFinding("Hgs_UefiDebugDisabled", "the firmware runs in debug mode", {
           expected: "no 'UEFI Debug Mode' action in PCR 7",
           got: `event ${debug.event}: ${debug.text}`,
         }),
@@ -311,18 +334,13 @@ function judgeEventLogUncached(
     const last = lines.at(-1);
     if (!last || !IOMMU_ON.test(last.text) || IOMMU_OFF.test(last.text)) {
       findings.push(
-        policyFinding(
-          "Hgs_IommuEnabled",
-          "Hgs_IommuEnabled",
-          "the kernel command line does not turn the IOMMU on",
-          {
-            expected:
-              "intel_iommu=on, amd_iommu=on or iommu=on|force|pt in a proven kernel command line (PCR 8)",
-            got: last
-              ? last.text
-              : `no proven kernel command line (${facts.kernelCommandLines.length} unproven)`,
-          },
-        ),
+        policyFinding("Hgs_IommuEnabled", "the kernel command line does not turn the IOMMU on", {
+          expected:
+            "intel_iommu=on, amd_iommu=on or iommu=on|force|pt in a proven kernel command line (PCR 8)",
+          got: last
+            ? last.text
+            : `no proven kernel command line (${facts.kernelCommandLines.length} unproven)`,
+        }),
       );
     }
   }

@@ -1,7 +1,7 @@
 /**
  * The TPM-mode attestation wire facts both sides compute: which PCRs a quote must cover, how a
  * host id is derived from its EK, and the quote's qualifyingData (nonce bound to the host's
- * key-release key). HGS verifies with them (src/hgs/tpm-attest.ts); the host quotes with them.
+ * key-release key). HGS verifies with them (attest/tpm-judge.ts); the host quotes with them.
  */
 import type { KeyObject } from "node:crypto";
 import { encode } from "../core/codec.js";

@@ -5,8 +5,10 @@
  */
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
-import { HgsService } from "../hgs/service.js";
-import { HgsError } from "../attest/errors.js";
+import * as admin from "../hgs/admin.js";
+import type { AuditVerdict } from "../hgs/audit.js";
+import { initHgs, openHgs, type HgsContext } from "../hgs/context.js";
+import { hgsError, HgsErrors, isHgsError } from "../attest/errors.js";
 import { writeFileAtomicSync } from "../io/atomic.js";
 import { parse, printJson, usageError } from "./args.js";
 
@@ -38,16 +40,16 @@ function need(v: string | undefined, what: string): string {
   return v;
 }
 
-async function withService<T>(
+async function withContext<T>(
   dir: string,
   db: string | undefined,
-  fn: (s: HgsService) => Promise<T>,
+  fn: (ctx: HgsContext) => Promise<T>,
 ): Promise<T> {
-  const svc = await HgsService.open(dir, db);
+  const ctx = await openHgs(dir, db);
   try {
-    return await fn(svc);
+    return await fn(ctx);
   } finally {
-    await svc.close();
+    await ctx.close();
   }
 }
 
@@ -85,22 +87,20 @@ export async function run(argv: string[]): Promise<number> {
 
   switch (verb) {
     case "init": {
-      const r = await HgsService.init(dir, {
+      const r = await initHgs(dir, {
         ...(values.db ? { db: values.db } : {}),
         ...(values.listen ? { listen: values.listen } : {}),
         ...(values["tls-name"] ? { tlsNames: values["tls-name"] } : {}),
       });
       const info = {
-        dir: r.service.dir.dir,
-        db: r.service.dir.config.db.startsWith("sqlite:")
-          ? r.service.dir.config.db
-          : "postgres (URL in hgs.json)",
-        listen: r.service.dir.config.listen,
-        signerId: r.service.signerId,
-        guardianThumbprint: r.service.guardianThumbprint,
+        dir: r.ctx.dir.dir,
+        db: r.ctx.dir.config.db.startsWith("sqlite:") ? r.ctx.dir.config.db : "postgres (URL in hgs.json)",
+        listen: r.ctx.dir.config.listen,
+        signerId: r.ctx.signer.id,
+        guardianThumbprint: r.ctx.guardianThumbprint,
         adminCredentialFile: r.adminCredentialFile,
       };
-      await r.service.close();
+      await r.ctx.close();
       out(
         json,
         info,
@@ -115,20 +115,20 @@ export async function run(argv: string[]): Promise<number> {
       return serve(dir, values.listen, values.db, json, workers);
     }
     case "mode":
-      return withService(dir, values.db, async (s) => {
+      return withContext(dir, values.db, async (ctx) => {
         if (sub === "set") {
           const mode = need(arg, "key|tpm");
           if (mode !== "key" && mode !== "tpm") throw usageError("mode is key or tpm");
-          const r = await s.updateSettings({ mode });
+          const r = await admin.updateSettings(ctx, { mode });
           out(json, r, `attestation mode: ${r.mode}`);
         } else {
-          const r = await s.settings();
+          const r = await admin.readSettings(ctx);
           out(json, { mode: r.mode }, `attestation mode: ${r.mode}`);
         }
         return 0;
       });
     case "settings":
-      return withService(dir, values.db, async (s) => {
+      return withContext(dir, values.db, async (ctx) => {
         if (sub === "set") {
           const patch: Record<string, unknown> = {};
           if (values["health-lifetime"])
@@ -142,19 +142,19 @@ export async function run(argv: string[]): Promise<number> {
             patch.denyBefore = t;
           }
           if (Object.keys(patch).length === 0) throw usageError("settings set needs at least one option");
-          const r = await s.updateSettings(patch);
+          const r = await admin.updateSettings(ctx, patch);
           out(json, r, JSON.stringify(r, null, 2));
         } else {
-          const r = await s.settings();
+          const r = await admin.readSettings(ctx);
           out(json, r, JSON.stringify(r, null, 2));
         }
         return 0;
       });
     case "host":
-      return withService(dir, values.db, async (s) => {
+      return withContext(dir, values.db, async (ctx) => {
         switch (sub) {
           case "list": {
-            const hosts = await s.hosts();
+            const hosts = await admin.listHosts(ctx);
             out(
               json,
               hosts,
@@ -165,7 +165,8 @@ export async function run(argv: string[]): Promise<number> {
             return 0;
           }
           case "add-key": {
-            const h = await s.addKeyHost(
+            const h = await admin.addKeyHost(
+              ctx,
               need(values.name, "--name"),
               readFileSync(need(values["public-key"], "--public-key FILE"), "utf8"),
             );
@@ -175,13 +176,13 @@ export async function run(argv: string[]): Promise<number> {
           case "add-tpm": {
             const ek = readFileSync(need(values["ek-public"], "--ek-public FILE"));
             const cert = values["ek-cert"] ? readFileSync(values["ek-cert"]) : undefined;
-            const h = await s.addTpmHost(need(values.name, "--name"), ek, cert);
+            const h = await admin.addTpmHost(ctx, need(values.name, "--name"), ek, cert);
             out(json, h, `registered TPM host ${h.name}: ${h.id}`);
             return 0;
           }
           case "revoke":
           case "restore": {
-            const h = await s.setRevoked(need(arg, "host ID"), sub === "revoke");
+            const h = await admin.setRevoked(ctx, need(arg, "host ID"), sub === "revoke");
             out(json, h, `${sub === "revoke" ? "revoked" : "restored"} host ${h.id}`);
             return 0;
           }
@@ -190,22 +191,22 @@ export async function run(argv: string[]): Promise<number> {
         }
       });
     case "tpm-root":
-      return withService(dir, values.db, async (s) => {
+      return withContext(dir, values.db, async (ctx) => {
         if (sub !== "add") throw usageError("tpm-root add FILE");
-        const r = await s.addTpmRoot(readFileSync(need(arg, "FILE")));
+        const r = await admin.addTpmRoot(ctx, readFileSync(need(arg, "FILE")));
         out(json, r, `trusted TPM root ${r.fingerprint} (${r.subject})`);
         return 0;
       });
     case "baseline":
-      return withService(dir, values.db, async (s) => {
+      return withContext(dir, values.db, async (ctx) => {
         switch (sub) {
           case "add": {
-            const r = await s.addBaseline(readFileSync(need(arg, "FILE"), "utf8"));
+            const r = await admin.addBaseline(ctx, readFileSync(need(arg, "FILE"), "utf8"));
             out(json, r, `registered ${r.baseline.kind} baseline '${r.baseline.name}': ${r.id}`);
             return 0;
           }
           case "list": {
-            const all = await s.baselines();
+            const all = await admin.listBaselines(ctx);
             out(
               json,
               all,
@@ -215,7 +216,7 @@ export async function run(argv: string[]): Promise<number> {
             return 0;
           }
           case "remove":
-            await s.removeBaseline(need(arg, "baseline ID"));
+            await admin.removeBaseline(ctx, need(arg, "baseline ID"));
             out(json, { removed: arg }, `removed baseline ${arg}`);
             return 0;
           default:
@@ -223,13 +224,13 @@ export async function run(argv: string[]): Promise<number> {
         }
       });
     case "policy":
-      return withService(dir, values.db, async (s) => {
+      return withContext(dir, values.db, async (ctx) => {
         if (sub === "enable" || sub === "disable") {
-          await s.setPolicy(need(arg, "policy ID"), sub === "enable");
+          await admin.setPolicy(ctx, need(arg, "policy ID"), sub === "enable");
           out(json, { id: arg, enabled: sub === "enable" }, `${arg}: ${sub}d`);
           return 0;
         }
-        const all = await s.policies();
+        const all = await admin.listPolicies(ctx);
         out(
           json,
           all,
@@ -244,7 +245,7 @@ export async function run(argv: string[]): Promise<number> {
       });
     case "guardian": {
       if (sub !== "export") throw usageError("guardian export [--out FILE]");
-      const s = await HgsService.open(dir, values.db);
+      const s = await openHgs(dir, values.db);
       const pem = s.dir.guardianPublicPem;
       await s.close();
       if (values.out) writeFileAtomicSync(values.out, pem, 0o644);
@@ -252,19 +253,25 @@ export async function run(argv: string[]): Promise<number> {
       return 0;
     }
     case "audit":
-      return withService(dir, values.db, async (s) => {
+      return withContext(dir, values.db, async (ctx) => {
         if (sub === "verify") {
-          const v = await s.verifyAudit(values.head);
-          out(
-            json,
-            v,
-            v.ok
-              ? `audit chain intact: ${v.entries} entries, head ${v.head}`
-              : `AUDIT CHAIN BROKEN:\n${v.findings.map((f) => `  #${f.seq} ${f.id}: expected ${f.expected}, got ${f.got}`).join("\n")}`,
-          );
-          return v.ok ? 0 : 4;
+          try {
+            const v = await admin.verifyAudit(ctx, values.head);
+            out(json, v, `audit chain intact: ${v.entries} entries, head ${v.head}`);
+            return 0;
+          } catch (e) {
+            if (!isHgsError(e, "HGS_ERR_AUDIT_BROKEN")) throw e;
+            // The verdict goes to stdout like an intact one (scripts read it); the exit status is the code's.
+            const v = e.details as unknown as AuditVerdict;
+            out(
+              json,
+              v,
+              `AUDIT CHAIN BROKEN:\n${v.findings.map((f) => `  #${f.seq} ${f.id}: expected ${f.expected}, got ${f.got}`).join("\n")}`,
+            );
+            return HgsErrors.HGS_ERR_AUDIT_BROKEN.exit;
+          }
         }
-        const entries = await s.audit(Number(values.after ?? 0));
+        const entries = await admin.listAuditEntries(ctx, Number(values.after ?? 0));
         out(
           json,
           entries,
@@ -292,18 +299,18 @@ async function serve(
   const cluster = (await import("node:cluster")).default;
   if (workers > 1 && cluster.isPrimary) return servePrimary(dir, db, json, workers);
   const { buildServer, parseListen } = await import("../hgs/http/server.js");
-  const svc = await HgsService.open(dir, db);
-  const { host, port } = parseListen(listenOpt ?? svc.dir.config.listen);
+  const ctx = await openHgs(dir, db);
+  const { host, port } = parseListen(listenOpt ?? ctx.dir.config.listen);
   const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
     version: string;
   };
-  const app = await buildServer(svc, { version: pkg.version });
+  const app = await buildServer(ctx, { version: pkg.version });
   try {
     await app.listen({ host, port });
   } catch (e) {
     await app.close();
-    await svc.close();
-    throw new HgsError("HGS_ERR_CONFIG", `cannot listen on ${host}:${port}: ${(e as Error).message}`);
+    await ctx.close();
+    throw hgsError("HGS_ERR_CONFIG", `cannot listen on ${host}:${port}: ${(e as Error).message}`);
   }
   const addr = app.server.address() as AddressInfo;
   const url = `https://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
@@ -317,7 +324,7 @@ async function serve(
     process.once("disconnect", stop);
   });
   await app.close();
-  await svc.close();
+  await ctx.close();
   return 0;
 }
 
@@ -333,7 +340,7 @@ async function servePrimary(
 ): Promise<number> {
   const cluster = (await import("node:cluster")).default;
   // Migrate once, before the workers open the database.
-  await (await HgsService.open(dir, db)).close();
+  await (await openHgs(dir, db)).close();
   const urls: string[] = [];
   const all = Array.from({ length: workers }, () => cluster.fork());
   const exited = all.map(
@@ -348,7 +355,7 @@ async function servePrimary(
         });
         w.once("exit", (code) => {
           if (urls.length < workers)
-            reject(new HgsError("HGS_ERR_CONFIG", `an HGS worker exited with ${code} while starting`));
+            reject(hgsError("HGS_ERR_CONFIG", `an HGS worker exited with ${code} while starting`));
         });
       }
     });

@@ -17,7 +17,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { FastifyInstance } from "fastify";
 import { isBulwarkError } from "../core/errors.js";
 import { buildServer } from "../hgs/http/server.js";
-import { HgsService } from "../hgs/service.js";
+import { addKeyHost, listAuditEntries, updateSettings } from "../hgs/admin.js";
+import { initHgs, type HgsContext } from "../hgs/context.js";
 import { guardianThumbprint, importGuardianPublicPem } from "../protector/guardian.js";
 import {
   createKeyProtector,
@@ -40,7 +41,7 @@ import { formatStatus } from "./cmd-host.js";
 /** An in-process HGS with one or more HTTPS nodes (fastify servers over one service and database). */
 export interface LocalHgs {
   readonly dir: string;
-  readonly svc: HgsService;
+  readonly ctx: HgsContext;
   readonly caPem: string;
   readonly guardianPem: string;
   /** URLs of the nodes, in the order they were started. */
@@ -58,16 +59,16 @@ export async function startLocalHgs(
   dir: string,
   opts: { nodes?: number; healthLifetimeSeconds?: number } = {},
 ): Promise<LocalHgs> {
-  const init = await HgsService.init(dir, { listen: "127.0.0.1:0" });
-  const svc = init.service;
-  await svc.updateSettings({
+  const init = await initHgs(dir, { listen: "127.0.0.1:0" });
+  const ctx = init.ctx;
+  await updateSettings(ctx, {
     mode: "key",
     ...(opts.healthLifetimeSeconds ? { healthCertificateLifetimeSeconds: opts.healthLifetimeSeconds } : {}),
   });
   const nodes = new Map<string, FastifyInstance>();
   const urls: string[] = [];
   const addNode = async () => {
-    const app = await buildServer(svc, { tls: true });
+    const app = await buildServer(ctx, { tls: true });
     await app.listen({ host: "127.0.0.1", port: 0 });
     const url = `https://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
     nodes.set(url, app);
@@ -78,14 +79,14 @@ export async function startLocalHgs(
     for (let i = 0; i < (opts.nodes ?? 1); i++) await addNode();
   } catch (e) {
     for (const app of nodes.values()) await app.close();
-    await svc.close();
+    await ctx.close();
     throw e;
   }
   return {
     dir,
-    svc,
-    caPem: svc.dir.tlsCertPem,
-    guardianPem: svc.dir.guardianPublicPem,
+    ctx,
+    caPem: ctx.dir.tlsCertPem,
+    guardianPem: ctx.dir.guardianPublicPem,
     urls,
     addNode,
     async stopNode(url) {
@@ -94,12 +95,12 @@ export async function startLocalHgs(
       await app?.close();
     },
     async registerHostKey(name, pem) {
-      return (await svc.addKeyHost(name, pem)).id;
+      return (await addKeyHost(ctx, name, pem)).id;
     },
     async stop() {
       for (const app of nodes.values()) await app.close();
       nodes.clear();
-      await svc.close();
+      await ctx.close();
     },
   };
 }
@@ -239,7 +240,7 @@ export async function fabricDemo(opts: FabricDemoOptions): Promise<{ ok: boolean
     const running = await vmStatus(ctx, name);
     const after = inspectKeyProtector(new Uint8Array(await readFile(ctx.store.paths(name).keyProtector)));
     const status = await hostGuardStatus(hostDir);
-    const audit = (await hgs.svc.audit(0)).map((e) => e.event);
+    const audit = (await listAuditEntries(hgs.ctx, 0)).map((e) => e.event);
     const summary = {
       hgs: hgsUrl,
       vm: name,

@@ -2,15 +2,16 @@
  * The append-only, hash-chained audit log. Entry n stores
  *   hash_n = SHA-256( prev_hash ‖ canonical JSON {seq, at, event, hostId, detail} )
  * with prev_hash of the first entry = 64 zeros. Appends hold a cluster-wide lock so two nodes
- * cannot fork the chain. `verifyAudit` recomputes every link: an edited, inserted or removed
+ * cannot fork the chain. `verifyAuditChain` recomputes every link: an edited, inserted or removed
  * entry breaks it. What it does not detect: removal of the newest entries (the tail) unless the
  * caller compares with a head hash it kept (`expectHead`); export heads regularly for that.
  */
 import { createHash } from "node:crypto";
+import type { Finding, Verdict } from "../core/verdict.js";
+import { hgsError } from "../attest/errors.js";
 import { canonicalJson } from "../attest/json.js";
-import type { Driver, Queryable, SqlValue, Tx } from "./store/driver.js";
+import type { HgsRepo, NonceRow, RepoTx, Tables } from "./store/repo.js";
 
-export const AUDIT_LOCK = 0x48475302;
 export const GENESIS = "0".repeat(64);
 
 export type AuditEvent =
@@ -51,136 +52,154 @@ export function entryHash(prevHash: string, e: Omit<AuditEntry, "prevHash" | "ha
 
 /** Appends one entry inside the caller's transaction. */
 export async function appendAudit(
-  tx: Tx,
+  tx: RepoTx,
   event: AuditEvent,
   hostId: string | null,
   detail: Record<string, unknown>,
 ): Promise<AuditEntry> {
-  await tx.lock(AUDIT_LOCK);
-  const last = await tx.query<{ seq: number; hash: string }>(
-    `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`,
-  );
-  const prevHash = last[0]?.hash ?? GENESIS;
-  const seq = (last[0]?.seq ?? 0) + 1;
+  await tx.lockAudit();
+  const last = await tx.lastAudit();
+  const prevHash = last?.hash ?? GENESIS;
+  const seq = (last?.seq ?? 0) + 1;
   const at = Date.now();
   const clean = JSON.parse(canonicalJson(detail)) as Record<string, unknown>;
   const hash = entryHash(prevHash, { seq, at, event, hostId, detail: clean });
-  await tx.run(
-    `INSERT INTO audit (seq, at, event, host_id, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-    [seq, at, event, hostId, canonicalJson(clean), prevHash, hash],
-  );
+  await tx.insertAudit({ seq, at, event, hostId, detail: canonicalJson(clean), prevHash, hash });
   return { seq, at, event, hostId, detail: clean, prevHash, hash };
 }
 
-interface AuditRow {
-  seq: number;
-  at: number;
-  event: string;
-  host_id: string | null;
-  detail: string;
-  prev_hash: string;
-  hash: string;
-}
-
-function toEntry(r: AuditRow): AuditEntry {
-  let detail: Record<string, unknown>;
+function parseDetail(text: string): Record<string, unknown> {
   try {
-    detail = JSON.parse(r.detail) as Record<string, unknown>;
+    return JSON.parse(text) as Record<string, unknown>;
   } catch {
-    detail = { unparsable: r.detail };
+    return { unparsable: text };
   }
-  return {
-    seq: Number(r.seq),
-    at: Number(r.at),
-    event: r.event,
-    hostId: r.host_id,
-    detail,
-    prevHash: r.prev_hash,
-    hash: r.hash,
-  };
 }
 
 export async function listAudit(
-  db: Queryable,
+  repo: Tables,
   opts: { after?: number; limit?: number } = {},
 ): Promise<AuditEntry[]> {
-  const rows = await db.query<AuditRow>(`SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, [
-    opts.after ?? 0,
-    Math.min(opts.limit ?? 1000, 10_000),
-  ]);
-  return rows.map(toEntry);
+  const rows = await repo.auditAfter(opts.after ?? 0, Math.min(opts.limit ?? 1000, 10_000));
+  return rows.map((r) => ({ ...r, detail: parseDetail(r.detail) }));
 }
 
-export interface AuditFinding {
+export interface AuditFinding extends Finding {
   readonly seq: number;
   readonly id:
-    | "Audit_SequenceGap"
-    | "Audit_PrevHashMismatch"
-    | "Audit_HashMismatch"
-    | "Audit_DetailNotCanonical"
-    | "Audit_HeadMismatch";
+    | "audit.sequence-gap"
+    | "audit.prev-hash-mismatch"
+    | "audit.hash-mismatch"
+    | "audit.detail-not-canonical"
+    | "audit.head-mismatch";
   readonly expected: string;
   readonly got: string;
 }
 
-export interface AuditVerdict {
-  readonly ok: boolean;
+export interface AuditVerdict extends Verdict<AuditFinding> {
   readonly entries: number;
   readonly head: string;
-  readonly findings: readonly AuditFinding[];
 }
 
-/** Recomputes the whole chain, page by page. */
-export async function verifyAudit(db: Queryable, expectHead?: string): Promise<AuditVerdict> {
+function broken(
+  seq: number,
+  id: AuditFinding["id"],
+  expected: string,
+  got: string,
+  message: string,
+): AuditFinding {
+  return { seq, id, severity: "error", expected, got, message };
+}
+
+/** Recomputes the whole chain, page by page, and reports every broken link. */
+export async function verifyAuditChain(repo: Tables, expectHead?: string): Promise<AuditVerdict> {
   const findings: AuditFinding[] = [];
   let prev = GENESIS;
   let expectSeq = 1;
   let count = 0;
   for (;;) {
-    const rows = await db.query<AuditRow>(`SELECT * FROM audit WHERE seq >= ? ORDER BY seq LIMIT 1000`, [
-      expectSeq,
-    ]);
+    const rows = await repo.auditAfter(expectSeq - 1, 1000);
     if (rows.length === 0) break;
     for (const r of rows) {
-      const e = toEntry(r);
+      const e: AuditEntry = { ...r, detail: parseDetail(r.detail) };
       if (e.seq !== expectSeq)
-        findings.push({
-          seq: e.seq,
-          id: "Audit_SequenceGap",
-          expected: String(expectSeq),
-          got: String(e.seq),
-        });
+        findings.push(
+          broken(
+            e.seq,
+            "audit.sequence-gap",
+            String(expectSeq),
+            String(e.seq),
+            "an entry is missing or inserted",
+          ),
+        );
       if (e.prevHash !== prev)
-        findings.push({ seq: e.seq, id: "Audit_PrevHashMismatch", expected: prev, got: e.prevHash });
+        findings.push(
+          broken(
+            e.seq,
+            "audit.prev-hash-mismatch",
+            prev,
+            e.prevHash,
+            "the entry does not link to the one before",
+          ),
+        );
       if (canonicalJson(e.detail) !== r.detail) {
-        findings.push({
-          seq: e.seq,
-          id: "Audit_DetailNotCanonical",
-          expected: canonicalJson(e.detail),
-          got: r.detail,
-        });
+        findings.push(
+          broken(
+            e.seq,
+            "audit.detail-not-canonical",
+            canonicalJson(e.detail),
+            r.detail,
+            "the entry's detail is not as written",
+          ),
+        );
       }
       const h = entryHash(e.prevHash, e);
-      if (h !== e.hash) findings.push({ seq: e.seq, id: "Audit_HashMismatch", expected: h, got: e.hash });
+      if (h !== e.hash)
+        findings.push(
+          broken(e.seq, "audit.hash-mismatch", h, e.hash, "the entry was edited after it was written"),
+        );
       prev = e.hash;
       expectSeq = e.seq + 1;
       count++;
     }
   }
-  if (expectHead !== undefined && expectHead !== prev) {
-    findings.push({ seq: expectSeq - 1, id: "Audit_HeadMismatch", expected: expectHead, got: prev });
+  const passed = findings.length === 0 ? ["audit.chain"] : [];
+  if (expectHead !== undefined) {
+    if (expectHead !== prev)
+      findings.push(
+        broken(
+          expectSeq - 1,
+          "audit.head-mismatch",
+          expectHead,
+          prev,
+          "the newest entries are not the ones expected",
+        ),
+      );
+    else passed.push("audit.head");
   }
-  return { ok: findings.length === 0, entries: count, head: prev, findings };
+  return { ok: findings.length === 0, entries: count, head: prev, findings, passed };
 }
 
+/** The verdict when the chain is intact; HGS_ERR_AUDIT_BROKEN (details = the verdict) when not. */
+export function requireIntactAudit(v: AuditVerdict): AuditVerdict {
+  if (v.ok) return v;
+  const first = v.findings[0];
+  throw hgsError(
+    "HGS_ERR_AUDIT_BROKEN",
+    `the audit log's hash chain does not verify (${v.findings.length} finding(s), first ${first?.id} at #${first?.seq})`,
+    { ...v },
+  );
+}
+
+/** A used nonce inserted with an audit entry: a key-release request id, single use across nodes. */
+export type ClaimedNonce = Omit<NonceRow, "payload"> & { readonly usedAt: number };
+
 /**
- * A single-use claim committed in the same transaction as an audit entry (a key-release request
- * id in the shared nonce table): `sql` inserts it and changes 0 rows when it is already taken.
- * When taken, the entry is not written and the append fails with `taken()`.
+ * A single-use claim committed in the same transaction as an audit entry. When the nonce is
+ * already taken, the entry is not written and the append fails with `taken()`.
  */
 export interface AuditClaim {
-  readonly sql: string;
-  readonly params: readonly SqlValue[];
+  readonly nonce: ClaimedNonce;
   readonly taken: () => Error;
 }
 
@@ -204,7 +223,7 @@ export class AuditWriter {
   private queue: Pending[] = [];
   private flushing = false;
 
-  constructor(private readonly db: Driver) {}
+  constructor(private readonly repo: HgsRepo) {}
 
   append(
     event: AuditEvent,
@@ -229,13 +248,13 @@ export class AuditWriter {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, 512);
         try {
-          const outcomes = await this.db.transaction(async (tx) => {
+          const outcomes = await this.repo.transaction(async (tx) => {
             // The audit lock first: a claim's row lock taken before it could deadlock with
             // another node's batch that holds the audit lock and inserts the same claim.
-            await tx.lock(AUDIT_LOCK);
+            await tx.lockAudit();
             const out: (AuditEntry | Error)[] = [];
             for (const p of batch) {
-              if (p.claim && (await tx.run(p.claim.sql, p.claim.params)) === 0) {
+              if (p.claim && !(await tx.claimNonce(p.claim.nonce))) {
                 out.push(p.claim.taken());
                 continue;
               }

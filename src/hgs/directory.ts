@@ -32,7 +32,7 @@ import {
   type Guardian,
 } from "../protector/guardian.js";
 import type { GuardianKeyType } from "../protector/keys.js";
-import { HgsError } from "../attest/errors.js";
+import { hgsError } from "../attest/errors.js";
 import { writeFileAtomicSync } from "../io/atomic.js";
 import { parseDbSpec, type DbSpec } from "./store/driver.js";
 
@@ -95,17 +95,14 @@ function keyPem(k: KeyObject): string {
   return k.export({ type: "pkcs8", format: "pem" }).toString();
 }
 
-/** Creates the directory's files (not the database: see service.ts `initHgs`). Refuses to overwrite. */
+/** Creates the directory's files (not the database: see context.ts `initHgs`). Refuses to overwrite. */
 export function createDirectory(dir: string, opts: InitOptions = {}): InitResult {
   const abs = path.resolve(dir);
   if (existsSync(path.join(abs, files.config))) {
-    throw new HgsError(
-      "HGS_ERR_EXISTS",
-      `${abs} already holds an HGS (${files.config}); nothing was changed`,
-    );
+    throw hgsError("HGS_ERR_EXISTS", `${abs} already holds an HGS (${files.config}); nothing was changed`);
   }
   const db = opts.db ?? `sqlite:${path.join(abs, "hgs.db")}`;
-  if (!parseDbSpec(db)) throw new HgsError("HGS_ERR_CONFIG", "--db must be sqlite:PATH or postgres://…");
+  if (!parseDbSpec(db)) throw hgsError("HGS_ERR_CONFIG", "--db must be sqlite:PATH or postgres://…");
   mkdirSync(abs, { recursive: true, mode: 0o700 });
 
   const guardian = createGuardian(opts.guardianName ?? "HGS", {
@@ -152,7 +149,7 @@ function read(dir: string, name: string): string {
   try {
     return readFileSync(path.join(dir, name), "utf8");
   } catch (e) {
-    throw new HgsError(
+    throw hgsError(
       "HGS_ERR_CONFIG",
       `cannot read ${path.join(dir, name)}; run \`bulwark hgs init --dir ${dir}\``,
       {},
@@ -163,19 +160,16 @@ function read(dir: string, name: string): string {
 
 export function loadDirectory(dir: string): HgsDirectory {
   const abs = path.resolve(dir);
+  const configText = read(abs, files.config);
   let config: HgsConfigFile;
   try {
-    config = JSON.parse(read(abs, files.config)) as HgsConfigFile;
-  } catch (e) {
-    if (e instanceof HgsError) throw e;
-    throw new HgsError("HGS_ERR_CONFIG", `${files.config} is not valid JSON`);
+    config = JSON.parse(configText) as HgsConfigFile;
+  } catch {
+    throw hgsError("HGS_ERR_CONFIG", `${files.config} is not valid JSON`);
   }
   const db = typeof config.db === "string" ? parseDbSpec(config.db) : undefined;
   if (config.version !== 1 || !db || typeof config.listen !== "string") {
-    throw new HgsError(
-      "HGS_ERR_CONFIG",
-      `${path.join(abs, files.config)} is not a version-1 HGS configuration`,
-    );
+    throw hgsError("HGS_ERR_CONFIG", `${path.join(abs, files.config)} is not a version-1 HGS configuration`);
   }
   const signerCertPem = read(abs, files.signerCert);
   const attestationSigner = createPrivateKey(read(abs, files.signerKey));
@@ -184,10 +178,7 @@ export function loadDirectory(dir: string): HgsDirectory {
     !certKey.equals(createPublicKey(attestationSigner)) ||
     attestationSigner.asymmetricKeyDetails?.namedCurve !== "prime256v1"
   ) {
-    throw new HgsError(
-      "HGS_ERR_CONFIG",
-      "the attestation signer key is not the P-256 key of its certificate",
-    );
+    throw hgsError("HGS_ERR_CONFIG", "the attestation signer key is not the P-256 key of its certificate");
   }
   return {
     dir: abs,

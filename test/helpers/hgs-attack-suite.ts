@@ -10,6 +10,7 @@ import { after, before, describe, it } from "node:test";
 import { createCertificate } from "../../src/asn1/x509.js";
 import { HgsRefusal, releaseRequestBody, tpmEvidence } from "../../src/host/guarded/hgs-client.js";
 import { issueHealthCertificate } from "../../src/attest/health.js";
+import { auditVerdict, listAuditEntries, verifyAudit } from "../../src/hgs/admin.js";
 import { attestKeyMessage, keyId, signWithHostKey, spkiDer } from "../../src/attest/host-key.js";
 import { quoteQualifyingData, tpm2bPublicBytes } from "../../src/attest/tpm-wire.js";
 import { TPM_ALG } from "../../src/tpm/alg.js";
@@ -118,7 +119,7 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
     it("A01 replayed attestation nonce", async () => {
       const body = await keyAttestBody(fx, hostKey, krk);
       assert.equal((await host(fx, "/host/v1/attest/key", body)).status, 200);
-      expectRefused(await host(fx, "/host/v1/attest/key", body), 403, "Nonce_Replayed");
+      expectRefused(await host(fx, "/host/v1/attest/key", body), 403, "nonce.replayed");
     });
 
     it("A02 nonce issued to another host", async () => {
@@ -128,7 +129,7 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
       expectRefused(
         await host(fx, "/host/v1/attest/key", await keyAttestBody(fx, hostKey, krk, { nonce })),
         403,
-        "Nonce_OtherHost",
+        "nonce.other-host",
       );
     });
 
@@ -140,18 +141,21 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
           await keyAttestBody(fx, hostKey, krk, { nonce: randomBytes(32).toString("hex") }),
         ),
         403,
-        "Nonce_Unknown",
+        "nonce.unknown",
       );
     });
 
     it("A04 expired nonce", async () => {
       const { nonce } = (await host<{ nonce: string }>(fx, "/host/v1/challenge", { hostId: keyId(hostKey) }))
         .body;
-      await fx.svc.db.run(`UPDATE nonces SET expires_at = ? WHERE nonce = ?`, [Date.now() - 1, nonce]);
+      await fx.ctx.repo.driver.run(`UPDATE nonces SET expires_at = ? WHERE nonce = ?`, [
+        Date.now() - 1,
+        nonce,
+      ]);
       expectRefused(
         await host(fx, "/host/v1/attest/key", await keyAttestBody(fx, hostKey, krk, { nonce })),
         403,
-        "Nonce_Expired",
+        "nonce.expired",
       );
     });
 
@@ -159,14 +163,14 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
       expectRefused(
         await host(fx, "/host/v1/attest/key", await keyAttestBody(fx, ecKey(), krk)),
         403,
-        "Host_NotRegistered",
+        "host.not-registered",
       );
     });
 
     it("A06 challenge signed by another key (forged host identity)", async () => {
       const b = await keyAttestBody(fx, hostKey, krk, { signer: ecKey() });
       const r = await host<Body>(fx, "/host/v1/attest/key", b);
-      expectRefused(r, 403, "HostKey_BadSignature");
+      expectRefused(r, 403, "host-key.bad-signature");
       assert.equal(r.body.verdict?.status, "UnauthorizedHost");
     });
 
@@ -175,7 +179,7 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
       expectRefused(
         await host(fx, "/host/v1/attest/key", { ...b, keyReleaseKey: spkiDer(ecKey()).toString("base64") }),
         403,
-        "HostKey_BadSignature",
+        "host-key.bad-signature",
       );
     });
 
@@ -183,7 +187,7 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
       expectRefused(
         await host(fx, "/host/v1/attest/key", await keyAttestBody(fx, hostKey, rsaKey(2048))),
         403,
-        "KeyReleaseKey_Unsupported",
+        "key-release-key.unsupported",
       );
     });
 
@@ -209,7 +213,7 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
 
     it("A11 expired health certificate", async () => {
       const old = issueHealthCertificate({
-        signer: fx.svc.dir.attestationSigner,
+        signer: fx.ctx.dir.attestationSigner,
         hostId: keyId(hostKey),
         name: "h",
         mode: "key",
@@ -220,10 +224,10 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
       expectRefused(
         await release(
           fx,
-          releaseRequestBody(old, krk, protectorFor(fx.svc.dir.guardianPublicPem).keyProtector),
+          releaseRequestBody(old, krk, protectorFor(fx.ctx.dir.guardianPublicPem).keyProtector),
         ),
         403,
-        "HealthCertificate_Expired",
+        "health-certificate.expired",
       );
     });
 
@@ -239,15 +243,15 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
       const [, p, s] = forged.split(".");
       const [h] = cert.split(".");
       const payload = JSON.parse(Buffer.from(p as string, "base64url").toString()) as Record<string, unknown>;
-      payload.iss = fx.svc.signerId;
+      payload.iss = fx.ctx.signer.id;
       const withOurIssuer = `${h}.${Buffer.from(JSON.stringify(payload)).toString("base64url")}.${s}`;
       expectRefused(
         await release(
           fx,
-          releaseRequestBody(withOurIssuer, krk, protectorFor(fx.svc.dir.guardianPublicPem).keyProtector),
+          releaseRequestBody(withOurIssuer, krk, protectorFor(fx.ctx.dir.guardianPublicPem).keyProtector),
         ),
         403,
-        "HealthCertificate_BadSignature",
+        "health-certificate.bad-signature",
       );
     });
 
@@ -264,11 +268,11 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
           releaseRequestBody(
             a.body.healthCertificate,
             krk,
-            protectorFor(fx.svc.dir.guardianPublicPem).keyProtector,
+            protectorFor(fx.ctx.dir.guardianPublicPem).keyProtector,
           ),
         ),
         403,
-        "HealthCertificate_UnknownIssuer",
+        "health-certificate.unknown-issuer",
       );
     });
 
@@ -281,27 +285,27 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
       expectRefused(
         await release(
           fx,
-          releaseRequestBody(edited, attacker, protectorFor(fx.svc.dir.guardianPublicPem).keyProtector),
+          releaseRequestBody(edited, attacker, protectorFor(fx.ctx.dir.guardianPublicPem).keyProtector),
         ),
         403,
-        "HealthCertificate_BadSignature",
+        "health-certificate.bad-signature",
       );
     });
 
     it("A15 replayed key release request", async () => {
-      const body = releaseRequestBody(cert, krk, protectorFor(fx.svc.dir.guardianPublicPem).keyProtector);
+      const body = releaseRequestBody(cert, krk, protectorFor(fx.ctx.dir.guardianPublicPem).keyProtector);
       assert.equal((await release(fx, body)).status, 200);
-      expectRefused(await release(fx, body), 403, "Request_Replayed");
+      expectRefused(await release(fx, body), 403, "request.replayed");
     });
 
     it("A16 stolen health certificate used without the key-release key", async () => {
       expectRefused(
         await release(
           fx,
-          releaseRequestBody(cert, ecKey(), protectorFor(fx.svc.dir.guardianPublicPem).keyProtector),
+          releaseRequestBody(cert, ecKey(), protectorFor(fx.ctx.dir.guardianPublicPem).keyProtector),
         ),
         403,
-        "Request_BadProof",
+        "request.bad-proof",
       );
     });
 
@@ -309,33 +313,33 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
       const body = releaseRequestBody(
         cert,
         krk,
-        protectorFor(fx.svc.dir.guardianPublicPem).keyProtector,
+        protectorFor(fx.ctx.dir.guardianPublicPem).keyProtector,
         Date.now() - 3600_000,
       );
-      expectRefused(await release(fx, body), 403, "Request_Stale");
+      expectRefused(await release(fx, body), 403, "request.stale");
     });
 
     it("A18 key protector wrapped for another fabric", async () => {
       expectRefused(
         await release(
           fx,
-          releaseRequestBody(cert, krk, protectorFor(other.svc.dir.guardianPublicPem).keyProtector),
+          releaseRequestBody(cert, krk, protectorFor(other.ctx.dir.guardianPublicPem).keyProtector),
         ),
         403,
-        "KeyProtector_NotAGuardian",
+        "key-protector.not-a-guardian",
       );
     });
 
     it("A19 tampered key protector (MAC byte, owner signature byte, truncated)", async () => {
-      const kp = Buffer.from(protectorFor(fx.svc.dir.guardianPublicPem).keyProtector);
+      const kp = Buffer.from(protectorFor(fx.ctx.dir.guardianPublicPem).keyProtector);
       const macFlip = Buffer.from(kp);
       macFlip.writeUInt8((macFlip.at(-1) ?? 0) ^ 1, macFlip.length - 1);
-      expectRefused(await release(fx, releaseRequestBody(cert, krk, macFlip)), 403, "KeyProtector_Mac");
+      expectRefused(await release(fx, releaseRequestBody(cert, krk, macFlip)), 403, "key-protector.mac");
       const truncated = kp.subarray(0, kp.length - 40);
       expectRefused(
         await release(fx, releaseRequestBody(cert, krk, truncated)),
         403,
-        "KeyProtector_Malformed",
+        "key-protector.malformed",
       );
     });
 
@@ -347,7 +351,7 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
         payload: JSON.stringify({ hostId: "a".repeat(4000) }),
       });
       assert.equal(big.statusCode, 413);
-      assert.equal((big.json() as Body).error?.details?.finding, "Request_TooLarge");
+      assert.equal((big.json() as Body).error?.details?.finding, "request.too-large");
       const bad = await fx.app.inject({
         method: "POST",
         url: "/host/v1/challenge",
@@ -356,14 +360,14 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
       });
       assert.equal(bad.statusCode, 400);
       const extra = await host<Body>(fx, "/host/v1/challenge", { hostId: keyId(hostKey), admin: true });
-      expectRefused(extra, 400, "Request_Schema");
+      expectRefused(extra, 400, "request.schema");
       const wrongType = await host<Body>(fx, "/host/v1/attest/key", {
         hostId: 5,
         nonce: [],
         keyReleaseKey: {},
         signature: null,
       });
-      expectRefused(wrongType, 400, "Request_Schema");
+      expectRefused(wrongType, 400, "request.schema");
     });
 
     it("A21 host revoked after its certificate was issued", async () => {
@@ -384,16 +388,16 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
           releaseRequestBody(
             a.body.healthCertificate,
             krk,
-            protectorFor(fx.svc.dir.guardianPublicPem).keyProtector,
+            protectorFor(fx.ctx.dir.guardianPublicPem).keyProtector,
           ),
         ),
         403,
-        "Host_Revoked",
+        "host.revoked",
       );
       expectRefused(
         await host(fx, "/host/v1/attest/key", await keyAttestBody(fx, k2, krk)),
         403,
-        "Host_Revoked",
+        "host.revoked",
       );
     });
 
@@ -414,11 +418,11 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
             releaseRequestBody(
               a.body.healthCertificate,
               krk,
-              protectorFor(fx.svc.dir.guardianPublicPem).keyProtector,
+              protectorFor(fx.ctx.dir.guardianPublicPem).keyProtector,
             ),
           ),
           403,
-          "HealthCertificate_IssuedBeforeDenyDate",
+          "health-certificate.issued-before-deny-date",
         );
       } finally {
         await admin(fx, "PATCH", "/admin/v1/settings", { denyBefore: 0 });
@@ -431,15 +435,15 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
         expectRefused(
           await release(
             fx,
-            releaseRequestBody(cert, krk, protectorFor(fx.svc.dir.guardianPublicPem).keyProtector),
+            releaseRequestBody(cert, krk, protectorFor(fx.ctx.dir.guardianPublicPem).keyProtector),
           ),
           403,
-          "HealthCertificate_ModeMismatch",
+          "health-certificate.mode-mismatch",
         );
         expectRefused(
           await host(fx, "/host/v1/attest/key", await keyAttestBody(fx, hostKey, krk)),
           409,
-          "Mode_Mismatch",
+          "mode.mismatch",
         );
       } finally {
         await admin(fx, "PATCH", "/admin/v1/settings", { mode: "key" });
@@ -447,25 +451,29 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
     });
 
     it("every refusal above is in the audit chain, and an edited entry is detected", async () => {
-      const v = await fx.svc.verifyAudit();
+      const v = await auditVerdict(fx.ctx);
       assert.equal(v.ok, true);
-      const refused = (await fx.svc.audit(0, 10_000)).filter((e) => e.event === "key.refused");
+      const refused = (await listAuditEntries(fx.ctx, 0, 10_000)).filter((e) => e.event === "key.refused");
       assert.ok(refused.length >= 10, `refusals audited: ${refused.length}`);
       const target = refused[0]!;
       // The table refuses edits; an attacker who owns the database drops the guard first.
-      await assert.rejects(fx.svc.db.run(`DELETE FROM audit WHERE seq = ?`, [target.seq]), /append-only/);
-      await fx.svc.db.run(
-        fx.svc.db.kind === "sqlite"
+      await assert.rejects(
+        fx.ctx.repo.driver.run(`DELETE FROM audit WHERE seq = ?`, [target.seq]),
+        /append-only/,
+      );
+      await fx.ctx.repo.driver.run(
+        fx.ctx.repo.driver.kind === "sqlite"
           ? `DROP TRIGGER audit_no_update`
           : `DROP TRIGGER audit_no_update ON audit`,
       );
-      await fx.svc.db.run(`UPDATE audit SET detail = ? WHERE seq = ?`, [
+      await fx.ctx.repo.driver.run(`UPDATE audit SET detail = ? WHERE seq = ?`, [
         JSON.stringify({ ...target.detail, code: "forged" }),
         target.seq,
       ]);
-      const broken = await fx.svc.verifyAudit();
+      const broken = await auditVerdict(fx.ctx);
       assert.equal(broken.ok, false);
-      assert.ok(broken.findings.some((f) => f.seq === target.seq && f.id === "Audit_HashMismatch"));
+      await assert.rejects(verifyAudit(fx.ctx), (e: { code?: string }) => e.code === "HGS_ERR_AUDIT_BROKEN");
+      assert.ok(broken.findings.some((f) => f.seq === target.seq && f.id === "audit.hash-mismatch"));
     });
   });
 
@@ -618,7 +626,7 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
         challengeId: c.body.challengeId,
         secret: randomBytes(32).toString("base64"),
       });
-      expectRefused(r, 403, "Credential_SecretMismatch");
+      expectRefused(r, 403, "credential.secret-mismatch");
     });
 
     it("T08 another EK: quotes of a different TPM under a registered host id", async () => {
@@ -657,7 +665,7 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
         ekPublic: h.ekPublic.toString("base64"),
         ekCertificate: Buffer.from(ekCert).toString("base64"),
       });
-      expectRefused(r, 400, "EkCertificate_UntrustedRoot");
+      expectRefused(r, 400, "ek-certificate.untrusted-root");
       // Once the admin trusts that CA, the same registration passes.
       assert.equal(
         (
@@ -705,19 +713,19 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
 
     it("T12 firmware in debug mode", async () => {
       const r = await attest(await registeredHost({ debugMode: true }));
-      expectRefused(r, 403, "Hgs_UefiDebugDisabled");
+      expectRefused(r, 403, "hgs.uefi-debug-disabled");
       assert.ok(r.body.verdict?.subStatuses.includes("FirmwareDebug"));
     });
 
     it("T13 Secure Boot settings differ from the baseline (another db)", async () => {
       const r = await attest(await registeredHost({ db: "a db that trusts everything" }));
-      expectRefused(r, 403, "Hgs_SecureBootSettings");
+      expectRefused(r, 403, "hgs.secure-boot-settings");
       assert.ok(r.body.verdict?.subStatuses.includes("SecureBootSettings"));
     });
 
     it("T14 boot chain differs from the baseline", async () => {
       const r = await attest(await registeredHost({ bootChain: "unsigned-custom-kernel" }));
-      expectRefused(r, 403, "Hgs_CodeIntegrityPolicy");
+      expectRefused(r, 403, "hgs.code-integrity-policy");
       assert.ok(r.body.verdict?.subStatuses.includes("CodeIntegrityPolicy"));
     });
 
@@ -725,13 +733,13 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
       const args = realKernelArgs().replace(/\bintel_iommu=on\b/, "intel_iommu=off");
       assert.match(args, /intel_iommu=off/);
       const r = await attest(await registeredHost({ kernelCmdline: args }));
-      expectRefused(r, 403, "Hgs_IommuEnabled");
+      expectRefused(r, 403, "hgs.iommu-enabled");
       assert.ok(r.body.verdict?.subStatuses.includes("Iommu"));
     });
 
     it("T15b no IOMMU option on the kernel command line", async () => {
       const r = await attest(await registeredHost({ iommu: false }));
-      expectRefused(r, 403, "Hgs_IommuEnabled");
+      expectRefused(r, 403, "hgs.iommu-enabled");
       assert.ok(r.body.verdict?.subStatuses.includes("Iommu"));
     });
 
@@ -745,14 +753,14 @@ export function defineAttackSuites(label: string, db: (name: string) => Promise<
       const ak = await h.tpm.createPrimary(TPM_RH.ENDORSEMENT, akTemplateEccP256());
       const resumed: SimHost = { ...h, ak };
       const r = await attest(resumed);
-      expectRefused(r, 403, "Hgs_FullBoot");
+      expectRefused(r, 403, "hgs.full-boot");
       assert.ok(r.body.verdict?.subStatuses.includes("FullBoot"));
     });
 
     it("T17 revoked TPM host", async () => {
       const h = await registeredHost();
       assert.equal((await admin(fx, "POST", `/admin/v1/hosts/${h.hostId}/revoke`)).status, 200);
-      expectRefused(await attest(h), 403, "Host_Revoked");
+      expectRefused(await attest(h), 403, "host.revoked");
     });
 
     it("T18 event log that is not a TCG log", async () => {

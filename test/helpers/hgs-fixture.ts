@@ -10,14 +10,14 @@ import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { createGuardian, importGuardianPublicPem, type Guardian } from "../../src/protector/guardian.js";
 import { createKeyProtector, type TransportKey } from "../../src/protector/key-protector.js";
-import { HgsService } from "../../src/hgs/service.js";
+import { initHgs, type HgsContext } from "../../src/hgs/context.js";
 import { buildServer } from "../../src/hgs/http/server.js";
 import { HgsClient } from "../../src/host/guarded/hgs-client.js";
 
 export interface HgsFixture {
   readonly root: string;
   readonly dir: string;
-  readonly svc: HgsService;
+  readonly ctx: HgsContext;
   readonly app: FastifyInstance;
   readonly admin: string;
   close(): Promise<void>;
@@ -26,17 +26,17 @@ export interface HgsFixture {
 export async function startHgs(opts: { db?: string; tls?: boolean } = {}): Promise<HgsFixture> {
   const root = mkdtempSync(path.join(tmpdir(), "bulwark-hgs-"));
   const dir = path.join(root, "hgs");
-  const init = await HgsService.init(dir, opts.db ? { db: opts.db } : {});
-  const app = await buildServer(init.service, { tls: opts.tls ?? true });
+  const init = await initHgs(dir, opts.db ? { db: opts.db } : {});
+  const app = await buildServer(init.ctx, { tls: opts.tls ?? true });
   return {
     root,
     dir,
-    svc: init.service,
+    ctx: init.ctx,
     app,
     admin: init.adminCredential,
     async close() {
       await app.close();
-      await init.service.close();
+      await init.ctx.close();
       rmSync(root, { recursive: true, force: true });
     },
   };

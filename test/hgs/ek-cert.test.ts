@@ -50,12 +50,12 @@ describe("EK certificates from a manufactured swtpm", () => {
   it("refuses the vendor's EK certificate until its CA is trusted, and a certificate of another key", async () => {
     const untrusted = await register(mfg.ekCertRsa);
     assert.equal(untrusted.status, 400);
-    assert.equal(untrusted.body.error?.details?.finding, "EkCertificate_UntrustedRoot");
+    assert.equal(untrusted.body.error?.details?.finding, "ek-certificate.untrusted-root");
     const issuer = Buffer.from(new X509Certificate(mfg.issuerPem).raw).toString("base64");
     assert.equal((await admin(fx, "POST", "/admin/v1/tpm-roots", { certificate: issuer })).status, 200);
     const wrongKey = await register(mfg.ekCertEcc);
     assert.equal(wrongKey.status, 400);
-    assert.equal(wrongKey.body.error?.details?.finding, "EkCertificate_KeyMismatch");
+    assert.equal(wrongKey.body.error?.details?.finding, "ek-certificate.key-mismatch");
   });
 
   it("requireEkCertificate refuses a host without one", async () => {
@@ -65,7 +65,7 @@ describe("EK certificates from a manufactured swtpm", () => {
     );
     const r = await register(undefined);
     assert.equal(r.status, 400);
-    assert.equal(r.body.error?.details?.finding, "EkCertificate_Missing");
+    assert.equal(r.body.error?.details?.finding, "ek-certificate.missing");
   });
 
   it("registers with the certificate and attests end to end with the RSA EK", async () => {
@@ -85,7 +85,7 @@ describe("EK certificates from a manufactured swtpm", () => {
       eventLog: h.eventLog(),
     });
     assert.equal(a.verdict.status, "Passed");
-    const { keyProtector, transportKey } = protectorFor(fx.svc.dir.guardianPublicPem);
+    const { keyProtector, transportKey } = protectorFor(fx.ctx.dir.guardianPublicPem);
     const rel = await c.releaseKey({
       healthCertificate: a.healthCertificate,
       keyReleaseKey: krk,

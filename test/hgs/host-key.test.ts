@@ -65,7 +65,7 @@ describe("HGS host-key mode, in process", () => {
       assert.equal(a.body.verdict.status, "Passed");
       const hc = a.body.healthCertificate as string;
 
-      const { keyProtector, transportKey } = protectorFor(fx.svc.dir.guardianPublicPem);
+      const { keyProtector, transportKey } = protectorFor(fx.ctx.dir.guardianPublicPem);
       const secrets = sealVmSecrets(transportKey, new Map([["vtpm-state-key", Buffer.alloc(32, 7)]]));
       const rel = await host<Parameters<typeof openReleaseResponse>[1]>(
         fx,

@@ -199,7 +199,7 @@ describe("HGS over real HTTPS, run by the CLI", () => {
     const bad = hgsCli(["audit", "verify", "--dir", dir, "--json"]);
     assert.equal(bad.status, 4);
     assert.ok(
-      (bad.json as { findings: { id: string }[] }).findings.some((f) => f.id === "Audit_HashMismatch"),
+      (bad.json as { findings: { id: string }[] }).findings.some((f) => f.id === "audit.hash-mismatch"),
     );
   });
 });

@@ -138,7 +138,7 @@ describe("two HGS nodes sharing one PostgreSQL database", () => {
       a.request("POST", "/host/v1/attest/key", body),
       (e: HgsRefusal) =>
         e.details.finding === undefined &&
-        e.verdict?.findings.some((f) => f.id === "Nonce_Replayed") === true,
+        e.verdict?.findings.some((f) => f.id === "nonce.replayed") === true,
     );
 
     const info = await a.info();
@@ -156,7 +156,7 @@ describe("two HGS nodes sharing one PostgreSQL database", () => {
     await a.request("POST", "/host/v1/keys/release", once);
     await assert.rejects(
       b.request("POST", "/host/v1/keys/release", once),
-      (e: HgsRefusal) => e.details.finding === "Request_Replayed",
+      (e: HgsRefusal) => e.details.finding === "request.replayed",
     );
 
     await adminCall(0, "POST", `/admin/v1/hosts/${hostId}/revoke`);
@@ -166,7 +166,7 @@ describe("two HGS nodes sharing one PostgreSQL database", () => {
         keyReleaseKey: krk,
         keyProtector: protectorFor(info.guardian).keyProtector,
       }),
-      (e: HgsRefusal) => e.details.finding === "Host_Revoked",
+      (e: HgsRefusal) => e.details.finding === "host.revoked",
     );
   });
 

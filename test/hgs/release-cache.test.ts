@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { createPublicKey, generateKeyPairSync } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { isBulwarkError } from "../../src/core/errors.js";
-import { issueHealthCertificate, signerId, verifyHealthCertificate } from "../../src/attest/health.js";
+import { HealthVerifier, issueHealthCertificate, signerId } from "../../src/attest/health.js";
+import { auditVerdict, listAuditEntries } from "../../src/hgs/admin.js";
 import { releaseRequestBody } from "../../src/host/guarded/hgs-client.js";
 import { keyId } from "../../src/attest/host-key.js";
 import {
@@ -48,45 +49,46 @@ describe("health certificate verification with the signature memo", () => {
     now,
   });
   const ok = { signerPublic: signer.publicKey, signerId: kid };
+  const verifier = new HealthVerifier();
 
   it("re-checks validity, deny-before and issuer on every call", () => {
-    assert.equal(verifyHealthCertificate(text, ok).claims.jti, claims.jti);
-    assert.equal(verifyHealthCertificate(text, ok).claims.jti, claims.jti); // memoised
+    assert.equal(verifier.verify(text, ok).claims.jti, claims.jti);
+    assert.equal(verifier.verify(text, ok).claims.jti, claims.jti); // memoised
     assert.equal(
-      findingOf(() => verifyHealthCertificate(text, { ...ok, now: now + 3600_000 })),
-      "HealthCertificate_Expired",
+      findingOf(() => verifier.verify(text, { ...ok, now: now + 3600_000 })),
+      "health-certificate.expired",
     );
     assert.equal(
-      findingOf(() => verifyHealthCertificate(text, { ...ok, now: now - 3600_000 })),
-      "HealthCertificate_NotYetValid",
+      findingOf(() => verifier.verify(text, { ...ok, now: now - 3600_000 })),
+      "health-certificate.not-yet-valid",
     );
     assert.equal(
-      findingOf(() => verifyHealthCertificate(text, { ...ok, denyBefore: now + 5000 })),
-      "HealthCertificate_IssuedBeforeDenyDate",
+      findingOf(() => verifier.verify(text, { ...ok, denyBefore: now + 5000 })),
+      "health-certificate.issued-before-deny-date",
     );
     assert.equal(
-      findingOf(() => verifyHealthCertificate(text, { signerPublic: otherSigner.publicKey })),
-      "HealthCertificate_UnknownIssuer",
+      findingOf(() => verifier.verify(text, { signerPublic: otherSigner.publicKey })),
+      "health-certificate.unknown-issuer",
     );
   });
 
   it("verifies the signature again under another key, and for altered text", () => {
-    verifyHealthCertificate(text, ok);
+    verifier.verify(text, ok);
     // Another signer key claiming the same id: the memo is per key, so the signature is checked.
     assert.equal(
-      findingOf(() => verifyHealthCertificate(text, { signerPublic: otherSigner.publicKey, signerId: kid })),
-      "HealthCertificate_BadSignature",
+      findingOf(() => verifier.verify(text, { signerPublic: otherSigner.publicKey, signerId: kid })),
+      "health-certificate.bad-signature",
     );
     const [h, p, s] = text.split(".") as [string, string, string];
     const payload = JSON.parse(Buffer.from(p, "base64url").toString()) as Record<string, unknown>;
     const edited = `${h}.${Buffer.from(JSON.stringify({ ...payload, exp: claims.exp + 86400 })).toString("base64url")}.${s}`;
     assert.equal(
-      findingOf(() => verifyHealthCertificate(edited, ok)),
-      "HealthCertificate_BadSignature",
+      findingOf(() => verifier.verify(edited, ok)),
+      "health-certificate.bad-signature",
     );
     assert.equal(
-      findingOf(() => verifyHealthCertificate(edited, ok)),
-      "HealthCertificate_BadSignature",
+      findingOf(() => verifier.verify(edited, ok)),
+      "health-certificate.bad-signature",
     );
   });
 });
@@ -118,7 +120,7 @@ describe("key release after a memoised success", () => {
     hostId = keyId(hostKey);
     const a = await injectClient(fx).attestHostKey({ hostKey, keyReleaseKey: krk });
     certificate = a.healthCertificate;
-    keyProtector = protectorFor(fx.svc.dir.guardianPublicPem).keyProtector;
+    keyProtector = protectorFor(fx.ctx.dir.guardianPublicPem).keyProtector;
   });
   after(() => fx.close());
 
@@ -130,7 +132,7 @@ describe("key release after a memoised success", () => {
     assert.equal((await admin(fx, "POST", `/admin/v1/hosts/${hostId}/revoke`)).status, 200);
     const r2 = await release();
     assert.equal(r2.status, 403);
-    assert.equal(r2.body.error?.details.finding, "Host_Revoked");
+    assert.equal(r2.body.error?.details.finding, "host.revoked");
     assert.equal((await admin(fx, "POST", `/admin/v1/hosts/${hostId}/restore`)).status, 200);
     assert.equal((await release()).status, 200);
   });
@@ -148,19 +150,19 @@ describe("key release after a memoised success", () => {
       JSON.stringify(answers.map((a) => a.body)),
     );
     for (const a of answers.filter((x) => x.status === 403))
-      assert.equal(a.body.error?.details.finding, "Request_Replayed");
+      assert.equal(a.body.error?.details.finding, "request.replayed");
     const later = await host<{ error?: { details: { finding?: string } } }>(
       fx,
       "/host/v1/keys/release",
       body,
     );
-    assert.equal(later.body.error?.details.finding, "Request_Replayed");
-    const audit = await fx.svc.audit(0, 10_000);
+    assert.equal(later.body.error?.details.finding, "request.replayed");
+    const audit = await listAuditEntries(fx.ctx, 0, 10_000);
     const released = audit.filter((e) => e.event === "key.released").length;
-    const refused = audit.filter((e) => e.event === "key.refused" && e.detail.finding === "Request_Replayed");
+    const refused = audit.filter((e) => e.event === "key.refused" && e.detail.finding === "request.replayed");
     assert.ok(released >= 1);
     assert.equal(refused.length, 6);
-    assert.ok((await fx.svc.verifyAudit()).ok);
+    assert.ok((await auditVerdict(fx.ctx)).ok);
   });
 
   it("refuses a tampered protector after the genuine one was rolled", async () => {
@@ -168,14 +170,14 @@ describe("key release after a memoised success", () => {
     tampered[40] = (tampered[40] as number) ^ 0x01;
     const r = await release(tampered);
     assert.equal(r.status, 403);
-    assert.match(String(r.body.error?.details.finding), /^KeyProtector_/);
+    assert.match(String(r.body.error?.details.finding), /^key-protector\./);
   });
 
   it("refuses the same certificate after a deny-before date and after a mode switch", async () => {
     assert.equal((await release()).status, 200);
     assert.equal((await admin(fx, "PATCH", "/admin/v1/settings", { mode: "tpm" })).status, 200);
     const m = await release();
-    assert.equal(m.body.error?.details.finding, "HealthCertificate_ModeMismatch");
+    assert.equal(m.body.error?.details.finding, "health-certificate.mode-mismatch");
     assert.equal((await admin(fx, "PATCH", "/admin/v1/settings", { mode: "key" })).status, 200);
     assert.equal((await release()).status, 200);
     assert.equal(
@@ -183,6 +185,6 @@ describe("key release after a memoised success", () => {
       200,
     );
     const d = await release();
-    assert.equal(d.body.error?.details.finding, "HealthCertificate_IssuedBeforeDenyDate");
+    assert.equal(d.body.error?.details.finding, "health-certificate.issued-before-deny-date");
   });
 });

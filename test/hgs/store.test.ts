@@ -8,9 +8,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { AuditWriter, verifyAudit } from "../../src/hgs/audit.js";
+import { AuditWriter, requireIntactAudit, verifyAuditChain } from "../../src/hgs/audit.js";
 import { openDriver, parseDbSpec, type Driver } from "../../src/hgs/store/driver.js";
 import { migrate, SCHEMA_VERSION } from "../../src/hgs/store/migrations.js";
+import { HgsRepo } from "../../src/hgs/store/repo.js";
 import { startPostgres, type PgCluster } from "../helpers/hgs-postgres.js";
 
 function driverSuite(name: string, open: () => Promise<{ spec: string; cleanup: () => void }>) {
@@ -63,7 +64,8 @@ function driverSuite(name: string, open: () => Promise<{ spec: string; cleanup: 
     });
 
     it("group-commits concurrent audit appends into one intact chain; the table refuses edits", async () => {
-      const w = new AuditWriter(d);
+      const repo = new HgsRepo(d);
+      const w = new AuditWriter(repo);
       const entries = await Promise.all(
         Array.from({ length: 300 }, (_, i) => w.append("key.released", null, { i })),
       );
@@ -71,15 +73,19 @@ function driverSuite(name: string, open: () => Promise<{ spec: string; cleanup: 
         entries.map((e) => e.seq),
         Array.from({ length: 300 }, (_, i) => i + 1),
       );
-      const v = await verifyAudit(d);
+      const v = requireIntactAudit(await verifyAuditChain(repo));
       assert.equal(v.ok, true);
       assert.equal(v.entries, 300);
       assert.equal(v.head, entries.at(-1)?.hash);
       await assert.rejects(d.run(`UPDATE audit SET at = 0`), /append-only/);
       await assert.rejects(d.run(`DELETE FROM audit`), /append-only/);
-      const truncated = await verifyAudit(d, "f".repeat(64));
+      const truncated = await verifyAuditChain(repo, "f".repeat(64));
       assert.equal(truncated.ok, false);
-      assert.equal(truncated.findings[0]?.id, "Audit_HeadMismatch");
+      assert.equal(truncated.findings[0]?.id, "audit.head-mismatch");
+      assert.throws(
+        () => requireIntactAudit(truncated),
+        (e: { code?: string }) => e.code === "HGS_ERR_AUDIT_BROKEN",
+      );
     });
   });
 }

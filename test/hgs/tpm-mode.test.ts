@@ -41,7 +41,7 @@ describe("HGS TPM mode with a real swtpm host", () => {
         keyReleaseKey: ecKey(),
         eventLog: good.eventLog(),
       }),
-      (e: HgsRefusal) => e.verdict?.findings.some((f) => f.id === "Host_AkNotBound") === true,
+      (e: HgsRefusal) => e.verdict?.findings.some((f) => f.id === "host.ak-not-bound") === true,
     );
   });
 
@@ -58,7 +58,7 @@ describe("HGS TPM mode with a real swtpm host", () => {
       eventLog: good.eventLog(),
     });
     assert.equal(a.verdict.status, "Passed", JSON.stringify(a.verdict));
-    const { keyProtector, transportKey } = protectorFor(fx.svc.dir.guardianPublicPem);
+    const { keyProtector, transportKey } = protectorFor(fx.ctx.dir.guardianPublicPem);
     const r = await c.releaseKey({
       healthCertificate: a.healthCertificate,
       keyReleaseKey: krk,
@@ -92,7 +92,7 @@ describe("HGS TPM mode with a real swtpm host", () => {
           keyReleaseKey: ecKey(),
           eventLog: off.eventLog(),
         });
-      const refused = (e: HgsRefusal) => e.verdict?.findings.map((f) => f.id).join() === "Hgs_IommuEnabled";
+      const refused = (e: HgsRefusal) => e.verdict?.findings.map((f) => f.id).join() === "hgs.iommu-enabled";
       await assert.rejects(attest(), refused);
       await assert.rejects(attest(), refused, "the memoised verdict says the same");
       assert.equal(

@@ -10,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { listAuditEntries, setRevoked, updateSettings } from "../../src/hgs/admin.js";
 import { ensureGuestImage } from "../../src/host/guest-image.js";
 import {
   ensureHealthCertificate,
@@ -102,7 +103,7 @@ describe("guarded host: shielded VM keys from HGS at every start", () => {
     const secretsBefore = await readFile(p.vmSecrets);
     const d = await rejectsWith(startVm(ctx, VM), "HOSTGUARD_ERR_ATTESTATION_FAILED");
     assert.equal(d["status"], "UnauthorizedHost");
-    assert.ok((d["findings"] as string[]).includes("Host_NotRegistered"));
+    assert.ok((d["findings"] as string[]).includes("host.not-registered"));
     assert.equal((await vmStatus(ctx, VM)).state, "Off");
     assert.deepEqual(await readFile(p.keyProtector), before);
     assert.deepEqual(await readFile(p.vmSecrets), secretsBefore);
@@ -137,7 +138,7 @@ describe("guarded host: shielded VM keys from HGS at every start", () => {
       vmSecretsHeader(new Uint8Array(await readFile(p.vmSecrets))).keyGeneration,
       info.keyGeneration,
     );
-    const events = (await hgs.svc.audit(0)).map((e) => e.event);
+    const events = (await listAuditEntries(hgs.ctx, 0)).map((e) => e.event);
     assert.ok(events.includes("attestation.passed") && events.includes("key.released"), events.join());
 
     const s = await hostCli(hostDir, ["status"]);
@@ -166,14 +167,16 @@ describe("guarded host: shielded VM keys from HGS at every start", () => {
 
     const p = ctx.store.paths(VM);
     const genBefore = inspectKeyProtector(new Uint8Array(await readFile(p.keyProtector))).keyGeneration;
-    const releasesBefore = (await hgs.svc.audit(0)).filter((e) => e.event === "key.released").length;
+    const releasesBefore = (await listAuditEntries(hgs.ctx, 0)).filter(
+      (e) => e.event === "key.released",
+    ).length;
     assert.equal((await startVm(ctx, VM)).state, "Running");
     assert.equal(
       inspectKeyProtector(new Uint8Array(await readFile(p.keyProtector))).keyGeneration,
       genBefore + 1,
     );
     assert.equal(
-      (await hgs.svc.audit(0)).filter((e) => e.event === "key.released").length,
+      (await listAuditEntries(hgs.ctx, 0)).filter((e) => e.event === "key.released").length,
       releasesBefore + 1,
     );
     // Second start of the same vTPM state, now under the secrets re-sealed after two rolls.
@@ -185,7 +188,7 @@ describe("guarded host: shielded VM keys from HGS at every start", () => {
   });
 
   it("re-attests at the next use once less than renewFraction of the certificate's lifetime remains", async () => {
-    await hgs.svc.updateSettings({ healthCertificateLifetimeSeconds: 60 });
+    await updateSettings(hgs.ctx, { healthCertificateLifetimeSeconds: 60 });
     const c0 = await readConfig(hostDir);
     const c = await writeConfig(hostDir, { ...c0, renewFraction: 0.98 });
     const client = openClient(c);
@@ -227,7 +230,7 @@ describe("guarded host: shielded VM keys from HGS at every start", () => {
     assert.equal(key(third), key(first));
     assert.equal(inspectKeyProtector(new Uint8Array(await readFile(p.keyProtector))).keyGeneration, gen + 2);
     assert.ok(
-      (await hgs.svc.audit(0)).some((e) => e.event === "key.refused"),
+      (await listAuditEntries(hgs.ctx, 0)).some((e) => e.event === "key.refused"),
       "HGS refused the altered one",
     );
     for (const s of [first, second, third]) for (const v of s?.values() ?? []) v.fill(0);
@@ -242,18 +245,18 @@ describe("guarded host: shielded VM keys from HGS at every start", () => {
       "Passed",
       "a valid certificate is cached",
     );
-    await hgs.svc.setRevoked(hostId, true);
+    await setRevoked(hgs.ctx, hostId, true);
     try {
       const d = await rejectsWith(startVm(ctx, VM), "HOSTGUARD_ERR_ATTESTATION_FAILED");
       assert.equal(d["status"], "UnauthorizedHost");
-      assert.ok((d["findings"] as string[]).includes("Host_Revoked"), JSON.stringify(d));
+      assert.ok((d["findings"] as string[]).includes("host.revoked"), JSON.stringify(d));
       assert.equal((await vmStatus(ctx, VM)).state, "Off");
       assert.deepEqual(await readFile(p.keyProtector), kpBefore);
       const s = await hostGuardStatus(hostDir);
       assert.equal(s.AttestationStatus, "UnauthorizedHost");
       assert.equal(s.HealthCertificate, null, "the refused host dropped its certificate");
     } finally {
-      await hgs.svc.setRevoked(hostId, false);
+      await setRevoked(hgs.ctx, hostId, false);
     }
     assert.ok(await unlockVmViaHgs(ctx, VM), "restored at HGS: keys are released again");
   });

@@ -20,6 +20,7 @@ import { readdir, readFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { addBaseline, addTpmHost, listAuditEntries, updateSettings } from "../../src/hgs/admin.js";
 import { parseBaseline } from "../../src/attest/baseline.js";
 import { ensureGuestImage } from "../../src/host/guest-image.js";
 import { scriptFwCfgName } from "../../src/host/guest-init.js";
@@ -82,7 +83,7 @@ describe("guarded hosts in TPM mode (swtpm host TPMs booted with the real log, r
     const ekFile = path.join(root, `${name}-ek.pub`);
     const ek = await hostCli(dir, ["ek", "export", "--out", ekFile]);
     assert.equal(ek.status, 0, ek.stderr);
-    const h = await hgs.svc.addTpmHost(name, new Uint8Array(await readFile(ekFile)));
+    const h = await addTpmHost(hgs.ctx, name, new Uint8Array(await readFile(ekFile)));
     assert.equal(h.id, ek.json["hostId"]);
     return h.id;
   }
@@ -118,7 +119,7 @@ describe("guarded hosts in TPM mode (swtpm host TPMs booted with the real log, r
   before(async () => {
     root = await mkdtemp(path.join(os.tmpdir(), "bulwark-guarded-tpm-"));
     hgs = await startLocalHgs(path.join(root, "hgs"));
-    await hgs.svc.updateSettings({ mode: "tpm" });
+    await updateSettings(hgs.ctx, { mode: "tpm" });
     tpm = await bootedTpm();
     hostDir = path.join(root, "host");
     await writeFile(path.join(root, "ca.pem"), hgs.caPem);
@@ -162,7 +163,7 @@ describe("guarded hosts in TPM mode (swtpm host TPMs booted with the real log, r
       const text = await readFile(out, "utf8");
       const parsed = parseBaseline(JSON.parse(text));
       assert.deepEqual(Object.keys(parsed.pcrs).sort(), kind === "secureboot" ? ["7"] : ["4", "8", "9"]);
-      await hgs.svc.addBaseline(text);
+      await addBaseline(hgs.ctx, text);
     }
     const a = await hostCli(hostDir, ["attest"]);
     assert.equal(a.status, 0, a.stderr + a.stdout);
@@ -189,7 +190,7 @@ describe("guarded hosts in TPM mode (swtpm host TPMs booted with the real log, r
       genBefore + 1,
       "HGS released the keys and rolled the transport key",
     );
-    const audit = (await hgs.svc.audit(0)).map((e) => e.event);
+    const audit = (await listAuditEntries(hgs.ctx, 0)).map((e) => e.event);
     assert.ok(audit.includes("key.released"), audit.join());
     // A shielded VM has no serial console, so the markers the guest prints are not visible here.
     // Its /init powers the VM off right after printing them (BULWARK-READY … BULWARK-DONE), and
@@ -216,7 +217,13 @@ describe("guarded hosts in TPM mode (swtpm host TPMs booted with the real log, r
       ["SecureBoot", "SecureBootSettings"],
       "eventlog.secure-boot-disabled",
     ],
-    ["no IOMMU on the kernel command line", "host-no-iommu", { iommu: false }, ["Iommu"], "Hgs_IommuEnabled"],
+    [
+      "no IOMMU on the kernel command line",
+      "host-no-iommu",
+      { iommu: false },
+      ["Iommu"],
+      "hgs.iommu-enabled",
+    ],
   ];
   for (const [what, dirName, boot, subStatuses, finding] of unhealthy) {
     it(`a host whose TPM replays a changed log (${what}) is refused: the VM does not start, nothing is written`, async () => {
@@ -237,7 +244,7 @@ describe("guarded hosts in TPM mode (swtpm host TPMs booted with the real log, r
           out,
         ]);
         assert.equal(b.status, 0, b.stderr);
-        await hgs.svc.addBaseline(await readFile(out, "utf8"));
+        await addBaseline(hgs.ctx, await readFile(out, "utf8"));
       }
       await provisionVm(dir);
       const ctx = hostContext(dir);

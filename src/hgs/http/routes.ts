@@ -2,7 +2,12 @@
  * The route table: each route's schemas, body limit and handler in one place. The server
  * registers them with fastify and the OpenAPI document is generated from the same table.
  */
-import type { HgsService, AttestResult } from "../service.js";
+import * as admin from "../admin.js";
+import { attestHostKey, type KeyAttestRequest } from "../attest-key.js";
+import { attestationRefusal, issueChallenge, type AttestResult } from "../attestation.js";
+import type { HgsContext } from "../context.js";
+import { releaseKey, type ReleaseRequest } from "../release.js";
+import type { HgsSettings } from "../settings.js";
 import * as S from "./schemas.js";
 
 export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
@@ -24,7 +29,7 @@ export interface RouteDef {
   readonly params?: S.Schema;
   readonly querystring?: S.Schema;
   readonly response: Readonly<Record<number, S.Schema>>;
-  handler(svc: HgsService, input: RouteInput): Promise<{ status?: number; body: unknown }>;
+  handler(ctx: HgsContext, input: RouteInput): Promise<{ status?: number; body: unknown }>;
 }
 
 export const SMALL_BODY = 16 * 1024;
@@ -37,19 +42,10 @@ const idParam = S.object({ id: S.text(128) });
 /** A refused attestation: 403 with the verdict beside the error. */
 export function attestReply(r: AttestResult): { status?: number; body: unknown } {
   if (r.healthCertificate) return { body: r };
+  const e = attestationRefusal(r.verdict);
   return {
     status: 403,
-    body: {
-      error: {
-        code: "HGS_ERR_ATTESTATION_FAILED",
-        message: `attestation refused: ${r.verdict.status}${r.verdict.subStatuses.length ? ` (${r.verdict.subStatuses.join(", ")})` : ""}: ${r.verdict.findings
-          .filter((f) => f.severity === "error")
-          .map((f) => f.id)
-          .join(", ")}`,
-        details: { status: r.verdict.status },
-      },
-      verdict: r.verdict,
-    },
+    body: { error: { code: e.code, message: e.message, details: e.details }, verdict: r.verdict },
   };
 }
 
@@ -73,7 +69,7 @@ export const baseRoutes: RouteDef[] = [
     admin: false,
     bodyLimit: 0,
     response: { 200: S.out({ ok: { type: "boolean" }, mode: { type: "string" } }), ...err },
-    handler: async (svc) => ok({ ok: true, mode: (await svc.settings()).mode }),
+    handler: async (ctx) => ok({ ok: true, mode: (await admin.readSettings(ctx)).mode }),
   },
   {
     method: "GET",
@@ -92,13 +88,13 @@ export const baseRoutes: RouteDef[] = [
       }),
       ...err,
     },
-    handler: async (svc) =>
+    handler: async (ctx) =>
       ok({
-        mode: (await svc.settings()).mode,
-        signerId: svc.signerId,
-        signerCertificate: svc.dir.attestationSignerCertificatePem,
-        guardian: svc.dir.guardianPublicPem,
-        guardianThumbprint: svc.guardianThumbprint,
+        mode: (await admin.readSettings(ctx)).mode,
+        signerId: ctx.signer.id,
+        signerCertificate: ctx.dir.attestationSignerCertificatePem,
+        guardian: ctx.dir.guardianPublicPem,
+        guardianThumbprint: ctx.guardianThumbprint,
       }),
   },
   {
@@ -113,7 +109,7 @@ export const baseRoutes: RouteDef[] = [
       200: S.out({ nonce: { type: "string" }, expiresAt: { type: "string" }, mode: { type: "string" } }),
       ...err,
     },
-    handler: async (svc, i) => ok(await svc.challenge((i.body as { hostId: string }).hostId)),
+    handler: async (ctx, i) => ok(await issueChallenge(ctx, (i.body as { hostId: string }).hostId)),
   },
   {
     method: "POST",
@@ -129,8 +125,7 @@ export const baseRoutes: RouteDef[] = [
       signature: S.base64(2048),
     }),
     response: { 200: S.attestResponse, ...err },
-    handler: async (svc, i) =>
-      attestReply(await svc.attestHostKey(i.body as Parameters<HgsService["attestHostKey"]>[0])),
+    handler: async (ctx, i) => attestReply(await attestHostKey(ctx, i.body as KeyAttestRequest)),
   },
   {
     method: "POST",
@@ -147,7 +142,7 @@ export const baseRoutes: RouteDef[] = [
       signature: S.base64(2048),
     }),
     response: { 200: S.releaseResponse, ...err },
-    handler: async (svc, i) => ok(await svc.releaseKey(i.body as Parameters<HgsService["releaseKey"]>[0])),
+    handler: async (ctx, i) => ok(await releaseKey(ctx, i.body as ReleaseRequest)),
   },
   // ---- admin ----
   {
@@ -158,7 +153,7 @@ export const baseRoutes: RouteDef[] = [
     admin: true,
     bodyLimit: 0,
     response: { 200: S.settings, ...err },
-    handler: async (svc) => ok(await svc.settings()),
+    handler: async (ctx) => ok(await admin.readSettings(ctx)),
   },
   {
     method: "PATCH",
@@ -169,8 +164,7 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: SMALL_BODY,
     body: S.settingsPatch,
     response: { 200: S.settings, ...err },
-    handler: async (svc, i) =>
-      ok(await svc.updateSettings(i.body as Parameters<HgsService["updateSettings"]>[0])),
+    handler: async (ctx, i) => ok(await admin.updateSettings(ctx, i.body as Partial<HgsSettings>)),
   },
   {
     method: "GET",
@@ -180,7 +174,7 @@ export const baseRoutes: RouteDef[] = [
     admin: true,
     bodyLimit: 0,
     response: { 200: S.out({ hosts: { type: "array", items: S.host } }), ...err },
-    handler: async (svc) => ok({ hosts: await svc.hosts() }),
+    handler: async (ctx) => ok({ hosts: await admin.listHosts(ctx) }),
   },
   {
     method: "POST",
@@ -191,9 +185,9 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: SMALL_BODY,
     body: S.object({ name: S.text(256), publicKey: S.publicKeyText }),
     response: { 200: S.host, ...err },
-    handler: async (svc, i) => {
+    handler: async (ctx, i) => {
       const b = i.body as { name: string; publicKey: string };
-      return ok(await svc.addKeyHost(b.name, b.publicKey));
+      return ok(await admin.addKeyHost(ctx, b.name, b.publicKey));
     },
   },
   {
@@ -205,7 +199,7 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: 0,
     params: idParam,
     response: { 200: S.host, ...err },
-    handler: async (svc, i) => ok(await svc.host(i.params.id ?? "")),
+    handler: async (ctx, i) => ok(await admin.getHost(ctx, i.params.id ?? "")),
   },
   {
     method: "POST",
@@ -216,7 +210,7 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: 0,
     params: idParam,
     response: { 200: S.host, ...err },
-    handler: async (svc, i) => ok(await svc.setRevoked(i.params.id ?? "", true)),
+    handler: async (ctx, i) => ok(await admin.setRevoked(ctx, i.params.id ?? "", true)),
   },
   {
     method: "POST",
@@ -227,7 +221,7 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: 0,
     params: idParam,
     response: { 200: S.host, ...err },
-    handler: async (svc, i) => ok(await svc.setRevoked(i.params.id ?? "", false)),
+    handler: async (ctx, i) => ok(await admin.setRevoked(ctx, i.params.id ?? "", false)),
   },
   {
     method: "GET",
@@ -251,7 +245,7 @@ export const baseRoutes: RouteDef[] = [
       }),
       ...err,
     },
-    handler: async (svc) => ok({ policies: await svc.policies() }),
+    handler: async (ctx) => ok({ policies: await admin.listPolicies(ctx) }),
   },
   {
     method: "PUT",
@@ -263,9 +257,9 @@ export const baseRoutes: RouteDef[] = [
     params: idParam,
     body: S.object({ enabled: { type: "boolean" } }),
     response: { 200: S.out({ id: { type: "string" }, enabled: { type: "boolean" } }), ...err },
-    handler: async (svc, i) => {
+    handler: async (ctx, i) => {
       const enabled = (i.body as { enabled: boolean }).enabled;
-      await svc.setPolicy(i.params.id ?? "", enabled);
+      await admin.setPolicy(ctx, i.params.id ?? "", enabled);
       return ok({ id: i.params.id, enabled });
     },
   },
@@ -282,7 +276,7 @@ export const baseRoutes: RouteDef[] = [
       }),
       ...err,
     },
-    handler: async (svc) => ok({ baselines: await svc.baselines() }),
+    handler: async (ctx) => ok({ baselines: await admin.listBaselines(ctx) }),
   },
   {
     method: "POST",
@@ -293,7 +287,7 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: 256 * 1024,
     body: S.baseline,
     response: { 200: S.out({ id: { type: "string" }, baseline: S.anyObject }), ...err },
-    handler: async (svc, i) => ok(await svc.addBaseline(i.body)),
+    handler: async (ctx, i) => ok(await admin.addBaseline(ctx, i.body)),
   },
   {
     method: "DELETE",
@@ -304,8 +298,8 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: 0,
     params: idParam,
     response: { 200: S.out({ removed: { type: "string" } }), ...err },
-    handler: async (svc, i) => {
-      await svc.removeBaseline(i.params.id ?? "");
+    handler: async (ctx, i) => {
+      await admin.removeBaseline(ctx, i.params.id ?? "");
       return ok({ removed: i.params.id });
     },
   },
@@ -325,8 +319,10 @@ export const baseRoutes: RouteDef[] = [
       },
     },
     response: { 200: S.out({ entries: { type: "array", items: S.auditEntry } }), ...err },
-    handler: async (svc, i) =>
-      ok({ entries: await svc.audit(Number(i.query.after ?? 0), Number(i.query.limit ?? 1000)) }),
+    handler: async (ctx, i) =>
+      ok({
+        entries: await admin.listAuditEntries(ctx, Number(i.query.after ?? 0), Number(i.query.limit ?? 1000)),
+      }),
   },
   {
     method: "GET",
@@ -344,6 +340,6 @@ export const baseRoutes: RouteDef[] = [
       }),
       ...err,
     },
-    handler: async (svc) => ok(await svc.verifyAudit()),
+    handler: async (ctx) => ok(await admin.auditVerdict(ctx)),
   },
 ];

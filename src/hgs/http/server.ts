@@ -6,8 +6,9 @@
 import Fastify, { type FastifyInstance, type FastifyError } from "fastify";
 import { isBulwarkError } from "../../core/errors.js";
 import { specFor } from "../../catalogue.js";
-import { HgsError } from "../../attest/errors.js";
-import type { HgsService } from "../service.js";
+import { hgsError } from "../../attest/errors.js";
+import { checkAdmin } from "../admin.js";
+import type { HgsContext } from "../context.js";
 import { openApiDocument } from "./openapi.js";
 import { baseRoutes, type RouteDef } from "./routes.js";
 import { tpmRoutes } from "./tpm-routes.js";
@@ -24,12 +25,12 @@ function errorBody(e: { code: string; message: string; details?: unknown }) {
   return { error: { code: e.code, message: e.message, details: e.details ?? {} } };
 }
 
-export async function buildServer(svc: HgsService, opts: ServerOptions = {}): Promise<FastifyInstance> {
+export async function buildServer(ctx: HgsContext, opts: ServerOptions = {}): Promise<FastifyInstance> {
   const tls = opts.tls ?? true;
   const app = Fastify({
     logger: false,
     bodyLimit: 16 * 1024,
-    ...(tls ? { https: { key: svc.dir.tlsKeyPem, cert: svc.dir.tlsCertPem } } : {}),
+    ...(tls ? { https: { key: ctx.dir.tlsKeyPem, cert: ctx.dir.tlsCertPem } } : {}),
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
     },
@@ -40,21 +41,21 @@ export async function buildServer(svc: HgsService, opts: ServerOptions = {}): Pr
   app.setErrorHandler((e: FastifyError, _req, reply) => {
     if (isBulwarkError(e)) return reply.status(statusOf(e.code)).send(errorBody(e));
     if (e.validation) {
-      const err = new HgsError("HGS_ERR_BAD_REQUEST", `invalid request: ${e.message}`, {
-        finding: "Request_Schema",
+      const err = hgsError("HGS_ERR_BAD_REQUEST", `invalid request: ${e.message}`, {
+        finding: "request.schema",
       });
       return reply.status(statusOf(err.code)).send(errorBody(err));
     }
     if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
-      const err = new HgsError("HGS_ERR_TOO_LARGE", "the request body exceeds this route's limit", {
-        finding: "Request_TooLarge",
+      const err = hgsError("HGS_ERR_TOO_LARGE", "the request body exceeds this route's limit", {
+        finding: "request.too-large",
       });
       return reply.status(statusOf(err.code)).send(errorBody(err));
     }
     if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) {
       // Malformed JSON, wrong content type, empty body: all one catalogue code.
-      const err = new HgsError("HGS_ERR_BAD_REQUEST", `invalid request: ${e.message}`, {
-        finding: "Request_Malformed",
+      const err = hgsError("HGS_ERR_BAD_REQUEST", `invalid request: ${e.message}`, {
+        finding: "request.malformed",
       });
       return reply.status(statusOf(err.code)).send(errorBody(err));
     }
@@ -65,7 +66,7 @@ export async function buildServer(svc: HgsService, opts: ServerOptions = {}): Pr
   app.setNotFoundHandler((_req, reply) => {
     void reply
       .status(statusOf("HGS_ERR_NOT_FOUND"))
-      .send(errorBody(new HgsError("HGS_ERR_NOT_FOUND", "no such route")));
+      .send(errorBody(hgsError("HGS_ERR_NOT_FOUND", "no such route")));
   });
 
   const doc = openApiDocument(routes, opts.version ?? "0");
@@ -86,12 +87,12 @@ export async function buildServer(svc: HgsService, opts: ServerOptions = {}): Pr
         ? {
             preHandler: async (req) => {
               const h = req.headers.authorization;
-              await svc.checkAdmin(h?.startsWith("Bearer ") ? h.slice(7).trim() : undefined);
+              await checkAdmin(ctx, h?.startsWith("Bearer ") ? h.slice(7).trim() : undefined);
             },
           }
         : {}),
       handler: async (req, reply) => {
-        const res = await r.handler(svc, {
+        const res = await r.handler(ctx, {
           body: req.body,
           params: (req.params ?? {}) as Record<string, string>,
           query: (req.query ?? {}) as Record<string, unknown>,
@@ -108,7 +109,7 @@ export function parseListen(listen: string): { host: string; port: number } {
   const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(listen);
   const port = Number(m?.[2]);
   if (!m?.[1] || !Number.isInteger(port) || port > 65535) {
-    throw new HgsError("HGS_ERR_CONFIG", `--listen must be HOST:PORT (got '${listen}')`);
+    throw hgsError("HGS_ERR_CONFIG", `--listen must be HOST:PORT (got '${listen}')`);
   }
   return { host: m[1], port };
 }

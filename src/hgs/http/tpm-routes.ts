@@ -1,5 +1,6 @@
 /** TPM-mode routes: host registration by EK (admin), AK enrollment by credential activation, quote attestation. */
-import type { HgsService } from "../service.js";
+import { addTpmHost, addTpmRoot } from "../admin.js";
+import { akActivate, akChallenge, attestTpm, type TpmAttestRequest } from "../attest-tpm.js";
 import { attestReply, SMALL_BODY, TPM_ATTEST_BODY, type RouteDef } from "./routes.js";
 import * as S from "./schemas.js";
 
@@ -29,10 +30,10 @@ export const tpmRoutes: RouteDef[] = [
       "ekPublic",
     ]),
     response: { 200: S.host, ...err },
-    handler: async (svc, i) => {
+    handler: async (ctx, i) => {
       const r = i.body as { name: string; ekPublic: string; ekCertificate?: string };
       return {
-        body: await svc.addTpmHost(r.name, b(r.ekPublic), r.ekCertificate ? b(r.ekCertificate) : undefined),
+        body: await addTpmHost(ctx, r.name, b(r.ekPublic), r.ekCertificate ? b(r.ekCertificate) : undefined),
       };
     },
   },
@@ -45,8 +46,8 @@ export const tpmRoutes: RouteDef[] = [
     bodyLimit: SMALL_BODY,
     body: S.object({ certificate: S.base64(12 * 1024) }),
     response: { 200: S.out({ fingerprint: { type: "string" }, subject: { type: "string" } }), ...err },
-    handler: async (svc, i) => ({
-      body: await svc.addTpmRoot(b((i.body as { certificate: string }).certificate)),
+    handler: async (ctx, i) => ({
+      body: await addTpmRoot(ctx, b((i.body as { certificate: string }).certificate)),
     }),
   },
   {
@@ -67,9 +68,9 @@ export const tpmRoutes: RouteDef[] = [
       }),
       ...err,
     },
-    handler: async (svc, i) => {
+    handler: async (ctx, i) => {
       const r = i.body as { hostId: string; akPublic: string };
-      return { body: await svc.akChallenge(r.hostId, b(r.akPublic)) };
+      return { body: await akChallenge(ctx, r.hostId, b(r.akPublic)) };
     },
   },
   {
@@ -81,9 +82,9 @@ export const tpmRoutes: RouteDef[] = [
     bodyLimit: SMALL_BODY,
     body: S.object({ hostId: S.hostId, challengeId: S.nonce, secret: S.base64(256) }),
     response: { 200: S.out({ hostId: { type: "string" }, akName: { type: "string" } }), ...err },
-    handler: async (svc, i) => {
+    handler: async (ctx, i) => {
       const r = i.body as { hostId: string; challengeId: string; secret: string };
-      return { body: await svc.akActivate(r.hostId, r.challengeId, b(r.secret)) };
+      return { body: await akActivate(ctx, r.hostId, r.challengeId, b(r.secret)) };
     },
   },
   {
@@ -109,7 +110,6 @@ export const tpmRoutes: RouteDef[] = [
       eventLog: S.base64(1400 * 1024),
     }),
     response: { 200: S.attestResponse, ...err },
-    handler: async (svc, i) =>
-      attestReply(await svc.attestTpm(i.body as Parameters<HgsService["attestTpm"]>[0])),
+    handler: async (ctx, i) => attestReply(await attestTpm(ctx, i.body as TpmAttestRequest)),
   },
 ];

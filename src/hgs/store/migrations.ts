@@ -3,7 +3,7 @@
  * holds a cluster-wide lock, so two HGS nodes starting together against one PostgreSQL database
  * do not race. A database whose schema is newer than this build is refused (HGS_ERR_MIGRATION).
  */
-import { HgsError } from "../../attest/errors.js";
+import { hgsError } from "../../attest/errors.js";
 import type { Driver, Tx } from "./driver.js";
 
 export const MIGRATION_LOCK = 0x48475301; // "HGS\x01"
@@ -104,7 +104,7 @@ export async function migrate(driver: Driver): Promise<number[]> {
     await tx.lock(MIGRATION_LOCK);
     const have = await currentVersion(tx, driver);
     if (have > SCHEMA_VERSION) {
-      throw new HgsError(
+      throw hgsError(
         "HGS_ERR_MIGRATION",
         `the database schema is version ${have}, newer than this build's ${SCHEMA_VERSION}`,
         { have, supported: SCHEMA_VERSION },

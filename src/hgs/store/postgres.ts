@@ -4,7 +4,8 @@
  * `?` placeholders become `$1…$n`; BIGINT (int8) is parsed to a JS number.
  */
 import pg from "pg";
-import { HgsError } from "../../attest/errors.js";
+import type { BulwarkError } from "../../core/errors.js";
+import { hgsError } from "../../attest/errors.js";
 import type { Driver, Row, SqlValue, Tx } from "./driver.js";
 
 const INT8_OID = 20;
@@ -14,8 +15,8 @@ function toPg(sql: string): string {
   return sql.replace(/\?/g, () => `$${++n}`);
 }
 
-function storeError(e: unknown): HgsError {
-  return new HgsError("HGS_ERR_STORE", `PostgreSQL: ${(e as Error).message}`, {}, { cause: e });
+function storeError(e: unknown): BulwarkError {
+  return hgsError("HGS_ERR_STORE", `PostgreSQL: ${(e as Error).message}`, {}, { cause: e });
 }
 
 function queryable(client: pg.Pool | pg.PoolClient): Tx {

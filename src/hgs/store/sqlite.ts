@@ -9,7 +9,7 @@
  * promise queue serialises every operation behind the open transaction instead.
  */
 import Database from "better-sqlite3";
-import { HgsError } from "../../attest/errors.js";
+import { hgsError } from "../../attest/errors.js";
 import type { Driver, Row, SqlValue, Tx } from "./driver.js";
 
 export class SqliteDriver implements Driver {
@@ -29,7 +29,7 @@ export class SqliteDriver implements Driver {
       db.pragma("foreign_keys = ON");
       return new SqliteDriver(db);
     } catch (e) {
-      throw new HgsError(
+      throw hgsError(
         "HGS_ERR_STORE",
         `cannot open SQLite database: ${(e as Error).message}`,
         {},
@@ -65,7 +65,7 @@ export class SqliteDriver implements Driver {
     try {
       return fn();
     } catch (e) {
-      throw new HgsError("HGS_ERR_STORE", `SQLite: ${(e as Error).message}`, {}, { cause: e });
+      throw hgsError("HGS_ERR_STORE", `SQLite: ${(e as Error).message}`, {}, { cause: e });
     }
   }
 

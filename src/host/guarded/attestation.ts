@@ -220,7 +220,7 @@ async function attestTpmMode(
     } catch (e) {
       // HGS forgot the AK (re-registered host, new fabric): enroll again, once.
       const unbound =
-        e instanceof HgsRefusal && (e.verdict?.findings ?? []).some((f) => f.id === "Host_AkNotBound");
+        e instanceof HgsRefusal && (e.verdict?.findings ?? []).some((f) => f.id === "host.ak-not-bound");
       if (!unbound) throw e;
       await client.enrollAk({ hostId: s.hostId, tpm: s.tpm, ek: s.ek, ak: s.ak });
       return { outcome: await attest(), enrolledAk: akName };

@@ -26,7 +26,7 @@ import type { KeyRef, Tpm } from "../../tpm/client.js";
 import { TPMT_SIGNATURE } from "../../tpm/structures.js";
 import { quoteQualifyingData, REQUIRED_SELECTION, tpm2bPublicBytes } from "../../attest/tpm-wire.js";
 import { parseKeyProtector, type TransportKey } from "../../protector/key-protector.js";
-import { HgsError } from "../../attest/errors.js";
+import { hgsError } from "../../attest/errors.js";
 import { attestKeyMessage, keyId, signWithHostKey, spkiDer } from "../../attest/host-key.js";
 import { parseHealthCertificate } from "../../attest/health.js";
 import {
@@ -97,7 +97,7 @@ export class HgsClient {
   current = 0;
 
   constructor(readonly options: HgsClientOptions) {
-    if (options.urls.length === 0) throw new HgsError("HGS_ERR_CONFIG", "at least one HGS URL is needed");
+    if (options.urls.length === 0) throw hgsError("HGS_ERR_CONFIG", "at least one HGS URL is needed");
   }
 
   private agent(url: URL): http.Agent {
@@ -198,7 +198,7 @@ export class HgsClient {
         b.verdict,
       );
     }
-    throw new HgsError(
+    throw hgsError(
       "HGS_ERR_UNAVAILABLE",
       `no HGS answered (${failures.join("; ")})`,
       { urls: [...urls], failures },
@@ -328,7 +328,7 @@ export function openReleaseResponse(
   const kp = Buffer.from(r.keyProtector, "base64");
   const parsed = parseKeyProtector(kp);
   if (parsed.keyGeneration !== r.newKeyGeneration) {
-    throw new HgsError(
+    throw hgsError(
       "HGS_ERR_KEY_PROTECTOR",
       "the returned key protector's generation does not match the response",
     );

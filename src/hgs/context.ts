@@ -1,0 +1,153 @@
+/**
+ * The HGS context: what every use case (attestation, key release, administration) works over —
+ * the directory's keys, the repository, the attestation signer, the audit writer, the nonce book
+ * and the caches. The HTTP routes and the CLI's `hgs` verbs build one with {@link openHgs} (or
+ * {@link initHgs}) and pass it down; nothing is module-level, so two HGS instances in one process
+ * (two tests, two fabrics) share no state.
+ */
+import { createPublicKey, type KeyObject } from "node:crypto";
+import { BoundedMap } from "../core/memo.js";
+import type { PublicArea } from "../tpm/structures.js";
+import { guardianThumbprint } from "../protector/guardian.js";
+import { hgsError } from "../attest/errors.js";
+import { HealthVerifier, signerId } from "../attest/health.js";
+import { PublicKeyCache } from "../attest/host-key.js";
+import { POLICIES } from "../attest/policies.js";
+import { EventLogJudge } from "../attest/tpm-judge.js";
+import { appendAudit, AuditWriter } from "./audit.js";
+import {
+  createDirectory,
+  hashCredential,
+  loadDirectory,
+  type HgsDirectory,
+  type InitOptions,
+} from "./directory.js";
+import { NonceBook } from "./nonces.js";
+import { DEFAULT_SETTINGS } from "./settings.js";
+import { openDriver, parseDbSpec } from "./store/driver.js";
+import { HgsRepo } from "./store/repo.js";
+
+/** The key that signs health certificates, with its public half and id precomputed (hot path). */
+export interface HgsSigner {
+  readonly key: KeyObject;
+  readonly publicKey: KeyObject;
+  readonly id: string;
+}
+
+/**
+ * Memo tables of pure results, owned by one context. They exist for speed (bench/hgs-load):
+ * hosts send the same keys, certificates, AKs and boot logs again and again.
+ */
+export interface HgsCaches {
+  /** KeyObjects by SPKI DER (host keys, key-release keys). */
+  readonly keys: PublicKeyCache;
+  /** Health certificates whose signature verified. */
+  readonly health: HealthVerifier;
+  /** Event-log judgements by (log, quoted PCRs, policy states). */
+  readonly eventLogs: EventLogJudge;
+  /** Decoded AK public areas by their TPM2B_PUBLIC bytes (base64). */
+  readonly akAreas: BoundedMap<string, PublicArea>;
+}
+
+export interface HgsContext {
+  readonly dir: HgsDirectory;
+  readonly repo: HgsRepo;
+  readonly signer: HgsSigner;
+  readonly guardianThumbprint: string;
+  /** Group-committed audit appends for the hot path. */
+  readonly audit: AuditWriter;
+  readonly nonces: NonceBook;
+  readonly caches: HgsCaches;
+  /** Drains the audit queue and closes the store. */
+  close(): Promise<void>;
+}
+
+function newCaches(): HgsCaches {
+  const keys = new PublicKeyCache();
+  return {
+    keys,
+    health: new HealthVerifier(keys),
+    eventLogs: new EventLogJudge(),
+    akAreas: new BoundedMap(10_000),
+  };
+}
+
+function contextOf(dir: HgsDirectory, repo: HgsRepo): HgsContext {
+  const publicKey = createPublicKey(dir.attestationSigner);
+  const audit = new AuditWriter(repo);
+  return {
+    dir,
+    repo,
+    signer: { key: dir.attestationSigner, publicKey, id: signerId(publicKey) },
+    guardianThumbprint: guardianThumbprint(dir.guardian),
+    audit,
+    nonces: new NonceBook(repo),
+    caches: newCaches(),
+    async close() {
+      await audit.drain();
+      await repo.close();
+    },
+  };
+}
+
+const BAD_DB = "--db must be sqlite:PATH or postgres://…";
+
+/** Opens an initialised HGS directory and its database (migrating the schema when needed). */
+export async function openHgs(dirPath: string, dbOverride?: string): Promise<HgsContext> {
+  const dir = loadDirectory(dirPath);
+  const spec = dbOverride ? parseDbSpec(dbOverride) : dir.db;
+  if (!spec) throw hgsError("HGS_ERR_CONFIG", BAD_DB);
+  const repo = new HgsRepo(await openDriver(spec));
+  try {
+    await repo.migrate();
+    if ((await repo.signerId()) === undefined)
+      throw hgsError("HGS_ERR_CONFIG", "the database was never initialised by `bulwark hgs init`");
+  } catch (e) {
+    await repo.close();
+    throw e;
+  }
+  return contextOf(dir, repo);
+}
+
+/**
+ * `bulwark hgs init`: creates the directory (keys, TLS, admin credential file) and initialises
+ * the database. A database already initialised by another fabric is refused.
+ */
+export async function initHgs(
+  dirPath: string,
+  opts: InitOptions = {},
+): Promise<{ ctx: HgsContext; adminCredential: string; adminCredentialFile: string }> {
+  if (opts.db && !parseDbSpec(opts.db)) throw hgsError("HGS_ERR_CONFIG", BAD_DB);
+  const created = createDirectory(dirPath, opts);
+  const repo = new HgsRepo(await openDriver(created.dir.db));
+  try {
+    await repo.migrate();
+    await repo.transaction(async (tx) => {
+      if ((await tx.signerId()) !== undefined) {
+        throw hgsError(
+          "HGS_ERR_EXISTS",
+          "this database already belongs to an HGS fabric; copy that fabric's directory instead",
+        );
+      }
+      const svcSigner = signerId(createPublicKey(created.dir.attestationSigner));
+      await tx.insertSignerId(svcSigner);
+      await tx.insertSettings(DEFAULT_SETTINGS);
+      await tx.insertAdminCredential("initial", hashCredential(created.adminCredential), Date.now());
+      for (const p of POLICIES)
+        await tx.insertPolicy({ id: p.id, enabled: p.enabledByDefault, locked: p.locked });
+      await appendAudit(tx, "config.changed", null, {
+        init: true,
+        signerId: svcSigner,
+        guardian: guardianThumbprint(created.dir.guardian),
+      });
+    });
+  } catch (e) {
+    await repo.close();
+    throw e;
+  }
+  return {
+    ctx: contextOf(created.dir, repo),
+    adminCredential: created.adminCredential,
+    adminCredentialFile: created.adminCredentialFile,
+  };
+}

@@ -1,0 +1,407 @@
+/**
+ * The HGS repository: every statement the service runs, one method each, over typed rows. No SQL
+ * leaves src/hgs/store/; the use cases (attestation, release, administration, audit) speak in
+ * rows and values. Columns are snake_case in the database and camelCase here; byte strings are
+ * Buffers, instants are milliseconds since the epoch, booleans are booleans (stored 0/1).
+ *
+ * Audit rows are written only inside a transaction ({@link RepoTx}) that holds the cluster-wide
+ * audit lock, so two nodes cannot fork the hash chain (audit.ts computes the chain).
+ */
+import type { AttestationMode } from "../../attest/health.js";
+import { withDefaults, type HgsSettings } from "../settings.js";
+import type { Driver, Queryable, Tx } from "./driver.js";
+import { migrate } from "./migrations.js";
+
+/** Serialises audit appends across every node (pg advisory lock key "HGS\x02"). */
+export const AUDIT_LOCK = 0x48475302;
+
+export interface HostRow {
+  readonly id: string;
+  readonly name: string;
+  readonly kind: AttestationMode;
+  readonly publicKey: Buffer | null;
+  readonly ekPublic: Buffer | null;
+  readonly ekCertificate: Buffer | null;
+  readonly akPublic: Buffer | null;
+  readonly revokedAt: number | null;
+  readonly createdAt: number;
+}
+
+export interface NonceRow {
+  readonly nonce: string;
+  readonly hostId: string;
+  readonly purpose: string;
+  readonly payload: Buffer | null;
+  readonly expiresAt: number;
+  readonly usedAt: number | null;
+}
+
+export interface BaselineRow {
+  readonly id: string;
+  readonly kind: string;
+  readonly name: string;
+  /** The baseline's canonical JSON. */
+  readonly body: string;
+  readonly createdAt: number;
+}
+
+export interface PolicyRow {
+  readonly id: string;
+  readonly enabled: boolean;
+  readonly locked: boolean;
+}
+
+export interface TpmRootRow {
+  readonly fingerprint: string;
+  readonly certificate: Buffer;
+  readonly createdAt: number;
+}
+
+export interface AuditRow {
+  readonly seq: number;
+  readonly at: number;
+  readonly event: string;
+  readonly hostId: string | null;
+  /** Canonical JSON, exactly as hashed. */
+  readonly detail: string;
+  readonly prevHash: string;
+  readonly hash: string;
+}
+
+interface HostColumns {
+  id: string;
+  name: string;
+  kind: string;
+  public_key: Buffer | null;
+  ek_public: Buffer | null;
+  ek_certificate: Buffer | null;
+  ak_public: Buffer | null;
+  revoked_at: number | null;
+  created_at: number;
+}
+
+interface NonceColumns {
+  nonce: string;
+  host_id: string;
+  purpose: string;
+  payload: Buffer | null;
+  expires_at: number;
+  used_at: number | null;
+}
+
+interface AuditColumns {
+  seq: number;
+  at: number;
+  event: string;
+  host_id: string | null;
+  detail: string;
+  prev_hash: string;
+  hash: string;
+}
+
+const num = (v: number | null): number | null => (v === null ? null : Number(v));
+
+function hostOf(r: HostColumns): HostRow {
+  return {
+    id: r.id,
+    name: r.name,
+    kind: r.kind as AttestationMode,
+    publicKey: r.public_key,
+    ekPublic: r.ek_public,
+    ekCertificate: r.ek_certificate,
+    akPublic: r.ak_public,
+    revokedAt: num(r.revoked_at),
+    createdAt: Number(r.created_at),
+  };
+}
+
+function auditOf(r: AuditColumns): AuditRow {
+  return {
+    seq: Number(r.seq),
+    at: Number(r.at),
+    event: r.event,
+    hostId: r.host_id,
+    detail: r.detail,
+    prevHash: r.prev_hash,
+    hash: r.hash,
+  };
+}
+
+/** Statements valid in and out of a transaction. */
+export class Tables {
+  constructor(protected readonly q: Queryable) {}
+
+  // config ---------------------------------------------------------------------------------
+
+  async signerId(): Promise<string | undefined> {
+    const rows = await this.q.query<{ value: string }>(`SELECT value FROM config WHERE key = 'signerId'`);
+    return rows[0]?.value;
+  }
+
+  async insertSignerId(signerId: string): Promise<void> {
+    await this.q.run(`INSERT INTO config (key, value) VALUES ('signerId', ?)`, [signerId]);
+  }
+
+  /** The stored settings; absent keys read as their defaults (settings.ts). */
+  async settings(): Promise<HgsSettings> {
+    const rows = await this.q.query<{ value: string }>(`SELECT value FROM config WHERE key = 'settings'`);
+    return withDefaults(JSON.parse(rows[0]?.value ?? "{}") as Partial<HgsSettings>);
+  }
+
+  async insertSettings(s: HgsSettings): Promise<void> {
+    await this.q.run(`INSERT INTO config (key, value) VALUES ('settings', ?)`, [JSON.stringify(s)]);
+  }
+
+  async updateSettings(s: HgsSettings): Promise<void> {
+    await this.q.run(`UPDATE config SET value = ? WHERE key = 'settings'`, [JSON.stringify(s)]);
+  }
+
+  // admin credentials -----------------------------------------------------------------------
+
+  async insertAdminCredential(id: string, hash: string, createdAt: number): Promise<void> {
+    await this.q.run(`INSERT INTO admin_credentials (id, hash, created_at) VALUES (?, ?, ?)`, [
+      id,
+      hash,
+      createdAt,
+    ]);
+  }
+
+  async adminCredentialExists(hash: string): Promise<boolean> {
+    return (await this.q.query(`SELECT id FROM admin_credentials WHERE hash = ?`, [hash])).length > 0;
+  }
+
+  // hosts -----------------------------------------------------------------------------------
+
+  async host(id: string): Promise<HostRow | undefined> {
+    const rows = await this.q.query<HostColumns>(`SELECT * FROM hosts WHERE id = ?`, [id]);
+    return rows[0] ? hostOf(rows[0]) : undefined;
+  }
+
+  async hosts(): Promise<HostRow[]> {
+    return (await this.q.query<HostColumns>(`SELECT * FROM hosts ORDER BY created_at, id`)).map(hostOf);
+  }
+
+  async hostExists(id: string): Promise<boolean> {
+    return (await this.q.query(`SELECT id FROM hosts WHERE id = ?`, [id])).length > 0;
+  }
+
+  async insertHost(h: Omit<HostRow, "revokedAt">): Promise<void> {
+    await this.q.run(
+      `INSERT INTO hosts (id, name, kind, public_key, ek_public, ek_certificate, ak_public, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      [h.id, h.name, h.kind, h.publicKey, h.ekPublic, h.ekCertificate, h.akPublic, h.createdAt],
+    );
+  }
+
+  /** Sets or clears `revoked_at`; resolves to false when no such host exists. */
+  async setHostRevokedAt(id: string, revokedAt: number | null): Promise<boolean> {
+    return (await this.q.run(`UPDATE hosts SET revoked_at = ? WHERE id = ?`, [revokedAt, id])) > 0;
+  }
+
+  async setHostAk(id: string, akPublic: Buffer): Promise<void> {
+    await this.q.run(`UPDATE hosts SET ak_public = ? WHERE id = ?`, [akPublic, id]);
+  }
+
+  // nonces ----------------------------------------------------------------------------------
+
+  async insertNonce(n: Omit<NonceRow, "usedAt">): Promise<void> {
+    await this.q.run(
+      `INSERT INTO nonces (nonce, host_id, purpose, payload, expires_at) VALUES (?, ?, ?, ?, ?)`,
+      [n.nonce, n.hostId, n.purpose, n.payload, n.expiresAt],
+    );
+  }
+
+  /**
+   * Marks the nonce used when it is unused, unexpired and issued to this host for this purpose,
+   * in one statement (atomic across nodes); resolves to true when this call used it.
+   */
+  async useNonce(nonce: string, hostId: string, purpose: string, now: number): Promise<boolean> {
+    const n = await this.q.run(
+      `UPDATE nonces SET used_at = ? WHERE nonce = ? AND used_at IS NULL AND host_id = ? AND purpose = ? AND expires_at > ?`,
+      [now, nonce, hostId, purpose, now],
+    );
+    return n === 1;
+  }
+
+  async nonce(nonce: string): Promise<NonceRow | undefined> {
+    const rows = await this.q.query<NonceColumns>(
+      `SELECT nonce, host_id, purpose, payload, expires_at, used_at FROM nonces WHERE nonce = ?`,
+      [nonce],
+    );
+    const r = rows[0];
+    return r
+      ? {
+          nonce: r.nonce,
+          hostId: r.host_id,
+          purpose: r.purpose,
+          payload: r.payload,
+          expiresAt: Number(r.expires_at),
+          usedAt: num(r.used_at),
+        }
+      : undefined;
+  }
+
+  async nonceExists(nonce: string): Promise<boolean> {
+    return (await this.q.query(`SELECT 1 AS taken FROM nonces WHERE nonce = ?`, [nonce])).length > 0;
+  }
+
+  /** Deletes nonces that expired before `before`; resolves to how many. */
+  deleteNoncesExpiredBefore(before: number): Promise<number> {
+    return this.q.run(`DELETE FROM nonces WHERE expires_at < ?`, [before]);
+  }
+
+  // baselines -------------------------------------------------------------------------------
+
+  async baselineExists(id: string): Promise<boolean> {
+    return (await this.q.query(`SELECT id FROM baselines WHERE id = ?`, [id])).length > 0;
+  }
+
+  async insertBaseline(b: BaselineRow): Promise<void> {
+    await this.q.run(`INSERT INTO baselines (id, kind, name, body, created_at) VALUES (?, ?, ?, ?, ?)`, [
+      b.id,
+      b.kind,
+      b.name,
+      b.body,
+      b.createdAt,
+    ]);
+  }
+
+  async baselines(): Promise<{ id: string; body: string }[]> {
+    return this.q.query<{ id: string; body: string }>(
+      `SELECT id, body FROM baselines ORDER BY created_at, id`,
+    );
+  }
+
+  /** Resolves to false when no such baseline exists. */
+  async deleteBaseline(id: string): Promise<boolean> {
+    return (await this.q.run(`DELETE FROM baselines WHERE id = ?`, [id])) > 0;
+  }
+
+  // policies --------------------------------------------------------------------------------
+
+  async insertPolicy(p: PolicyRow): Promise<void> {
+    await this.q.run(`INSERT INTO policies (id, enabled, locked) VALUES (?, ?, ?)`, [
+      p.id,
+      p.enabled ? 1 : 0,
+      p.locked ? 1 : 0,
+    ]);
+  }
+
+  async policies(): Promise<PolicyRow[]> {
+    const rows = await this.q.query<{ id: string; enabled: number; locked: number }>(
+      `SELECT id, enabled, locked FROM policies ORDER BY id`,
+    );
+    return rows.map((r) => ({ id: r.id, enabled: Number(r.enabled) === 1, locked: Number(r.locked) === 1 }));
+  }
+
+  async policy(id: string): Promise<PolicyRow | undefined> {
+    const rows = await this.q.query<{ enabled: number; locked: number }>(
+      `SELECT enabled, locked FROM policies WHERE id = ?`,
+      [id],
+    );
+    const r = rows[0];
+    return r ? { id, enabled: Number(r.enabled) === 1, locked: Number(r.locked) === 1 } : undefined;
+  }
+
+  async setPolicyEnabled(id: string, enabled: boolean): Promise<void> {
+    await this.q.run(`UPDATE policies SET enabled = ? WHERE id = ?`, [enabled ? 1 : 0, id]);
+  }
+
+  async enabledPolicyIds(): Promise<Set<string>> {
+    const rows = await this.q.query<{ id: string }>(`SELECT id FROM policies WHERE enabled = 1`);
+    return new Set(rows.map((r) => r.id));
+  }
+
+  // TPM roots -------------------------------------------------------------------------------
+
+  async tpmRootExists(fingerprint: string): Promise<boolean> {
+    return (
+      (await this.q.query(`SELECT fingerprint FROM tpm_roots WHERE fingerprint = ?`, [fingerprint])).length >
+      0
+    );
+  }
+
+  async insertTpmRoot(r: TpmRootRow): Promise<void> {
+    await this.q.run(`INSERT INTO tpm_roots (fingerprint, certificate, created_at) VALUES (?, ?, ?)`, [
+      r.fingerprint,
+      r.certificate,
+      r.createdAt,
+    ]);
+  }
+
+  async tpmRootCertificates(): Promise<Buffer[]> {
+    return (await this.q.query<{ certificate: Buffer }>(`SELECT certificate FROM tpm_roots`)).map(
+      (r) => r.certificate,
+    );
+  }
+
+  // audit (reads) ---------------------------------------------------------------------------
+
+  /** Entries with seq > `after`, in order, at most `limit`. */
+  async auditAfter(after: number, limit: number): Promise<AuditRow[]> {
+    const rows = await this.q.query<AuditColumns>(`SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, [
+      after,
+      limit,
+    ]);
+    return rows.map(auditOf);
+  }
+}
+
+/** Statements that need a transaction: the audit chain and single-use claims made with it. */
+export class RepoTx extends Tables {
+  constructor(private readonly tx: Tx) {
+    super(tx);
+  }
+
+  /** Held until the transaction ends; on SQLite the transaction itself is exclusive. */
+  lockAudit(): Promise<void> {
+    return this.tx.lock(AUDIT_LOCK);
+  }
+
+  async lastAudit(): Promise<{ seq: number; hash: string } | undefined> {
+    const rows = await this.tx.query<{ seq: number; hash: string }>(
+      `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`,
+    );
+    const r = rows[0];
+    return r ? { seq: Number(r.seq), hash: r.hash } : undefined;
+  }
+
+  async insertAudit(e: AuditRow): Promise<void> {
+    await this.tx.run(
+      `INSERT INTO audit (seq, at, event, host_id, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      [e.seq, e.at, e.event, e.hostId, e.detail, e.prevHash, e.hash],
+    );
+  }
+
+  /**
+   * Inserts a used nonce unless one with this value exists (single use across every node);
+   * resolves to false when it was already taken.
+   */
+  async claimNonce(n: Omit<NonceRow, "payload"> & { readonly usedAt: number }): Promise<boolean> {
+    const inserted = await this.tx.run(
+      `INSERT INTO nonces (nonce, host_id, purpose, expires_at, used_at) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT (nonce) DO NOTHING`,
+      [n.nonce, n.hostId, n.purpose, n.expiresAt, n.usedAt],
+    );
+    return inserted > 0;
+  }
+}
+
+export class HgsRepo extends Tables {
+  constructor(readonly driver: Driver) {
+    super(driver);
+  }
+
+  /** Brings the schema up to date (see migrations.ts); resolves to the versions applied now. */
+  migrate(): Promise<number[]> {
+    return migrate(this.driver);
+  }
+
+  /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
+  transaction<T>(fn: (tx: RepoTx) => Promise<T>): Promise<T> {
+    return this.driver.transaction((tx) => fn(new RepoTx(tx)));
+  }
+
+  close(): Promise<void> {
+    return this.driver.close();
+  }
+}
