@@ -9,7 +9,7 @@
 import { Reader } from "../core/codec.js";
 import { DecodeError } from "../core/errors.js";
 import { guidFromBytes } from "../uefi/guid.js";
-import { EventlogError } from "./errors.js";
+import { eventlogError } from "./errors.js";
 import { ucs2 } from "./structures.js";
 
 export interface DevicePathNode {
@@ -161,7 +161,7 @@ export function parseDevicePath(bytes: Uint8Array): DevicePath {
   while (r.remaining > 0) {
     const at = r.offset;
     if (r.remaining < 4 || ++nodes > MAX_NODES) {
-      throw new EventlogError("EVENTLOG_ERR_MALFORMED", `device path node at offset ${at} is truncated`, {
+      throw eventlogError("EVENTLOG_ERR_MALFORMED", `device path node at offset ${at} is truncated`, {
         offset: at,
         path: "EFI_DEVICE_PATH_PROTOCOL",
       });
@@ -170,7 +170,7 @@ export function parseDevicePath(bytes: Uint8Array): DevicePath {
     const subType = r.u8();
     const length = r.u16(true);
     if (length < 4 || length - 4 > r.remaining) {
-      throw new EventlogError(
+      throw eventlogError(
         "EVENTLOG_ERR_MALFORMED",
         `device path node at offset ${at} has length ${length} (${r.remaining + 4} bytes left)`,
         { offset: at, path: "EFI_DEVICE_PATH_PROTOCOL" },

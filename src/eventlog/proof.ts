@@ -23,6 +23,7 @@ import { EventType } from "./event-types.js";
 import type { TcgEvent } from "./parse.js";
 import { digestOf, nodeHashName } from "./replay.js";
 import { UEFI_VARIABLE_DATA } from "./structures.js";
+import { bytesEqual } from "../core/bytes.js";
 
 export type Coverage = "event-data" | "event-data-without-nul" | "variable-data" | "string-after-prefix";
 
@@ -126,7 +127,7 @@ function computeProof(e: TcgEvent): Proof {
   for (const [covers, bytes] of candidates(e)) {
     const ok = checkable.every((d) => {
       const h = digestOf(d.alg, bytes);
-      return h !== undefined && Buffer.from(h).equals(d.digest);
+      return h !== undefined && bytesEqual(h, d.digest);
     });
     if (ok) {
       return {

@@ -19,6 +19,7 @@ import type { EventLog } from "./parse.js";
 import type { PcrValues } from "./pcr-values.js";
 import { proveEvent } from "./proof.js";
 import { replayEventLog, type Replay } from "./replay.js";
+import { bytesEqual, toHex } from "../core/bytes.js";
 
 export type Severity = "error" | "warning" | "info";
 
@@ -71,8 +72,6 @@ const DATA_HASHED = new Map<number, Severity>([
   [EventType.EV_S_CRTM_VERSION, "warning"],
 ]);
 
-const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
-
 /** Compares the replay with PCR values; returns findings and the PCRs bound in every compared bank. */
 export function comparePcrs(replay: Replay, pcrs: PcrValues): { findings: Finding[]; boundPcrs: number[] } {
   const findings: Finding[] = [];
@@ -105,14 +104,14 @@ export function comparePcrs(replay: Replay, pcrs: PcrValues): { findings: Findin
     }
     for (const [pcr, value] of values) {
       const got = b.pcrs.get(pcr);
-      const ok = got !== undefined && b.missingDigests.length === 0 && Buffer.from(got).equals(value);
+      const ok = got !== undefined && b.missingDigests.length === 0 && bytesEqual(got, value);
       good.set(pcr, (good.get(pcr) ?? true) && ok);
       if (!ok) {
         findings.push({
           id: "pcr-mismatch",
           severity: "error",
-          expected: hex(value),
-          got: got ? hex(got) : "(none)",
+          expected: toHex(value),
+          got: got ? toHex(got) : "(none)",
           message: `${bank} PCR ${pcr}: the log's replay differs from the TPM's value`,
           bank,
           pcr,

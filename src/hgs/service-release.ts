@@ -5,7 +5,7 @@
  */
 import { isBulwarkError } from "../core/errors.js";
 import { parseKeyProtector, rollTransportKey } from "../protector/key-protector.js";
-import { ProtectorError } from "../protector/errors.js";
+import { isProtectorError } from "../protector/errors.js";
 import { zeroize } from "../protector/kdf.js";
 import { HgsError, refuse } from "../attest/errors.js";
 import { verifyHealthCertificate } from "../attest/health.js";
@@ -114,7 +114,7 @@ async function releaseKeyInner(
       );
     roll = rollTransportKey(kpBytes, svc.dir.guardian);
   } catch (e) {
-    if (e instanceof ProtectorError) {
+    if (isProtectorError(e)) {
       const finding =
         e.code === "PROTECTOR_ERR_NOT_AUTHORIZED"
           ? "KeyProtector_NotAGuardian"

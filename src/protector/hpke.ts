@@ -9,7 +9,7 @@
  * RFC's published test vectors (Appendix A.3, A.4, A.6) can be checked against this code.
  */
 import { createCipheriv, createDecipheriv, createECDH } from "node:crypto";
-import { ProtectorError } from "./errors.js";
+import { protectorError } from "./errors.js";
 import { hkdfExpand, hkdfExtract, zeroize, type HashName } from "./kdf.js";
 
 export interface HpkeKem {
@@ -152,7 +152,7 @@ export function setupBaseS(
   try {
     dh = ecdh.computeSecret(recipientPublicKey);
   } catch (e) {
-    throw new ProtectorError(
+    throw protectorError(
       "PROTECTOR_ERR_UNSUPPORTED_KEY",
       "HPKE recipient public key is not a valid point",
       {},

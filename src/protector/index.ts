@@ -3,7 +3,13 @@
  * Pure (no files, processes or sockets); the host stores what these functions return.
  * Formats: docs/formats/key-protector.md, docs/formats/saved-state.md.
  */
-export { ProtectorErrors, ProtectorError, type ProtectorErrorCode } from "./errors.js";
+export {
+  ProtectorErrors,
+  protectorError,
+  isProtectorError,
+  type ProtectorError,
+  type ProtectorErrorCode,
+} from "./errors.js";
 export {
   UNTRUSTED_GUARDIAN,
   createGuardian,
@@ -44,7 +50,6 @@ export {
   inspectKeyProtector,
   checkSuccessor,
   unwrapWithLastKnownGood,
-  type TransportKey,
   type KeyProtector,
   type KeyProtectorInfo,
   type UnwrappedTransportKey,
@@ -54,6 +59,7 @@ export {
   type RollResult,
   type LastKnownGoodResult,
 } from "./key-protector.js";
+export type { TransportKey } from "./transport-key.js";
 export {
   VM_SECRET,
   sealVmSecrets,

@@ -11,10 +11,11 @@
  * certificates, or that the owner is who you think it is unless `expectedOwner` is given (the
  * owner key is carried in the protector itself; pin it, or compare with the last known good).
  */
-import { createHmac, randomBytes, timingSafeEqual, type KeyObject } from "node:crypto";
+import { createHmac, randomBytes, type KeyObject } from "node:crypto";
+import { bytesEqual, secretsEqual } from "../core/bytes.js";
 import { decode, encode } from "../core/codec.js";
 import { BoundedMap, contentKey } from "../core/memo.js";
-import { decodeAs, ProtectorError } from "./errors.js";
+import { decodeAs, type ProtectorError, protectorError, isProtectorError } from "./errors.js";
 import {
   GuardianSet,
   KeyProtectorFile,
@@ -49,6 +50,7 @@ import {
   type SignatureAlgorithmName,
   type WrapSchemeName,
 } from "./keys.js";
+import type { TransportKey } from "./transport-key.js";
 import { reencryptVmSecrets } from "./vm-secrets.js";
 
 export const TRANSPORT_KEY_BYTES = 32;
@@ -56,13 +58,6 @@ const SIGNATURE_CONTEXT = Buffer.from("bulwark key-protector guardian-set v1\0")
 const WRAP_CONTEXT = Buffer.from("bulwark key-protector transport-key v1\0");
 const MAC_INFO = Buffer.from("bulwark key-protector mac v1");
 const MAX_GENERATION = 0xffffffff;
-
-/** A transport key with what it belongs to. `key` is secret: zeroize it when done. */
-export interface TransportKey {
-  readonly key: Buffer;
-  readonly protectorId: Uint8Array;
-  readonly keyGeneration: number;
-}
 
 /** A decoded key protector (structure only: nothing is verified by decoding). */
 export interface KeyProtector {
@@ -89,7 +84,7 @@ export interface KeyProtector {
 }
 
 function formatError(message: string, details: Record<string, unknown> = {}): never {
-  throw new ProtectorError("PROTECTOR_ERR_FORMAT", message, details);
+  throw protectorError("PROTECTOR_ERR_FORMAT", message, details);
 }
 
 const HPKE_ENC_BYTES: Partial<Record<WrapSchemeName, number>> = {
@@ -103,7 +98,7 @@ export function parseKeyProtector(bytes: Uint8Array): KeyProtector {
     decode(KpHeader, bytes, { allowTrailing: true }),
   );
   if (header.version !== KP_VERSION) {
-    throw new ProtectorError(
+    throw protectorError(
       "PROTECTOR_ERR_VERSION",
       `key protector format version ${header.version} is not supported (this Bulwark reads version ${KP_VERSION})`,
       { version: header.version },
@@ -185,7 +180,7 @@ export function verifyOwnerSignature(kp: KeyProtector): void {
       kp.signature,
     )
   ) {
-    throw new ProtectorError(
+    throw protectorError(
       "PROTECTOR_ERR_OWNER_SIGNATURE",
       `the owner's signature over the guardian set does not verify (owner '${kp.owner.name}' ${guardianThumbprint(kp.owner)})`,
       { owner: { name: kp.owner.name, thumbprint: guardianThumbprint(kp.owner) } },
@@ -215,8 +210,8 @@ function computeMac(transportKey: Uint8Array, protectorId: Uint8Array, macInput:
 
 function verifyMac(kp: KeyProtector, transportKey: Uint8Array): void {
   const expected = computeMac(transportKey, kp.protectorId, kp.macInput);
-  if (!timingSafeEqual(expected, kp.mac)) {
-    throw new ProtectorError("PROTECTOR_ERR_MAC", "the key protector's MAC does not verify: it was altered", {
+  if (!secretsEqual(expected, kp.mac)) {
+    throw protectorError("PROTECTOR_ERR_MAC", "the key protector's MAC does not verify: it was altered", {
       protectorId: Buffer.from(kp.protectorId).toString("hex"),
     });
   }
@@ -275,8 +270,8 @@ function signedGuardianSet(value: GuardianSet, ownerKey: KeyObject) {
 
 function sameGuardian(a: GuardianPublic, b: GuardianPublic): boolean {
   return (
-    Buffer.compare(Buffer.from(a.signingCertificate), Buffer.from(b.signingCertificate)) === 0 ||
-    Buffer.compare(Buffer.from(a.encryptionCertificate), Buffer.from(b.encryptionCertificate)) === 0
+    bytesEqual(a.signingCertificate, b.signingCertificate) ||
+    bytesEqual(a.encryptionCertificate, b.encryptionCertificate)
   );
 }
 
@@ -298,15 +293,15 @@ export function createKeyProtector(opts: CreateKeyProtectorOptions): {
   const list: GuardianPublic[] = [];
   for (const g of [...(opts.ownerCanUnwrap === false ? [] : [opts.owner]), ...(opts.guardians ?? [])]) {
     if (list.some((x) => sameGuardian(x, g))) {
-      throw new ProtectorError("PROTECTOR_ERR_GUARDIAN_EXISTS", `guardian '${g.name}' is given twice`);
+      throw protectorError("PROTECTOR_ERR_GUARDIAN_EXISTS", `guardian '${g.name}' is given twice`);
     }
     list.push(g);
   }
   if (list.length === 0) {
-    throw new ProtectorError("PROTECTOR_ERR_LAST_GUARDIAN", "a key protector needs at least one guardian");
+    throw protectorError("PROTECTOR_ERR_LAST_GUARDIAN", "a key protector needs at least one guardian");
   }
   if (list.length > MAX_GUARDIANS) {
-    throw new ProtectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `at most ${MAX_GUARDIANS} guardians`);
+    throw protectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `at most ${MAX_GUARDIANS} guardians`);
   }
   const protectorId = new Uint8Array(randomBytes(16));
   const key = randomBytes(TRANSPORT_KEY_BYTES);
@@ -343,7 +338,7 @@ function notAuthorized(kp: KeyProtector, local: readonly GuardianPublic[]): Prot
   const mine = local.map(who);
   const fmt = (xs: { name: string; thumbprint: string }[]) =>
     xs.map((x) => `'${x.name}' (${x.thumbprint})`).join(", ") || "none";
-  return new ProtectorError(
+  return protectorError(
     "PROTECTOR_ERR_NOT_AUTHORIZED",
     `this host cannot unwrap the key protector: none of its guardians [${fmt(mine)}] is among the ` +
       `key protector's guardians [${fmt(listed)}]. To authorize this host, export its guardian's ` +
@@ -365,7 +360,7 @@ export function unwrapKeyProtector(
   const kp = bytes instanceof Uint8Array ? parseKeyProtector(bytes) : bytes;
   verifyOwnerSignature(kp);
   if (opts.expectedOwner !== undefined && guardianThumbprint(kp.owner) !== opts.expectedOwner.toLowerCase()) {
-    throw new ProtectorError(
+    throw protectorError(
       "PROTECTOR_ERR_OWNER_MISMATCH",
       `the key protector's owner '${kp.owner.name}' (${guardianThumbprint(kp.owner)}) is not the expected owner (${opts.expectedOwner})`,
       { owner: who(kp.owner), expectedOwner: opts.expectedOwner },
@@ -374,10 +369,7 @@ export function unwrapKeyProtector(
   let lastError: unknown;
   let matched = false;
   for (const local of localGuardians) {
-    const i = kp.guardians.findIndex(
-      (g) =>
-        Buffer.compare(Buffer.from(g.encryptionCertificate), Buffer.from(local.encryptionCertificate)) === 0,
-    );
+    const i = kp.guardians.findIndex((g) => bytesEqual(g.encryptionCertificate, local.encryptionCertificate));
     const listed = kp.guardians[i];
     const wrap = kp.wraps[i];
     if (!listed || !wrap) continue;
@@ -391,10 +383,7 @@ export function unwrapKeyProtector(
     }
     if (key.length !== TRANSPORT_KEY_BYTES) {
       zeroize(key);
-      lastError = new ProtectorError(
-        "PROTECTOR_ERR_UNWRAP",
-        "the unwrapped transport key has the wrong length",
-      );
+      lastError = protectorError("PROTECTOR_ERR_UNWRAP", "the unwrapped transport key has the wrong length");
       continue;
     }
     try {
@@ -412,9 +401,9 @@ export function unwrapKeyProtector(
     };
   }
   if (!matched) throw notAuthorized(kp, localGuardians);
-  throw lastError instanceof ProtectorError
+  throw isProtectorError(lastError)
     ? lastError
-    : new ProtectorError(
+    : protectorError(
         "PROTECTOR_ERR_UNWRAP",
         "the transport key could not be unwrapped",
         {},
@@ -428,8 +417,8 @@ function asList(g: Guardian | readonly Guardian[]): readonly Guardian[] {
 
 function requireOwner(kp: KeyProtector, owner: Guardian): void {
   checkGuardian(owner);
-  if (Buffer.compare(Buffer.from(kp.owner.signingCertificate), Buffer.from(owner.signingCertificate)) !== 0) {
-    throw new ProtectorError(
+  if (!bytesEqual(kp.owner.signingCertificate, owner.signingCertificate)) {
+    throw protectorError(
       "PROTECTOR_ERR_NOT_OWNER",
       `'${owner.name}' (${guardianThumbprint(owner)}) is not the owner of this key protector ('${kp.owner.name}' ${guardianThumbprint(kp.owner)})`,
       { owner: who(kp.owner), given: who(owner) },
@@ -439,7 +428,7 @@ function requireOwner(kp: KeyProtector, owner: Guardian): void {
 
 function nextGeneration(n: number, what: string): number {
   if (n >= MAX_GENERATION)
-    throw new ProtectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `${what} generation exhausted`);
+    throw protectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `${what} generation exhausted`);
   return n + 1;
 }
 
@@ -460,13 +449,13 @@ export function grantGuardian(
   requireOwner(kp, opts.owner);
   checkGuardianPublic(guardian);
   if (kp.guardians.some((g) => sameGuardian(g, guardian))) {
-    throw new ProtectorError(
+    throw protectorError(
       "PROTECTOR_ERR_GUARDIAN_EXISTS",
       `guardian '${guardian.name}' (${guardianThumbprint(guardian)}) is already in the key protector`,
     );
   }
   if (kp.guardians.length >= MAX_GUARDIANS) {
-    throw new ProtectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `at most ${MAX_GUARDIANS} guardians`);
+    throw protectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `at most ${MAX_GUARDIANS} guardians`);
   }
   const t = unwrapKeyProtector(kp, opts.unwrapWith ?? [opts.owner]);
   try {
@@ -500,16 +489,12 @@ function findGuardian(kp: KeyProtector, ref: string): number {
   if (byThumb >= 0) return byThumb;
   const byName = kp.guardians.flatMap((g, i) => (g.name === ref ? [i] : []));
   if (byName.length === 0) {
-    throw new ProtectorError(
-      "PROTECTOR_ERR_GUARDIAN_NOT_FOUND",
-      `no guardian '${ref}' in the key protector`,
-      {
-        guardians: kp.guardians.map(who),
-      },
-    );
+    throw protectorError("PROTECTOR_ERR_GUARDIAN_NOT_FOUND", `no guardian '${ref}' in the key protector`, {
+      guardians: kp.guardians.map(who),
+    });
   }
   if (byName.length > 1) {
-    throw new ProtectorError(
+    throw protectorError(
       "PROTECTOR_ERR_GUARDIAN_AMBIGUOUS",
       `${byName.length} guardians are named '${ref}'; give a thumbprint instead`,
       { guardians: byName.map((i) => who(kp.guardians[i] as GuardianPublic)) },
@@ -531,10 +516,7 @@ export function revokeGuardian(
   requireOwner(kp, opts.owner);
   const idx = findGuardian(kp, guardian);
   if (kp.guardians.length === 1) {
-    throw new ProtectorError(
-      "PROTECTOR_ERR_LAST_GUARDIAN",
-      `'${guardian}' is the key protector's last guardian`,
-    );
+    throw protectorError("PROTECTOR_ERR_LAST_GUARDIAN", `'${guardian}' is the key protector's last guardian`);
   }
   const t = unwrapKeyProtector(kp, opts.unwrapWith ?? [opts.owner]);
   try {
@@ -621,7 +603,7 @@ export function inspectKeyProtector(bytes: Uint8Array): KeyProtectorInfo {
   try {
     verifyOwnerSignature(kp);
   } catch (e) {
-    if (!(e instanceof ProtectorError)) throw e;
+    if (!isProtectorError(e)) throw e;
     ownerSignature = { valid: false, error: e.code };
   }
   return {
@@ -651,8 +633,8 @@ export function inspectKeyProtector(bytes: Uint8Array): KeyProtectorInfo {
 export function checkSuccessor(lastKnownGood: Uint8Array, candidate: Uint8Array): void {
   const a = parseKeyProtector(lastKnownGood);
   const b = parseKeyProtector(candidate);
-  if (Buffer.compare(Buffer.from(a.protectorId), Buffer.from(b.protectorId)) !== 0) {
-    throw new ProtectorError(
+  if (!bytesEqual(a.protectorId, b.protectorId)) {
+    throw protectorError(
       "PROTECTOR_ERR_ROLLBACK",
       "the key protector belongs to another VM (protector id differs)",
       {
@@ -661,10 +643,8 @@ export function checkSuccessor(lastKnownGood: Uint8Array, candidate: Uint8Array)
       },
     );
   }
-  if (
-    Buffer.compare(Buffer.from(a.owner.signingCertificate), Buffer.from(b.owner.signingCertificate)) !== 0
-  ) {
-    throw new ProtectorError("PROTECTOR_ERR_OWNER_MISMATCH", "the key protector's owner changed", {
+  if (!bytesEqual(a.owner.signingCertificate, b.owner.signingCertificate)) {
+    throw protectorError("PROTECTOR_ERR_OWNER_MISMATCH", "the key protector's owner changed", {
       expected: who(a.owner),
       got: who(b.owner),
     });
@@ -674,23 +654,23 @@ export function checkSuccessor(lastKnownGood: Uint8Array, candidate: Uint8Array)
     candidate: { guardianSetGeneration: b.guardianSetGeneration, keyGeneration: b.keyGeneration },
   };
   if (b.guardianSetGeneration < a.guardianSetGeneration || b.keyGeneration < a.keyGeneration) {
-    throw new ProtectorError(
+    throw protectorError(
       "PROTECTOR_ERR_ROLLBACK",
       "the key protector is older than the last known good one",
       details,
     );
   }
-  const sameSet = Buffer.compare(Buffer.from(a.guardianSetRaw), Buffer.from(b.guardianSetRaw)) === 0;
+  const sameSet = bytesEqual(a.guardianSetRaw, b.guardianSetRaw);
   if (b.guardianSetGeneration === a.guardianSetGeneration && !sameSet) {
-    throw new ProtectorError(
+    throw protectorError(
       "PROTECTOR_ERR_ROLLBACK",
       "a different guardian set at the same generation (a fork)",
       details,
     );
   }
   if (b.keyGeneration === a.keyGeneration && b.guardianSetGeneration === a.guardianSetGeneration) {
-    if (Buffer.compare(Buffer.from(lastKnownGood), Buffer.from(candidate)) !== 0) {
-      throw new ProtectorError(
+    if (!bytesEqual(lastKnownGood, candidate)) {
+      throw protectorError(
         "PROTECTOR_ERR_ROLLBACK",
         "a different key protector at the same generations (a fork)",
         details,
@@ -704,7 +684,7 @@ function parsesAsKeyProtector(bytes: Uint8Array): boolean {
     parseKeyProtector(bytes);
     return true;
   } catch (e) {
-    if (e instanceof ProtectorError) return false;
+    if (isProtectorError(e)) return false;
     throw e;
   }
 }
@@ -751,7 +731,7 @@ export function unwrapWithLastKnownGood(
     }
     return { transportKey, used: "current", lastKnownGood: current };
   } catch (e) {
-    if (!lastKnownGood || !(e instanceof ProtectorError) || !FALL_BACK_ON.has(e.code)) throw e;
+    if (!lastKnownGood || !isProtectorError(e) || !FALL_BACK_ON.has(e.code)) throw e;
     const transportKey = unwrapKeyProtector(lastKnownGood, localGuardians, opts);
     return { transportKey, used: "lastKnownGood", lastKnownGood, currentError: e };
   }

@@ -20,7 +20,7 @@ import {
   type KeyObject,
 } from "node:crypto";
 import { parseDer, Tag } from "../asn1/der.js";
-import { ProtectorError } from "./errors.js";
+import { protectorError } from "./errors.js";
 import {
   HPKE_P256_SHA256_AES256GCM,
   HPKE_P384_SHA384_AES256GCM,
@@ -55,7 +55,7 @@ export function nameOf<T extends Record<string, number>>(table: T, id: number): 
 }
 
 function unsupported(message: string): never {
-  throw new ProtectorError("PROTECTOR_ERR_UNSUPPORTED_KEY", message);
+  throw protectorError("PROTECTOR_ERR_UNSUPPORTED_KEY", message);
 }
 
 /** Classifies a key (public or private) as one of the guardian key types. */
@@ -167,7 +167,7 @@ function ecPrivateScalar(privateKey: KeyObject): Buffer {
   try {
     const [version, scalar] = parseDer(sec1, "ECPrivateKey").children;
     if (!version || !scalar || scalar.tag !== Tag.OCTET_STRING) {
-      throw new ProtectorError("PROTECTOR_ERR_UNSUPPORTED_KEY", "unexpected EC private key encoding");
+      throw protectorError("PROTECTOR_ERR_UNSUPPORTED_KEY", "unexpected EC private key encoding");
     }
     return Buffer.from(scalar.content);
   } finally {
@@ -207,7 +207,7 @@ export function wrapSecret(encryptionKey: KeyObject, secret: Uint8Array, context
 export function unwrapSecret(decryptionKey: KeyObject, wrapped: Wrapped, context: Uint8Array): Buffer {
   const scheme = wrapSchemeFor(decryptionKey);
   if (scheme !== wrapped.scheme) {
-    throw new ProtectorError(
+    throw protectorError(
       "PROTECTOR_ERR_UNWRAP",
       `wrapping scheme ${wrapped.scheme} does not match the guardian key`,
     );
@@ -231,7 +231,7 @@ export function unwrapSecret(decryptionKey: KeyObject, wrapped: Wrapped, context
       zeroize(sk);
     }
   } catch (e) {
-    throw new ProtectorError(
+    throw protectorError(
       "PROTECTOR_ERR_UNWRAP",
       "the transport key could not be unwrapped",
       {},

@@ -10,7 +10,7 @@
 import { Reader, Writer, decode, encode, type Codec } from "../core/codec.js";
 import { hash } from "./alg.js";
 import { TPM_ST } from "./constants.js";
-import { TpmError } from "./errors.js";
+import { isTpmError, tpmError } from "./errors.js";
 import { concat, handleName, u32 } from "./names.js";
 import { decodeResponseCode, formatResponseCode, RC } from "./rc.js";
 import { TPMS_AUTH_RESPONSE, type AuthContext, type Session } from "./sessions.js";
@@ -57,13 +57,13 @@ export function marshalCommand<P>(
   params: P,
 ): { bytes: Uint8Array; paramBytes: Uint8Array; cpHash: (alg: number) => Uint8Array } {
   if (handles.length !== spec.handles) {
-    throw new TpmError(
+    throw tpmError(
       "TPM_ERR_INVALID_ARGUMENT",
       `TPM2_${spec.name} takes ${spec.handles} handles, got ${handles.length}`,
     );
   }
   if (sessions.length > spec.handles) {
-    throw new TpmError(
+    throw tpmError(
       "TPM_ERR_INVALID_ARGUMENT",
       `TPM2_${spec.name} authorizes at most ${spec.handles} handles`,
     );
@@ -140,7 +140,7 @@ export function unmarshalResponse<R>(
 ): CommandResult<R> {
   const r = new Reader(rsp);
   const malformed = (why: string): never => {
-    throw new TpmError("TPM_ERR_MALFORMED_RESPONSE", `TPM2_${spec.name} response: ${why}`);
+    throw tpmError("TPM_ERR_MALFORMED_RESPONSE", `TPM2_${spec.name} response: ${why}`);
   };
   if (rsp.length < 10) malformed(`only ${rsp.length} bytes`);
   const tag = r.u16(false);
@@ -149,7 +149,7 @@ export function unmarshalResponse<R>(
   if (size !== rsp.length) malformed(`responseSize ${size} but ${rsp.length} bytes received`);
   if (rc !== 0) {
     const info = decodeResponseCode(rc);
-    throw new TpmError("TPM_ERR_RESPONSE_CODE", `TPM2_${spec.name}: ${formatResponseCode(info)}`, {
+    throw tpmError("TPM_ERR_RESPONSE_CODE", `TPM2_${spec.name}: ${formatResponseCode(info)}`, {
       command: `TPM2_${spec.name}`,
       ...info,
     });
@@ -195,9 +195,9 @@ export function unmarshalResponse<R>(
     const params = decode(spec.response, rawParams);
     return { ...(handle !== undefined ? { handle } : {}), params, rawParams };
   } catch (e) {
-    if (e instanceof TpmError) throw e;
+    if (isTpmError(e)) throw e;
     const msg = e instanceof Error ? e.message : String(e);
-    throw new TpmError("TPM_ERR_MALFORMED_RESPONSE", `TPM2_${spec.name} response: ${msg}`, {}, { cause: e });
+    throw tpmError("TPM_ERR_MALFORMED_RESPONSE", `TPM2_${spec.name} response: ${msg}`, {}, { cause: e });
   }
 }
 
@@ -210,7 +210,7 @@ function mapFirstParameter(
 ): Uint8Array {
   const size = params.length >= 2 ? ((params[0] ?? 0) << 8) | (params[1] ?? 0) : -1;
   if (size < 0 || size + 2 > params.length) {
-    throw new TpmError(code, `TPM2_${name}: first parameter is not a TPM2B, cannot encrypt it`);
+    throw tpmError(code, `TPM2_${name}: first parameter is not a TPM2B, cannot encrypt it`);
   }
   const out = params.slice();
   out.set(fn(params.subarray(2, 2 + size)), 2);

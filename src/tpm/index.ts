@@ -78,4 +78,4 @@ export {
 } from "./verify/credential.js";
 export { publicKeyFromTpm, loadPublicKey, type LoadedPublicKey } from "./verify/keys.js";
 export { verifyTpmSignature, type SignatureCheck } from "./verify/signature.js";
-export type { Finding, Severity, Verdict } from "./verify/verdict.js";
+export type { Finding, Severity, Verdict } from "../core/verdict.js";

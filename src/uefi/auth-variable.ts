@@ -28,7 +28,7 @@ import { Reader, Writer, encode } from "../core/codec.js";
 import { isBulwarkError } from "../core/errors.js";
 import { verifyDetached, signDetachedForUefiVariable } from "./pkcs7.js";
 import { EFI_GUID, Guids, type Guid } from "./guid.js";
-import { UefiError } from "./errors.js";
+import { uefiError } from "./errors.js";
 import {
   Attr,
   EFI_TIME,
@@ -68,7 +68,7 @@ export interface SignedUpdate {
 }
 
 function authInvalid(message: string, offset: number): never {
-  throw new UefiError("UEFI_ERR_AUTH_INVALID", `${message} at offset ${offset}`, { offset });
+  throw uefiError("UEFI_ERR_AUTH_INVALID", `${message} at offset ${offset}`, { offset });
 }
 
 /** Decodes EFI_VARIABLE_AUTHENTICATION_2 followed by the variable data. Total and bounded. */
@@ -97,7 +97,7 @@ export function parseSignedUpdate(bytes: Uint8Array): SignedUpdate {
     return { auth: { timeStamp, certType, certData }, data, raw };
   } catch (e) {
     if (isBulwarkError(e) && e.code.startsWith("CORE_ERR_")) {
-      throw new UefiError("UEFI_ERR_AUTH_INVALID", e.message, e.details, { cause: e });
+      throw uefiError("UEFI_ERR_AUTH_INVALID", e.message, e.details, { cause: e });
     }
     throw e;
   }
@@ -147,7 +147,7 @@ export interface CreateSignedUpdateOptions {
 /** Creates an `.auth` blob: EFI_VARIABLE_AUTHENTICATION_2 ‖ data. Deterministic for RSA keys. */
 export function createSignedUpdate(o: CreateSignedUpdateOptions): Uint8Array {
   if ((o.attributes & Attr.EFI_VARIABLE_TIME_BASED_AUTHENTICATED_WRITE_ACCESS) === 0) {
-    throw new UefiError(
+    throw uefiError(
       "UEFI_ERR_VARIABLE_INVALID",
       "a signed update needs the TIME_BASED_AUTHENTICATED_WRITE_ACCESS attribute",
     );
@@ -325,7 +325,7 @@ export function applySignedUpdate(
   const verdict = verifySignedUpdate(store, name, guid, attributes, authBytes);
   if (!verdict.ok) {
     const failed = verdict.findings.filter((f) => !f.ok && f.severity === "error");
-    throw new UefiError(
+    throw uefiError(
       "UEFI_ERR_AUTH_REFUSED",
       `update of ${name} refused: ${failed.map((f) => f.message).join("; ")}`,
       {

@@ -4,7 +4,7 @@
  * fails with TPM_ERR_TRANSCRIPT_MISMATCH on any command that differs from the recording.
  * Transcripts are JSON (hex strings) so they can live in test/vectors/tpm/.
  */
-import { TpmError } from "../errors.js";
+import { tpmError } from "../errors.js";
 import type { Transport } from "./transport.js";
 
 export interface TranscriptEntry {
@@ -44,14 +44,14 @@ export class ReplayTransport implements Transport {
     const entry = this.transcript.entries[i];
     if (!entry) {
       return Promise.reject(
-        new TpmError("TPM_ERR_TRANSCRIPT_MISMATCH", `command ${i} is beyond the recorded transcript`, {
+        tpmError("TPM_ERR_TRANSCRIPT_MISMATCH", `command ${i} is beyond the recorded transcript`, {
           index: i,
         }),
       );
     }
     if (entry.command !== hex(command)) {
       return Promise.reject(
-        new TpmError("TPM_ERR_TRANSCRIPT_MISMATCH", `command ${i} differs from the recording`, {
+        tpmError("TPM_ERR_TRANSCRIPT_MISMATCH", `command ${i} differs from the recording`, {
           index: i,
           expected: entry.command,
           got: hex(command),

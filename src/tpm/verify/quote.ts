@@ -25,7 +25,7 @@ import { decode } from "../../core/codec.js";
 import { isBulwarkError } from "../../core/errors.js";
 import { algName, hash, TPM_ALG } from "../alg.js";
 import { TPM_GENERATED_VALUE, TPM_ST } from "../constants.js";
-import { concat, equalBytes, toHex } from "../names.js";
+import { concat } from "../names.js";
 import { selectedIndices, type PcrValues } from "../pcr.js";
 import {
   TPMS_ATTEST,
@@ -41,7 +41,8 @@ import {
 import { checkAkPublic } from "./ak.js";
 import { publicKeyFromTpm } from "./keys.js";
 import { verifyTpmSignature } from "./signature.js";
-import { VerdictBuilder, type Verdict } from "./verdict.js";
+import { VerdictBuilder, type Verdict } from "../../core/verdict.js";
+import { bytesEqual, toHex } from "../../core/bytes.js";
 
 export interface QuoteToVerify {
   /** The AK: a public area (enables scheme and attribute checks) or a bare public key. */
@@ -188,7 +189,7 @@ export function verifyQuote(q: QuoteToVerify): QuoteVerdict {
   );
   v.check(
     "quote.nonce",
-    equalBytes(attest.extraData, q.nonce),
+    bytesEqual(attest.extraData, q.nonce),
     toHex(q.nonce),
     toHex(attest.extraData),
     "the quote was made for another nonce",
@@ -233,7 +234,7 @@ export function verifyQuote(q: QuoteToVerify): QuoteVerdict {
   const computed = hash(digestAlg, concat(...values));
   v.check(
     "quote.pcrDigest",
-    equalBytes(computed, info.pcrDigest),
+    bytesEqual(computed, info.pcrDigest),
     toHex(info.pcrDigest),
     toHex(computed),
     "the supplied PCR values are not the quoted ones",
