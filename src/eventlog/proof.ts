@@ -18,6 +18,7 @@
  *   - "string-after-prefix": grub's `grub_cmd: `, `kernel_cmdline: `, `module_cmdline: ` strings,
  *     whose digest covers the text after the prefix without the NUL (grub-core/commands/tpm.c).
  */
+import { channel } from "node:diagnostics_channel";
 import { decode } from "../core/codec.js";
 import { EventType } from "./event-types.js";
 import type { TcgEvent } from "./parse.js";
@@ -41,6 +42,28 @@ export interface Proof {
 }
 
 export const GRUB_PREFIXES = ["grub_cmd: ", "kernel_cmdline: ", "module_cmdline: "] as const;
+
+/**
+ * Coverages that exist only because some firmware hashes less than the specification says
+ * (edk2's EV_EFI_VARIABLE_BOOT, strings hashed without their NUL). They are tried only after the
+ * whole event data failed to match, and each use is reported on {@link quirkChannel}.
+ */
+const FIRMWARE_QUIRKS: ReadonlySet<Coverage> = new Set<Coverage>(["event-data-without-nul", "variable-data"]);
+
+/** A message on {@link quirkChannel}: which quirk proved which event. */
+export interface QuirkMessage {
+  readonly quirk: Coverage;
+  readonly event: number;
+  readonly eventType: string;
+  readonly pcr: number;
+}
+
+/**
+ * `bulwark:eventlog:quirk` (node:diagnostics_channel): published when an event is proven only
+ * through a firmware quirk, with a {@link QuirkMessage}. Event indices and names only, never event
+ * data. Costs one property read when nobody subscribes.
+ */
+export const quirkChannel = channel("bulwark:eventlog:quirk");
 
 const VARIABLE_EVENTS = new Set<number>([
   EventType.EV_EFI_VARIABLE_DRIVER_CONFIG,
@@ -94,16 +117,11 @@ function candidates(e: TcgEvent): [Coverage, Uint8Array][] {
   return out;
 }
 
-const proofs = new WeakMap<TcgEvent, Proof>();
-
-/** Decides what, if anything, the event's digests prove about its data (memoised per event). */
+/**
+ * Decides what, if anything, the event's digests prove about its data. Hashes the data on every
+ * call; a verifier asking about the same events again keeps a FactMemo (facts.ts).
+ */
 export function proveEvent(e: TcgEvent): Proof {
-  let p = proofs.get(e);
-  if (!p) proofs.set(e, (p = computeProof(e)));
-  return p;
-}
-
-function computeProof(e: TcgEvent): Proof {
   if (e.eventType === EventType.EV_NO_ACTION) {
     return {
       proven: false,
@@ -130,6 +148,15 @@ function computeProof(e: TcgEvent): Proof {
       return h !== undefined && bytesEqual(h, d.digest);
     });
     if (ok) {
+      if (FIRMWARE_QUIRKS.has(covers) && quirkChannel.hasSubscribers) {
+        const message: QuirkMessage = {
+          quirk: covers,
+          event: e.index,
+          eventType: e.typeName,
+          pcr: e.pcrIndex,
+        };
+        quirkChannel.publish(message);
+      }
       return {
         proven: true,
         covers,

@@ -99,28 +99,41 @@ export interface GuardianCertificates {
 }
 
 /**
- * Guardians that passed {@link checkGuardianPublic}, by content. The check is a pure function of
- * the name and the two certificates' bytes, and X.509 parsing plus two signature checks cost far
- * more than hashing them (≈ 0.34 ms against ≈ 0.01 ms), while a key service sees the same few
- * guardians in every key protector. Only successes are kept (a refused guardian is checked anew
- * every time); bounded, least recently used out first.
- */
-const checkedGuardians = new BoundedMap<string, GuardianCertificates>(512);
-
-/**
  * Checks a guardian's certificates: both parse, both keys are supported types, the signing
  * certificate is self-signed and the encryption certificate is issued by the signing key.
  * Validity periods are not checked (a VM must still start after a guardian certificate expires).
- * Results are memoised by content (see `checkedGuardians`): treat the returned objects as read-only.
+ * Checks anew on every call; a service that sees the same guardians again keeps a
+ * {@link GuardianChecker}.
  */
 export function checkGuardianPublic(g: GuardianPublic): GuardianCertificates {
   checkGuardianName(g.name);
-  const key = contentKey(g.name, g.signingCertificate, g.encryptionCertificate);
-  const known = checkedGuardians.get(key);
-  if (known) return known;
-  const certs = Object.freeze(checkGuardianCertificates(g));
-  checkedGuardians.set(key, certs);
-  return certs;
+  return checkGuardianCertificates(g);
+}
+
+/**
+ * Guardian checks memoised by content, owned by the service that makes them (a key service sees
+ * the same few guardians in every key protector). The check is a pure function of the name and
+ * the two certificates' bytes, and X.509 parsing plus two signature checks cost far more than
+ * hashing them (≈ 0.34 ms against ≈ 0.01 ms). Only successes are kept (a refused guardian is
+ * checked anew every time); bounded, least recently used out first. Two checkers share nothing.
+ */
+export class GuardianChecker {
+  private readonly checked: BoundedMap<string, GuardianCertificates>;
+
+  constructor(max = 512) {
+    this.checked = new BoundedMap(max);
+  }
+
+  /** {@link checkGuardianPublic}, memoised: treat the returned objects as read-only. */
+  check(g: GuardianPublic): GuardianCertificates {
+    checkGuardianName(g.name);
+    const key = contentKey(g.name, g.signingCertificate, g.encryptionCertificate);
+    const known = this.checked.get(key);
+    if (known) return known;
+    const certs = Object.freeze(checkGuardianCertificates(g));
+    this.checked.set(key, certs);
+    return certs;
+  }
 }
 
 function checkGuardianCertificates(g: GuardianPublic): GuardianCertificates {
@@ -168,8 +181,8 @@ function safeVerify(cert: X509Certificate, key: KeyObject): boolean {
 }
 
 /** Checks a local guardian: its public half, and that each private key matches its certificate. */
-export function checkGuardian(g: Guardian): GuardianCertificates {
-  const certs = checkGuardianPublic(g);
+export function checkGuardian(g: Guardian, checker?: GuardianChecker): GuardianCertificates {
+  const certs = checker ? checker.check(g) : checkGuardianPublic(g);
   if (g.signingKey.type !== "private" || g.encryptionKey.type !== "private") {
     throw protectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `guardian '${g.name}' needs private keys`);
   }

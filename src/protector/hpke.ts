@@ -102,18 +102,6 @@ export interface HpkeContext {
   readonly sharedSecret: Buffer;
 }
 
-/** psk_id_hash for mode_base is a constant of the suite (the psk_id is empty): computed once. */
-const pskIdHashes = new Map<HpkeSuite, Buffer>();
-function pskIdHashOf(suite: HpkeSuite, suiteId: Buffer): Buffer {
-  let v = pskIdHashes.get(suite);
-  if (!v) {
-    const empty = new Uint8Array(0);
-    v = labeledExtract(suite.kdf.hash, suiteId, empty, "psk_id_hash", empty);
-    pskIdHashes.set(suite, v);
-  }
-  return v;
-}
-
 /** RFC 9180 §5.1 KeySchedule for mode_base (empty psk and psk_id). */
 function keySchedule(suite: HpkeSuite, sharedSecret: Buffer, info: Uint8Array): HpkeContext {
   const suiteId = Buffer.concat([
@@ -124,7 +112,8 @@ function keySchedule(suite: HpkeSuite, sharedSecret: Buffer, info: Uint8Array): 
   ]);
   const h = suite.kdf.hash;
   const empty = new Uint8Array(0);
-  const pskIdHash = pskIdHashOf(suite, suiteId);
+  // psk_id_hash is a constant of the suite in mode_base (empty psk_id); one HMAC, not worth a memo.
+  const pskIdHash = labeledExtract(h, suiteId, empty, "psk_id_hash", empty);
   const infoHash = labeledExtract(h, suiteId, empty, "info_hash", info);
   const context = Buffer.concat([Uint8Array.of(0x00), pskIdHash, infoHash]);
   const secret = labeledExtract(h, suiteId, sharedSecret, "secret", empty);

@@ -15,6 +15,7 @@ export {
   createGuardian,
   checkGuardian,
   checkGuardianPublic,
+  GuardianChecker,
   publicGuardian,
   summarizeGuardian,
   guardianThumbprint,
@@ -40,6 +41,7 @@ export {
 } from "./keys.js";
 export {
   TRANSPORT_KEY_BYTES,
+  ProtectorMemo,
   createKeyProtector,
   parseKeyProtector,
   verifyOwnerSignature,

@@ -31,16 +31,19 @@ import {
   checkGuardian,
   checkGuardianPublic,
   encryptionThumbprint,
+  GuardianChecker,
   guardianThumbprint,
   sha256Hex,
   summarizeGuardian,
   type Guardian,
+  type GuardianCertificates,
   type GuardianPublic,
   type GuardianSummary,
 } from "./guardian.js";
 import { hkdf, zeroize } from "./kdf.js";
 import {
   nameOf,
+  PublicPoints,
   SignatureAlgorithm,
   signMessage,
   unwrapSecret,
@@ -149,11 +152,21 @@ function signatureMessage(guardianSetRaw: Uint8Array): Buffer {
 }
 
 /**
- * Owner signatures that verified, by content: a key service rolls the same VM's protector again
- * and again with the guardian set and signature byte-identical. The verdict is a pure function of
- * the bytes hashed into the key, so a hit is the same verdict; only successes are kept; bounded.
+ * What a key service remembers between key protectors, owned by that service (two services, two
+ * tests share nothing): guardians whose certificates checked out, owner signatures that
+ * verified, and the EC points of guardian encryption keys. A key service rolls the same VM's
+ * protector again and again with the guardian set and signature byte-identical. Each verdict is a
+ * pure function of the bytes hashed into its key, so a hit is the same verdict; only successes
+ * are kept; bounded. Every function here works without one, checking everything anew.
  */
-const verifiedOwnerSignatures = new BoundedMap<string, true>(4096);
+export class ProtectorMemo {
+  readonly guardians = new GuardianChecker();
+  readonly points = new PublicPoints();
+  readonly ownerSignatures = new BoundedMap<string, true>(4096);
+}
+
+const checkPublic = (g: GuardianPublic, memo: ProtectorMemo | undefined): GuardianCertificates =>
+  memo ? memo.guardians.check(g) : checkGuardianPublic(g);
 
 function ownerSignatureKey(kp: KeyProtector): string {
   const o = kp.owner;
@@ -168,10 +181,10 @@ function ownerSignatureKey(kp: KeyProtector): string {
 }
 
 /** Throws PROTECTOR_ERR_OWNER_SIGNATURE unless the owner's signature over the received guardian set verifies. */
-export function verifyOwnerSignature(kp: KeyProtector): void {
-  const key = ownerSignatureKey(kp);
-  if (verifiedOwnerSignatures.has(key)) return;
-  const owner = checkGuardianPublic(kp.owner);
+export function verifyOwnerSignature(kp: KeyProtector, memo?: ProtectorMemo): void {
+  const key = memo && ownerSignatureKey(kp);
+  if (key && memo.ownerSignatures.has(key)) return;
+  const owner = checkPublic(kp.owner, memo);
   if (
     !verifyMessage(
       owner.signing.publicKey,
@@ -186,7 +199,7 @@ export function verifyOwnerSignature(kp: KeyProtector): void {
       { owner: { name: kp.owner.name, thumbprint: guardianThumbprint(kp.owner) } },
     );
   }
-  verifiedOwnerSignatures.set(key, true);
+  if (key) memo.ownerSignatures.set(key, true);
 }
 
 function wrapContext(protectorId: Uint8Array, keyGeneration: number, g: GuardianPublic): Buffer {
@@ -256,9 +269,15 @@ function wrapFor(
   key: Uint8Array,
   protectorId: Uint8Array,
   keyGeneration: number,
+  memo: ProtectorMemo | undefined,
 ): WrappedKey {
-  const certs = checkGuardianPublic(g);
-  const w = wrapSecret(certs.encryption.publicKey, key, wrapContext(protectorId, keyGeneration, g));
+  const certs = checkPublic(g, memo);
+  const w = wrapSecret(
+    certs.encryption.publicKey,
+    key,
+    wrapContext(protectorId, keyGeneration, g),
+    memo?.points,
+  );
   return { scheme: WrapScheme[w.scheme], enc: w.enc, ciphertext: w.ciphertext };
 }
 
@@ -282,6 +301,8 @@ export interface CreateKeyProtectorOptions {
   readonly guardians?: readonly GuardianPublic[];
   /** Default true: the owner is listed first among the guardians. */
   readonly ownerCanUnwrap?: boolean;
+  /** The caller's memo (see {@link ProtectorMemo}). */
+  readonly memo?: ProtectorMemo;
 }
 
 /** Creates a key protector with a fresh transport key (returned: the caller seals VM secrets with it). */
@@ -289,7 +310,7 @@ export function createKeyProtector(opts: CreateKeyProtectorOptions): {
   keyProtector: Uint8Array;
   transportKey: TransportKey;
 } {
-  checkGuardian(opts.owner);
+  checkGuardian(opts.owner, opts.memo?.guardians);
   const list: GuardianPublic[] = [];
   for (const g of [...(opts.ownerCanUnwrap === false ? [] : [opts.owner]), ...(opts.guardians ?? [])]) {
     if (list.some((x) => sameGuardian(x, g))) {
@@ -312,7 +333,7 @@ export function createKeyProtector(opts: CreateKeyProtectorOptions): {
   const keyProtector = assemble({
     ...signed,
     keyGeneration: 1,
-    wraps: list.map((g) => wrapFor(g, key, protectorId, 1)),
+    wraps: list.map((g) => wrapFor(g, key, protectorId, 1, opts.memo)),
     transportKey: key,
   });
   return { keyProtector, transportKey: { key, protectorId, keyGeneration: 1 } };
@@ -321,6 +342,8 @@ export function createKeyProtector(opts: CreateKeyProtectorOptions): {
 export interface UnwrapOptions {
   /** Signing-certificate thumbprint the owner must have (PROTECTOR_ERR_OWNER_MISMATCH otherwise). */
   readonly expectedOwner?: string;
+  /** The caller's memo (see {@link ProtectorMemo}). */
+  readonly memo?: ProtectorMemo;
 }
 
 export interface UnwrappedTransportKey extends TransportKey {
@@ -358,7 +381,7 @@ export function unwrapKeyProtector(
   opts: UnwrapOptions = {},
 ): UnwrappedTransportKey {
   const kp = bytes instanceof Uint8Array ? parseKeyProtector(bytes) : bytes;
-  verifyOwnerSignature(kp);
+  verifyOwnerSignature(kp, opts.memo);
   if (opts.expectedOwner !== undefined && guardianThumbprint(kp.owner) !== opts.expectedOwner.toLowerCase()) {
     throw protectorError(
       "PROTECTOR_ERR_OWNER_MISMATCH",
@@ -415,8 +438,8 @@ function asList(g: Guardian | readonly Guardian[]): readonly Guardian[] {
   return Array.isArray(g) ? (g as readonly Guardian[]) : [g as Guardian];
 }
 
-function requireOwner(kp: KeyProtector, owner: Guardian): void {
-  checkGuardian(owner);
+function requireOwner(kp: KeyProtector, owner: Guardian, memo: ProtectorMemo | undefined): void {
+  checkGuardian(owner, memo?.guardians);
   if (!bytesEqual(kp.owner.signingCertificate, owner.signingCertificate)) {
     throw protectorError(
       "PROTECTOR_ERR_NOT_OWNER",
@@ -437,6 +460,8 @@ export interface ChangeGuardiansOptions {
   readonly owner: Guardian;
   /** Guardians that can unwrap the current transport key (default: the owner). */
   readonly unwrapWith?: readonly Guardian[];
+  /** The caller's memo (see {@link ProtectorMemo}). */
+  readonly memo?: ProtectorMemo;
 }
 
 /** Adds a guardian (needs the owner's signing key and a guardian that can unwrap). The transport key is unchanged. */
@@ -446,8 +471,8 @@ export function grantGuardian(
   opts: ChangeGuardiansOptions,
 ): Uint8Array {
   const kp = parseKeyProtector(bytes);
-  requireOwner(kp, opts.owner);
-  checkGuardianPublic(guardian);
+  requireOwner(kp, opts.owner, opts.memo);
+  checkPublic(guardian, opts.memo);
   if (kp.guardians.some((g) => sameGuardian(g, guardian))) {
     throw protectorError(
       "PROTECTOR_ERR_GUARDIAN_EXISTS",
@@ -457,7 +482,7 @@ export function grantGuardian(
   if (kp.guardians.length >= MAX_GUARDIANS) {
     throw protectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `at most ${MAX_GUARDIANS} guardians`);
   }
-  const t = unwrapKeyProtector(kp, opts.unwrapWith ?? [opts.owner]);
+  const t = unwrapKeyProtector(kp, opts.unwrapWith ?? [opts.owner], opts.memo ? { memo: opts.memo } : {});
   try {
     const signed = signedGuardianSet(
       {
@@ -473,7 +498,7 @@ export function grantGuardian(
       keyGeneration: kp.keyGeneration,
       wraps: [
         ...kp.wraps.map((w) => ({ scheme: WrapScheme[w.scheme], enc: w.enc, ciphertext: w.ciphertext })),
-        wrapFor(guardian, t.key, kp.protectorId, kp.keyGeneration),
+        wrapFor(guardian, t.key, kp.protectorId, kp.keyGeneration, opts.memo),
       ],
       transportKey: t.key,
     });
@@ -513,12 +538,12 @@ export function revokeGuardian(
   opts: ChangeGuardiansOptions,
 ): Uint8Array {
   const kp = parseKeyProtector(bytes);
-  requireOwner(kp, opts.owner);
+  requireOwner(kp, opts.owner, opts.memo);
   const idx = findGuardian(kp, guardian);
   if (kp.guardians.length === 1) {
     throw protectorError("PROTECTOR_ERR_LAST_GUARDIAN", `'${guardian}' is the key protector's last guardian`);
   }
-  const t = unwrapKeyProtector(kp, opts.unwrapWith ?? [opts.owner]);
+  const t = unwrapKeyProtector(kp, opts.unwrapWith ?? [opts.owner], opts.memo ? { memo: opts.memo } : {});
   try {
     const signed = signedGuardianSet(
       {
@@ -558,10 +583,10 @@ export interface RollResult {
 export function rollTransportKey(
   bytes: Uint8Array,
   guardianWhoCanUnwrap: Guardian | readonly Guardian[],
-  opts: { readonly vmSecrets?: Uint8Array } = {},
+  opts: { readonly vmSecrets?: Uint8Array; readonly memo?: ProtectorMemo } = {},
 ): RollResult {
   const kp = parseKeyProtector(bytes);
-  const old = unwrapKeyProtector(kp, asList(guardianWhoCanUnwrap));
+  const old = unwrapKeyProtector(kp, asList(guardianWhoCanUnwrap), opts.memo ? { memo: opts.memo } : {});
   const oldKey: TransportKey = { key: old.key, protectorId: kp.protectorId, keyGeneration: kp.keyGeneration };
   const keyGeneration = nextGeneration(kp.keyGeneration, "transport key");
   const key = randomBytes(TRANSPORT_KEY_BYTES);
@@ -573,7 +598,7 @@ export function rollTransportKey(
       signatureAlgorithm: kp.signatureAlgorithm,
       signature: kp.signature,
       keyGeneration,
-      wraps: kp.guardians.map((g) => wrapFor(g, key, kp.protectorId, keyGeneration)),
+      wraps: kp.guardians.map((g) => wrapFor(g, key, kp.protectorId, keyGeneration, opts.memo)),
       transportKey: key,
     });
     const vmSecrets = opts.vmSecrets ? reencryptVmSecrets(opts.vmSecrets, oldKey, newKey) : undefined;

@@ -7,6 +7,8 @@
  * Each command is data: a {@link CommandSpec} (commands.ts) names its code, how many
  * handles it takes, whether it returns a handle, and the codecs of its parameter areas.
  */
+import { channel } from "node:diagnostics_channel";
+import { performance } from "node:perf_hooks";
 import { Reader, Writer, decode, encode, type Codec } from "../core/codec.js";
 import { hash } from "./alg.js";
 import { TPM_ST } from "./constants.js";
@@ -106,6 +108,25 @@ export function marshalCommand<P>(
   return { bytes, paramBytes, cpHash };
 }
 
+/** A message on {@link tpmCommandChannel}: one command sent and answered. */
+export interface TpmCommandMessage {
+  /** `TPM2_Quote`, ... */
+  readonly command: string;
+  readonly commandCode: number;
+  /** The TPM_RC of the response (0 = success); decode it with rc.ts. */
+  readonly responseCode: number;
+  /** 1 for the first try; more when the TPM asked for a retry. */
+  readonly attempt: number;
+  readonly durationMs: number;
+}
+
+/**
+ * `bulwark:tpm:command` (node:diagnostics_channel): one {@link TpmCommandMessage} per exchange
+ * with the TPM. Codes and timings only: parameters carry auth values and secrets and are never
+ * published. Costs one property read per command when nobody subscribes.
+ */
+export const tpmCommandChannel = channel("bulwark:tpm:command");
+
 /** Sends one command and returns its decoded response; a non-zero TPM_RC is a TpmError. */
 export async function execute<P, R>(
   transport: Transport,
@@ -118,8 +139,19 @@ export async function execute<P, R>(
   // again (Part 2, Table 16); the command is re-marshaled so sessions use fresh nonces.
   for (let attempt = 1; ; attempt++) {
     const { bytes } = marshalCommand(spec, handles, sessions, params);
+    const started = tpmCommandChannel.hasSubscribers ? performance.now() : 0;
     const rsp = await transport.send(bytes);
     const rc = rsp.length >= 10 ? new DataView(rsp.buffer, rsp.byteOffset).getUint32(6, false) : 0;
+    if (tpmCommandChannel.hasSubscribers) {
+      const message: TpmCommandMessage = {
+        command: `TPM2_${spec.name}`,
+        commandCode: spec.cc,
+        responseCode: rc,
+        attempt,
+        durationMs: started ? performance.now() - started : 0,
+      };
+      tpmCommandChannel.publish(message);
+    }
     if (attempt < MAX_ATTEMPTS && RETRYABLE.has(rc)) {
       await new Promise((r) => setTimeout(r, 5 * attempt));
       continue;

@@ -67,7 +67,7 @@ export {
   type Transcript,
   type TranscriptEntry,
 } from "./transport/mock.js";
-export { verifyQuote, type QuoteToVerify, type QuoteVerdict } from "./verify/quote.js";
+export { QuoteVerifier, verifyQuote, type QuoteToVerify, type QuoteVerdict } from "./verify/quote.js";
 export { checkAkPublic, checkEkPublic } from "./verify/ak.js";
 export {
   makeCredential,

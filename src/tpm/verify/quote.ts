@@ -68,12 +68,27 @@ export interface QuoteVerdict extends Verdict {
   readonly selection?: readonly TpmsPcrSelection[];
 }
 
-/** KeyObjects built from AK public areas, so verifying many quotes of one AK builds it once. */
-const keyCache = new WeakMap<PublicArea, KeyObject>();
-function akKey(ak: PublicArea): KeyObject {
-  let k = keyCache.get(ak);
-  if (!k) keyCache.set(ak, (k = publicKeyFromTpm(ak.value)));
-  return k;
+/**
+ * A quote verifier that keeps the KeyObject it built from each AK public area, so a service
+ * verifying many quotes of one host's AK (HGS holds one decoded area per host) builds the key
+ * once. Keyed by the area object itself (a WeakMap): an area the caller drops is forgotten, and
+ * two verifiers — two services, two tests — share nothing. {@link verifyQuote} is the one-shot form.
+ */
+export class QuoteVerifier {
+  private readonly keys = new WeakMap<PublicArea, KeyObject>();
+
+  verify(q: QuoteToVerify): QuoteVerdict {
+    return verifyWith(q, (ak) => {
+      let k = this.keys.get(ak);
+      if (!k) this.keys.set(ak, (k = publicKeyFromTpm(ak.value)));
+      return k;
+    });
+  }
+}
+
+/** Verifies one quote; the AK's KeyObject is built for this call only (see {@link QuoteVerifier}). */
+export function verifyQuote(q: QuoteToVerify): QuoteVerdict {
+  return verifyWith(q, (ak) => publicKeyFromTpm(ak.value));
 }
 
 const isPublicArea = (x: PublicArea | KeyObject): x is PublicArea => "raw" in x && "value" in x;
@@ -96,7 +111,7 @@ function sameSelection(a: readonly TpmsPcrSelection[], b: readonly TpmsPcrSelect
   );
 }
 
-export function verifyQuote(q: QuoteToVerify): QuoteVerdict {
+function verifyWith(q: QuoteToVerify, akKey: (ak: PublicArea) => KeyObject): QuoteVerdict {
   const v = new VerdictBuilder();
   let attest: TpmsAttest;
   let signature: TpmtSignature;
