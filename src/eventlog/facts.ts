@@ -28,6 +28,7 @@ import {
   UEFI_VARIABLE_DATA,
   ucs2,
 } from "./structures.js";
+import { toHex } from "../core/bytes.js";
 
 /** Where a fact came from and whether a digest proves it. */
 export interface Evidence {
@@ -139,8 +140,7 @@ export interface EventLogFacts {
 }
 
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
-const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
-const digestsOf = (e: TcgEvent) => Object.fromEntries(e.digests.map((d) => [d.bank, hex(d.digest)]));
+const digestsOf = (e: TcgEvent) => Object.fromEntries(e.digests.map((d) => [d.bank, toHex(d.digest)]));
 const evidence = (m: FactMemo, e: TcgEvent): Evidence => ({
   event: e.index,
   pcr: e.pcrIndex,
@@ -342,7 +342,7 @@ export function extractFacts(log: EventLog, m: FactMemo = new FactMemo()): Event
         drivers.push(imageFact(m, e));
         break;
       case EventType.EV_SEPARATOR: {
-        const value = hex(e.data);
+        const value = toHex(e.data);
         const kind = value === "00000000" ? "normal" : value === "ffffffff" ? "error" : "other";
         separators.push({ ...evidence(m, e), value, kind });
         break;

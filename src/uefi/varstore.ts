@@ -293,13 +293,13 @@ function parseInner(bytes: Uint8Array): Edk2VarStore {
   };
 }
 
-let erasedChunk = new Uint8Array(0);
+/** 64 KiB of erased flash, a constant to compare against. */
+const ERASED_CHUNK = new Uint8Array(1 << 16).fill(0xff);
 /** True when every byte is 0xff (erased flash), compared a chunk at a time. */
 function isErased(b: Uint8Array): boolean {
-  if (erasedChunk.length < Math.min(b.length, 1 << 16)) erasedChunk = new Uint8Array(1 << 16).fill(0xff);
-  for (let at = 0; at < b.length; at += erasedChunk.length) {
-    const part = b.subarray(at, Math.min(b.length, at + erasedChunk.length));
-    if (!bytesEqual(part, erasedChunk.subarray(0, part.length))) return false;
+  for (let at = 0; at < b.length; at += ERASED_CHUNK.length) {
+    const part = b.subarray(at, Math.min(b.length, at + ERASED_CHUNK.length));
+    if (!bytesEqual(part, ERASED_CHUNK.subarray(0, part.length))) return false;
   }
   return true;
 }

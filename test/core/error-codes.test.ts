@@ -5,8 +5,10 @@
  *   (b) every declared code is raised somewhere in src/ — a code nothing raises is a promise in
  *       docs/errors.md that the program never keeps.
  * A literal counts as raised unless it only compares (`=== "X"`, `case "X":`) or names a type
- * (`"X" | "Y"`): those read codes, they do not produce them. Declarations are unquoted keys
- * (`X_ERR_Y: { ... }`), so they never count. Comments are stripped first.
+ * (`"X" | "Y"`): those read codes, they do not produce them. A catalogue entry read by name
+ * (`TpmErrors.TPM_ERR_X.exit`) counts too: the caller answers with that code's status (the CLI
+ * prints a failed verdict and exits with it). Declarations are unquoted keys (`X_ERR_Y: { ... }`),
+ * so they never count. Comments are stripped first.
  */
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
@@ -16,6 +18,8 @@ import { catalogue } from "../../src/catalogue.js";
 import { repoPath } from "../helpers/paths.js";
 
 const CODE_LITERAL = /(["'`])([A-Z0-9]+_ERR_[A-Z0-9_]+)\1/g;
+/** `HostErrors.HOST_ERR_X`: a declared entry read for its status. */
+const CODE_PROPERTY = /\b[A-Z][A-Za-z0-9]*Errors\.([A-Z0-9]+_ERR_[A-Z0-9_]+)\b/g;
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
@@ -65,6 +69,10 @@ function codeUses(): Use[] {
         raises: !onlyReads(text, start, start + m[0].length),
       });
     }
+    for (const m of text.matchAll(CODE_PROPERTY)) {
+      const line = text.slice(0, m.index).split("\n").length;
+      uses.push({ code: m[1] as string, where: `${path.relative(src, file)}:${line}`, raises: true });
+    }
   }
   return uses;
 }
@@ -100,12 +108,13 @@ test("the scan tells raising from reading", () => {
       `switch (c) { case "A_ERR_CASE": }`,
       `type T = "A_ERR_TYPE1" | "A_ERR_TYPE2";`,
       `fail(node, "A_ERR_HELPER", "y");`,
+      `return AErrors.A_ERR_STATUS.exit;`,
     ].join("\n"),
   );
-  const seen = [...text.matchAll(CODE_LITERAL)].map((m) => [
-    m[2],
-    !onlyReads(text, m.index, m.index + m[0].length),
-  ]);
+  const seen = [
+    ...[...text.matchAll(CODE_LITERAL)].map((m) => [m[2], !onlyReads(text, m.index, m.index + m[0].length)]),
+    ...[...text.matchAll(CODE_PROPERTY)].map((m) => [m[1], true]),
+  ];
   assert.deepEqual(seen, [
     ["A_ERR_RAISED", true],
     ["A_ERR_COMPARED", false],
@@ -113,5 +122,6 @@ test("the scan tells raising from reading", () => {
     ["A_ERR_TYPE1", false],
     ["A_ERR_TYPE2", false],
     ["A_ERR_HELPER", true],
+    ["A_ERR_STATUS", true],
   ]);
 });

@@ -60,6 +60,8 @@ interface Edge {
   readonly from: string;
   readonly to: string;
   readonly specifier: string;
+  /** `import("...")`: a dependency for the layer rules, but loaded late, so not part of a circle. */
+  readonly dynamic: boolean;
 }
 
 /**
@@ -77,7 +79,7 @@ function importEdges(): Edge[] {
       if (!existsSync(target) && existsSync(path.join(target, "index.ts")))
         target = path.join(target, "index.ts");
       const rel = (p: string) => path.relative(src, p).split(path.sep).join("/");
-      edges.push({ from: rel(file), to: rel(target), specifier });
+      edges.push({ from: rel(file), to: rel(target), specifier, dynamic: m[1] === undefined });
     }
   }
   return edges;
@@ -85,12 +87,14 @@ function importEdges(): Edge[] {
 
 /** The rule an import breaks, or undefined. */
 function violation(from: string, to: string): string | undefined {
-  for (const n of NEVER) {
-    if (from.startsWith(n.from) && to.startsWith(n.to) && !(n.to === "cli/" && from === "catalogue.ts"))
-      return `${n.why}`;
-  }
   const a = partOf(from);
   const b = partOf(to);
+  for (const n of NEVER) {
+    // "Nothing imports X" is about other parts: cli's own files import each other.
+    const outsider = n.from !== "" || a !== b;
+    if (outsider && from.startsWith(n.from) && to.startsWith(n.to) && !(b === "cli" && a === "catalogue"))
+      return n.why;
+  }
   if (a === b || b === "core") return undefined;
   const may = MAY_IMPORT[a];
   if (may === undefined) return `src/${a} is not a part DESIGN.md knows`;
@@ -98,8 +102,12 @@ function violation(from: string, to: string): string | undefined {
   return `${a} may import ${may.length ? `core, ${may.join(", ")}` : "only core"}`;
 }
 
-/** Import circles among the files (Tarjan's strongly connected components), each listed by its edges. */
-function circles(edges: readonly Edge[]): string[][] {
+/**
+ * Import circles among the files (Tarjan's strongly connected components), each listed by its
+ * edges; static imports and re-exports only, as the shared import-circles tool counts them.
+ */
+function circles(all: readonly Edge[]): string[][] {
+  const edges = all.filter((e) => !e.dynamic);
   const next = new Map<string, Set<string>>();
   for (const e of edges) {
     if (!next.has(e.from)) next.set(e.from, new Set());
@@ -175,8 +183,10 @@ test("the rules and the circle finder catch what they are meant to", () => {
   assert.equal(violation("host/guarded/unlock.ts", "host/vm/runtime.ts"), undefined);
   assert.equal(violation("lab/demo.ts", "cli/args.ts"), "nothing imports the CLI");
   assert.equal(violation("catalogue.ts", "cli/args.ts"), undefined);
-  const e = (from: string, to: string): Edge => ({ from, to, specifier: to });
+  assert.equal(violation("cli/run.ts", "cli/commands.ts"), undefined);
+  const e = (from: string, to: string): Edge => ({ from, to, specifier: to, dynamic: false });
   assert.deepEqual(circles([e("a.ts", "b.ts"), e("b.ts", "c.ts")]), []);
+  assert.deepEqual(circles([e("a.ts", "b.ts"), { ...e("b.ts", "a.ts"), dynamic: true }]), []);
   assert.deepEqual(circles([e("a.ts", "b.ts"), e("b.ts", "c.ts"), e("c.ts", "a.ts"), e("c.ts", "d.ts")]), [
     ["a.ts -> b.ts", "b.ts -> c.ts", "c.ts -> a.ts"],
   ]);

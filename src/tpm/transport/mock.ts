@@ -6,6 +6,7 @@
  */
 import { tpmError } from "../errors.js";
 import type { Transport } from "./transport.js";
+import { toHex } from "../../core/bytes.js";
 
 export interface TranscriptEntry {
   readonly command: string;
@@ -16,15 +17,13 @@ export interface Transcript {
   readonly entries: readonly TranscriptEntry[];
 }
 
-const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
-
 export class RecordingTransport implements Transport {
   readonly entries: TranscriptEntry[] = [];
   constructor(private readonly inner: Transport) {}
 
   async send(command: Uint8Array): Promise<Uint8Array> {
     const rsp = await this.inner.send(command);
-    this.entries.push({ command: hex(command), response: hex(rsp) });
+    this.entries.push({ command: toHex(command), response: toHex(rsp) });
     return rsp;
   }
   close(): Promise<void> {
@@ -49,12 +48,12 @@ export class ReplayTransport implements Transport {
         }),
       );
     }
-    if (entry.command !== hex(command)) {
+    if (entry.command !== toHex(command)) {
       return Promise.reject(
         tpmError("TPM_ERR_TRANSCRIPT_MISMATCH", `command ${i} differs from the recording`, {
           index: i,
           expected: entry.command,
-          got: hex(command),
+          got: toHex(command),
         }),
       );
     }
