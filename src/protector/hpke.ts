@@ -102,18 +102,32 @@ export interface HpkeContext {
   readonly sharedSecret: Buffer;
 }
 
-/** RFC 9180 §5.1 KeySchedule for mode_base (empty psk and psk_id). */
-function keySchedule(suite: HpkeSuite, sharedSecret: Buffer, info: Uint8Array): HpkeContext {
-  const suiteId = Buffer.concat([
+function suiteIdOf(suite: HpkeSuite): Buffer {
+  return Buffer.concat([
     Buffer.from("HPKE"),
     i2osp(suite.kem.id, 2),
     i2osp(suite.kdf.id, 2),
     i2osp(suite.aead.id, 2),
   ]);
+}
+
+/** psk_id_hash in mode_base: a constant of the suite, since its psk_id is empty. */
+function pskIdHashOf(suite: HpkeSuite): Buffer {
+  const empty = new Uint8Array(0);
+  return labeledExtract(suite.kdf.hash, suiteIdOf(suite), empty, "psk_id_hash", empty);
+}
+
+/** The constant for the suites key protectors use, computed at load (a key service wraps often). */
+const PSK_ID_HASH: ReadonlyMap<HpkeSuite, Buffer> = new Map(
+  [HPKE_P256_SHA256_AES256GCM, HPKE_P384_SHA384_AES256GCM].map((s) => [s, pskIdHashOf(s)]),
+);
+
+/** RFC 9180 §5.1 KeySchedule for mode_base (empty psk and psk_id). */
+function keySchedule(suite: HpkeSuite, sharedSecret: Buffer, info: Uint8Array): HpkeContext {
+  const suiteId = suiteIdOf(suite);
   const h = suite.kdf.hash;
   const empty = new Uint8Array(0);
-  // psk_id_hash is a constant of the suite in mode_base (empty psk_id); one HMAC, not worth a memo.
-  const pskIdHash = labeledExtract(h, suiteId, empty, "psk_id_hash", empty);
+  const pskIdHash = PSK_ID_HASH.get(suite) ?? pskIdHashOf(suite);
   const infoHash = labeledExtract(h, suiteId, empty, "info_hash", info);
   const context = Buffer.concat([Uint8Array.of(0x00), pskIdHash, infoHash]);
   const secret = labeledExtract(h, suiteId, sharedSecret, "secret", empty);

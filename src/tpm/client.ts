@@ -13,8 +13,7 @@ import { hashInfo, TPM_ALG } from "./alg.js";
 import { execute, type CommandResult, type CommandSpec, type HandleRef } from "./command.js";
 import * as C from "./commands.js";
 import { TPM_CAP, TPM_HT, TPM_PT, TPM_RH, TPM_SE, TPM_SU } from "./constants.js";
-import { isTpmError, tpmError } from "./errors.js";
-import { RC } from "./rc.js";
+import { tpmError } from "./errors.js";
 import { kdfa } from "./kdf.js";
 import { concat } from "./names.js";
 import { shareSecret } from "./secret.js";
@@ -306,8 +305,7 @@ export class Tpm {
    * encrypted to. An EK made from the TCG templates needs a policy session satisfying
    * PolicySecret(TPM_RH_ENDORSEMENT); {@link ekPolicySession} makes one. A blob whose
    * integrityHMAC does not verify (altered, or made for another object name or EK) is
-   * TPM_ERR_INTEGRITY rather than a bare response code: the TPM answered TPM_RC_INTEGRITY
-   * (Part 3, section 12.5.1), and the caller must treat it as a refused credential.
+   * TPM_ERR_INTEGRITY (the TPM answers TPM_RC_INTEGRITY, Part 3, section 12.5.1).
    */
   async activateCredential(
     ak: HandleRef,
@@ -316,23 +314,11 @@ export class Tpm {
     secret: Uint8Array,
     sessions: { ak?: Session; ek: Session },
   ): Promise<Uint8Array> {
-    try {
-      const r = await this.execute(C.ActivateCredential, [ak, ek], [sessions.ak ?? pw(), sessions.ek], {
-        credentialBlob,
-        secret,
-      });
-      return r.params.certInfo;
-    } catch (e) {
-      if (isTpmError(e) && e.code === "TPM_ERR_RESPONSE_CODE" && e.details["base"] === RC.INTEGRITY) {
-        throw tpmError(
-          "TPM_ERR_INTEGRITY",
-          "TPM2_ActivateCredential: the credential blob's integrity HMAC does not verify (altered, or made for another AK name or EK)",
-          e.details,
-          { cause: e },
-        );
-      }
-      throw e;
-    }
+    const r = await this.execute(C.ActivateCredential, [ak, ek], [sessions.ak ?? pw(), sessions.ek], {
+      credentialBlob,
+      secret,
+    });
+    return r.params.certInfo;
   }
 
   /** TPM2_MakeCredential on the TPM (for cross-checking the software implementation). */

@@ -181,10 +181,14 @@ export function unmarshalResponse<R>(
   if (size !== rsp.length) malformed(`responseSize ${size} but ${rsp.length} bytes received`);
   if (rc !== 0) {
     const info = decodeResponseCode(rc);
-    throw tpmError("TPM_ERR_RESPONSE_CODE", `TPM2_${spec.name}: ${formatResponseCode(info)}`, {
-      command: `TPM2_${spec.name}`,
-      ...info,
-    });
+    // TPM_RC_INTEGRITY: protected data we sent (a credential blob, a private area, a duplicate)
+    // failed the TPM's integrity HMAC — altered, or made for another key or name. It gets its own
+    // code because the caller must treat it as tampering, not as a TPM that refused a command.
+    throw tpmError(
+      info.base === RC.INTEGRITY ? "TPM_ERR_INTEGRITY" : "TPM_ERR_RESPONSE_CODE",
+      `TPM2_${spec.name}: ${formatResponseCode(info)}`,
+      { command: `TPM2_${spec.name}`, ...info },
+    );
   }
   if (tag !== TPM_ST.SESSIONS && tag !== TPM_ST.NO_SESSIONS) malformed(`tag 0x${tag.toString(16)}`);
   if ((tag === TPM_ST.SESSIONS) !== sessions.length > 0) malformed("session tag does not match the command");

@@ -2,7 +2,8 @@
  * TPM error codes (STYLE.md habit 6). Every failure raised on purpose by src/tpm is a
  * {@link TpmError} with one of these codes, or a core DecodeError (CORE_ERR_*) from the codec.
  * A TPM that answers with a non-zero response code raises TPM_ERR_RESPONSE_CODE whose details
- * carry the decoded code ({@link ResponseCodeInfo} in rc.ts).
+ * carry the decoded code ({@link ResponseCodeInfo} in rc.ts) — except TPM_RC_INTEGRITY, which is
+ * TPM_ERR_INTEGRITY with the same details: data we handed the TPM failed its integrity check.
  */
 import { defineErrors, errorFactory, errorGuard, Exit, type BulwarkError } from "../core/errors.js";
 
