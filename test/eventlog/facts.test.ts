@@ -197,6 +197,8 @@ test("a proof through a firmware quirk is published on bulwark:eventlog:quirk, a
       },
     ]),
   );
+  // Event 0 is the Spec ID event; 1 is hashed as the specification says; 2 through edk2's quirk.
+  assert.equal(log.events[2]?.eventType, EventType.EV_EFI_VARIABLE_BOOT);
   const seen: unknown[] = [];
   const onMessage = (m: unknown) => void seen.push(m);
   assert.equal(quirkChannel.name, "bulwark:eventlog:quirk");
@@ -207,8 +209,9 @@ test("a proof through a firmware quirk is published on bulwark:eventlog:quirk, a
     unsubscribe("bulwark:eventlog:quirk", onMessage);
   }
   const expected: QuirkMessage = {
-    quirk: "variable-data",
-    event: 1,
+    quirk: "edk2-variable-data-only",
+    covers: "variable-data",
+    event: log.events[2]!.index,
     eventType: "EV_EFI_VARIABLE_BOOT",
     pcr: 1,
   };
