@@ -191,3 +191,20 @@ test("the rules and the circle finder catch what they are meant to", () => {
     ["a.ts -> b.ts", "b.ts -> c.ts", "c.ts -> a.ts"],
   ]);
 });
+
+test("eslint.config.js enforces the same table", () => {
+  const text = readFileSync(repoPath("eslint.config.js"), "utf8");
+  const block = /const MAY_IMPORT = \{([\s\S]*?)\n\};/.exec(text)?.[1];
+  assert.ok(block, "MAY_IMPORT not found in eslint.config.js");
+  const fromEslint = Object.fromEntries(
+    [...block.matchAll(/^\s*(\w+): \[([^\]]*)\]/gm)].map((m) => [
+      m[1],
+      (m[2] as string)
+        .split(",")
+        .map((s) => s.trim().replace(/"/g, ""))
+        .filter(Boolean),
+    ]),
+  );
+  const ours = Object.fromEntries(Object.entries(MAY_IMPORT).filter(([, v]) => v !== "anything"));
+  assert.deepEqual(fromEslint, ours);
+});
