@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { Exit } from "../core/errors.js";
 import {
   describeEvent,
-  EventlogError,
+  eventlogError,
   extractFacts,
   parseEventLog,
   parsePcrValues,
@@ -44,7 +44,7 @@ function readInput(file: string, what: string): Uint8Array {
     return new Uint8Array(readFileSync(file));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? "error";
-    throw new EventlogError("EVENTLOG_ERR_FILE", `cannot read ${what} '${file}': ${code}`, {
+    throw eventlogError("EVENTLOG_ERR_FILE", `cannot read ${what} '${file}': ${code}`, {
       file,
       reason: code,
     });

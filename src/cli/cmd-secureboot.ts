@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { isBulwarkError } from "../core/errors.js";
-import { UefiError } from "../uefi/errors.js";
+import { uefiError } from "../uefi/errors.js";
 import { Guids } from "../uefi/guid.js";
 import {
   createKeyFiles,
@@ -197,7 +197,7 @@ async function template(argv: string[]): Promise<number> {
         for (const f of files ?? []) {
           const l = signatureListsFromFile(await readInputFile(f), `${what} ${path.basename(f)}`);
           if (!allowHashes && l.some((x) => x.type !== Guids.EFI_CERT_X509_GUID)) {
-            throw new UefiError(
+            throw uefiError(
               "UEFI_ERR_TEMPLATE_INVALID",
               `${what} ${f}: only X.509 certificates belong in ${what}`,
             );
@@ -408,6 +408,6 @@ async function setup(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (isBulwarkError(e)) throw e;
-    throw new UefiError("UEFI_ERR_IO", e instanceof Error ? e.message : String(e));
+    throw uefiError("UEFI_ERR_IO", e instanceof Error ? e.message : String(e));
   }
 }

@@ -19,7 +19,8 @@ import {
   readPcrValuesText,
   selectedIndices,
   Tpm,
-  TpmError,
+  tpmError,
+  isTpmError,
   loadPublicKey,
   verifyQuote,
   writePcrFile,
@@ -29,7 +30,6 @@ import {
   makeCredential,
   objectName,
   readEkCertificates,
-  toHex,
   writeCredentialFile,
   TPMS_ATTEST,
   TPM_ST,
@@ -38,7 +38,8 @@ import {
   type TpmsQuoteInfo,
 } from "../tpm/index.js";
 import { decode } from "../core/codec.js";
-import { VerdictBuilder } from "../tpm/verify/verdict.js";
+import { VerdictBuilder } from "../core/verdict.js";
+import { toHex } from "../core/bytes.js";
 import { jsonReplacer, parse, printJson, usageError } from "./args.js";
 
 const help = `Usage: bulwark tpm <pcrs|quote-verify|make-credential|ek-certs> [options]
@@ -85,7 +86,7 @@ function readInput(file: string, what: string): Uint8Array {
     return new Uint8Array(readFileSync(file));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? "error";
-    throw new TpmError("TPM_ERR_READ", `cannot read ${what} '${file}': ${code}`, { file, reason: code });
+    throw tpmError("TPM_ERR_READ", `cannot read ${what} '${file}': ${code}`, { file, reason: code });
   }
 }
 
@@ -171,7 +172,7 @@ function loadPcrs(bytes: Uint8Array, quoted: Uint8Array): PcrValues {
   try {
     return readPcrFile(bytes).values;
   } catch (e) {
-    if (!(e instanceof TpmError)) throw e;
+    if (!isTpmError(e)) throw e;
     // Not the serialized layout: try "values" against the selection the quote names.
     let attest;
     try {
@@ -260,7 +261,7 @@ async function makeCredentialCmd(argv: string[]): Promise<number> {
   }
   const ek = loadPublicKey(readInput(o.ek, "EK public key"));
   if (!ek.public)
-    throw new TpmError(
+    throw tpmError(
       "TPM_ERR_FILE_FORMAT",
       "--ek must be a TPM2B_PUBLIC or TPMT_PUBLIC (PEM has no TPM parameters)",
     );
@@ -270,7 +271,7 @@ async function makeCredentialCmd(argv: string[]): Promise<number> {
   let name: Uint8Array;
   if (o.ak) {
     const ak = loadPublicKey(readInput(o.ak, "AK public key"));
-    if (!ak.public) throw new TpmError("TPM_ERR_FILE_FORMAT", "--ak must be a TPM2B_PUBLIC or TPMT_PUBLIC");
+    if (!ak.public) throw tpmError("TPM_ERR_FILE_FORMAT", "--ak must be a TPM2B_PUBLIC or TPMT_PUBLIC");
     v.merge(checkAkPublic(ak.public.value));
     name = objectName(ak.public);
     if (o.name && toHex(name) !== o.name.toLowerCase().replace(/^0x/, "")) {

@@ -129,3 +129,14 @@ export function errorFactory<const T extends ErrorCatalogue>(
     return e;
   };
 }
+
+/**
+ * The `instanceof` of a factory-made domain: true for a {@link BulwarkError} carrying one of the
+ * domain's declared codes (`const isHostError = errorGuard(HostErrors)`).
+ */
+export function errorGuard<const T extends ErrorCatalogue>(
+  specs: T,
+): (e: unknown) => e is BulwarkError<keyof T & string> {
+  return (e): e is BulwarkError<keyof T & string> =>
+    e instanceof BulwarkError && Object.hasOwn(specs, e.code);
+}

@@ -7,7 +7,7 @@
  */
 import type { EntryDescription } from "../uefi/siglist.js";
 import type { Evidence } from "./facts.js";
-import { isBound, type Verdict } from "./verdict.js";
+import { isBound, type EventLogVerdict } from "./verdict.js";
 
 export interface BoundFacts {
   /** SecureBoot variable value; null when not measured, not proven, or PCR 7 not bound. */
@@ -34,7 +34,7 @@ export interface BoundFacts {
   readonly boundPcrs: readonly number[];
 }
 
-export function boundFacts(v: Verdict): BoundFacts {
+export function boundFacts(v: EventLogVerdict): BoundFacts {
   const f = v.facts;
   const b = (x: Evidence) => isBound(x, v.boundPcrs);
   const pcrBound = (pcr: number) => v.boundPcrs.includes(pcr);

@@ -9,8 +9,9 @@
 import { Reader } from "../core/codec.js";
 import { DecodeError } from "../core/errors.js";
 import { guidFromBytes } from "../uefi/guid.js";
-import { EventlogError } from "./errors.js";
+import { eventlogError } from "./errors.js";
 import { ucs2 } from "./structures.js";
+import { toHex } from "../core/bytes.js";
 
 export interface DevicePathNode {
   readonly type: number;
@@ -27,7 +28,6 @@ export interface DevicePath {
   readonly text: string;
 }
 
-const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const h = (n: number | bigint) => `0x${n.toString(16)}`;
 
 function eisaId(id: number): string {
@@ -42,8 +42,8 @@ function eisaId(id: number): string {
 /** Renders one node; `d` reads the node data. */
 function nodeText(type: number, sub: number, data: Uint8Array): string {
   const d = new Reader(data);
-  const generic = () => `Path(${type},${sub}${data.length ? `,${hex(data)}` : ""})`;
-  const withRest = (s: string) => (d.remaining ? `${s.slice(0, -1)},${hex(d.take(d.remaining))})` : s);
+  const generic = () => `Path(${type},${sub}${data.length ? `,${toHex(data)}` : ""})`;
+  const withRest = (s: string) => (d.remaining ? `${s.slice(0, -1)},${toHex(d.take(d.remaining))})` : s);
   try {
     switch (type) {
       case 1: // Hardware
@@ -82,7 +82,7 @@ function nodeText(type: number, sub: number, data: Uint8Array): string {
           case 11: {
             const mac = d.take(32);
             const ifType = d.u8();
-            return `MAC(${hex(mac.subarray(0, ifType === 0 || ifType === 1 ? 6 : 32))},${h(ifType)})`;
+            return `MAC(${toHex(mac.subarray(0, ifType === 0 || ifType === 1 ? 6 : 32))},${h(ifType)})`;
           }
           case 12: {
             const ip = (b: Uint8Array) => Array.from(b).join(".");
@@ -116,7 +116,7 @@ function nodeText(type: number, sub: number, data: Uint8Array): string {
                 ? `GPT,${guidFromBytes(sig)}`
                 : sigType === 1
                   ? `MBR,${h(new DataView(sig.buffer, sig.byteOffset, 4).getUint32(0, true))}`
-                  : `${sigType},${hex(sig)}`;
+                  : `${sigType},${toHex(sig)}`;
             return `HD(${part},${s},${h(start)},${h(size)}${mbrType === 1 || mbrType === 2 ? "" : `,${mbrType}`})`;
           }
           case 2:
@@ -161,7 +161,7 @@ export function parseDevicePath(bytes: Uint8Array): DevicePath {
   while (r.remaining > 0) {
     const at = r.offset;
     if (r.remaining < 4 || ++nodes > MAX_NODES) {
-      throw new EventlogError("EVENTLOG_ERR_MALFORMED", `device path node at offset ${at} is truncated`, {
+      throw eventlogError("EVENTLOG_ERR_MALFORMED", `device path node at offset ${at} is truncated`, {
         offset: at,
         path: "EFI_DEVICE_PATH_PROTOCOL",
       });
@@ -170,7 +170,7 @@ export function parseDevicePath(bytes: Uint8Array): DevicePath {
     const subType = r.u8();
     const length = r.u16(true);
     if (length < 4 || length - 4 > r.remaining) {
-      throw new EventlogError(
+      throw eventlogError(
         "EVENTLOG_ERR_MALFORMED",
         `device path node at offset ${at} has length ${length} (${r.remaining + 4} bytes left)`,
         { offset: at, path: "EFI_DEVICE_PATH_PROTOCOL" },

@@ -3,7 +3,7 @@
  * {@link EventlogError} carrying one of these codes; decoding failures also carry the byte
  * offset, the structure path and the index of the event being read.
  */
-import { BulwarkError, defineErrors, Exit, type ErrorDetails } from "../core/errors.js";
+import { defineErrors, errorFactory, errorGuard, Exit, type BulwarkError } from "../core/errors.js";
 
 export const EventlogErrors = defineErrors("EVENTLOG", {
   EVENTLOG_ERR_MALFORMED: {
@@ -43,14 +43,8 @@ export const EventlogErrors = defineErrors("EVENTLOG", {
 });
 export type EventlogErrorCode = keyof typeof EventlogErrors;
 
-export class EventlogError extends BulwarkError<EventlogErrorCode> {
-  constructor(
-    code: EventlogErrorCode,
-    message: string,
-    details: ErrorDetails = {},
-    options?: { cause?: unknown },
-  ) {
-    super(code, message, details, options);
-    this.name = "EventlogError";
-  }
-}
+/** Raises this domain's errors: `throw eventlogError("...", "sentence", details)`. */
+export const eventlogError = errorFactory(EventlogErrors, "EventlogError");
+/** True for an error carrying one of this domain's codes. */
+export const isEventlogError = errorGuard(EventlogErrors);
+export type EventlogError = BulwarkError<EventlogErrorCode>;

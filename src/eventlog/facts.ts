@@ -28,6 +28,7 @@ import {
   UEFI_VARIABLE_DATA,
   ucs2,
 } from "./structures.js";
+import { toHex } from "../core/bytes.js";
 
 /** Where a fact came from and whether a digest proves it. */
 export interface Evidence {
@@ -139,39 +140,55 @@ export interface EventLogFacts {
 }
 
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
-const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
-const digestsOf = (e: TcgEvent) => Object.fromEntries(e.digests.map((d) => [d.bank, hex(d.digest)]));
-const evidence = (e: TcgEvent): Evidence => ({ event: e.index, pcr: e.pcrIndex, proof: proveEvent(e) });
+const digestsOf = (e: TcgEvent) => Object.fromEntries(e.digests.map((d) => [d.bank, toHex(d.digest)]));
+const evidence = (m: FactMemo, e: TcgEvent): Evidence => ({
+  event: e.index,
+  pcr: e.pcrIndex,
+  proof: m.proof(e),
+});
 
 const SIGNATURE_DATABASES = new Set(["PK", "KEK", "db", "dbx", "dbt", "dbr"]);
 
 /**
- * Certificate descriptions are memoised by content: every host of a fleet measures the same
- * db/KEK, and parsing an X.509 certificate costs far more than hashing it. Bounded; pure.
+ * What fact extraction remembers: each event's proof (the facts and the verdict ask about the
+ * same events, so a log is hashed once) and certificate descriptions by content (every host of a
+ * fleet measures the same db/KEK, and parsing an X.509 certificate costs far more than hashing
+ * it). The caller owns it: {@link extractFacts} makes one per call unless given one, and a
+ * service that sees many logs keeps one. Proofs are held weakly by event; descriptions are
+ * bounded. Every entry is a pure function of the bytes it is keyed by.
  */
-const described = new BoundedMap<string, EntryDescription>(512);
+export class FactMemo {
+  private readonly proofs = new WeakMap<TcgEvent, Proof>();
+  private readonly described = new BoundedMap<string, EntryDescription>(512);
 
-function describe(type: string, e: { owner: string; data: Uint8Array }): EntryDescription {
-  const key = `${type}/${e.owner}/${sha256(e.data)}`;
-  let d = described.get(key);
-  if (!d) {
-    d = describeEntry(type, e);
-    described.set(key, d);
+  proof(e: TcgEvent): Proof {
+    let p = this.proofs.get(e);
+    if (!p) this.proofs.set(e, (p = proveEvent(e)));
+    return p;
   }
-  return d;
+
+  describe(type: string, e: { owner: string; data: Uint8Array }): EntryDescription {
+    const key = `${type}/${e.owner}/${sha256(e.data)}`;
+    let d = this.described.get(key);
+    if (!d) {
+      d = describeEntry(type, e);
+      this.described.set(key, d);
+    }
+    return d;
+  }
 }
 
-function authorityEntry(data: Uint8Array): EntryDescription | null {
+function authorityEntry(m: FactMemo, data: Uint8Array): EntryDescription | null {
   if (data.length < 17) return null;
   const owner = guidFromBytes(data.subarray(0, 16));
   const body = data.subarray(16);
   const type =
     body[0] === 0x30 ? Guids.EFI_CERT_X509_GUID : body.length === 32 ? Guids.EFI_CERT_SHA256_GUID : null;
-  return type ? describe(type, { owner, data: body }) : null;
+  return type ? m.describe(type, { owner, data: body }) : null;
 }
 
-function imageFact(e: TcgEvent): ImageFact {
-  const base = { ...evidence(e), typeName: e.typeName, digests: digestsOf(e) };
+function imageFact(m: FactMemo, e: TcgEvent): ImageFact {
+  const base = { ...evidence(m, e), typeName: e.typeName, digests: digestsOf(e) };
   try {
     const img = decode(UEFI_IMAGE_LOAD_EVENT, e.data);
     try {
@@ -198,7 +215,7 @@ function imageFact(e: TcgEvent): ImageFact {
   }
 }
 
-function bootVariableFact(e: TcgEvent): BootVariableFact | null {
+function bootVariableFact(m: FactMemo, e: TcgEvent): BootVariableFact | null {
   let v;
   try {
     v = decode(UEFI_VARIABLE_DATA, e.data);
@@ -206,7 +223,7 @@ function bootVariableFact(e: TcgEvent): BootVariableFact | null {
     return null;
   }
   const name = ucs2(v.UnicodeName);
-  const base = { ...evidence(e), name, guid: v.VariableName };
+  const base = { ...evidence(m, e), name, guid: v.VariableName };
   if (name === "BootOrder") {
     const order: string[] = [];
     for (let i = 0; i + 1 < v.VariableData.length && order.length < 1024; i += 2) {
@@ -238,7 +255,7 @@ function bootVariableFact(e: TcgEvent): BootVariableFact | null {
 }
 
 /** Extracts every fact the log offers; pure, never throws on a parsed log. */
-export function extractFacts(log: EventLog): EventLogFacts {
+export function extractFacts(log: EventLog, m: FactMemo = new FactMemo()): EventLogFacts {
   let secureBoot: SecureBootFact | null = null;
   const secureBootVariables: VariableFact[] = [];
   const authorities: AuthorityFact[] = [];
@@ -268,11 +285,11 @@ export function extractFacts(log: EventLog): EventLogFacts {
         }
         const name = ucs2(v.UnicodeName);
         if (name === "SecureBoot" && v.VariableName === Guids.EFI_GLOBAL_VARIABLE && e.pcrIndex === 7) {
-          secureBoot = { ...evidence(e), enabled: v.VariableData.length === 1 && v.VariableData[0] === 1 };
+          secureBoot = { ...evidence(m, e), enabled: v.VariableData.length === 1 && v.VariableData[0] === 1 };
           break;
         }
         const fact: VariableFact = {
-          ...evidence(e),
+          ...evidence(m, e),
           name,
           guid: v.VariableName,
           size: v.VariableData.length,
@@ -283,7 +300,7 @@ export function extractFacts(log: EventLog): EventLogFacts {
             const lists = decodeSignatureDatabase(v.VariableData);
             secureBootVariables.push({
               ...fact,
-              entries: lists.flatMap((l) => l.entries.map((x) => describe(l.type, x))),
+              entries: lists.flatMap((l) => l.entries.map((x) => m.describe(l.type, x))),
             });
           } catch (err) {
             secureBootVariables.push({
@@ -305,38 +322,38 @@ export function extractFacts(log: EventLog): EventLogFacts {
         }
         const name = ucs2(v.UnicodeName);
         if (name === "SbatLevel") {
-          sbatLevel = { ...evidence(e), text: asciiz(v.VariableData) };
+          sbatLevel = { ...evidence(m, e), text: asciiz(v.VariableData) };
           break;
         }
         authorities.push({
-          ...evidence(e),
+          ...evidence(m, e),
           variable: name,
           guid: v.VariableName,
-          entry: authorityEntry(v.VariableData),
+          entry: authorityEntry(m, v.VariableData),
           sha256: sha256(v.VariableData),
         });
         break;
       }
       case EventType.EV_EFI_BOOT_SERVICES_APPLICATION:
-        bootApplications.push(imageFact(e));
+        bootApplications.push(imageFact(m, e));
         break;
       case EventType.EV_EFI_BOOT_SERVICES_DRIVER:
       case EventType.EV_EFI_RUNTIME_SERVICES_DRIVER:
-        drivers.push(imageFact(e));
+        drivers.push(imageFact(m, e));
         break;
       case EventType.EV_SEPARATOR: {
-        const value = hex(e.data);
+        const value = toHex(e.data);
         const kind = value === "00000000" ? "normal" : value === "ffffffff" ? "error" : "other";
-        separators.push({ ...evidence(e), value, kind });
+        separators.push({ ...evidence(m, e), value, kind });
         break;
       }
       case EventType.EV_EFI_ACTION:
       case EventType.EV_ACTION:
-        efiActions.push({ ...evidence(e), text: asciiz(e.data) });
+        efiActions.push({ ...evidence(m, e), text: asciiz(e.data) });
         break;
       case EventType.EV_EFI_VARIABLE_BOOT:
       case EventType.EV_EFI_VARIABLE_BOOT2: {
-        const f = bootVariableFact(e);
+        const f = bootVariableFact(m, e);
         if (f) bootVariables.push(f);
         break;
       }
@@ -344,15 +361,15 @@ export function extractFacts(log: EventLog): EventLogFacts {
         const text = asciiz(e.data);
         const prefix = GRUB_PREFIXES.find((p) => text.startsWith(p));
         if (e.pcrIndex === 8 && prefix) {
-          const fact = { ...evidence(e), text: text.slice(prefix.length) };
+          const fact = { ...evidence(m, e), text: text.slice(prefix.length) };
           if (prefix === "grub_cmd: ") grubCommands.push(fact);
           else kernelCommandLines.push(fact);
         } else if (e.pcrIndex === 9) {
-          grubFiles.push({ ...evidence(e), label: text, digests: digestsOf(e) });
+          grubFiles.push({ ...evidence(m, e), label: text, digests: digestsOf(e) });
         } else if (e.pcrIndex === 14) {
-          mokMeasurements.push({ ...evidence(e), label: text, digests: digestsOf(e) });
+          mokMeasurements.push({ ...evidence(m, e), label: text, digests: digestsOf(e) });
         } else {
-          iplEvents.push({ ...evidence(e), label: text, digests: digestsOf(e) });
+          iplEvents.push({ ...evidence(m, e), label: text, digests: digestsOf(e) });
         }
         break;
       }
@@ -360,7 +377,7 @@ export function extractFacts(log: EventLog): EventLogFacts {
         try {
           const g = decode(UEFI_GPT_DATA, e.data);
           gpt.push({
-            ...evidence(e),
+            ...evidence(m, e),
             diskGuid: g.UEFIPartitionHeader.DiskGUID,
             partitions: g.Partitions.map((p) => ({
               type: p.PartitionTypeGUID,
@@ -376,13 +393,13 @@ export function extractFacts(log: EventLog): EventLogFacts {
         break;
       }
       case EventType.EV_S_CRTM_VERSION:
-        crtmVersion = { ...evidence(e), text: ucs2(e.data) };
+        crtmVersion = { ...evidence(m, e), text: ucs2(e.data) };
         break;
       case EventType.EV_EFI_PLATFORM_FIRMWARE_BLOB: {
         try {
           const b = decode(UEFI_PLATFORM_FIRMWARE_BLOB, e.data);
           blobs.push({
-            ...evidence(e),
+            ...evidence(m, e),
             label: "firmware volume",
             digests: digestsOf(e),
             base: `0x${b.BlobBase.toString(16)}`,

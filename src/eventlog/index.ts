@@ -20,6 +20,7 @@ export * from "./event-types.js";
 export * from "./parse.js";
 export * from "./replay.js";
 export * from "./proof.js";
+export * from "./quirks.js";
 export * from "./facts.js";
 export * from "./verdict.js";
 export * from "./pcr-values.js";

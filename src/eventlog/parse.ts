@@ -10,7 +10,7 @@
 import { decode, encode, Reader, Writer } from "../core/codec.js";
 import { DecodeError } from "../core/errors.js";
 import { HASHES } from "../tpm/alg.js";
-import { EventlogError } from "./errors.js";
+import { type EventlogError, eventlogError, isEventlogError } from "./errors.js";
 import { EventType, eventTypeName } from "./event-types.js";
 import {
   TCG_EfiSpecIdEvent,
@@ -93,7 +93,7 @@ function startsWith(data: Uint8Array, sig: string): boolean {
 }
 
 function malformed(e: DecodeError, index: number): EventlogError {
-  return new EventlogError(
+  return eventlogError(
     "EVENTLOG_ERR_MALFORMED",
     `event ${index}: ${e.message}`,
     { ...e.details, event: index, reason: e.code },
@@ -113,7 +113,7 @@ function specIdBanks(data: Uint8Array, offset: number): { specId: SpecIdEvent; b
     specId = decode(TCG_EfiSpecIdEvent, data);
   } catch (e) {
     if (e instanceof DecodeError) {
-      throw new EventlogError("EVENTLOG_ERR_SPEC_ID", `TCG_EfiSpecIdEvent: ${e.message}`, {
+      throw eventlogError("EVENTLOG_ERR_SPEC_ID", `TCG_EfiSpecIdEvent: ${e.message}`, {
         offset: offset + 32 + (e.details.offset ?? 0),
         path: e.details.path ?? "",
         event: 0,
@@ -122,7 +122,7 @@ function specIdBanks(data: Uint8Array, offset: number): { specId: SpecIdEvent; b
     throw e;
   }
   if (specId.digestSizes.length === 0) {
-    throw new EventlogError("EVENTLOG_ERR_SPEC_ID", "TCG_EfiSpecIdEvent declares no digest algorithms", {
+    throw eventlogError("EVENTLOG_ERR_SPEC_ID", "TCG_EfiSpecIdEvent declares no digest algorithms", {
       event: 0,
     });
   }
@@ -130,14 +130,14 @@ function specIdBanks(data: Uint8Array, offset: number): { specId: SpecIdEvent; b
   for (const { algorithmId, digestSize } of specId.digestSizes) {
     const known = HASHES.get(algorithmId);
     if (known && known.size !== digestSize) {
-      throw new EventlogError(
+      throw eventlogError(
         "EVENTLOG_ERR_SPEC_ID",
         `TCG_EfiSpecIdEvent gives ${known.name} a digest size of ${digestSize}, not ${known.size}`,
         { event: 0, alg: algorithmId },
       );
     }
     if (digestSize === 0 || digestSize > 512) {
-      throw new EventlogError(
+      throw eventlogError(
         "EVENTLOG_ERR_SPEC_ID",
         `TCG_EfiSpecIdEvent digest size ${digestSize} is not plausible`,
         {
@@ -147,7 +147,7 @@ function specIdBanks(data: Uint8Array, offset: number): { specId: SpecIdEvent; b
       );
     }
     if (banks.some((b) => b.alg === algorithmId)) {
-      throw new EventlogError(
+      throw eventlogError(
         "EVENTLOG_ERR_SPEC_ID",
         `TCG_EfiSpecIdEvent declares ${bankName(algorithmId)} twice`,
         {
@@ -166,13 +166,9 @@ export function parseEventLog(bytes: Uint8Array, opts: ParseOptions = {}): Event
   const maxBytes = opts.maxBytes ?? 64 << 20;
   const maxEvents = opts.maxEvents ?? 1_000_000;
   if (bytes.length > maxBytes) {
-    throw new EventlogError(
-      "EVENTLOG_ERR_TOO_LARGE",
-      `event log of ${bytes.length} bytes exceeds ${maxBytes}`,
-      {
-        size: bytes.length,
-      },
-    );
+    throw eventlogError("EVENTLOG_ERR_TOO_LARGE", `event log of ${bytes.length} bytes exceeds ${maxBytes}`, {
+      size: bytes.length,
+    });
   }
   const r = new Reader(bytes);
   const events: TcgEvent[] = [];
@@ -204,20 +200,16 @@ export function parseEventLog(bytes: Uint8Array, opts: ParseOptions = {}): Event
   };
 
   if (r.remaining === 0) {
-    throw new EventlogError("EVENTLOG_ERR_MALFORMED", "the event log is empty", { offset: 0, event: 0 });
+    throw eventlogError("EVENTLOG_ERR_MALFORMED", "the event log is empty", { offset: 0, event: 0 });
   }
   const first = readLegacy(0);
   events.push(first);
   if (first.eventType === EventType.EV_NO_ACTION && startsWith(first.data, SPEC_ID_03)) {
     if (first.pcrIndex !== 0 || !isZero(first.digests[0]!.digest)) {
-      throw new EventlogError(
-        "EVENTLOG_ERR_SPEC_ID",
-        "the Spec ID event must be on PCR 0 with a zero digest",
-        {
-          offset: 0,
-          event: 0,
-        },
-      );
+      throw eventlogError("EVENTLOG_ERR_SPEC_ID", "the Spec ID event must be on PCR 0 with a zero digest", {
+        offset: 0,
+        event: 0,
+      });
     }
     const s = specIdBanks(first.data, first.offset);
     format = "crypto-agile";
@@ -236,7 +228,7 @@ export function parseEventLog(bytes: Uint8Array, opts: ParseOptions = {}): Event
   while (r.remaining > 0) {
     const index = events.length;
     if (index >= maxEvents) {
-      throw new EventlogError("EVENTLOG_ERR_TOO_LARGE", `event log has more than ${maxEvents} events`, {
+      throw eventlogError("EVENTLOG_ERR_TOO_LARGE", `event log has more than ${maxEvents} events`, {
         offset: r.offset,
       });
     }
@@ -254,7 +246,7 @@ export function parseEventLog(bytes: Uint8Array, opts: ParseOptions = {}): Event
       const seen = new Set<number>();
       for (const d of e.Digests) {
         if (seen.has(d.hashAlg)) {
-          throw new EventlogError(
+          throw eventlogError(
             "EVENTLOG_ERR_ALGORITHM",
             `event ${index} carries two ${bankName(d.hashAlg)} digests`,
             {
@@ -278,8 +270,8 @@ export function parseEventLog(bytes: Uint8Array, opts: ParseOptions = {}): Event
         raw: bytes.subarray(offset, r.offset),
       });
     } catch (e) {
-      if (e instanceof EventlogError && e.details.event === undefined) {
-        throw new EventlogError(
+      if (isEventlogError(e) && e.details.event === undefined) {
+        throw eventlogError(
           e.code,
           `event ${index}: ${e.message}`,
           { ...e.details, event: index },

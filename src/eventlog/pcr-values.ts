@@ -5,20 +5,16 @@
  * The parser is total: a value or EVENTLOG_ERR_PCR_VALUES.
  */
 import { HASHES } from "../tpm/alg.js";
-import { EventlogError } from "./errors.js";
+import { eventlogError } from "./errors.js";
 
 export type PcrValues = ReadonlyMap<string, ReadonlyMap<number, Uint8Array>>;
 
 const bankSizes = new Map([...HASHES.values()].map((h) => [h.name, h.size]));
 
 function bad(message: string, line?: number): never {
-  throw new EventlogError(
-    "EVENTLOG_ERR_PCR_VALUES",
-    line === undefined ? message : `line ${line}: ${message}`,
-    {
-      ...(line === undefined ? {} : { line }),
-    },
-  );
+  throw eventlogError("EVENTLOG_ERR_PCR_VALUES", line === undefined ? message : `line ${line}: ${message}`, {
+    ...(line === undefined ? {} : { line }),
+  });
 }
 
 function put(

@@ -11,18 +11,17 @@
  * the one that matches is named in {@link Proof.covers}:
  *   - "event-data": the whole event data (PFP 1.05 section 10.4.4 for EV_SEPARATOR, EV_EFI_ACTION,
  *     EV_EFI_VARIABLE_DRIVER_CONFIG, EV_EFI_VARIABLE_AUTHORITY, EV_EFI_GPT_EVENT, ...);
- *   - "event-data-without-nul": the event data without its trailing NUL (strings logged with
- *     their terminator but hashed without it);
- *   - "variable-data": UEFI_VARIABLE_DATA.VariableData alone (edk2 hashes only the data of
- *     EV_EFI_VARIABLE_BOOT; the variable's name and GUID are then NOT proven);
+ *   - "event-data-without-nul", "variable-data": named firmware quirks (quirks.ts), tried only
+ *     after the whole event data did not match, each use published on {@link quirkChannel};
  *   - "string-after-prefix": grub's `grub_cmd: `, `kernel_cmdline: `, `module_cmdline: ` strings,
  *     whose digest covers the text after the prefix without the NUL (grub-core/commands/tpm.c).
  */
-import { decode } from "../core/codec.js";
+import { channel } from "node:diagnostics_channel";
 import { EventType } from "./event-types.js";
 import type { TcgEvent } from "./parse.js";
 import { digestOf, nodeHashName } from "./replay.js";
-import { UEFI_VARIABLE_DATA } from "./structures.js";
+import { FIRMWARE_QUIRKS, type FirmwareQuirk } from "./quirks.js";
+import { bytesEqual } from "../core/bytes.js";
 
 export type Coverage = "event-data" | "event-data-without-nul" | "variable-data" | "string-after-prefix";
 
@@ -41,12 +40,22 @@ export interface Proof {
 
 export const GRUB_PREFIXES = ["grub_cmd: ", "kernel_cmdline: ", "module_cmdline: "] as const;
 
-const VARIABLE_EVENTS = new Set<number>([
-  EventType.EV_EFI_VARIABLE_DRIVER_CONFIG,
-  EventType.EV_EFI_VARIABLE_BOOT,
-  EventType.EV_EFI_VARIABLE_BOOT2,
-  EventType.EV_EFI_VARIABLE_AUTHORITY,
-]);
+/** A message on {@link quirkChannel}: which quirk proved which event. */
+export interface QuirkMessage {
+  /** The quirk's id (quirks.ts). */
+  readonly quirk: string;
+  readonly covers: Coverage;
+  readonly event: number;
+  readonly eventType: string;
+  readonly pcr: number;
+}
+
+/**
+ * `bulwark:eventlog:quirk` (node:diagnostics_channel): published when an event is proven only
+ * through a firmware quirk, with a {@link QuirkMessage}. Event indices and names only, never event
+ * data. Costs one property read when nobody subscribes.
+ */
+export const quirkChannel = channel("bulwark:eventlog:quirk");
 
 /** What the digest of events whose data is not hashed covers, for the proof note. */
 const NOT_IN_LOG: Partial<Record<number, string>> = {
@@ -69,17 +78,11 @@ const NOT_IN_LOG: Partial<Record<number, string>> = {
   [EventType.EV_POST_CODE]: "the digest covers firmware code; the event data is a label only",
 };
 
-function candidates(e: TcgEvent): [Coverage, Uint8Array][] {
-  const out: [Coverage, Uint8Array][] = [["event-data", e.data]];
-  if (e.data.length > 0 && e.data[e.data.length - 1] === 0) {
-    out.push(["event-data-without-nul", e.data.subarray(0, e.data.length - 1)]);
-  }
-  if (VARIABLE_EVENTS.has(e.eventType)) {
-    try {
-      out.push(["variable-data", decode(UEFI_VARIABLE_DATA, e.data).VariableData]);
-    } catch {
-      /* not a UEFI_VARIABLE_DATA: only the whole-data candidates apply */
-    }
+function candidates(e: TcgEvent): [Coverage, Uint8Array, FirmwareQuirk?][] {
+  const out: [Coverage, Uint8Array, FirmwareQuirk?][] = [["event-data", e.data]];
+  for (const q of FIRMWARE_QUIRKS) {
+    const bytes = q.bytes(e);
+    if (bytes) out.push([q.covers, bytes, q]);
   }
   if (e.eventType === EventType.EV_IPL) {
     for (const p of GRUB_PREFIXES) {
@@ -93,16 +96,11 @@ function candidates(e: TcgEvent): [Coverage, Uint8Array][] {
   return out;
 }
 
-const proofs = new WeakMap<TcgEvent, Proof>();
-
-/** Decides what, if anything, the event's digests prove about its data (memoised per event). */
+/**
+ * Decides what, if anything, the event's digests prove about its data. Hashes the data on every
+ * call; a verifier asking about the same events again keeps a FactMemo (facts.ts).
+ */
 export function proveEvent(e: TcgEvent): Proof {
-  let p = proofs.get(e);
-  if (!p) proofs.set(e, (p = computeProof(e)));
-  return p;
-}
-
-function computeProof(e: TcgEvent): Proof {
   if (e.eventType === EventType.EV_NO_ACTION) {
     return {
       proven: false,
@@ -123,12 +121,22 @@ function computeProof(e: TcgEvent): Proof {
       note: "no digest this host can compute",
     };
   }
-  for (const [covers, bytes] of candidates(e)) {
+  for (const [covers, bytes, quirk] of candidates(e)) {
     const ok = checkable.every((d) => {
       const h = digestOf(d.alg, bytes);
-      return h !== undefined && Buffer.from(h).equals(d.digest);
+      return h !== undefined && bytesEqual(h, d.digest);
     });
     if (ok) {
+      if (quirk && quirkChannel.hasSubscribers) {
+        const message: QuirkMessage = {
+          quirk: quirk.id,
+          covers,
+          event: e.index,
+          eventType: e.typeName,
+          pcr: e.pcrIndex,
+        };
+        quirkChannel.publish(message);
+      }
       return {
         proven: true,
         covers,

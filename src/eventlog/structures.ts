@@ -23,7 +23,7 @@ import {
   type Infer,
 } from "../core/codec.js";
 import { EFI_GUID } from "../uefi/guid.js";
-import { EventlogError } from "./errors.js";
+import { eventlogError } from "./errors.js";
 
 /** Largest event data we accept (well above any firmware's log area). */
 export const MAX_EVENT_DATA = 64 << 20;
@@ -99,7 +99,7 @@ export function TPMT_HA(sizes: ReadonlyMap<number, number>): Codec<TPMT_HA> {
       const hashAlg = r.at("hashAlg", () => r.u16(true));
       const size = sizes.get(hashAlg);
       if (size === undefined) {
-        throw new EventlogError(
+        throw eventlogError(
           "EVENTLOG_ERR_ALGORITHM",
           `digest algorithm 0x${hashAlg.toString(16).padStart(4, "0")} at offset ${at} is not declared in the TCG_EfiSpecIdEvent`,
           { offset: at, path: r.path, alg: hashAlg },

@@ -6,29 +6,25 @@
  *   TPM PCR value (trusted only once a quote over it verifies — the caller's job, see src/tpm)
  *     ← replay of the log's digests equals it            (finding `pcr-mismatch` otherwise)
  *       ← a fact's digest equals the hash of its data     (facts.ts / proof.ts)
- * A fact counts only when both links hold for its PCR; {@link Verdict.boundPcrs} names the
+ * A fact counts only when both links hold for its PCR; {@link EventLogVerdict.boundPcrs} names the
  * PCRs whose replay matched in every compared bank.
  *
  * Not checked here: the quote's signature and nonce (src/tpm), whether the PCR values are fresh,
  * baselines of expected digests (the Host Guardian Service compares facts with its policy), the
  * content of images (only their digests are in the log), DRTM PCRs 17..22.
  */
+import { verdictOf, type Finding, type Severity, type Verdict } from "../core/verdict.js";
 import { EventType } from "./event-types.js";
-import { extractFacts, type EventLogFacts, type Evidence } from "./facts.js";
+import { extractFacts, FactMemo, type EventLogFacts, type Evidence } from "./facts.js";
 import type { EventLog } from "./parse.js";
 import type { PcrValues } from "./pcr-values.js";
-import { proveEvent } from "./proof.js";
 import { replayEventLog, type Replay } from "./replay.js";
+import { bytesEqual, toHex } from "../core/bytes.js";
 
-export type Severity = "error" | "warning" | "info";
-
-export interface Finding {
-  /** Stable identifier (kebab-case), e.g. `pcr-mismatch`. */
-  readonly id: string;
-  readonly severity: Severity;
+/** A finding on an event log: the core {@link Finding} plus where in the log it was made. */
+export interface EventLogFinding extends Finding {
   readonly expected: string;
   readonly got: string;
-  readonly message: string;
   readonly bank?: string;
   readonly pcr?: number;
   readonly event?: number;
@@ -43,10 +39,7 @@ export interface EventLogPolicy {
   readonly separatorPcrs?: readonly number[];
 }
 
-export interface Verdict {
-  /** True when no finding has severity "error". */
-  readonly ok: boolean;
-  readonly findings: readonly Finding[];
+export interface EventLogVerdict extends Verdict<EventLogFinding> {
   readonly replay: Replay;
   readonly facts: EventLogFacts;
   /** PCRs whose replay equals the given PCR values in every compared bank (and at least one). */
@@ -71,11 +64,12 @@ const DATA_HASHED = new Map<number, Severity>([
   [EventType.EV_S_CRTM_VERSION, "warning"],
 ]);
 
-const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
-
 /** Compares the replay with PCR values; returns findings and the PCRs bound in every compared bank. */
-export function comparePcrs(replay: Replay, pcrs: PcrValues): { findings: Finding[]; boundPcrs: number[] } {
-  const findings: Finding[] = [];
+export function comparePcrs(
+  replay: Replay,
+  pcrs: PcrValues,
+): { findings: EventLogFinding[]; boundPcrs: number[] } {
+  const findings: EventLogFinding[] = [];
   const good = new Map<number, boolean>();
   for (const [bank, values] of pcrs) {
     const b = replay.banks.find((x) => x.bank === bank);
@@ -105,14 +99,14 @@ export function comparePcrs(replay: Replay, pcrs: PcrValues): { findings: Findin
     }
     for (const [pcr, value] of values) {
       const got = b.pcrs.get(pcr);
-      const ok = got !== undefined && b.missingDigests.length === 0 && Buffer.from(got).equals(value);
+      const ok = got !== undefined && b.missingDigests.length === 0 && bytesEqual(got, value);
       good.set(pcr, (good.get(pcr) ?? true) && ok);
       if (!ok) {
         findings.push({
           id: "pcr-mismatch",
           severity: "error",
-          expected: hex(value),
-          got: got ? hex(got) : "(none)",
+          expected: toHex(value),
+          got: got ? toHex(got) : "(none)",
           message: `${bank} PCR ${pcr}: the log's replay differs from the TPM's value`,
           bank,
           pcr,
@@ -132,11 +126,18 @@ export function isBound(fact: Evidence, boundPcrs: readonly number[]): boolean {
   return fact.proof.proven && boundPcrs.includes(fact.pcr);
 }
 
-/** Replays, compares, extracts facts and applies the policy. Pure. */
-export function verifyEventLog(log: EventLog, policy: EventLogPolicy = {}): Verdict {
+/**
+ * Replays, compares, extracts facts and applies the policy. Pure. `memo` carries proofs and
+ * certificate descriptions between the steps, and between logs when the caller keeps one.
+ */
+export function verifyEventLog(
+  log: EventLog,
+  policy: EventLogPolicy = {},
+  memo: FactMemo = new FactMemo(),
+): EventLogVerdict {
   const replay = replayEventLog(log);
-  const facts = extractFacts(log);
-  const findings: Finding[] = [];
+  const facts = extractFacts(log, memo);
+  const findings: EventLogFinding[] = [];
   let boundPcrs: number[] = [];
   if (policy.pcrs) {
     const c = comparePcrs(replay, policy.pcrs);
@@ -155,7 +156,7 @@ export function verifyEventLog(log: EventLog, policy: EventLogPolicy = {}): Verd
   for (const e of log.events) {
     const severity = DATA_HASHED.get(e.eventType);
     if (!severity) continue;
-    const p = proveEvent(e);
+    const p = memo.proof(e);
     if (!p.proven && e.digests.length > p.uncheckedBanks.length) {
       findings.push({
         id: "event-data-mismatch",
@@ -245,5 +246,28 @@ export function verifyEventLog(log: EventLog, policy: EventLogPolicy = {}): Verd
     }
   }
 
-  return { ok: !findings.some((f) => f.severity === "error"), findings, replay, facts, boundPcrs };
+  // A check passed when it ran and made no finding of its own (warnings included).
+  const failed = new Set(findings.map((f) => f.id));
+  const passedIf = (check: string, ran: boolean, ...ids: string[]): string[] =>
+    ran && !ids.some((id) => failed.has(id)) ? [check] : [];
+  const passed = [
+    ...passedIf(
+      "pcr-values",
+      policy.pcrs !== undefined,
+      "bank-absent",
+      "bank-unsupported",
+      "bank-incomplete",
+      "pcr-mismatch",
+    ),
+    ...passedIf("event-data", true, "event-data-mismatch"),
+    ...passedIf("separators", true, "separator-missing", "separator-error"),
+    ...passedIf(
+      "secure-boot",
+      policy.requireSecureBoot === true,
+      "secure-boot-unproven",
+      "secure-boot-disabled",
+    ),
+    ...passedIf("authorities", true, "authority-unproven"),
+  ];
+  return { ...verdictOf(findings, passed), replay, facts, boundPcrs };
 }

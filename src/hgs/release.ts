@@ -15,7 +15,7 @@ import type { KeyObject } from "node:crypto";
 import { isBulwarkError, type BulwarkError, type CoreErrorCode } from "../core/errors.js";
 import { VerdictBuilder, type Finding, type Verdict } from "../core/verdict.js";
 import { parseKeyProtector, rollTransportKey } from "../protector/key-protector.js";
-import { ProtectorErrors, type ProtectorErrorCode } from "../protector/errors.js";
+import { isProtectorError, type ProtectorErrorCode } from "../protector/errors.js";
 import { zeroize } from "../protector/kdf.js";
 import { hgsError, isHgsError, refuse, type HgsErrorCode } from "../attest/errors.js";
 import type { AttestationMode, HealthClaims } from "../attest/health.js";
@@ -207,10 +207,6 @@ const KEY_PROTECTOR_FINDINGS: Partial<Record<ProtectorErrorCode, string>> = {
   PROTECTOR_ERR_MAC: "key-protector.mac",
   PROTECTOR_ERR_UNWRAP: "key-protector.unwrap",
 };
-
-function isProtectorError(e: unknown): e is BulwarkError<ProtectorErrorCode> {
-  return isBulwarkError(e) && Object.hasOwn(ProtectorErrors, e.code);
-}
 
 /** Runs a key-protector operation; its failures become HGS_ERR_KEY_PROTECTOR refusals. */
 function keyProtectorStep<T>(fn: () => T): T {

@@ -17,7 +17,7 @@ import { mkdir, readFile, readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { writeFileAtomic } from "../io/atomic.js";
 import { createCertificate, derToPem } from "../asn1/x509.js";
-import { UefiError } from "../uefi/errors.js";
+import { type UefiError, uefiError } from "../uefi/errors.js";
 import {
   extractMicrosoftSet,
   MICROSOFT_ROLES,
@@ -47,7 +47,7 @@ export function secureBootDir(stateDir?: string): string {
 
 function ioError(what: string, file: string, e: unknown): UefiError {
   const reason = e instanceof Error && "code" in e ? String((e as NodeJS.ErrnoException).code) : String(e);
-  return new UefiError("UEFI_ERR_IO", `${what} ${file}: ${reason}`, { path: file }, { cause: e });
+  return uefiError("UEFI_ERR_IO", `${what} ${file}: ${reason}`, { path: file }, { cause: e });
 }
 
 /** Writes `data` to `file` atomically with `mode` (see io/atomic.ts), creating its directory 0700. */
@@ -95,7 +95,7 @@ export async function installMicrosoftCertificates(
 ): Promise<MicrosoftManifest> {
   const source = opts.source ?? DEFAULT_MS_SOURCE;
   if (!(await exists(source))) {
-    throw new UefiError(
+    throw uefiError(
       "UEFI_ERR_MS_CERTS_MISSING",
       `${source} not found (install Debian's ovmf package: apt-get install ovmf)`,
       { path: source },
@@ -136,7 +136,7 @@ export async function loadMicrosoftSet(stateDir?: string): Promise<MicrosoftSet>
   const dir = path.join(secureBootDir(stateDir), "microsoft");
   const manifestFile = path.join(dir, "manifest.json");
   if (!(await exists(manifestFile))) {
-    throw new UefiError(
+    throw uefiError(
       "UEFI_ERR_MS_CERTS_MISSING",
       `no Microsoft certificates in ${dir}; run the setup step (npm run bootstrap)`,
       { path: dir },
@@ -197,10 +197,10 @@ export async function createKeyFiles(opts: {
   const kind = opts.kind ?? "PK";
   const p = keyPaths(opts.dir, kind);
   if ((await exists(p.keyFile)) || (await exists(p.certFile))) {
-    throw new UefiError("UEFI_ERR_KEYS_EXIST", `${p.keyFile} already exists`, { path: p.keyFile });
+    throw uefiError("UEFI_ERR_KEYS_EXIST", `${p.keyFile} already exists`, { path: p.keyFile });
   }
   if (!opts.cn || opts.cn.length > 64)
-    throw new UefiError("UEFI_ERR_TEMPLATE_INVALID", "--cn must be 1..64 characters");
+    throw uefiError("UEFI_ERR_TEMPLATE_INVALID", "--cn must be 1..64 characters");
   const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
   const now = opts.now ?? new Date();
   const notAfter = new Date(now);
@@ -231,7 +231,7 @@ export interface LoadedKey {
 export async function loadKey(dir: string, kind: KeyKind = "PK"): Promise<LoadedKey> {
   const p = keyPaths(dir, kind);
   if (!(await exists(p.keyFile)) || !(await exists(p.derFile))) {
-    throw new UefiError("UEFI_ERR_KEYS_MISSING", `no ${kind} key in ${dir}`, { path: dir });
+    throw uefiError("UEFI_ERR_KEYS_MISSING", `no ${kind} key in ${dir}`, { path: dir });
   }
   const key = createPrivateKey(new TextDecoder().decode(await readBytes(p.keyFile)));
   return { key, cert: await readBytes(p.derFile) };

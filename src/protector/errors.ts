@@ -3,7 +3,14 @@
  * encryption). Messages and details never carry key material: at most names, thumbprints,
  * offsets and counts.
  */
-import { BulwarkError, DecodeError, defineErrors, Exit, type ErrorDetails } from "../core/errors.js";
+import {
+  DecodeError,
+  defineErrors,
+  errorFactory,
+  errorGuard,
+  Exit,
+  type BulwarkError,
+} from "../core/errors.js";
 
 export const ProtectorErrors = defineErrors("PROTECTOR", {
   PROTECTOR_ERR_INVALID_ARGUMENT: {
@@ -159,17 +166,11 @@ export const ProtectorErrors = defineErrors("PROTECTOR", {
 });
 export type ProtectorErrorCode = keyof typeof ProtectorErrors;
 
-export class ProtectorError extends BulwarkError<ProtectorErrorCode> {
-  constructor(
-    code: ProtectorErrorCode,
-    message: string,
-    details: ErrorDetails = {},
-    options?: { cause?: unknown },
-  ) {
-    super(code, message, details, options);
-    this.name = "ProtectorError";
-  }
-}
+/** Raises this domain's errors: `throw protectorError("...", "sentence", details)`. */
+export const protectorError = errorFactory(ProtectorErrors, "ProtectorError");
+/** True for an error carrying one of this domain's codes. */
+export const isProtectorError = errorGuard(ProtectorErrors);
+export type ProtectorError = BulwarkError<ProtectorErrorCode>;
 
 /** Runs a decoder and re-raises its {@link DecodeError} under a protector code, keeping offset and path. */
 export function decodeAs<T>(code: ProtectorErrorCode, what: string, fn: () => T): T {
@@ -177,7 +178,7 @@ export function decodeAs<T>(code: ProtectorErrorCode, what: string, fn: () => T)
     return fn();
   } catch (e) {
     if (e instanceof DecodeError) {
-      throw new ProtectorError(code, `${what}: ${e.message}`, { ...e.details, reason: e.code }, { cause: e });
+      throw protectorError(code, `${what}: ${e.message}`, { ...e.details, reason: e.code }, { cause: e });
     }
     throw e;
   }

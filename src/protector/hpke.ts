@@ -9,7 +9,7 @@
  * RFC's published test vectors (Appendix A.3, A.4, A.6) can be checked against this code.
  */
 import { createCipheriv, createDecipheriv, createECDH } from "node:crypto";
-import { ProtectorError } from "./errors.js";
+import { protectorError } from "./errors.js";
 import { hkdfExpand, hkdfExtract, zeroize, type HashName } from "./kdf.js";
 
 export interface HpkeKem {
@@ -102,29 +102,32 @@ export interface HpkeContext {
   readonly sharedSecret: Buffer;
 }
 
-/** psk_id_hash for mode_base is a constant of the suite (the psk_id is empty): computed once. */
-const pskIdHashes = new Map<HpkeSuite, Buffer>();
-function pskIdHashOf(suite: HpkeSuite, suiteId: Buffer): Buffer {
-  let v = pskIdHashes.get(suite);
-  if (!v) {
-    const empty = new Uint8Array(0);
-    v = labeledExtract(suite.kdf.hash, suiteId, empty, "psk_id_hash", empty);
-    pskIdHashes.set(suite, v);
-  }
-  return v;
-}
-
-/** RFC 9180 §5.1 KeySchedule for mode_base (empty psk and psk_id). */
-function keySchedule(suite: HpkeSuite, sharedSecret: Buffer, info: Uint8Array): HpkeContext {
-  const suiteId = Buffer.concat([
+function suiteIdOf(suite: HpkeSuite): Buffer {
+  return Buffer.concat([
     Buffer.from("HPKE"),
     i2osp(suite.kem.id, 2),
     i2osp(suite.kdf.id, 2),
     i2osp(suite.aead.id, 2),
   ]);
+}
+
+/** psk_id_hash in mode_base: a constant of the suite, since its psk_id is empty. */
+function pskIdHashOf(suite: HpkeSuite): Buffer {
+  const empty = new Uint8Array(0);
+  return labeledExtract(suite.kdf.hash, suiteIdOf(suite), empty, "psk_id_hash", empty);
+}
+
+/** The constant for the suites key protectors use, computed at load (a key service wraps often). */
+const PSK_ID_HASH: ReadonlyMap<HpkeSuite, Buffer> = new Map(
+  [HPKE_P256_SHA256_AES256GCM, HPKE_P384_SHA384_AES256GCM].map((s) => [s, pskIdHashOf(s)]),
+);
+
+/** RFC 9180 §5.1 KeySchedule for mode_base (empty psk and psk_id). */
+function keySchedule(suite: HpkeSuite, sharedSecret: Buffer, info: Uint8Array): HpkeContext {
+  const suiteId = suiteIdOf(suite);
   const h = suite.kdf.hash;
   const empty = new Uint8Array(0);
-  const pskIdHash = pskIdHashOf(suite, suiteId);
+  const pskIdHash = PSK_ID_HASH.get(suite) ?? pskIdHashOf(suite);
   const infoHash = labeledExtract(h, suiteId, empty, "info_hash", info);
   const context = Buffer.concat([Uint8Array.of(0x00), pskIdHash, infoHash]);
   const secret = labeledExtract(h, suiteId, sharedSecret, "secret", empty);
@@ -152,7 +155,7 @@ export function setupBaseS(
   try {
     dh = ecdh.computeSecret(recipientPublicKey);
   } catch (e) {
-    throw new ProtectorError(
+    throw protectorError(
       "PROTECTOR_ERR_UNSUPPORTED_KEY",
       "HPKE recipient public key is not a valid point",
       {},

@@ -3,12 +3,19 @@
  * Pure (no files, processes or sockets); the host stores what these functions return.
  * Formats: docs/formats/key-protector.md, docs/formats/saved-state.md.
  */
-export { ProtectorErrors, ProtectorError, type ProtectorErrorCode } from "./errors.js";
+export {
+  ProtectorErrors,
+  protectorError,
+  isProtectorError,
+  type ProtectorError,
+  type ProtectorErrorCode,
+} from "./errors.js";
 export {
   UNTRUSTED_GUARDIAN,
   createGuardian,
   checkGuardian,
   checkGuardianPublic,
+  GuardianChecker,
   publicGuardian,
   summarizeGuardian,
   guardianThumbprint,
@@ -34,6 +41,7 @@ export {
 } from "./keys.js";
 export {
   TRANSPORT_KEY_BYTES,
+  ProtectorMemo,
   createKeyProtector,
   parseKeyProtector,
   verifyOwnerSignature,
@@ -44,7 +52,6 @@ export {
   inspectKeyProtector,
   checkSuccessor,
   unwrapWithLastKnownGood,
-  type TransportKey,
   type KeyProtector,
   type KeyProtectorInfo,
   type UnwrappedTransportKey,
@@ -54,6 +61,7 @@ export {
   type RollResult,
   type LastKnownGoodResult,
 } from "./key-protector.js";
+export type { TransportKey } from "./transport-key.js";
 export {
   VM_SECRET,
   sealVmSecrets,

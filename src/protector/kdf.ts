@@ -3,7 +3,7 @@
  * KDF needs them (RFC 9180 §4). The one-shot form goes through node:crypto `hkdfSync`.
  */
 import { createHmac, hkdfSync } from "node:crypto";
-import { ProtectorError } from "./errors.js";
+import { protectorError } from "./errors.js";
 
 export type HashName = "sha256" | "sha384" | "sha512";
 export const hashLength: Readonly<Record<HashName, number>> = { sha256: 32, sha384: 48, sha512: 64 };
@@ -18,7 +18,7 @@ export function hkdfExtract(hash: HashName, salt: Uint8Array, ikm: Uint8Array): 
 export function hkdfExpand(hash: HashName, prk: Uint8Array, info: Uint8Array, length: number): Buffer {
   const n = Math.ceil(length / hashLength[hash]);
   if (!Number.isInteger(length) || length < 0 || n > 255) {
-    throw new ProtectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `HKDF-Expand length ${length} out of range`);
+    throw protectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `HKDF-Expand length ${length} out of range`);
   }
   const out = Buffer.alloc(n * hashLength[hash]);
   let prev: Buffer = Buffer.alloc(0);

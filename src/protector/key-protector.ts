@@ -11,10 +11,11 @@
  * certificates, or that the owner is who you think it is unless `expectedOwner` is given (the
  * owner key is carried in the protector itself; pin it, or compare with the last known good).
  */
-import { createHmac, randomBytes, timingSafeEqual, type KeyObject } from "node:crypto";
+import { createHmac, randomBytes, type KeyObject } from "node:crypto";
+import { bytesEqual, secretsEqual } from "../core/bytes.js";
 import { decode, encode } from "../core/codec.js";
 import { BoundedMap, contentKey } from "../core/memo.js";
-import { decodeAs, ProtectorError } from "./errors.js";
+import { decodeAs, type ProtectorError, protectorError, isProtectorError } from "./errors.js";
 import {
   GuardianSet,
   KeyProtectorFile,
@@ -30,16 +31,19 @@ import {
   checkGuardian,
   checkGuardianPublic,
   encryptionThumbprint,
+  GuardianChecker,
   guardianThumbprint,
   sha256Hex,
   summarizeGuardian,
   type Guardian,
+  type GuardianCertificates,
   type GuardianPublic,
   type GuardianSummary,
 } from "./guardian.js";
 import { hkdf, zeroize } from "./kdf.js";
 import {
   nameOf,
+  PublicPoints,
   SignatureAlgorithm,
   signMessage,
   unwrapSecret,
@@ -49,6 +53,7 @@ import {
   type SignatureAlgorithmName,
   type WrapSchemeName,
 } from "./keys.js";
+import type { TransportKey } from "./transport-key.js";
 import { reencryptVmSecrets } from "./vm-secrets.js";
 
 export const TRANSPORT_KEY_BYTES = 32;
@@ -56,13 +61,6 @@ const SIGNATURE_CONTEXT = Buffer.from("bulwark key-protector guardian-set v1\0")
 const WRAP_CONTEXT = Buffer.from("bulwark key-protector transport-key v1\0");
 const MAC_INFO = Buffer.from("bulwark key-protector mac v1");
 const MAX_GENERATION = 0xffffffff;
-
-/** A transport key with what it belongs to. `key` is secret: zeroize it when done. */
-export interface TransportKey {
-  readonly key: Buffer;
-  readonly protectorId: Uint8Array;
-  readonly keyGeneration: number;
-}
 
 /** A decoded key protector (structure only: nothing is verified by decoding). */
 export interface KeyProtector {
@@ -89,7 +87,7 @@ export interface KeyProtector {
 }
 
 function formatError(message: string, details: Record<string, unknown> = {}): never {
-  throw new ProtectorError("PROTECTOR_ERR_FORMAT", message, details);
+  throw protectorError("PROTECTOR_ERR_FORMAT", message, details);
 }
 
 const HPKE_ENC_BYTES: Partial<Record<WrapSchemeName, number>> = {
@@ -103,7 +101,7 @@ export function parseKeyProtector(bytes: Uint8Array): KeyProtector {
     decode(KpHeader, bytes, { allowTrailing: true }),
   );
   if (header.version !== KP_VERSION) {
-    throw new ProtectorError(
+    throw protectorError(
       "PROTECTOR_ERR_VERSION",
       `key protector format version ${header.version} is not supported (this Bulwark reads version ${KP_VERSION})`,
       { version: header.version },
@@ -154,11 +152,21 @@ function signatureMessage(guardianSetRaw: Uint8Array): Buffer {
 }
 
 /**
- * Owner signatures that verified, by content: a key service rolls the same VM's protector again
- * and again with the guardian set and signature byte-identical. The verdict is a pure function of
- * the bytes hashed into the key, so a hit is the same verdict; only successes are kept; bounded.
+ * What a key service remembers between key protectors, owned by that service (two services, two
+ * tests share nothing): guardians whose certificates checked out, owner signatures that
+ * verified, and the EC points of guardian encryption keys. A key service rolls the same VM's
+ * protector again and again with the guardian set and signature byte-identical. Each verdict is a
+ * pure function of the bytes hashed into its key, so a hit is the same verdict; only successes
+ * are kept; bounded. Every function here works without one, checking everything anew.
  */
-const verifiedOwnerSignatures = new BoundedMap<string, true>(4096);
+export class ProtectorMemo {
+  readonly guardians = new GuardianChecker();
+  readonly points = new PublicPoints();
+  readonly ownerSignatures = new BoundedMap<string, true>(4096);
+}
+
+const checkPublic = (g: GuardianPublic, memo: ProtectorMemo | undefined): GuardianCertificates =>
+  memo ? memo.guardians.check(g) : checkGuardianPublic(g);
 
 function ownerSignatureKey(kp: KeyProtector): string {
   const o = kp.owner;
@@ -173,10 +181,10 @@ function ownerSignatureKey(kp: KeyProtector): string {
 }
 
 /** Throws PROTECTOR_ERR_OWNER_SIGNATURE unless the owner's signature over the received guardian set verifies. */
-export function verifyOwnerSignature(kp: KeyProtector): void {
-  const key = ownerSignatureKey(kp);
-  if (verifiedOwnerSignatures.has(key)) return;
-  const owner = checkGuardianPublic(kp.owner);
+export function verifyOwnerSignature(kp: KeyProtector, memo?: ProtectorMemo): void {
+  const key = memo && ownerSignatureKey(kp);
+  if (key && memo.ownerSignatures.has(key)) return;
+  const owner = checkPublic(kp.owner, memo);
   if (
     !verifyMessage(
       owner.signing.publicKey,
@@ -185,13 +193,13 @@ export function verifyOwnerSignature(kp: KeyProtector): void {
       kp.signature,
     )
   ) {
-    throw new ProtectorError(
+    throw protectorError(
       "PROTECTOR_ERR_OWNER_SIGNATURE",
       `the owner's signature over the guardian set does not verify (owner '${kp.owner.name}' ${guardianThumbprint(kp.owner)})`,
       { owner: { name: kp.owner.name, thumbprint: guardianThumbprint(kp.owner) } },
     );
   }
-  verifiedOwnerSignatures.set(key, true);
+  if (key) memo.ownerSignatures.set(key, true);
 }
 
 function wrapContext(protectorId: Uint8Array, keyGeneration: number, g: GuardianPublic): Buffer {
@@ -215,8 +223,8 @@ function computeMac(transportKey: Uint8Array, protectorId: Uint8Array, macInput:
 
 function verifyMac(kp: KeyProtector, transportKey: Uint8Array): void {
   const expected = computeMac(transportKey, kp.protectorId, kp.macInput);
-  if (!timingSafeEqual(expected, kp.mac)) {
-    throw new ProtectorError("PROTECTOR_ERR_MAC", "the key protector's MAC does not verify: it was altered", {
+  if (!secretsEqual(expected, kp.mac)) {
+    throw protectorError("PROTECTOR_ERR_MAC", "the key protector's MAC does not verify: it was altered", {
       protectorId: Buffer.from(kp.protectorId).toString("hex"),
     });
   }
@@ -261,9 +269,15 @@ function wrapFor(
   key: Uint8Array,
   protectorId: Uint8Array,
   keyGeneration: number,
+  memo: ProtectorMemo | undefined,
 ): WrappedKey {
-  const certs = checkGuardianPublic(g);
-  const w = wrapSecret(certs.encryption.publicKey, key, wrapContext(protectorId, keyGeneration, g));
+  const certs = checkPublic(g, memo);
+  const w = wrapSecret(
+    certs.encryption.publicKey,
+    key,
+    wrapContext(protectorId, keyGeneration, g),
+    memo?.points,
+  );
   return { scheme: WrapScheme[w.scheme], enc: w.enc, ciphertext: w.ciphertext };
 }
 
@@ -275,8 +289,8 @@ function signedGuardianSet(value: GuardianSet, ownerKey: KeyObject) {
 
 function sameGuardian(a: GuardianPublic, b: GuardianPublic): boolean {
   return (
-    Buffer.compare(Buffer.from(a.signingCertificate), Buffer.from(b.signingCertificate)) === 0 ||
-    Buffer.compare(Buffer.from(a.encryptionCertificate), Buffer.from(b.encryptionCertificate)) === 0
+    bytesEqual(a.signingCertificate, b.signingCertificate) ||
+    bytesEqual(a.encryptionCertificate, b.encryptionCertificate)
   );
 }
 
@@ -287,6 +301,8 @@ export interface CreateKeyProtectorOptions {
   readonly guardians?: readonly GuardianPublic[];
   /** Default true: the owner is listed first among the guardians. */
   readonly ownerCanUnwrap?: boolean;
+  /** The caller's memo (see {@link ProtectorMemo}). */
+  readonly memo?: ProtectorMemo;
 }
 
 /** Creates a key protector with a fresh transport key (returned: the caller seals VM secrets with it). */
@@ -294,19 +310,19 @@ export function createKeyProtector(opts: CreateKeyProtectorOptions): {
   keyProtector: Uint8Array;
   transportKey: TransportKey;
 } {
-  checkGuardian(opts.owner);
+  checkGuardian(opts.owner, opts.memo?.guardians);
   const list: GuardianPublic[] = [];
   for (const g of [...(opts.ownerCanUnwrap === false ? [] : [opts.owner]), ...(opts.guardians ?? [])]) {
     if (list.some((x) => sameGuardian(x, g))) {
-      throw new ProtectorError("PROTECTOR_ERR_GUARDIAN_EXISTS", `guardian '${g.name}' is given twice`);
+      throw protectorError("PROTECTOR_ERR_GUARDIAN_EXISTS", `guardian '${g.name}' is given twice`);
     }
     list.push(g);
   }
   if (list.length === 0) {
-    throw new ProtectorError("PROTECTOR_ERR_LAST_GUARDIAN", "a key protector needs at least one guardian");
+    throw protectorError("PROTECTOR_ERR_LAST_GUARDIAN", "a key protector needs at least one guardian");
   }
   if (list.length > MAX_GUARDIANS) {
-    throw new ProtectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `at most ${MAX_GUARDIANS} guardians`);
+    throw protectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `at most ${MAX_GUARDIANS} guardians`);
   }
   const protectorId = new Uint8Array(randomBytes(16));
   const key = randomBytes(TRANSPORT_KEY_BYTES);
@@ -317,7 +333,7 @@ export function createKeyProtector(opts: CreateKeyProtectorOptions): {
   const keyProtector = assemble({
     ...signed,
     keyGeneration: 1,
-    wraps: list.map((g) => wrapFor(g, key, protectorId, 1)),
+    wraps: list.map((g) => wrapFor(g, key, protectorId, 1, opts.memo)),
     transportKey: key,
   });
   return { keyProtector, transportKey: { key, protectorId, keyGeneration: 1 } };
@@ -326,6 +342,8 @@ export function createKeyProtector(opts: CreateKeyProtectorOptions): {
 export interface UnwrapOptions {
   /** Signing-certificate thumbprint the owner must have (PROTECTOR_ERR_OWNER_MISMATCH otherwise). */
   readonly expectedOwner?: string;
+  /** The caller's memo (see {@link ProtectorMemo}). */
+  readonly memo?: ProtectorMemo;
 }
 
 export interface UnwrappedTransportKey extends TransportKey {
@@ -343,7 +361,7 @@ function notAuthorized(kp: KeyProtector, local: readonly GuardianPublic[]): Prot
   const mine = local.map(who);
   const fmt = (xs: { name: string; thumbprint: string }[]) =>
     xs.map((x) => `'${x.name}' (${x.thumbprint})`).join(", ") || "none";
-  return new ProtectorError(
+  return protectorError(
     "PROTECTOR_ERR_NOT_AUTHORIZED",
     `this host cannot unwrap the key protector: none of its guardians [${fmt(mine)}] is among the ` +
       `key protector's guardians [${fmt(listed)}]. To authorize this host, export its guardian's ` +
@@ -363,9 +381,9 @@ export function unwrapKeyProtector(
   opts: UnwrapOptions = {},
 ): UnwrappedTransportKey {
   const kp = bytes instanceof Uint8Array ? parseKeyProtector(bytes) : bytes;
-  verifyOwnerSignature(kp);
+  verifyOwnerSignature(kp, opts.memo);
   if (opts.expectedOwner !== undefined && guardianThumbprint(kp.owner) !== opts.expectedOwner.toLowerCase()) {
-    throw new ProtectorError(
+    throw protectorError(
       "PROTECTOR_ERR_OWNER_MISMATCH",
       `the key protector's owner '${kp.owner.name}' (${guardianThumbprint(kp.owner)}) is not the expected owner (${opts.expectedOwner})`,
       { owner: who(kp.owner), expectedOwner: opts.expectedOwner },
@@ -374,10 +392,7 @@ export function unwrapKeyProtector(
   let lastError: unknown;
   let matched = false;
   for (const local of localGuardians) {
-    const i = kp.guardians.findIndex(
-      (g) =>
-        Buffer.compare(Buffer.from(g.encryptionCertificate), Buffer.from(local.encryptionCertificate)) === 0,
-    );
+    const i = kp.guardians.findIndex((g) => bytesEqual(g.encryptionCertificate, local.encryptionCertificate));
     const listed = kp.guardians[i];
     const wrap = kp.wraps[i];
     if (!listed || !wrap) continue;
@@ -391,10 +406,7 @@ export function unwrapKeyProtector(
     }
     if (key.length !== TRANSPORT_KEY_BYTES) {
       zeroize(key);
-      lastError = new ProtectorError(
-        "PROTECTOR_ERR_UNWRAP",
-        "the unwrapped transport key has the wrong length",
-      );
+      lastError = protectorError("PROTECTOR_ERR_UNWRAP", "the unwrapped transport key has the wrong length");
       continue;
     }
     try {
@@ -412,9 +424,9 @@ export function unwrapKeyProtector(
     };
   }
   if (!matched) throw notAuthorized(kp, localGuardians);
-  throw lastError instanceof ProtectorError
+  throw isProtectorError(lastError)
     ? lastError
-    : new ProtectorError(
+    : protectorError(
         "PROTECTOR_ERR_UNWRAP",
         "the transport key could not be unwrapped",
         {},
@@ -426,10 +438,10 @@ function asList(g: Guardian | readonly Guardian[]): readonly Guardian[] {
   return Array.isArray(g) ? (g as readonly Guardian[]) : [g as Guardian];
 }
 
-function requireOwner(kp: KeyProtector, owner: Guardian): void {
-  checkGuardian(owner);
-  if (Buffer.compare(Buffer.from(kp.owner.signingCertificate), Buffer.from(owner.signingCertificate)) !== 0) {
-    throw new ProtectorError(
+function requireOwner(kp: KeyProtector, owner: Guardian, memo: ProtectorMemo | undefined): void {
+  checkGuardian(owner, memo?.guardians);
+  if (!bytesEqual(kp.owner.signingCertificate, owner.signingCertificate)) {
+    throw protectorError(
       "PROTECTOR_ERR_NOT_OWNER",
       `'${owner.name}' (${guardianThumbprint(owner)}) is not the owner of this key protector ('${kp.owner.name}' ${guardianThumbprint(kp.owner)})`,
       { owner: who(kp.owner), given: who(owner) },
@@ -439,7 +451,7 @@ function requireOwner(kp: KeyProtector, owner: Guardian): void {
 
 function nextGeneration(n: number, what: string): number {
   if (n >= MAX_GENERATION)
-    throw new ProtectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `${what} generation exhausted`);
+    throw protectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `${what} generation exhausted`);
   return n + 1;
 }
 
@@ -448,6 +460,8 @@ export interface ChangeGuardiansOptions {
   readonly owner: Guardian;
   /** Guardians that can unwrap the current transport key (default: the owner). */
   readonly unwrapWith?: readonly Guardian[];
+  /** The caller's memo (see {@link ProtectorMemo}). */
+  readonly memo?: ProtectorMemo;
 }
 
 /** Adds a guardian (needs the owner's signing key and a guardian that can unwrap). The transport key is unchanged. */
@@ -457,18 +471,18 @@ export function grantGuardian(
   opts: ChangeGuardiansOptions,
 ): Uint8Array {
   const kp = parseKeyProtector(bytes);
-  requireOwner(kp, opts.owner);
-  checkGuardianPublic(guardian);
+  requireOwner(kp, opts.owner, opts.memo);
+  checkPublic(guardian, opts.memo);
   if (kp.guardians.some((g) => sameGuardian(g, guardian))) {
-    throw new ProtectorError(
+    throw protectorError(
       "PROTECTOR_ERR_GUARDIAN_EXISTS",
       `guardian '${guardian.name}' (${guardianThumbprint(guardian)}) is already in the key protector`,
     );
   }
   if (kp.guardians.length >= MAX_GUARDIANS) {
-    throw new ProtectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `at most ${MAX_GUARDIANS} guardians`);
+    throw protectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `at most ${MAX_GUARDIANS} guardians`);
   }
-  const t = unwrapKeyProtector(kp, opts.unwrapWith ?? [opts.owner]);
+  const t = unwrapKeyProtector(kp, opts.unwrapWith ?? [opts.owner], opts.memo ? { memo: opts.memo } : {});
   try {
     const signed = signedGuardianSet(
       {
@@ -484,7 +498,7 @@ export function grantGuardian(
       keyGeneration: kp.keyGeneration,
       wraps: [
         ...kp.wraps.map((w) => ({ scheme: WrapScheme[w.scheme], enc: w.enc, ciphertext: w.ciphertext })),
-        wrapFor(guardian, t.key, kp.protectorId, kp.keyGeneration),
+        wrapFor(guardian, t.key, kp.protectorId, kp.keyGeneration, opts.memo),
       ],
       transportKey: t.key,
     });
@@ -500,16 +514,12 @@ function findGuardian(kp: KeyProtector, ref: string): number {
   if (byThumb >= 0) return byThumb;
   const byName = kp.guardians.flatMap((g, i) => (g.name === ref ? [i] : []));
   if (byName.length === 0) {
-    throw new ProtectorError(
-      "PROTECTOR_ERR_GUARDIAN_NOT_FOUND",
-      `no guardian '${ref}' in the key protector`,
-      {
-        guardians: kp.guardians.map(who),
-      },
-    );
+    throw protectorError("PROTECTOR_ERR_GUARDIAN_NOT_FOUND", `no guardian '${ref}' in the key protector`, {
+      guardians: kp.guardians.map(who),
+    });
   }
   if (byName.length > 1) {
-    throw new ProtectorError(
+    throw protectorError(
       "PROTECTOR_ERR_GUARDIAN_AMBIGUOUS",
       `${byName.length} guardians are named '${ref}'; give a thumbprint instead`,
       { guardians: byName.map((i) => who(kp.guardians[i] as GuardianPublic)) },
@@ -528,15 +538,12 @@ export function revokeGuardian(
   opts: ChangeGuardiansOptions,
 ): Uint8Array {
   const kp = parseKeyProtector(bytes);
-  requireOwner(kp, opts.owner);
+  requireOwner(kp, opts.owner, opts.memo);
   const idx = findGuardian(kp, guardian);
   if (kp.guardians.length === 1) {
-    throw new ProtectorError(
-      "PROTECTOR_ERR_LAST_GUARDIAN",
-      `'${guardian}' is the key protector's last guardian`,
-    );
+    throw protectorError("PROTECTOR_ERR_LAST_GUARDIAN", `'${guardian}' is the key protector's last guardian`);
   }
-  const t = unwrapKeyProtector(kp, opts.unwrapWith ?? [opts.owner]);
+  const t = unwrapKeyProtector(kp, opts.unwrapWith ?? [opts.owner], opts.memo ? { memo: opts.memo } : {});
   try {
     const signed = signedGuardianSet(
       {
@@ -576,10 +583,10 @@ export interface RollResult {
 export function rollTransportKey(
   bytes: Uint8Array,
   guardianWhoCanUnwrap: Guardian | readonly Guardian[],
-  opts: { readonly vmSecrets?: Uint8Array } = {},
+  opts: { readonly vmSecrets?: Uint8Array; readonly memo?: ProtectorMemo } = {},
 ): RollResult {
   const kp = parseKeyProtector(bytes);
-  const old = unwrapKeyProtector(kp, asList(guardianWhoCanUnwrap));
+  const old = unwrapKeyProtector(kp, asList(guardianWhoCanUnwrap), opts.memo ? { memo: opts.memo } : {});
   const oldKey: TransportKey = { key: old.key, protectorId: kp.protectorId, keyGeneration: kp.keyGeneration };
   const keyGeneration = nextGeneration(kp.keyGeneration, "transport key");
   const key = randomBytes(TRANSPORT_KEY_BYTES);
@@ -591,7 +598,7 @@ export function rollTransportKey(
       signatureAlgorithm: kp.signatureAlgorithm,
       signature: kp.signature,
       keyGeneration,
-      wraps: kp.guardians.map((g) => wrapFor(g, key, kp.protectorId, keyGeneration)),
+      wraps: kp.guardians.map((g) => wrapFor(g, key, kp.protectorId, keyGeneration, opts.memo)),
       transportKey: key,
     });
     const vmSecrets = opts.vmSecrets ? reencryptVmSecrets(opts.vmSecrets, oldKey, newKey) : undefined;
@@ -621,7 +628,7 @@ export function inspectKeyProtector(bytes: Uint8Array): KeyProtectorInfo {
   try {
     verifyOwnerSignature(kp);
   } catch (e) {
-    if (!(e instanceof ProtectorError)) throw e;
+    if (!isProtectorError(e)) throw e;
     ownerSignature = { valid: false, error: e.code };
   }
   return {
@@ -651,8 +658,8 @@ export function inspectKeyProtector(bytes: Uint8Array): KeyProtectorInfo {
 export function checkSuccessor(lastKnownGood: Uint8Array, candidate: Uint8Array): void {
   const a = parseKeyProtector(lastKnownGood);
   const b = parseKeyProtector(candidate);
-  if (Buffer.compare(Buffer.from(a.protectorId), Buffer.from(b.protectorId)) !== 0) {
-    throw new ProtectorError(
+  if (!bytesEqual(a.protectorId, b.protectorId)) {
+    throw protectorError(
       "PROTECTOR_ERR_ROLLBACK",
       "the key protector belongs to another VM (protector id differs)",
       {
@@ -661,10 +668,8 @@ export function checkSuccessor(lastKnownGood: Uint8Array, candidate: Uint8Array)
       },
     );
   }
-  if (
-    Buffer.compare(Buffer.from(a.owner.signingCertificate), Buffer.from(b.owner.signingCertificate)) !== 0
-  ) {
-    throw new ProtectorError("PROTECTOR_ERR_OWNER_MISMATCH", "the key protector's owner changed", {
+  if (!bytesEqual(a.owner.signingCertificate, b.owner.signingCertificate)) {
+    throw protectorError("PROTECTOR_ERR_OWNER_MISMATCH", "the key protector's owner changed", {
       expected: who(a.owner),
       got: who(b.owner),
     });
@@ -674,23 +679,23 @@ export function checkSuccessor(lastKnownGood: Uint8Array, candidate: Uint8Array)
     candidate: { guardianSetGeneration: b.guardianSetGeneration, keyGeneration: b.keyGeneration },
   };
   if (b.guardianSetGeneration < a.guardianSetGeneration || b.keyGeneration < a.keyGeneration) {
-    throw new ProtectorError(
+    throw protectorError(
       "PROTECTOR_ERR_ROLLBACK",
       "the key protector is older than the last known good one",
       details,
     );
   }
-  const sameSet = Buffer.compare(Buffer.from(a.guardianSetRaw), Buffer.from(b.guardianSetRaw)) === 0;
+  const sameSet = bytesEqual(a.guardianSetRaw, b.guardianSetRaw);
   if (b.guardianSetGeneration === a.guardianSetGeneration && !sameSet) {
-    throw new ProtectorError(
+    throw protectorError(
       "PROTECTOR_ERR_ROLLBACK",
       "a different guardian set at the same generation (a fork)",
       details,
     );
   }
   if (b.keyGeneration === a.keyGeneration && b.guardianSetGeneration === a.guardianSetGeneration) {
-    if (Buffer.compare(Buffer.from(lastKnownGood), Buffer.from(candidate)) !== 0) {
-      throw new ProtectorError(
+    if (!bytesEqual(lastKnownGood, candidate)) {
+      throw protectorError(
         "PROTECTOR_ERR_ROLLBACK",
         "a different key protector at the same generations (a fork)",
         details,
@@ -704,7 +709,7 @@ function parsesAsKeyProtector(bytes: Uint8Array): boolean {
     parseKeyProtector(bytes);
     return true;
   } catch (e) {
-    if (e instanceof ProtectorError) return false;
+    if (isProtectorError(e)) return false;
     throw e;
   }
 }
@@ -751,7 +756,7 @@ export function unwrapWithLastKnownGood(
     }
     return { transportKey, used: "current", lastKnownGood: current };
   } catch (e) {
-    if (!lastKnownGood || !(e instanceof ProtectorError) || !FALL_BACK_ON.has(e.code)) throw e;
+    if (!lastKnownGood || !isProtectorError(e) || !FALL_BACK_ON.has(e.code)) throw e;
     const transportKey = unwrapKeyProtector(lastKnownGood, localGuardians, opts);
     return { transportKey, used: "lastKnownGood", lastKnownGood, currentError: e };
   }

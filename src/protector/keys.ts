@@ -20,7 +20,7 @@ import {
   type KeyObject,
 } from "node:crypto";
 import { parseDer, Tag } from "../asn1/der.js";
-import { ProtectorError } from "./errors.js";
+import { protectorError } from "./errors.js";
 import {
   HPKE_P256_SHA256_AES256GCM,
   HPKE_P384_SHA384_AES256GCM,
@@ -55,7 +55,7 @@ export function nameOf<T extends Record<string, number>>(table: T, id: number): 
 }
 
 function unsupported(message: string): never {
-  throw new ProtectorError("PROTECTOR_ERR_UNSUPPORTED_KEY", message);
+  throw protectorError("PROTECTOR_ERR_UNSUPPORTED_KEY", message);
 }
 
 /** Classifies a key (public or private) as one of the guardian key types. */
@@ -143,19 +143,26 @@ const HPKE_SUITES: Record<Exclude<WrapSchemeName, "rsa-oaep-sha256">, HpkeSuite>
   "hpke-p384-sha384-aes256gcm": HPKE_P384_SHA384_AES256GCM,
 };
 
-/** Public points by key object: a key service wraps to the same guardians again and again. */
-const points = new WeakMap<KeyObject, Buffer>();
-
 function uncompressedPoint(publicKey: KeyObject): Buffer {
-  let point = points.get(publicKey);
-  if (!point) {
-    const jwk = publicKey.export({ format: "jwk" });
-    const x = Buffer.from(jwk.x ?? "", "base64url");
-    const y = Buffer.from(jwk.y ?? "", "base64url");
-    point = Buffer.concat([Uint8Array.of(0x04), x, y]);
-    points.set(publicKey, point);
+  const jwk = publicKey.export({ format: "jwk" });
+  const x = Buffer.from(jwk.x ?? "", "base64url");
+  const y = Buffer.from(jwk.y ?? "", "base64url");
+  return Buffer.concat([Uint8Array.of(0x04), x, y]);
+}
+
+/**
+ * EC public points by key object, owned by a service that wraps to the same guardians again and
+ * again (the JWK export behind a point costs about half an ECDH key generation). Held weakly: a
+ * key object the caller drops is forgotten.
+ */
+export class PublicPoints {
+  private readonly byKey = new WeakMap<KeyObject, Buffer>();
+
+  of(publicKey: KeyObject): Buffer {
+    let point = this.byKey.get(publicKey);
+    if (!point) this.byKey.set(publicKey, (point = uncompressedPoint(publicKey)));
+    return point;
   }
-  return point;
 }
 
 /**
@@ -167,7 +174,7 @@ function ecPrivateScalar(privateKey: KeyObject): Buffer {
   try {
     const [version, scalar] = parseDer(sec1, "ECPrivateKey").children;
     if (!version || !scalar || scalar.tag !== Tag.OCTET_STRING) {
-      throw new ProtectorError("PROTECTOR_ERR_UNSUPPORTED_KEY", "unexpected EC private key encoding");
+      throw protectorError("PROTECTOR_ERR_UNSUPPORTED_KEY", "unexpected EC private key encoding");
     }
     return Buffer.from(scalar.content);
   } finally {
@@ -182,8 +189,16 @@ export interface Wrapped {
   readonly ciphertext: Uint8Array;
 }
 
-/** Wraps `secret` to an encryption public key; `context` is bound as OAEP label or HPKE info. */
-export function wrapSecret(encryptionKey: KeyObject, secret: Uint8Array, context: Uint8Array): Wrapped {
+/**
+ * Wraps `secret` to an encryption public key; `context` is bound as OAEP label or HPKE info.
+ * `points` remembers EC public points between calls (see {@link PublicPoints}).
+ */
+export function wrapSecret(
+  encryptionKey: KeyObject,
+  secret: Uint8Array,
+  context: Uint8Array,
+  points?: PublicPoints,
+): Wrapped {
   const pub = encryptionKey.type === "private" ? createPublicKey(encryptionKey) : encryptionKey;
   const scheme = wrapSchemeFor(pub);
   if (scheme === "rsa-oaep-sha256") {
@@ -195,7 +210,7 @@ export function wrapSecret(encryptionKey: KeyObject, secret: Uint8Array, context
   }
   const { enc, ciphertext } = sealBase(
     HPKE_SUITES[scheme],
-    uncompressedPoint(pub),
+    points ? points.of(pub) : uncompressedPoint(pub),
     context,
     new Uint8Array(0),
     secret,
@@ -207,7 +222,7 @@ export function wrapSecret(encryptionKey: KeyObject, secret: Uint8Array, context
 export function unwrapSecret(decryptionKey: KeyObject, wrapped: Wrapped, context: Uint8Array): Buffer {
   const scheme = wrapSchemeFor(decryptionKey);
   if (scheme !== wrapped.scheme) {
-    throw new ProtectorError(
+    throw protectorError(
       "PROTECTOR_ERR_UNWRAP",
       `wrapping scheme ${wrapped.scheme} does not match the guardian key`,
     );
@@ -231,7 +246,7 @@ export function unwrapSecret(decryptionKey: KeyObject, wrapped: Wrapped, context
       zeroize(sk);
     }
   } catch (e) {
-    throw new ProtectorError(
+    throw protectorError(
       "PROTECTOR_ERR_UNWRAP",
       "the transport key could not be unwrapped",
       {},

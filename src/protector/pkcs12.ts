@@ -33,7 +33,7 @@ import {
   isContext,
   type DerNode,
 } from "../asn1/der.js";
-import { ProtectorError } from "./errors.js";
+import { protectorError, isProtectorError } from "./errors.js";
 import { checkGuardian, type Guardian } from "./guardian.js";
 
 const OID = {
@@ -78,7 +78,7 @@ export const MAX_PKCS12_ITERATIONS = 1_000_000;
 const DEFAULT_ITERATIONS = 10_000;
 
 function fail(message: string, cause?: unknown): never {
-  throw new ProtectorError("PROTECTOR_ERR_PKCS12", message, {}, cause === undefined ? undefined : { cause });
+  throw protectorError("PROTECTOR_ERR_PKCS12", message, {}, cause === undefined ? undefined : { cause });
 }
 
 /** RFC 7292 Appendix B.1: the password as a BMPString with a two-octet NUL terminator. */
@@ -100,7 +100,7 @@ export function pkcs12Kdf(
   n: number,
 ): Buffer {
   if (n > u)
-    throw new ProtectorError("PROTECTOR_ERR_INVALID_ARGUMENT", "PKCS#12 KDF output longer than one block");
+    throw protectorError("PROTECTOR_ERR_INVALID_ARGUMENT", "PKCS#12 KDF output longer than one block");
   const fill = (src: Uint8Array) => {
     if (src.length === 0) return Buffer.alloc(0);
     const len = v * Math.ceil(src.length / v);
@@ -142,10 +142,7 @@ export function exportGuardianPkcs12(
   checkGuardian(g);
   const iterations = opts.iterations ?? DEFAULT_ITERATIONS;
   if (!Number.isInteger(iterations) || iterations < 1 || iterations > MAX_PKCS12_ITERATIONS) {
-    throw new ProtectorError(
-      "PROTECTOR_ERR_INVALID_ARGUMENT",
-      `iterations must be 1..${MAX_PKCS12_ITERATIONS}`,
-    );
+    throw protectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `iterations must be 1..${MAX_PKCS12_ITERATIONS}`);
   }
   const pairs = [
     { name: g.name, cert: g.signingCertificate, key: g.signingKey },
@@ -295,7 +292,7 @@ export function readPkcs12(bytes: Uint8Array, password: string): Pkcs12Contents 
   try {
     return readInner(bytes, password);
   } catch (e) {
-    if (e instanceof ProtectorError) throw e;
+    if (isProtectorError(e)) throw e;
     if (e instanceof Error && "code" in e && String((e as { code: unknown }).code).startsWith("ASN1_ERR_")) {
       return fail(`malformed PKCS#12: ${e.message}`, e);
     }

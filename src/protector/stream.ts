@@ -16,12 +16,13 @@
  * cannot do: tell a truncated stream's consumer to un-read chunks already verified and pushed;
  * a consumer that must be all-or-nothing (restore) waits for the stream's successful end.
  */
-import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
 import { Transform, type TransformCallback, type TransformOptions } from "node:stream";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { constant, decode, encode, fixedBytes, struct, u16be, u32be, type Infer } from "../core/codec.js";
-import { decodeAs, ProtectorError } from "./errors.js";
+import { decodeAs, type ProtectorError, protectorError } from "./errors.js";
 import { hkdf, zeroize } from "./kdf.js";
+import { secretsEqual } from "../core/bytes.js";
 
 export const STREAM_MAGIC = 0x42575353; // "BWSS"
 export const STREAM_VERSION = 1;
@@ -82,7 +83,7 @@ function deriveStreamKeys(
 
 function checkStateKey(stateKey: Uint8Array): void {
   if (stateKey.length < 32) {
-    throw new ProtectorError("PROTECTOR_ERR_INVALID_ARGUMENT", "the state key must be at least 32 bytes");
+    throw protectorError("PROTECTOR_ERR_INVALID_ARGUMENT", "the state key must be at least 32 bytes");
   }
 }
 
@@ -181,7 +182,7 @@ export interface EncryptOptions {
 
 function checkContext(context: Uint8Array | undefined): Uint8Array {
   if (context && context.length > 1024) {
-    throw new ProtectorError("PROTECTOR_ERR_INVALID_ARGUMENT", "the stream context is at most 1024 bytes");
+    throw protectorError("PROTECTOR_ERR_INVALID_ARGUMENT", "the stream context is at most 1024 bytes");
   }
   return context ?? new Uint8Array(0);
 }
@@ -247,14 +248,14 @@ export class StreamSealer {
     checkStateKey(stateKey);
     const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
     if (!validChunkSize(chunkSize)) {
-      throw new ProtectorError(
+      throw protectorError(
         "PROTECTOR_ERR_INVALID_ARGUMENT",
         `chunk size ${chunkSize} must be a power of two from ${MIN_CHUNK_SIZE} to ${MAX_CHUNK_SIZE}`,
       );
     }
     const purpose = StreamPurpose[opts.purpose ?? "savedState"];
     if (purpose === undefined)
-      throw new ProtectorError("PROTECTOR_ERR_INVALID_ARGUMENT", "unknown stream purpose");
+      throw protectorError("PROTECTOR_ERR_INVALID_ARGUMENT", "unknown stream purpose");
     this.chunkSize = chunkSize;
     const streamId = new Uint8Array(randomBytes(32));
     const draft = encode(StreamHeader, {
@@ -309,8 +310,7 @@ export class StreamSealer {
 
   /** {@link write} as steps, for callers that yield to the event loop between them. */
   *writeSteps(data: Uint8Array, out: Sink): Steps {
-    if (this.finished)
-      throw new ProtectorError("PROTECTOR_ERR_INVALID_ARGUMENT", "write after the final chunk");
+    if (this.finished) throw protectorError("PROTECTOR_ERR_INVALID_ARGUMENT", "write after the final chunk");
     this.sendHeader(out);
     this.pending.push(Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length));
     while (this.pending.length >= this.chunkSize) yield* this.seal(this.chunkSize, false, out);
@@ -389,7 +389,7 @@ export class StreamOpener {
     } catch (e) {
       return this.fail(e as ProtectorError);
     }
-    const headerError = (m: string) => this.fail(new ProtectorError("PROTECTOR_ERR_STREAM_HEADER", m));
+    const headerError = (m: string) => this.fail(protectorError("PROTECTOR_ERR_STREAM_HEADER", m));
     if (h.version !== STREAM_VERSION) headerError(`state stream version ${h.version} is not supported`);
     if (h.aead !== STREAM_AEAD_AES256GCM) headerError(`state stream AEAD ${h.aead} is not supported`);
     if (h.reserved !== 0) headerError("state stream reserved field is not zero");
@@ -403,10 +403,10 @@ export class StreamOpener {
     }
     const keys = deriveStreamKeys(this.stateKey, bytes.subarray(0, 48), h.streamId, this.context);
     zeroize(this.stateKey);
-    if (!timingSafeEqual(keys.keyCheck, h.keyCheck)) {
+    if (!secretsEqual(keys.keyCheck, h.keyCheck)) {
       zeroize(keys.key, keys.noncePrefix);
       this.fail(
-        new ProtectorError(
+        protectorError(
           "PROTECTOR_ERR_STREAM_KEY",
           "the state stream's key check failed: wrong state key, or the header was modified",
         ),
@@ -429,7 +429,7 @@ export class StreamOpener {
     const n = lengthField & ~FINAL;
     if (n > chunkSize || (!final && n === 0)) {
       this.fail(
-        new ProtectorError("PROTECTOR_ERR_STREAM_FRAME", `chunk ${this.seq} has an impossible length ${n}`, {
+        protectorError("PROTECTOR_ERR_STREAM_FRAME", `chunk ${this.seq} has an impossible length ${n}`, {
           chunk: this.seq,
           offset: this.offset,
         }),
@@ -463,7 +463,7 @@ export class StreamOpener {
     }
     if (!verified) {
       this.fail(
-        new ProtectorError(
+        protectorError(
           "PROTECTOR_ERR_STREAM_CHUNK_AUTH",
           `chunk ${this.seq} at offset ${chunkOffset} failed authentication (altered, reordered, dropped, duplicated or from another stream)`,
           { chunk: this.seq, offset: chunkOffset },
@@ -482,13 +482,9 @@ export class StreamOpener {
 
   private trailing(): never {
     return this.fail(
-      new ProtectorError(
-        "PROTECTOR_ERR_STREAM_TRAILING",
-        `data after the final chunk at offset ${this.offset}`,
-        {
-          offset: this.offset,
-        },
-      ),
+      protectorError("PROTECTOR_ERR_STREAM_TRAILING", `data after the final chunk at offset ${this.offset}`, {
+        offset: this.offset,
+      }),
     );
   }
 
@@ -500,7 +496,7 @@ export class StreamOpener {
   /** {@link write} as steps, for callers that yield to the event loop between them. */
   *writeSteps(data: Uint8Array, out: Sink): Steps {
     if (this.state === "failed")
-      throw new ProtectorError("PROTECTOR_ERR_INVALID_ARGUMENT", "write after a failure");
+      throw protectorError("PROTECTOR_ERR_INVALID_ARGUMENT", "write after a failure");
     if (data.length === 0) return;
     if (this.state === "done") this.trailing();
     this.queue.push(Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length));
@@ -524,7 +520,7 @@ export class StreamOpener {
     const buffered = this.queue.length;
     const chunk = this.seq;
     this.fail(
-      new ProtectorError(
+      protectorError(
         "PROTECTOR_ERR_STREAM_TRUNCATED",
         this.state === "header"
           ? `the state stream ended inside its header (${buffered} bytes)`

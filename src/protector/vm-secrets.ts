@@ -22,10 +22,11 @@ import {
   u16be,
   u32be,
 } from "../core/codec.js";
-import { decodeAs, ProtectorError } from "./errors.js";
+import { decodeAs, protectorError } from "./errors.js";
 import { utf8String } from "./format.js";
 import { hkdf, zeroize } from "./kdf.js";
-import type { TransportKey } from "./key-protector.js";
+import type { TransportKey } from "./transport-key.js";
+import { bytesEqual } from "../core/bytes.js";
 
 export const VS_MAGIC = 0x42575653; // "BWVS"
 export const VS_VERSION = 1;
@@ -85,11 +86,11 @@ export function sealVmSecrets(
   secrets: ReadonlyMap<string, Uint8Array>,
 ): Uint8Array {
   if (secrets.size > MAX_VM_SECRETS) {
-    throw new ProtectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `at most ${MAX_VM_SECRETS} VM secrets`);
+    throw protectorError("PROTECTOR_ERR_INVALID_ARGUMENT", `at most ${MAX_VM_SECRETS} VM secrets`);
   }
   const entries = [...secrets].map(([name, value]) => {
     if (Buffer.byteLength(name) === 0 || Buffer.byteLength(name) > 64 || value.length > MAX_VM_SECRET_BYTES) {
-      throw new ProtectorError(
+      throw protectorError(
         "PROTECTOR_ERR_INVALID_ARGUMENT",
         `VM secret names are 1..64 bytes and values at most ${MAX_VM_SECRET_BYTES} bytes`,
       );
@@ -124,13 +125,13 @@ export interface VmSecretsHeader {
 function parse(blob: Uint8Array) {
   const b = decodeAs("PROTECTOR_ERR_VMSECRETS_FORMAT", "VM secrets", () => decode(Blob, blob));
   if (b.header.version !== VS_VERSION || b.header.aead !== AEAD_AES256GCM) {
-    throw new ProtectorError(
+    throw protectorError(
       "PROTECTOR_ERR_VMSECRETS_FORMAT",
       `VM secrets version ${b.header.version} / AEAD ${b.header.aead} is not supported`,
     );
   }
   if (b.sealed.length < TAG || b.sealed.length > MAX_VM_SECRETS * (MAX_VM_SECRET_BYTES + 70) + 2 + TAG) {
-    throw new ProtectorError(
+    throw protectorError(
       "PROTECTOR_ERR_VMSECRETS_FORMAT",
       `VM secrets ciphertext has ${b.sealed.length} bytes`,
     );
@@ -152,10 +153,10 @@ export function vmSecretsHeader(blob: Uint8Array): VmSecretsHeader {
 export function openVmSecrets(transportKey: TransportKey, blob: Uint8Array): Map<string, Uint8Array> {
   const b = parse(blob);
   if (
-    Buffer.compare(Buffer.from(b.header.protectorId), Buffer.from(transportKey.protectorId)) !== 0 ||
+    !bytesEqual(b.header.protectorId, transportKey.protectorId) ||
     b.header.keyGeneration !== transportKey.keyGeneration
   ) {
-    throw new ProtectorError(
+    throw protectorError(
       "PROTECTOR_ERR_VMSECRETS_BINDING",
       `VM secrets are sealed for protector ${Buffer.from(b.header.protectorId).toString("hex")} key generation ` +
         `${b.header.keyGeneration}, not ${Buffer.from(transportKey.protectorId).toString("hex")} generation ${transportKey.keyGeneration}`,
@@ -172,7 +173,7 @@ export function openVmSecrets(transportKey: TransportKey, blob: Uint8Array): Map
       d.final();
     } catch (e) {
       zeroize(body);
-      throw new ProtectorError(
+      throw protectorError(
         "PROTECTOR_ERR_VMSECRETS_AUTH",
         "VM secrets do not authenticate under this transport key (altered, or sealed under another key)",
         {},
@@ -190,7 +191,7 @@ export function openVmSecrets(transportKey: TransportKey, blob: Uint8Array): Map
     const out = new Map<string, Uint8Array>();
     for (const e of entries) {
       if (out.has(e.name))
-        throw new ProtectorError("PROTECTOR_ERR_VMSECRETS_FORMAT", `VM secret '${e.name}' appears twice`);
+        throw protectorError("PROTECTOR_ERR_VMSECRETS_FORMAT", `VM secret '${e.name}' appears twice`);
       out.set(e.name, new Uint8Array(e.value));
     }
     return out;

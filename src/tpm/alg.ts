@@ -6,7 +6,7 @@
  * Algorithm Registry. Node hash names are what `node:crypto` calls each algorithm.
  */
 import { createHash, createHmac } from "node:crypto";
-import { TpmError } from "./errors.js";
+import { tpmError } from "./errors.js";
 
 /** TPM_ALG_ID (Part 2, Table 9). */
 export const TPM_ALG = {
@@ -125,7 +125,7 @@ export function isHashAlg(alg: number): boolean {
 export function hashInfo(alg: number): HashInfo {
   const h = HASHES.get(alg);
   if (!h)
-    throw new TpmError("TPM_ERR_UNSUPPORTED_ALG", `${algName(alg)} is not a supported hash algorithm`, {
+    throw tpmError("TPM_ERR_UNSUPPORTED_ALG", `${algName(alg)} is not a supported hash algorithm`, {
       alg,
     });
   return h;
@@ -146,7 +146,7 @@ export function hashByName(name: string): HashInfo {
   for (const h of HASHES.values()) {
     if (h.name === n || h.node === n || h.name.replace("_", "") === n.replace(/[-_]/g, "")) return h;
   }
-  throw new TpmError("TPM_ERR_UNSUPPORTED_ALG", `unknown hash algorithm '${name}'`);
+  throw tpmError("TPM_ERR_UNSUPPORTED_ALG", `unknown hash algorithm '${name}'`);
 }
 
 export function hash(alg: number, ...parts: Uint8Array[]): Uint8Array {

@@ -9,7 +9,7 @@
 
 import type { CreatedObject, KeyRef, QuoteResult, Tpm } from "./client.js";
 import { TPM_RH, WELL_KNOWN } from "./constants.js";
-import { TpmError } from "./errors.js";
+import { isTpmError } from "./errors.js";
 import type { TpmsPcrSelection } from "./structures.js";
 import {
   akTemplateEccP256,
@@ -34,7 +34,7 @@ export async function loadEk(
     try {
       return { ek: await tpm.readPublic(WELL_KNOWN.EK_RSA_PERSISTENT), transient: false };
     } catch (e) {
-      if (!(e instanceof TpmError) || e.code !== "TPM_ERR_RESPONSE_CODE") throw e;
+      if (!isTpmError(e) || e.code !== "TPM_ERR_RESPONSE_CODE") throw e;
     }
   }
   const ek = await tpm.createPrimary(

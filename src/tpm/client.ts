@@ -13,7 +13,7 @@ import { hashInfo, TPM_ALG } from "./alg.js";
 import { execute, type CommandResult, type CommandSpec, type HandleRef } from "./command.js";
 import * as C from "./commands.js";
 import { TPM_CAP, TPM_HT, TPM_PT, TPM_RH, TPM_SE, TPM_SU } from "./constants.js";
-import { TpmError } from "./errors.js";
+import { tpmError } from "./errors.js";
 import { kdfa } from "./kdf.js";
 import { concat } from "./names.js";
 import { shareSecret } from "./secret.js";
@@ -92,7 +92,7 @@ export class Tpm {
     params: P,
   ): Promise<CommandResult<R>> {
     if (sessions.length > spec.handles) {
-      throw new TpmError(
+      throw tpmError(
         "TPM_ERR_INVALID_ARGUMENT",
         `TPM2_${spec.name} authorizes at most ${spec.handles} handles`,
       );
@@ -166,7 +166,7 @@ export class Tpm {
     while (got < n) {
       const r = await this.execute(C.GetRandom, [], [], { bytesRequested: Math.min(n - got, 32) });
       if (r.params.randomBytes.length === 0)
-        throw new TpmError("TPM_ERR_MALFORMED_RESPONSE", "TPM2_GetRandom returned no bytes");
+        throw tpmError("TPM_ERR_MALFORMED_RESPONSE", "TPM2_GetRandom returned no bytes");
       parts.push(r.params.randomBytes);
       got += r.params.randomBytes.length;
     }
@@ -207,7 +207,7 @@ export class Tpm {
   /** TPM2_PCR_Extend of one PCR with one digest per bank. */
   async pcrExtend(pcr: number, digests: readonly TpmtHa[], session: Session = pw()): Promise<void> {
     if (!Number.isInteger(pcr) || pcr < 0 || pcr > 31)
-      throw new TpmError("TPM_ERR_INVALID_ARGUMENT", `PCR ${pcr} out of range`);
+      throw tpmError("TPM_ERR_INVALID_ARGUMENT", `PCR ${pcr} out of range`);
     await this.execute(C.PCR_Extend, [{ handle: pcr }], [session], { digests: [...digests] });
   }
 
@@ -229,7 +229,7 @@ export class Tpm {
       },
     );
     if (r.handle === undefined)
-      throw new TpmError("TPM_ERR_MALFORMED_RESPONSE", "TPM2_CreatePrimary returned no handle");
+      throw tpmError("TPM_ERR_MALFORMED_RESPONSE", "TPM2_CreatePrimary returned no handle");
     return {
       handle: r.handle,
       name: r.params.name,
@@ -263,8 +263,7 @@ export class Tpm {
       inPrivate: obj.private,
       inPublic: obj.public,
     });
-    if (r.handle === undefined)
-      throw new TpmError("TPM_ERR_MALFORMED_RESPONSE", "TPM2_Load returned no handle");
+    if (r.handle === undefined) throw tpmError("TPM_ERR_MALFORMED_RESPONSE", "TPM2_Load returned no handle");
     return {
       handle: r.handle,
       name: r.params.name,
@@ -304,7 +303,9 @@ export class Tpm {
   /**
    * TPM2_ActivateCredential: `ak` is the credentialed object, `ek` the key the secret was
    * encrypted to. An EK made from the TCG templates needs a policy session satisfying
-   * PolicySecret(TPM_RH_ENDORSEMENT); {@link ekPolicySession} makes one.
+   * PolicySecret(TPM_RH_ENDORSEMENT); {@link ekPolicySession} makes one. A blob whose
+   * integrityHMAC does not verify (altered, or made for another object name or EK) is
+   * TPM_ERR_INTEGRITY (the TPM answers TPM_RC_INTEGRITY, Part 3, section 12.5.1).
    */
   async activateCredential(
     ak: HandleRef,
@@ -371,7 +372,7 @@ export class Tpm {
       },
     );
     if (r.handle === undefined)
-      throw new TpmError("TPM_ERR_MALFORMED_RESPONSE", "TPM2_StartAuthSession returned no handle");
+      throw tpmError("TPM_ERR_MALFORMED_RESPONSE", "TPM2_StartAuthSession returned no handle");
     // Part 1, section 19.6.8: sessionKey = KDFa(authHash, bind.authValue || salt, "ATH", nonceTPM, nonceCaller, bits).
     const sessionKey = salt
       ? kdfa(hashAlg, salt.seed, "ATH", r.params.nonceTPM, nonceCaller, size * 8)
@@ -466,7 +467,7 @@ export class Tpm {
     const offset = opts.offset ?? 0;
     const size = opts.size ?? info.public.dataSize - offset;
     if (offset < 0 || size < 0 || offset + size > info.public.dataSize) {
-      throw new TpmError(
+      throw tpmError(
         "TPM_ERR_INVALID_ARGUMENT",
         `NV range ${offset}+${size} outside index of ${info.public.dataSize} bytes`,
       );
@@ -480,7 +481,7 @@ export class Tpm {
         offset: at,
       });
       if (r.params.data.length !== n)
-        throw new TpmError(
+        throw tpmError(
           "TPM_ERR_MALFORMED_RESPONSE",
           `TPM2_NV_Read returned ${r.params.data.length} of ${n} bytes`,
         );

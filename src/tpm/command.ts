@@ -7,10 +7,12 @@
  * Each command is data: a {@link CommandSpec} (commands.ts) names its code, how many
  * handles it takes, whether it returns a handle, and the codecs of its parameter areas.
  */
+import { channel } from "node:diagnostics_channel";
+import { performance } from "node:perf_hooks";
 import { Reader, Writer, decode, encode, type Codec } from "../core/codec.js";
 import { hash } from "./alg.js";
 import { TPM_ST } from "./constants.js";
-import { TpmError } from "./errors.js";
+import { isTpmError, tpmError } from "./errors.js";
 import { concat, handleName, u32 } from "./names.js";
 import { decodeResponseCode, formatResponseCode, RC } from "./rc.js";
 import { TPMS_AUTH_RESPONSE, type AuthContext, type Session } from "./sessions.js";
@@ -57,13 +59,13 @@ export function marshalCommand<P>(
   params: P,
 ): { bytes: Uint8Array; paramBytes: Uint8Array; cpHash: (alg: number) => Uint8Array } {
   if (handles.length !== spec.handles) {
-    throw new TpmError(
+    throw tpmError(
       "TPM_ERR_INVALID_ARGUMENT",
       `TPM2_${spec.name} takes ${spec.handles} handles, got ${handles.length}`,
     );
   }
   if (sessions.length > spec.handles) {
-    throw new TpmError(
+    throw tpmError(
       "TPM_ERR_INVALID_ARGUMENT",
       `TPM2_${spec.name} authorizes at most ${spec.handles} handles`,
     );
@@ -106,6 +108,25 @@ export function marshalCommand<P>(
   return { bytes, paramBytes, cpHash };
 }
 
+/** A message on {@link tpmCommandChannel}: one command sent and answered. */
+export interface TpmCommandMessage {
+  /** `TPM2_Quote`, ... */
+  readonly command: string;
+  readonly commandCode: number;
+  /** The TPM_RC of the response (0 = success); decode it with rc.ts. */
+  readonly responseCode: number;
+  /** 1 for the first try; more when the TPM asked for a retry. */
+  readonly attempt: number;
+  readonly durationMs: number;
+}
+
+/**
+ * `bulwark:tpm:command` (node:diagnostics_channel): one {@link TpmCommandMessage} per exchange
+ * with the TPM. Codes and timings only: parameters carry auth values and secrets and are never
+ * published. Costs one property read per command when nobody subscribes.
+ */
+export const tpmCommandChannel = channel("bulwark:tpm:command");
+
 /** Sends one command and returns its decoded response; a non-zero TPM_RC is a TpmError. */
 export async function execute<P, R>(
   transport: Transport,
@@ -118,8 +139,19 @@ export async function execute<P, R>(
   // again (Part 2, Table 16); the command is re-marshaled so sessions use fresh nonces.
   for (let attempt = 1; ; attempt++) {
     const { bytes } = marshalCommand(spec, handles, sessions, params);
+    const started = tpmCommandChannel.hasSubscribers ? performance.now() : 0;
     const rsp = await transport.send(bytes);
     const rc = rsp.length >= 10 ? new DataView(rsp.buffer, rsp.byteOffset).getUint32(6, false) : 0;
+    if (tpmCommandChannel.hasSubscribers) {
+      const message: TpmCommandMessage = {
+        command: `TPM2_${spec.name}`,
+        commandCode: spec.cc,
+        responseCode: rc,
+        attempt,
+        durationMs: started ? performance.now() - started : 0,
+      };
+      tpmCommandChannel.publish(message);
+    }
     if (attempt < MAX_ATTEMPTS && RETRYABLE.has(rc)) {
       await new Promise((r) => setTimeout(r, 5 * attempt));
       continue;
@@ -140,7 +172,7 @@ export function unmarshalResponse<R>(
 ): CommandResult<R> {
   const r = new Reader(rsp);
   const malformed = (why: string): never => {
-    throw new TpmError("TPM_ERR_MALFORMED_RESPONSE", `TPM2_${spec.name} response: ${why}`);
+    throw tpmError("TPM_ERR_MALFORMED_RESPONSE", `TPM2_${spec.name} response: ${why}`);
   };
   if (rsp.length < 10) malformed(`only ${rsp.length} bytes`);
   const tag = r.u16(false);
@@ -149,10 +181,14 @@ export function unmarshalResponse<R>(
   if (size !== rsp.length) malformed(`responseSize ${size} but ${rsp.length} bytes received`);
   if (rc !== 0) {
     const info = decodeResponseCode(rc);
-    throw new TpmError("TPM_ERR_RESPONSE_CODE", `TPM2_${spec.name}: ${formatResponseCode(info)}`, {
-      command: `TPM2_${spec.name}`,
-      ...info,
-    });
+    // TPM_RC_INTEGRITY: protected data we sent (a credential blob, a private area, a duplicate)
+    // failed the TPM's integrity HMAC — altered, or made for another key or name. It gets its own
+    // code because the caller must treat it as tampering, not as a TPM that refused a command.
+    throw tpmError(
+      info.base === RC.INTEGRITY ? "TPM_ERR_INTEGRITY" : "TPM_ERR_RESPONSE_CODE",
+      `TPM2_${spec.name}: ${formatResponseCode(info)}`,
+      { command: `TPM2_${spec.name}`, ...info },
+    );
   }
   if (tag !== TPM_ST.SESSIONS && tag !== TPM_ST.NO_SESSIONS) malformed(`tag 0x${tag.toString(16)}`);
   if ((tag === TPM_ST.SESSIONS) !== sessions.length > 0) malformed("session tag does not match the command");
@@ -195,9 +231,9 @@ export function unmarshalResponse<R>(
     const params = decode(spec.response, rawParams);
     return { ...(handle !== undefined ? { handle } : {}), params, rawParams };
   } catch (e) {
-    if (e instanceof TpmError) throw e;
+    if (isTpmError(e)) throw e;
     const msg = e instanceof Error ? e.message : String(e);
-    throw new TpmError("TPM_ERR_MALFORMED_RESPONSE", `TPM2_${spec.name} response: ${msg}`, {}, { cause: e });
+    throw tpmError("TPM_ERR_MALFORMED_RESPONSE", `TPM2_${spec.name} response: ${msg}`, {}, { cause: e });
   }
 }
 
@@ -210,7 +246,7 @@ function mapFirstParameter(
 ): Uint8Array {
   const size = params.length >= 2 ? ((params[0] ?? 0) << 8) | (params[1] ?? 0) : -1;
   if (size < 0 || size + 2 > params.length) {
-    throw new TpmError(code, `TPM2_${name}: first parameter is not a TPM2B, cannot encrypt it`);
+    throw tpmError(code, `TPM2_${name}: first parameter is not a TPM2B, cannot encrypt it`);
   }
   const out = params.slice();
   out.set(fn(params.subarray(2, 2 + size)), 2);

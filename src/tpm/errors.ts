@@ -2,9 +2,10 @@
  * TPM error codes (STYLE.md habit 6). Every failure raised on purpose by src/tpm is a
  * {@link TpmError} with one of these codes, or a core DecodeError (CORE_ERR_*) from the codec.
  * A TPM that answers with a non-zero response code raises TPM_ERR_RESPONSE_CODE whose details
- * carry the decoded code ({@link ResponseCodeInfo} in rc.ts).
+ * carry the decoded code ({@link ResponseCodeInfo} in rc.ts) — except TPM_RC_INTEGRITY, which is
+ * TPM_ERR_INTEGRITY with the same details: data we handed the TPM failed its integrity check.
  */
-import { BulwarkError, defineErrors, Exit, type ErrorDetails } from "../core/errors.js";
+import { defineErrors, errorFactory, errorGuard, Exit, type BulwarkError } from "../core/errors.js";
 
 export const TpmErrors = defineErrors("TPM", {
   TPM_ERR_RESPONSE_CODE: {
@@ -86,14 +87,8 @@ export const TpmErrors = defineErrors("TPM", {
 });
 export type TpmErrorCode = keyof typeof TpmErrors;
 
-export class TpmError extends BulwarkError<TpmErrorCode> {
-  constructor(
-    code: TpmErrorCode,
-    message: string,
-    details: ErrorDetails = {},
-    options?: { cause?: unknown },
-  ) {
-    super(code, message, details, options);
-    this.name = "TpmError";
-  }
-}
+/** Raises this domain's errors: `throw tpmError("...", "sentence", details)`. */
+export const tpmError = errorFactory(TpmErrors, "TpmError");
+/** True for an error carrying one of this domain's codes. */
+export const isTpmError = errorGuard(TpmErrors);
+export type TpmError = BulwarkError<TpmErrorCode>;

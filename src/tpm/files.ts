@@ -27,7 +27,7 @@ import {
 } from "../core/codec.js";
 import { isBulwarkError } from "../core/errors.js";
 import { digestSize, hashByName } from "./alg.js";
-import { TpmError } from "./errors.js";
+import { tpmError } from "./errors.js";
 import { pcrValues, selectedIndices, type PcrValues } from "./pcr.js";
 import { TPM2B_ENCRYPTED_SECRET, TPM2B_ID_OBJECT, type TpmsPcrSelection } from "./structures.js";
 
@@ -55,7 +55,7 @@ export const CREDENTIAL_MAGIC = 0xbadcc0de;
 export function readCredentialFile(bytes: Uint8Array): { credentialBlob: Uint8Array; secret: Uint8Array } {
   const f = decodeFile(TPM2_TOOLS_CREDENTIAL, bytes, "tpm2-tools credential blob");
   if (f.magic !== CREDENTIAL_MAGIC || f.version !== 1) {
-    throw new TpmError(
+    throw tpmError(
       "TPM_ERR_FILE_FORMAT",
       `credential file has magic 0x${f.magic.toString(16)} version ${f.version}, expected 0xbadcc0de version 1`,
     );
@@ -103,12 +103,7 @@ function decodeFile<T>(codec: Codec<T>, bytes: Uint8Array, what: string): T {
     return decode(codec, bytes);
   } catch (e) {
     if (isBulwarkError(e))
-      throw new TpmError(
-        "TPM_ERR_FILE_FORMAT",
-        `not a ${what}: ${e.message}`,
-        { ...e.details },
-        { cause: e },
-      );
+      throw tpmError("TPM_ERR_FILE_FORMAT", `not a ${what}: ${e.message}`, { ...e.details }, { cause: e });
     throw e;
   }
 }
@@ -117,18 +112,17 @@ function decodeFile<T>(codec: Codec<T>, bytes: Uint8Array, what: string): T {
 export function readPcrFile(bytes: Uint8Array): PcrFile {
   const f = decodeFile(TPM2_TOOLS_PCRS, bytes, "tpm2-tools PCR file");
   const sel = f.pcrSelection;
-  if (sel.count > HASH_COUNT)
-    throw new TpmError("TPM_ERR_FILE_FORMAT", `PCR file selects ${sel.count} banks`);
+  if (sel.count > HASH_COUNT) throw tpmError("TPM_ERR_FILE_FORMAT", `PCR file selects ${sel.count} banks`);
   const selection = sel.pcrSelections.slice(0, sel.count).map((s) => {
     if (s.sizeofSelect > PCR_SELECT_MAX)
-      throw new TpmError("TPM_ERR_FILE_FORMAT", `sizeofSelect ${s.sizeofSelect} exceeds ${PCR_SELECT_MAX}`);
+      throw tpmError("TPM_ERR_FILE_FORMAT", `sizeofSelect ${s.sizeofSelect} exceeds ${PCR_SELECT_MAX}`);
     return { hash: s.hash, pcrSelect: s.pcrSelect.slice(0, s.sizeofSelect) };
   });
   const digests: Uint8Array[] = [];
   for (const l of f.digestLists) {
-    if (l.count > 8) throw new TpmError("TPM_ERR_FILE_FORMAT", `TPML_DIGEST count ${l.count} exceeds 8`);
+    if (l.count > 8) throw tpmError("TPM_ERR_FILE_FORMAT", `TPML_DIGEST count ${l.count} exceeds 8`);
     for (const d of l.digests.slice(0, l.count)) {
-      if (d.size > 64) throw new TpmError("TPM_ERR_FILE_FORMAT", `digest size ${d.size} exceeds 64`);
+      if (d.size > 64) throw tpmError("TPM_ERR_FILE_FORMAT", `digest size ${d.size} exceeds 64`);
       digests.push(d.buffer.slice(0, d.size));
     }
   }
@@ -137,28 +131,28 @@ export function readPcrFile(bytes: Uint8Array): PcrFile {
   for (const s of selection) {
     for (const i of selectedIndices(s)) {
       const d = digests[k++];
-      if (!d) throw new TpmError("TPM_ERR_FILE_FORMAT", "PCR file has fewer digests than selected PCRs");
+      if (!d) throw tpmError("TPM_ERR_FILE_FORMAT", "PCR file has fewer digests than selected PCRs");
       const want = digestSize(s.hash);
       if (want !== undefined && d.length !== want) {
-        throw new TpmError("TPM_ERR_FILE_FORMAT", `PCR ${i} digest is ${d.length} bytes, bank needs ${want}`);
+        throw tpmError("TPM_ERR_FILE_FORMAT", `PCR ${i} digest is ${d.length} bytes, bank needs ${want}`);
       }
       entries.push([s.hash, i, d]);
     }
   }
   if (k !== digests.length)
-    throw new TpmError("TPM_ERR_FILE_FORMAT", "PCR file has more digests than selected PCRs");
+    throw tpmError("TPM_ERR_FILE_FORMAT", "PCR file has more digests than selected PCRs");
   return { selection, values: pcrValues(entries) };
 }
 
 /** Writes a "serialized" tpm2-tools PCR file for `selection` from `values`. */
 export function writePcrFile(selection: readonly TpmsPcrSelection[], values: PcrValues): Uint8Array {
-  if (selection.length > HASH_COUNT) throw new TpmError("TPM_ERR_INVALID_ARGUMENT", "too many PCR banks");
+  if (selection.length > HASH_COUNT) throw tpmError("TPM_ERR_INVALID_ARGUMENT", "too many PCR banks");
   const pcrSelections = Array.from({ length: HASH_COUNT }, (_, i) => {
     const s = selection[i];
     const pcrSelect = new Uint8Array(PCR_SELECT_MAX);
     if (s) {
       if (s.pcrSelect.length > PCR_SELECT_MAX)
-        throw new TpmError("TPM_ERR_INVALID_ARGUMENT", "pcrSelect longer than 4 bytes");
+        throw tpmError("TPM_ERR_INVALID_ARGUMENT", "pcrSelect longer than 4 bytes");
       pcrSelect.set(s.pcrSelect);
     }
     return { hash: s?.hash ?? 0, sizeofSelect: s?.pcrSelect.length ?? 0, pcrSelect, pad: 0 };
@@ -168,10 +162,7 @@ export function writePcrFile(selection: readonly TpmsPcrSelection[], values: Pcr
     for (const i of selectedIndices(s)) {
       const v = values.get(s.hash)?.get(i);
       if (!v)
-        throw new TpmError(
-          "TPM_ERR_INVALID_ARGUMENT",
-          `no value for PCR ${i} of bank 0x${s.hash.toString(16)}`,
-        );
+        throw tpmError("TPM_ERR_INVALID_ARGUMENT", `no value for PCR ${i} of bank 0x${s.hash.toString(16)}`);
       all.push(v);
     }
   }
@@ -198,19 +189,16 @@ export function readPcrValuesFile(bytes: Uint8Array, selection: readonly TpmsPcr
   for (const s of selection) {
     const size = digestSize(s.hash);
     if (size === undefined)
-      throw new TpmError(
-        "TPM_ERR_UNSUPPORTED_ALG",
-        `bank 0x${s.hash.toString(16)} has an unknown digest size`,
-      );
+      throw tpmError("TPM_ERR_UNSUPPORTED_ALG", `bank 0x${s.hash.toString(16)} has an unknown digest size`);
     for (const i of selectedIndices(s)) {
       if (at + size > bytes.length)
-        throw new TpmError("TPM_ERR_FILE_FORMAT", "PCR values file is shorter than the selection");
+        throw tpmError("TPM_ERR_FILE_FORMAT", "PCR values file is shorter than the selection");
       entries.push([s.hash, i, bytes.slice(at, at + size)]);
       at += size;
     }
   }
   if (at !== bytes.length)
-    throw new TpmError("TPM_ERR_FILE_FORMAT", "PCR values file is longer than the selection");
+    throw tpmError("TPM_ERR_FILE_FORMAT", "PCR values file is longer than the selection");
   return pcrValues(entries);
 }
 
@@ -223,19 +211,18 @@ const MAX_TEXT_PCR_FILE = 256 * 1024;
  * `tpm2_pcrread` prints (`  sha256:` then `    0 : 0x...`). Digest sizes are checked per bank.
  */
 export function readPcrValuesText(bytes: Uint8Array): PcrValues {
-  if (bytes.length > MAX_TEXT_PCR_FILE)
-    throw new TpmError("TPM_ERR_FILE_FORMAT", "PCR text file is too large");
+  if (bytes.length > MAX_TEXT_PCR_FILE) throw tpmError("TPM_ERR_FILE_FORMAT", "PCR text file is too large");
   const text = new TextDecoder("utf-8", { fatal: false }).decode(bytes).trim();
   const entries: [number, number, Uint8Array][] = [];
   const add = (bankName: string, index: string, hexValue: string): void => {
     const bank = hashByNameOrUndefined(bankName);
-    if (!bank) throw new TpmError("TPM_ERR_FILE_FORMAT", `unknown PCR bank '${bankName}'`);
+    if (!bank) throw tpmError("TPM_ERR_FILE_FORMAT", `unknown PCR bank '${bankName}'`);
     const i = Number(index);
     if (!Number.isInteger(i) || i < 0 || i > 255)
-      throw new TpmError("TPM_ERR_FILE_FORMAT", `bad PCR index '${index}'`);
+      throw tpmError("TPM_ERR_FILE_FORMAT", `bad PCR index '${index}'`);
     const h = hexValue.trim().replace(/^0x/i, "");
     if (!/^[0-9a-fA-F]*$/.test(h) || h.length !== bank.size * 2) {
-      throw new TpmError("TPM_ERR_FILE_FORMAT", `PCR ${bankName}:${i} is not a ${bank.size}-byte hex digest`);
+      throw tpmError("TPM_ERR_FILE_FORMAT", `PCR ${bankName}:${i} is not a ${bank.size}-byte hex digest`);
     }
     entries.push([bank.alg, i, new Uint8Array(Buffer.from(h, "hex"))]);
   };
@@ -244,17 +231,17 @@ export function readPcrValuesText(bytes: Uint8Array): PcrValues {
     try {
       doc = JSON.parse(text);
     } catch (e) {
-      throw new TpmError("TPM_ERR_FILE_FORMAT", `PCR JSON does not parse: ${(e as Error).message}`);
+      throw tpmError("TPM_ERR_FILE_FORMAT", `PCR JSON does not parse: ${(e as Error).message}`);
     }
     const root = (doc as { pcrs?: unknown }).pcrs ?? doc;
     if (typeof root !== "object" || root === null)
-      throw new TpmError("TPM_ERR_FILE_FORMAT", "PCR JSON must be an object");
+      throw tpmError("TPM_ERR_FILE_FORMAT", "PCR JSON must be an object");
     for (const [bank, values] of Object.entries(root)) {
       if (typeof values !== "object" || values === null)
-        throw new TpmError("TPM_ERR_FILE_FORMAT", `bank ${bank} must map indices to hex`);
+        throw tpmError("TPM_ERR_FILE_FORMAT", `bank ${bank} must map indices to hex`);
       for (const [i, v] of Object.entries(values)) {
         if (typeof v !== "string")
-          throw new TpmError("TPM_ERR_FILE_FORMAT", `PCR ${bank}:${i} must be a hex string`);
+          throw tpmError("TPM_ERR_FILE_FORMAT", `PCR ${bank}:${i} must be a hex string`);
         add(bank, i, v);
       }
     }
@@ -266,10 +253,10 @@ export function readPcrValuesText(bytes: Uint8Array): PcrValues {
       if (b) bank = b[1];
       else if (p && bank) add(bank, p[1]!, p[2]!);
       else if (line.trim() !== "")
-        throw new TpmError("TPM_ERR_FILE_FORMAT", `unrecognised PCR line '${line.slice(0, 80)}'`);
+        throw tpmError("TPM_ERR_FILE_FORMAT", `unrecognised PCR line '${line.slice(0, 80)}'`);
     }
   }
-  if (entries.length === 0) throw new TpmError("TPM_ERR_FILE_FORMAT", "no PCR values found");
+  if (entries.length === 0) throw tpmError("TPM_ERR_FILE_FORMAT", "no PCR values found");
   return pcrValues(entries);
 }
 

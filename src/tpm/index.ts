@@ -67,7 +67,7 @@ export {
   type Transcript,
   type TranscriptEntry,
 } from "./transport/mock.js";
-export { verifyQuote, type QuoteToVerify, type QuoteVerdict } from "./verify/quote.js";
+export { QuoteVerifier, verifyQuote, type QuoteToVerify, type QuoteVerdict } from "./verify/quote.js";
 export { checkAkPublic, checkEkPublic } from "./verify/ak.js";
 export {
   makeCredential,
@@ -78,4 +78,4 @@ export {
 } from "./verify/credential.js";
 export { publicKeyFromTpm, loadPublicKey, type LoadedPublicKey } from "./verify/keys.js";
 export { verifyTpmSignature, type SignatureCheck } from "./verify/signature.js";
-export type { Finding, Severity, Verdict } from "./verify/verdict.js";
+export type { Finding, Severity, Verdict } from "../core/verdict.js";

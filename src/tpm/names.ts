@@ -5,7 +5,7 @@
  * and credentials (MakeCredential) to one exact key.
  */
 import { hash, TPM_ALG } from "./alg.js";
-import { TpmError } from "./errors.js";
+import { tpmError } from "./errors.js";
 import type { PublicArea } from "./structures.js";
 
 export function u16(n: number): Uint8Array {
@@ -38,7 +38,7 @@ function nameOf(nameAlg: number, raw: Uint8Array): Uint8Array {
 export function handleName(handle: number): Uint8Array {
   const top = handle >>> 24;
   if (top === 0x80 || top === 0x81 || top === 0x01) {
-    throw new TpmError(
+    throw tpmError(
       "TPM_ERR_INVALID_ARGUMENT",
       `handle 0x${handle.toString(16)} needs its public area to be named`,
     );
@@ -57,22 +57,11 @@ export function concat(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= (a[i] ?? 0) ^ (b[i] ?? 0);
-  return d === 0;
-}
-
-export function toHex(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
-}
-
 /** Parses hex (optionally 0x-prefixed, whitespace ignored); a typed error on bad input. */
 export function fromHex(s: string): Uint8Array {
   const h = s.trim().replace(/^0x/i, "").replace(/\s+/g, "");
   if (h.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(h)) {
-    throw new TpmError("TPM_ERR_INVALID_ARGUMENT", "not a hex string");
+    throw tpmError("TPM_ERR_INVALID_ARGUMENT", "not a hex string");
   }
   return new Uint8Array(Buffer.from(h, "hex"));
 }

@@ -4,7 +4,7 @@
  * concatenated in selection order, banks in list order, PCRs in ascending index).
  */
 import { hash, hashInfo } from "./alg.js";
-import { TpmError } from "./errors.js";
+import { tpmError } from "./errors.js";
 import { concat } from "./names.js";
 import type { TpmsPcrSelection } from "./structures.js";
 
@@ -24,7 +24,7 @@ export function pcrSelection(
   const pcrSelect = new Uint8Array(max);
   for (const i of indices) {
     if (!Number.isInteger(i) || i < 0 || i >= 256) {
-      throw new TpmError("TPM_ERR_INVALID_ARGUMENT", `PCR index ${i} out of range`);
+      throw tpmError("TPM_ERR_INVALID_ARGUMENT", `PCR index ${i} out of range`);
     }
     pcrSelect[i >>> 3] = (pcrSelect[i >>> 3] ?? 0) | (1 << (i & 7));
   }
@@ -44,15 +44,14 @@ export function selectedIndices(sel: TpmsPcrSelection): number[] {
 export function parsePcrSpec(spec: string, hashByNameFn: (n: string) => { alg: number }): TpmsPcrSelection[] {
   return spec.split("+").map((bank) => {
     const [alg, list] = bank.split(":");
-    if (!alg || list === undefined)
-      throw new TpmError("TPM_ERR_INVALID_ARGUMENT", `bad PCR selection '${bank}'`);
+    if (!alg || list === undefined) throw tpmError("TPM_ERR_INVALID_ARGUMENT", `bad PCR selection '${bank}'`);
     const indices =
       list.trim() === "all"
         ? Array.from({ length: PCR_COUNT }, (_, i) => i)
         : list.split(",").map((x) => {
             const n = Number(x.trim());
             if (!Number.isInteger(n) || n < 0 || n >= PCR_COUNT) {
-              throw new TpmError("TPM_ERR_INVALID_ARGUMENT", `bad PCR index '${x}'`);
+              throw tpmError("TPM_ERR_INVALID_ARGUMENT", `bad PCR index '${x}'`);
             }
             return n;
           });
@@ -68,7 +67,7 @@ export function selectedValues(selection: readonly TpmsPcrSelection[], values: P
     for (const i of selectedIndices(sel)) {
       const v = bank?.get(i);
       if (!v) {
-        throw new TpmError(
+        throw tpmError(
           "TPM_ERR_INVALID_ARGUMENT",
           `no value supplied for PCR ${i} of bank 0x${sel.hash.toString(16)}`,
           {

@@ -8,7 +8,7 @@
 import { constants, createECDH, publicEncrypt, randomBytes } from "node:crypto";
 import { encode } from "../core/codec.js";
 import { algName, CURVES, hashInfo } from "./alg.js";
-import { TpmError } from "./errors.js";
+import { tpmError, isTpmError } from "./errors.js";
 import { kdfe } from "./kdf.js";
 import { concat } from "./names.js";
 import { eccParms, rsaParms, TPMS_ECC_POINT, type TpmsEccPoint, type TpmtPublic } from "./structures.js";
@@ -33,8 +33,8 @@ export function shareSecret(
   try {
     return shareSecretUnchecked(key, label, random);
   } catch (e) {
-    if (e instanceof TpmError) throw e;
-    throw new TpmError(
+    if (isTpmError(e)) throw e;
+    throw tpmError(
       "TPM_ERR_INVALID_KEY",
       `public key is unusable: ${(e as Error).message}`,
       {},
@@ -66,10 +66,7 @@ function shareSecretUnchecked(
   if (ecc) {
     const curve = CURVES.get(ecc.curveID);
     if (!curve)
-      throw new TpmError(
-        "TPM_ERR_UNSUPPORTED_ALG",
-        `ECC curve 0x${ecc.curveID.toString(16)} is not supported`,
-      );
+      throw tpmError("TPM_ERR_UNSUPPORTED_ALG", `ECC curve 0x${ecc.curveID.toString(16)} is not supported`);
     publicKeyFromTpm(key); // validates the point is on the curve
     const point = key.unique as TpmsEccPoint;
     const x = leftPad(point.x, curve.size);
@@ -83,5 +80,5 @@ function shareSecretUnchecked(
     const seed = kdfe(key.nameAlg, z, label, ephX, x, h.size * 8);
     return { seed, encrypted: encode(TPMS_ECC_POINT, { x: ephX, y: ephY }) };
   }
-  throw new TpmError("TPM_ERR_INVALID_KEY", `cannot share a secret with a ${algName(key.type)} key`);
+  throw tpmError("TPM_ERR_INVALID_KEY", `cannot share a secret with a ${algName(key.type)} key`);
 }

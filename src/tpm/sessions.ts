@@ -14,8 +14,9 @@ import { createCipheriv, createDecipheriv } from "node:crypto";
 import { hashInfo, hmac } from "./alg.js";
 import { kdfa } from "./kdf.js";
 import { TPM_RH, TPMA_SESSION } from "./constants.js";
-import { TpmError } from "./errors.js";
-import { concat, equalBytes } from "./names.js";
+import { tpmError } from "./errors.js";
+import { concat } from "./names.js";
+import { secretsEqual } from "../core/bytes.js";
 import { TPM2B_AUTH, TPM2B_NONCE, TPM_HANDLE } from "./structures.js";
 
 /** TPMS_AUTH_COMMAND (Part 2, section 10.13.2, Table 136). */
@@ -80,7 +81,7 @@ export class PasswordSession implements Session {
   }
   response(_ctx: AuthContext, rsp: AuthResponse): void {
     if (rsp.nonce.length !== 0 || rsp.hmac.length !== 0) {
-      throw new TpmError("TPM_ERR_MALFORMED_RESPONSE", "password session response carries a nonce or HMAC");
+      throw tpmError("TPM_ERR_MALFORMED_RESPONSE", "password session response carries a nonce or HMAC");
     }
   }
   toString(): string {
@@ -124,10 +125,7 @@ abstract class NonceSession implements Session {
     this.sessionKey = opts.sessionKey ?? new Uint8Array(0);
     this.aesKeyBits = opts.aesKeyBits ?? 0;
     if ((opts.decrypt || opts.encrypt) && !this.aesKeyBits) {
-      throw new TpmError(
-        "TPM_ERR_INVALID_ARGUMENT",
-        "parameter encryption needs a session started with AES-CFB",
-      );
+      throw tpmError("TPM_ERR_INVALID_ARGUMENT", "parameter encryption needs a session started with AES-CFB");
     }
     this.attrs =
       (opts.continueSession === false ? 0 : TPMA_SESSION.continueSession) |
@@ -228,8 +226,8 @@ export class HmacSession extends NonceSession {
       this.keyFor(ctx.entityAuth),
       concat(ctx.rpHash(this.hashAlg), rsp.nonce, this.lastCaller, Uint8Array.of(rsp.sessionAttributes)),
     );
-    if (!equalBytes(expected, rsp.hmac)) {
-      throw new TpmError(
+    if (!secretsEqual(expected, rsp.hmac)) {
+      throw tpmError(
         "TPM_ERR_RESPONSE_HMAC",
         `response HMAC of session 0x${this.handle.toString(16)} does not verify`,
       );
@@ -269,8 +267,8 @@ export class PolicySession extends NonceSession {
       this.keyFor(ctx.entityAuth),
       concat(ctx.rpHash(this.hashAlg), rsp.nonce, this.lastCaller, Uint8Array.of(rsp.sessionAttributes)),
     );
-    if (!equalBytes(expected, rsp.hmac)) {
-      throw new TpmError(
+    if (!secretsEqual(expected, rsp.hmac)) {
+      throw tpmError(
         "TPM_ERR_RESPONSE_HMAC",
         `response HMAC of policy session 0x${this.handle.toString(16)} does not verify`,
       );

@@ -26,9 +26,10 @@
 import type { KeyObject } from "node:crypto";
 import { Reader, Writer, encode } from "../core/codec.js";
 import { isBulwarkError } from "../core/errors.js";
+import { VerdictBuilder, type Severity, type Verdict } from "../core/verdict.js";
 import { verifyDetached, signDetachedForUefiVariable } from "./pkcs7.js";
 import { EFI_GUID, Guids, type Guid } from "./guid.js";
-import { UefiError } from "./errors.js";
+import { uefiError } from "./errors.js";
 import {
   Attr,
   EFI_TIME,
@@ -68,7 +69,7 @@ export interface SignedUpdate {
 }
 
 function authInvalid(message: string, offset: number): never {
-  throw new UefiError("UEFI_ERR_AUTH_INVALID", `${message} at offset ${offset}`, { offset });
+  throw uefiError("UEFI_ERR_AUTH_INVALID", `${message} at offset ${offset}`, { offset });
 }
 
 /** Decodes EFI_VARIABLE_AUTHENTICATION_2 followed by the variable data. Total and bounded. */
@@ -97,7 +98,7 @@ export function parseSignedUpdate(bytes: Uint8Array): SignedUpdate {
     return { auth: { timeStamp, certType, certData }, data, raw };
   } catch (e) {
     if (isBulwarkError(e) && e.code.startsWith("CORE_ERR_")) {
-      throw new UefiError("UEFI_ERR_AUTH_INVALID", e.message, e.details, { cause: e });
+      throw uefiError("UEFI_ERR_AUTH_INVALID", e.message, e.details, { cause: e });
     }
     throw e;
   }
@@ -147,7 +148,7 @@ export interface CreateSignedUpdateOptions {
 /** Creates an `.auth` blob: EFI_VARIABLE_AUTHENTICATION_2 ‖ data. Deterministic for RSA keys. */
 export function createSignedUpdate(o: CreateSignedUpdateOptions): Uint8Array {
   if ((o.attributes & Attr.EFI_VARIABLE_TIME_BASED_AUTHENTICATED_WRITE_ACCESS) === 0) {
-    throw new UefiError(
+    throw uefiError(
       "UEFI_ERR_VARIABLE_INVALID",
       "a signed update needs the TIME_BASED_AUTHENTICATED_WRITE_ACCESS attribute",
     );
@@ -165,16 +166,12 @@ export function createSignedUpdate(o: CreateSignedUpdateOptions): Uint8Array {
   return out;
 }
 
-export interface UpdateFinding {
-  readonly id: string;
-  readonly ok: boolean;
-  readonly severity: "error" | "warning" | "info";
-  readonly message: string;
-}
-
-export interface UpdateVerdict {
-  readonly ok: boolean;
-  readonly findings: readonly UpdateFinding[];
+/**
+ * The verdict on a signed update, in the core shape: a failed check is a finding (id
+ * `uefi.auth.*`, message = the rule it broke, with its UEFI 2.10 section), a passed one is in
+ * `passed`; `uefi.auth.setupMode` is an info finding.
+ */
+export interface UpdateVerdict extends Verdict {
   /** Which certificate authorised the update, when one did. */
   readonly authorisedBy?: { readonly subject: string; readonly fingerprint256: string };
   readonly update: SignedUpdate;
@@ -201,8 +198,11 @@ export function verifySignedUpdate(
   authBytes: Uint8Array,
 ): UpdateVerdict {
   const update = parseSignedUpdate(authBytes);
-  const findings: UpdateFinding[] = [];
-  const add = (f: UpdateFinding) => void findings.push(f);
+  const v = new VerdictBuilder();
+  const add = (f: { id: string; ok: boolean; severity: Severity; message: string }): void => {
+    if (f.ok && f.severity !== "info") v.pass(f.id);
+    else v.add({ id: f.id, severity: f.severity, message: f.message });
+  };
   const t = update.auth.timeStamp;
   add({
     id: "uefi.auth.attributes",
@@ -233,16 +233,16 @@ export function verifySignedUpdate(
   const payload = signedPayload(name, guid, attributes, t, update.data);
   let authorisedBy: UpdateVerdict["authorisedBy"];
   const check = (trusted: Uint8Array[], who: string) => {
-    const v = verifyDetached(update.auth.certData, payload, { trusted });
-    if (v.trustedBy)
-      authorisedBy = { subject: v.trustedBy.subject, fingerprint256: v.trustedBy.fingerprint256 };
+    const d = verifyDetached(update.auth.certData, payload, { trusted });
+    if (d.trustedBy)
+      authorisedBy = { subject: d.trustedBy.subject, fingerprint256: d.trustedBy.fingerprint256 };
     add({
       id: "uefi.auth.signature",
-      ok: v.ok && v.trustedBy !== undefined,
+      ok: d.ok && d.trustedBy !== undefined,
       severity: "error",
-      message: v.trustedBy
-        ? `signed by a key chaining to ${who} certificate ${v.trustedBy.subject}`
-        : `no valid signature chaining to ${who} (${v.findings
+      message: d.trustedBy
+        ? `signed by a key chaining to ${who} certificate ${d.trustedBy.subject}`
+        : `no valid signature chaining to ${who} (${d.findings
             .filter((f) => !f.ok)
             .map((f) => f.message)
             .join("; ")})`,
@@ -290,8 +290,7 @@ export function verifySignedUpdate(
       message: "the new data is a well-formed list of EFI_SIGNATURE_LISTs",
     });
   }
-  const ok = findings.every((f) => f.ok || f.severity !== "error");
-  return { ok, findings, update, ...(authorisedBy ? { authorisedBy } : {}) };
+  return { ...v.verdict(), update, ...(authorisedBy ? { authorisedBy } : {}) };
 }
 
 /** Appends lists to a database, skipping entries already present (edk2 AppendSignatureList filtering). */
@@ -324,8 +323,8 @@ export function applySignedUpdate(
 ): Edk2VarStore {
   const verdict = verifySignedUpdate(store, name, guid, attributes, authBytes);
   if (!verdict.ok) {
-    const failed = verdict.findings.filter((f) => !f.ok && f.severity === "error");
-    throw new UefiError(
+    const failed = verdict.findings.filter((f) => f.severity === "error");
+    throw uefiError(
       "UEFI_ERR_AUTH_REFUSED",
       `update of ${name} refused: ${failed.map((f) => f.message).join("; ")}`,
       {

@@ -4,7 +4,7 @@
  * {@link UefiError} carrying one of these codes; decoding failures also carry offset and path.
  * (PE/Authenticode codes live in errors-pe.ts.)
  */
-import { BulwarkError, defineErrors, Exit, type ErrorDetails } from "../core/errors.js";
+import { defineErrors, errorFactory, errorGuard, Exit, type BulwarkError } from "../core/errors.js";
 
 export const UefiErrors = defineErrors("UEFI", {
   UEFI_ERR_SIGLIST_INVALID: {
@@ -94,14 +94,8 @@ export const UefiErrors = defineErrors("UEFI", {
 });
 export type UefiErrorCode = keyof typeof UefiErrors;
 
-export class UefiError extends BulwarkError<UefiErrorCode> {
-  constructor(
-    code: UefiErrorCode,
-    message: string,
-    details: ErrorDetails = {},
-    options?: { cause?: unknown },
-  ) {
-    super(code, message, details, options);
-    this.name = "UefiError";
-  }
-}
+/** Raises this domain's errors: `throw uefiError("...", "sentence", details)`. */
+export const uefiError = errorFactory(UefiErrors, "UefiError");
+/** True for an error carrying one of this domain's codes. */
+export const isUefiError = errorGuard(UefiErrors);
+export type UefiError = BulwarkError<UefiErrorCode>;

@@ -6,7 +6,7 @@
  * decode→encode is byte-identical.
  */
 import type { Codec } from "../core/codec.js";
-import { UefiError } from "./errors.js";
+import { uefiError } from "./errors.js";
 
 const GUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -34,7 +34,7 @@ export function parseGuid(s: string): Guid {
     .trim()
     .toLowerCase()
     .replace(/^\{|\}$/g, "");
-  if (!GUID_RE.test(g)) throw new UefiError("UEFI_ERR_VARIABLE_INVALID", `not a GUID: '${s.slice(0, 64)}'`);
+  if (!GUID_RE.test(g)) throw uefiError("UEFI_ERR_VARIABLE_INVALID", `not a GUID: '${s.slice(0, 64)}'`);
   return g;
 }
 

@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { Guids } from "./guid.js";
 import { decodeSignatureDatabase, describeEntry } from "./siglist.js";
 import { getVariable, parseVarStore } from "./varstore.js";
-import { UefiError } from "./errors.js";
+import { uefiError } from "./errors.js";
 import type { SbatLevels } from "./sbat.js";
 
 /** Roles of the Microsoft certificates, by the subject common names Microsoft publishes. */
@@ -73,7 +73,7 @@ export function extractMicrosoftSet(storeBytes: Uint8Array, source: string): Mic
   const required: MicrosoftRole[] = ["kek-ca-2011", "windows-production-pca-2011", "uefi-ca-2011"];
   const missing = required.filter((r) => !found.has(r));
   if (missing.length) {
-    throw new UefiError(
+    throw uefiError(
       "UEFI_ERR_MS_CERTS_MISSING",
       `${source} lacks ${missing.map((r) => MICROSOFT_ROLES[r]).join(", ")}`,
       { source },

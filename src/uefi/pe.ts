@@ -12,6 +12,7 @@
 import { decode, struct, u16le, u32le, u64le, fixedBytes, type Codec, type Infer } from "../core/codec.js";
 import { DecodeError } from "../core/errors.js";
 import { UefiPeError } from "./errors-pe.js";
+import { bytesEqual } from "../core/bytes.js";
 
 /** IMAGE_FILE_HEADER, "COFF File Header (Object and Image)". */
 export const IMAGE_FILE_HEADER = struct("IMAGE_FILE_HEADER", {
@@ -342,10 +343,7 @@ function readCertificateTable(
     else if (
       h.wCertificateType === WIN_CERT_TYPE_EFI_GUID &&
       certificate.length > 16 &&
-      Buffer.compare(
-        Buffer.from(certificate.subarray(0, 16)),
-        Buffer.from(EFI_CERT_TYPE_PKCS7_GUID_BYTES),
-      ) === 0
+      bytesEqual(certificate.subarray(0, 16), EFI_CERT_TYPE_PKCS7_GUID_BYTES)
     ) {
       signedData = certificate.subarray(16);
     }

@@ -12,7 +12,7 @@
 import { Reader } from "../core/codec.js";
 import { isBulwarkError } from "../core/errors.js";
 import { parsePe, sectionData } from "./pe.js";
-import { UefiError } from "./errors.js";
+import { uefiError } from "./errors.js";
 
 export interface SbatLevels {
   readonly previous: string;
@@ -23,13 +23,13 @@ const LEVEL_RE = /^sbat,1,\d{10}\n(?:[A-Za-z0-9._-]+,\d+\n)*$/;
 
 function cString(bytes: Uint8Array, at: number): string {
   if (at < 0 || at >= bytes.length) {
-    throw new UefiError("UEFI_ERR_TEMPLATE_INVALID", `.sbatlevel offset ${at} outside the section`, {
+    throw uefiError("UEFI_ERR_TEMPLATE_INVALID", `.sbatlevel offset ${at} outside the section`, {
       offset: at,
     });
   }
   const end = bytes.indexOf(0, at);
   if (end < 0)
-    throw new UefiError("UEFI_ERR_TEMPLATE_INVALID", ".sbatlevel text is not NUL-terminated", { offset: at });
+    throw uefiError("UEFI_ERR_TEMPLATE_INVALID", ".sbatlevel text is not NUL-terminated", { offset: at });
   return Buffer.from(bytes.subarray(at, end)).toString("latin1");
 }
 
@@ -37,10 +37,7 @@ function cString(bytes: Uint8Array, at: number): string {
 export function sbatLevelsFromShim(shim: Uint8Array): SbatLevels {
   const section = sectionData(parsePe(shim), ".sbatlevel");
   if (!section)
-    throw new UefiError(
-      "UEFI_ERR_TEMPLATE_INVALID",
-      "the image has no .sbatlevel section (not a shim >= 15.7)",
-    );
+    throw uefiError("UEFI_ERR_TEMPLATE_INVALID", "the image has no .sbatlevel section (not a shim >= 15.7)");
   return sbatLevelsFromSection(section);
 }
 
@@ -49,13 +46,12 @@ export function sbatLevelsFromSection(section: Uint8Array): SbatLevels {
   try {
     const r = new Reader(section);
     const version = r.u32(true);
-    if (version !== 0)
-      throw new UefiError("UEFI_ERR_TEMPLATE_INVALID", `.sbatlevel version ${version} is not 0`);
+    if (version !== 0) throw uefiError("UEFI_ERR_TEMPLATE_INVALID", `.sbatlevel version ${version} is not 0`);
     const previous = cString(section, 4 + r.u32(true));
     const latest = cString(section, 4 + r.u32(true));
     for (const level of [previous, latest]) {
       if (!LEVEL_RE.test(level))
-        throw new UefiError(
+        throw uefiError(
           "UEFI_ERR_TEMPLATE_INVALID",
           `.sbatlevel text is not an SBAT level: ${JSON.stringify(level.slice(0, 80))}`,
         );
@@ -63,7 +59,7 @@ export function sbatLevelsFromSection(section: Uint8Array): SbatLevels {
     return { previous, latest };
   } catch (e) {
     if (isBulwarkError(e) && e.code.startsWith("CORE_ERR_")) {
-      throw new UefiError("UEFI_ERR_TEMPLATE_INVALID", `.sbatlevel: ${e.message}`, e.details, { cause: e });
+      throw uefiError("UEFI_ERR_TEMPLATE_INVALID", `.sbatlevel: ${e.message}`, e.details, { cause: e });
     }
     throw e;
   }
@@ -71,6 +67,6 @@ export function sbatLevelsFromSection(section: Uint8Array): SbatLevels {
 
 /** The `SbatLevel` variable data: the level text without a terminator, as shim writes it. */
 export function sbatLevelVariableData(level: string): Uint8Array {
-  if (!LEVEL_RE.test(level)) throw new UefiError("UEFI_ERR_TEMPLATE_INVALID", "not an SBAT level text");
+  if (!LEVEL_RE.test(level)) throw uefiError("UEFI_ERR_TEMPLATE_INVALID", "not an SBAT level text");
   return new TextEncoder().encode(level);
 }

@@ -10,7 +10,7 @@
 import { X509Certificate } from "node:crypto";
 import { Reader } from "../core/codec.js";
 import { isBulwarkError } from "../core/errors.js";
-import { UefiError } from "./errors.js";
+import { uefiError, isUefiError } from "./errors.js";
 import { parsePe, sectionData } from "./pe.js";
 import { decodeSignatureDatabase, x509List, type EfiSignatureList } from "./siglist.js";
 import { BULWARK_OWNER_GUID } from "./guid.js";
@@ -24,7 +24,7 @@ export interface ShimVendorKeys {
 
 function slice(section: Uint8Array, offset: number, size: number, what: string): Uint8Array {
   if (offset > section.length || size > section.length - offset) {
-    throw new UefiError(
+    throw uefiError(
       "UEFI_ERR_TEMPLATE_INVALID",
       `.vendor_cert ${what} (offset ${offset}, size ${size}) outside the section`,
       {
@@ -60,8 +60,8 @@ export function shimVendorKeysFromSection(section: Uint8Array): ShimVendorKeys {
     }
     return { authorized, deauthorized: decodeSignatureDatabase(deauth) };
   } catch (e) {
-    if (isBulwarkError(e) && !(e instanceof UefiError && e.code === "UEFI_ERR_TEMPLATE_INVALID")) {
-      throw new UefiError("UEFI_ERR_TEMPLATE_INVALID", `.vendor_cert: ${e.message}`, e.details, { cause: e });
+    if (isBulwarkError(e) && !(isUefiError(e) && e.code === "UEFI_ERR_TEMPLATE_INVALID")) {
+      throw uefiError("UEFI_ERR_TEMPLATE_INVALID", `.vendor_cert: ${e.message}`, e.details, { cause: e });
     }
     throw e;
   }
@@ -71,6 +71,6 @@ export function shimVendorKeysFromSection(section: Uint8Array): ShimVendorKeys {
 export function shimVendorKeys(shim: Uint8Array): ShimVendorKeys {
   const section = sectionData(parsePe(shim), ".vendor_cert");
   if (!section)
-    throw new UefiError("UEFI_ERR_TEMPLATE_INVALID", "the image has no .vendor_cert section (not a shim)");
+    throw uefiError("UEFI_ERR_TEMPLATE_INVALID", "the image has no .vendor_cert section (not a shim)");
   return shimVendorKeysFromSection(section);
 }

@@ -16,7 +16,7 @@ import { createHash, X509Certificate } from "node:crypto";
 import { Reader, Writer } from "../core/codec.js";
 import { isBulwarkError } from "../core/errors.js";
 import { EFI_GUID, Guids, guidName, type Guid } from "./guid.js";
-import { UefiError } from "./errors.js";
+import { uefiError } from "./errors.js";
 
 export interface EfiSignatureData {
   /** SignatureOwner: the agent that added the entry (e.g. Microsoft's 77fa9abd-...). */
@@ -56,7 +56,7 @@ const FIXED_DATA_SIZE: Readonly<Record<string, number>> = {
 };
 
 function invalid(r: Reader, message: string, offset: number): never {
-  throw new UefiError("UEFI_ERR_SIGLIST_INVALID", `${message} at offset ${offset}`, {
+  throw uefiError("UEFI_ERR_SIGLIST_INVALID", `${message} at offset ${offset}`, {
     offset,
     path: r.path,
   });
@@ -68,7 +68,7 @@ function guarded<T>(fn: () => T): T {
     return fn();
   } catch (e) {
     if (isBulwarkError(e) && e.code.startsWith("CORE_ERR_")) {
-      throw new UefiError("UEFI_ERR_SIGLIST_INVALID", e.message, e.details, { cause: e });
+      throw uefiError("UEFI_ERR_SIGLIST_INVALID", e.message, e.details, { cause: e });
     }
     throw e;
   }
@@ -124,11 +124,11 @@ export function decodeSignatureList(r: Reader): EfiSignatureList {
 export function encodeSignatureList(w: Writer, list: EfiSignatureList): void {
   const dataSize = list.signatureSize - OWNER;
   if (!Number.isInteger(dataSize) || dataSize < 0) {
-    throw new UefiError("UEFI_ERR_SIGLIST_INVALID", `SignatureSize ${list.signatureSize} is below 16`);
+    throw uefiError("UEFI_ERR_SIGLIST_INVALID", `SignatureSize ${list.signatureSize} is below 16`);
   }
   for (const e of list.entries) {
     if (e.data.length !== dataSize) {
-      throw new UefiError(
+      throw uefiError(
         "UEFI_ERR_SIGLIST_INVALID",
         `entry of ${e.data.length} bytes in a list of ${dataSize}-byte entries`,
       );
@@ -178,8 +178,7 @@ export function x509List(der: Uint8Array, owner: Guid): EfiSignatureList {
 /** A list of SHA-256 digests (e.g. image hashes in db or dbx). */
 export function sha256List(digests: readonly Uint8Array[], owner: Guid): EfiSignatureList {
   for (const d of digests) {
-    if (d.length !== 32)
-      throw new UefiError("UEFI_ERR_SIGLIST_INVALID", `SHA-256 digest of ${d.length} bytes`);
+    if (d.length !== 32) throw uefiError("UEFI_ERR_SIGLIST_INVALID", `SHA-256 digest of ${d.length} bytes`);
   }
   return {
     type: Guids.EFI_CERT_SHA256_GUID,

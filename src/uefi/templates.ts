@@ -12,7 +12,7 @@ import { X509Certificate } from "node:crypto";
 import { pemBlocks } from "../asn1/x509.js";
 import { isBulwarkError } from "../core/errors.js";
 import { BULWARK_OWNER_GUID, Guids, isGuid, parseGuid, type Guid } from "./guid.js";
-import { UefiError } from "./errors.js";
+import { uefiError } from "./errors.js";
 import type { MicrosoftRole, MicrosoftSet } from "./ms-certs.js";
 import { MICROSOFT_ROLES } from "./ms-certs.js";
 import { sbatLevelVariableData } from "./sbat.js";
@@ -119,7 +119,7 @@ export function findTemplate(nameOrId: string, custom: readonly CustomTemplate[]
     .replace(/^\{|\}$/g, "");
   const t = all.find((x) => x.name.toLowerCase() === key || x.id === key);
   if (!t)
-    throw new UefiError("UEFI_ERR_TEMPLATE_NOT_FOUND", `no Secure Boot template '${nameOrId.slice(0, 80)}'`);
+    throw uefiError("UEFI_ERR_TEMPLATE_NOT_FOUND", `no Secure Boot template '${nameOrId.slice(0, 80)}'`);
   return t;
 }
 
@@ -134,10 +134,7 @@ function microsoftLists(
     if (c) out.push(x509List(c.der, Guids.MICROSOFT_VENDOR));
     else if (ref.optional) unavailable.push(MICROSOFT_ROLES[ref.role]);
     else
-      throw new UefiError(
-        "UEFI_ERR_MS_CERTS_MISSING",
-        `${MICROSOFT_ROLES[ref.role]} was not extracted at setup`,
-      );
+      throw uefiError("UEFI_ERR_MS_CERTS_MISSING", `${MICROSOFT_ROLES[ref.role]} was not extracted at setup`);
   }
   return out;
 }
@@ -165,7 +162,7 @@ export function resolveTemplate(
     };
   }
   if (!ms)
-    throw new UefiError("UEFI_ERR_MS_CERTS_MISSING", `template ${t.name} needs the Microsoft certificates`);
+    throw uefiError("UEFI_ERR_MS_CERTS_MISSING", `template ${t.name} needs the Microsoft certificates`);
   const unavailable: string[] = [];
   const extraVariables: ResolvedTemplate["extraVariables"][number][] = [];
   if (t.sbatLevel) {
@@ -194,7 +191,7 @@ export function resolveTemplate(
 // Import sources
 
 function templateInvalid(message: string): never {
-  throw new UefiError("UEFI_ERR_TEMPLATE_INVALID", message);
+  throw uefiError("UEFI_ERR_TEMPLATE_INVALID", message);
 }
 
 function checkedCertificate(der: Uint8Array, what: string): Uint8Array {
@@ -342,7 +339,7 @@ export function makeCustomTemplate(
   const id = opts.id === undefined ? newId() : parseGuid(opts.id);
   for (const t of [...BUILTIN_TEMPLATES, ...existing]) {
     if (t.name.toLowerCase() === opts.name.toLowerCase() || t.id === id) {
-      throw new UefiError("UEFI_ERR_TEMPLATE_EXISTS", `template ${t.name} (${t.id}) already exists`);
+      throw uefiError("UEFI_ERR_TEMPLATE_EXISTS", `template ${t.name} (${t.id}) already exists`);
     }
   }
   if (opts.vars.db.length === 0 && opts.vars.KEK.length === 0)

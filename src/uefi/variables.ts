@@ -5,7 +5,7 @@
  */
 import { struct, u16le, u32le, u8, type Infer } from "../core/codec.js";
 import { Guids, type Guid } from "./guid.js";
-import { UefiError } from "./errors.js";
+import { uefiError } from "./errors.js";
 
 /** EFI_VARIABLE_* attribute bits, UEFI 2.10 section 8.2.1. */
 export const Attr = {
@@ -96,10 +96,10 @@ export function zeroTime(): EfiTime {
  */
 export function efiTimeFromDate(d: Date): EfiTime {
   const ms = d.getTime();
-  if (!Number.isFinite(ms)) throw new UefiError("UEFI_ERR_VARIABLE_INVALID", "invalid date for EFI_TIME");
+  if (!Number.isFinite(ms)) throw uefiError("UEFI_ERR_VARIABLE_INVALID", "invalid date for EFI_TIME");
   const year = d.getUTCFullYear();
   if (year < 1900 || year > 9999) {
-    throw new UefiError("UEFI_ERR_VARIABLE_INVALID", `EFI_TIME year ${year} outside 1900..9999`);
+    throw uefiError("UEFI_ERR_VARIABLE_INVALID", `EFI_TIME year ${year} outside 1900..9999`);
   }
   return {
     ...zeroTime(),
@@ -129,13 +129,13 @@ export function compareEfiTime(a: EfiTime, b: EfiTime): number {
 /** A variable name as UCS-2LE with its NUL terminator (the form stored in edk2 variable headers). */
 export function encodeVariableName(name: string): Uint8Array {
   if (name.length === 0 || name.length > 1024) {
-    throw new UefiError("UEFI_ERR_VARIABLE_INVALID", `variable name length ${name.length} outside 1..1024`);
+    throw uefiError("UEFI_ERR_VARIABLE_INVALID", `variable name length ${name.length} outside 1..1024`);
   }
   const out = new Uint8Array((name.length + 1) * 2);
   for (let i = 0; i < name.length; i++) {
     const c = name.charCodeAt(i);
     if (c === 0 || (c >= 0xd800 && c <= 0xdfff)) {
-      throw new UefiError("UEFI_ERR_VARIABLE_INVALID", "variable names are UCS-2 without NUL or surrogates");
+      throw uefiError("UEFI_ERR_VARIABLE_INVALID", "variable names are UCS-2 without NUL or surrogates");
     }
     out[i * 2] = c & 0xff;
     out[i * 2 + 1] = c >> 8;

@@ -26,7 +26,7 @@ import { crc32 } from "node:zlib";
 import { Reader, Writer } from "../core/codec.js";
 import { isBulwarkError } from "../core/errors.js";
 import { EFI_GUID as EFI_GUID_CODEC, Guids, type Guid } from "./guid.js";
-import { UefiError } from "./errors.js";
+import { uefiError } from "./errors.js";
 import { decodeVariableName, encodeVariableName, zeroTime, type EfiTime } from "./variables.js";
 import {
   AUTHENTICATED_VARIABLE_HEADER,
@@ -52,6 +52,7 @@ import {
   type FvHeader,
   type VariableStoreHeader,
 } from "./varstore-format.js";
+import { bytesEqual } from "../core/bytes.js";
 
 /** One AUTHENTICATED_VARIABLE_HEADER record with its name and data, live or deleted. */
 export interface VariableRecord {
@@ -110,7 +111,7 @@ export interface Edk2VarStore {
 const align = (n: number) => (n + HEADER_ALIGNMENT - 1) & ~(HEADER_ALIGNMENT - 1);
 
 function invalid(message: string, offset?: number): never {
-  throw new UefiError(
+  throw uefiError(
     "UEFI_ERR_VARSTORE_INVALID",
     offset === undefined ? message : `${message} at offset ${offset}`,
     offset === undefined ? {} : { offset },
@@ -198,7 +199,7 @@ export function parseVarStore(bytes: Uint8Array): Edk2VarStore {
     return parseInner(bytes);
   } catch (e) {
     if (isBulwarkError(e) && e.code.startsWith("CORE_ERR_")) {
-      throw new UefiError("UEFI_ERR_VARSTORE_INVALID", e.message, e.details, { cause: e });
+      throw uefiError("UEFI_ERR_VARSTORE_INVALID", e.message, e.details, { cause: e });
     }
     throw e;
   }
@@ -292,13 +293,13 @@ function parseInner(bytes: Uint8Array): Edk2VarStore {
   };
 }
 
-let erasedChunk = new Uint8Array(0);
+/** 64 KiB of erased flash, a constant to compare against. */
+const ERASED_CHUNK = new Uint8Array(1 << 16).fill(0xff);
 /** True when every byte is 0xff (erased flash), compared a chunk at a time. */
 function isErased(b: Uint8Array): boolean {
-  if (erasedChunk.length < Math.min(b.length, 1 << 16)) erasedChunk = new Uint8Array(1 << 16).fill(0xff);
-  for (let at = 0; at < b.length; at += erasedChunk.length) {
-    const part = b.subarray(at, Math.min(b.length, at + erasedChunk.length));
-    if (Buffer.compare(part, erasedChunk.subarray(0, part.length)) !== 0) return false;
+  for (let at = 0; at < b.length; at += ERASED_CHUNK.length) {
+    const part = b.subarray(at, Math.min(b.length, at + ERASED_CHUNK.length));
+    if (!bytesEqual(part, ERASED_CHUNK.subarray(0, part.length))) return false;
   }
   return true;
 }
@@ -316,11 +317,10 @@ export function encodeVarStore(store: Edk2VarStore): Uint8Array {
   if (used(records) > capacity) records = records.filter(isLiveRecord);
   const need = used(records);
   if (need > capacity) {
-    throw new UefiError(
-      "UEFI_ERR_VARSTORE_FULL",
-      `variables need ${need} bytes, the store holds ${capacity}`,
-      { need, capacity },
-    );
+    throw uefiError("UEFI_ERR_VARSTORE_FULL", `variables need ${need} bytes, the store holds ${capacity}`, {
+      need,
+      capacity,
+    });
   }
   const w = new Writer(store.storeOffset + store.storeHeader.Size + store.tail.length);
   EFI_FIRMWARE_VOLUME_HEADER.encode(w, { ...store.fv, Checksum: 0 });
@@ -328,7 +328,7 @@ export function encodeVarStore(store: Edk2VarStore): Uint8Array {
   EFI_FV_BLOCK_MAP_ENTRY.encode(w, { NumBlocks: 0, Length: 0 });
   w.bytes(store.fvHeaderExtra);
   if (w.length !== store.storeOffset)
-    throw new UefiError("UEFI_ERR_VARSTORE_INVALID", "firmware volume header length mismatch");
+    throw uefiError("UEFI_ERR_VARSTORE_INVALID", "firmware volume header length mismatch");
   VARIABLE_STORE_HEADER.encode(w, store.storeHeader);
   while (w.length < align(store.storeOffset + VARIABLE_STORE_HEADER_SIZE)) w.u8(0xff);
   for (const rec of records) {
@@ -414,13 +414,13 @@ export interface VariableInput {
  */
 function refuseIfFtwPending(store: Edk2VarStore): void {
   if (store.ftw?.pendingWrite) {
-    throw new UefiError(
+    throw uefiError(
       "UEFI_ERR_VARSTORE_FTW_PENDING",
       "the store has a fault-tolerant write the firmware would replay over any change",
     );
   }
   if (store.ftw && !store.ftw.crcValid) {
-    throw new UefiError(
+    throw uefiError(
       "UEFI_ERR_VARSTORE_FTW_PENDING",
       "the fault-tolerant-write working block fails its CRC; the firmware would recover it from the spare area",
       { offset: store.ftw.offset },
@@ -439,7 +439,7 @@ export function setVariable(store: Edk2VarStore, v: VariableInput): Edk2VarStore
   refuseIfFtwPending(store);
   const nameBytes = encodeVariableName(v.name);
   if (!Number.isInteger(v.attributes) || v.attributes < 0 || v.attributes > 0xffffffff) {
-    throw new UefiError("UEFI_ERR_VARIABLE_INVALID", `attributes ${v.attributes} out of range`);
+    throw uefiError("UEFI_ERR_VARIABLE_INVALID", `attributes ${v.attributes} out of range`);
   }
   const rec: VariableRecord = {
     state: VarState.VAR_ADDED,
@@ -455,7 +455,7 @@ export function setVariable(store: Edk2VarStore, v: VariableInput): Edk2VarStore
   };
   const size = AUTHENTICATED_VARIABLE_HEADER_SIZE + nameBytes.length + rec.data.length;
   if (size > store.maxVariableSize) {
-    throw new UefiError(
+    throw uefiError(
       "UEFI_ERR_VARSTORE_FULL",
       `variable ${v.name} needs ${size} bytes; this OVMF build accepts at most ${store.maxVariableSize} per variable (use a _4M store)`,
       { need: size, capacity: store.maxVariableSize },
@@ -478,7 +478,7 @@ export function deleteVariable(store: Edk2VarStore, name: string, guid: Guid): E
   refuseIfFtwPending(store);
   const records = store.records.filter((r) => !sameVar(r, name, guid));
   if (records.length === store.records.length) {
-    throw new UefiError("UEFI_ERR_VARIABLE_NOT_FOUND", `variable ${name} (${guid}) is not in the store`, {
+    throw uefiError("UEFI_ERR_VARIABLE_NOT_FOUND", `variable ${name} (${guid}) is not in the store`, {
       name,
       guid,
     });

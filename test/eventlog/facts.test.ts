@@ -4,16 +4,21 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { readFileSync } from "node:fs";
 import {
   EventType,
   extractFacts,
+  FactMemo,
   isBound,
   parseEventLog,
   parsePcrJson,
   proveEvent,
+  quirkChannel,
   verifyEventLog,
+  type QuirkMessage,
 } from "../../src/eventlog/index.js";
+import { isFindingId } from "../../src/core/verdict.js";
 import { authenticodeDigest } from "../../src/uefi/authenticode.js";
 import { Guids } from "../../src/uefi/guid.js";
 import { parsePe } from "../../src/uefi/pe.js";
@@ -177,6 +182,56 @@ test("edk2's EV_EFI_VARIABLE_BOOT quirk: only VariableData is hashed, and the pr
   const f = extractFacts(log);
   assert.deepEqual(f.bootVariables[0]?.order, ["Boot0001", "Boot0000"]);
   assert.equal(f.bootVariables[0]?.proof.covers, "variable-data");
+});
+
+test("a proof through a firmware quirk is published on bulwark:eventlog:quirk, a strict one is not", () => {
+  const bootOrder = new Uint8Array([1, 0, 0, 0]);
+  const log = parseEventLog(
+    buildAgileLog([
+      { pcr: 7, type: EventType.EV_EFI_ACTION, data: ascii("strict") },
+      {
+        pcr: 1,
+        type: EventType.EV_EFI_VARIABLE_BOOT,
+        data: variableData(Guids.EFI_GLOBAL_VARIABLE, "BootOrder", bootOrder),
+        measured: bootOrder,
+      },
+    ]),
+  );
+  // Event 0 is the Spec ID event; 1 is hashed as the specification says; 2 through edk2's quirk.
+  assert.equal(log.events[2]?.eventType, EventType.EV_EFI_VARIABLE_BOOT);
+  const seen: unknown[] = [];
+  const onMessage = (m: unknown) => void seen.push(m);
+  assert.equal(quirkChannel.name, "bulwark:eventlog:quirk");
+  subscribe("bulwark:eventlog:quirk", onMessage);
+  try {
+    for (const e of log.events) proveEvent(e);
+  } finally {
+    unsubscribe("bulwark:eventlog:quirk", onMessage);
+  }
+  const expected: QuirkMessage = {
+    quirk: "edk2-variable-data-only",
+    covers: "variable-data",
+    event: log.events[2]!.index,
+    eventType: "EV_EFI_VARIABLE_BOOT",
+    pcr: 1,
+  };
+  assert.deepEqual(seen, [expected]);
+});
+
+test("a FactMemo proves each event once per verification and is the caller's to keep", () => {
+  const log = parseEventLog(real);
+  const memo = new FactMemo();
+  const first = verifyEventLog(log, { pcrs }, memo);
+  const again = verifyEventLog(log, { pcrs }, memo);
+  assert.deepEqual(again, first);
+  const e = log.events.find((x) => x.eventType === EventType.EV_SEPARATOR)!;
+  assert.equal(memo.proof(e), memo.proof(e), "memoised per event");
+  assert.notEqual(new FactMemo().proof(e), memo.proof(e), "another memo shares nothing");
+  assert.deepEqual(new FactMemo().proof(e), memo.proof(e));
+  assert.deepEqual(verifyEventLog(log, { pcrs }), first, "the one-shot form decides the same");
+  // The core verdict shape: ids in the one grammar, the checks made and passed listed.
+  assert.ok(first.passed.includes("pcr-values"), first.passed.join());
+  for (const id of [...first.passed, ...first.findings.map((f) => f.id)]) assert.ok(isFindingId(id), id);
 });
 
 test("a CRTM version string that does not match its digest is a warning, not a refusal", () => {

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { BulwarkError } from "../../src/core/errors.js";
 import {
-  EventlogError,
+  eventlogError,
   EventType,
   encodeEventLog,
   parseEventLog,
@@ -146,7 +146,7 @@ test("typed errors: empty, truncated, too large, undeclared algorithm, bad Spec 
   const sizeAt = 32 + 16 + 4 + 4 + 4 + 2 + 4 + 2; // second algorithm's digestSize
   bad[sizeAt] = 20;
   assertCode(() => parseEventLog(bad), "EVENTLOG_ERR_SPEC_ID");
-  assert.ok(new EventlogError("EVENTLOG_ERR_FILE", "x") instanceof BulwarkError);
+  assert.ok(eventlogError("EVENTLOG_ERR_FILE", "x") instanceof BulwarkError);
 });
 
 test("hostile counts and lengths are refused before anything is allocated", () => {

@@ -5,8 +5,8 @@ import {
   inspectKeyProtector,
   parseKeyProtector,
   unwrapKeyProtector,
-  type TransportKey,
 } from "../../src/protector/key-protector.js";
+import type { TransportKey } from "../../src/protector/transport-key.js";
 import { openVmSecrets, sealVmSecrets } from "../../src/protector/vm-secrets.js";
 import { attestKeyMessage, keyId, signWithHostKey, spkiDer } from "../../src/attest/host-key.js";
 import { HgsClient, openReleaseResponse, releaseRequestBody } from "../../src/host/guarded/hgs-client.js";

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import fc from "fast-check";
 import { isBulwarkError } from "../../src/core/errors.js";
-import type { TransportKey } from "../../src/protector/key-protector.js";
+import type { TransportKey } from "../../src/protector/transport-key.js";
 import {
   openVmSecrets,
   reencryptVmSecrets,

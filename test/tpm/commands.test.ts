@@ -16,7 +16,8 @@ import {
   nvAttributes,
 } from "../../src/tpm/constants.js";
 import { hierarchyRef } from "../../src/tpm/client.js";
-import { objectName, nvName, equalBytes } from "../../src/tpm/names.js";
+import { objectName, nvName } from "../../src/tpm/names.js";
+import { bytesEqual } from "../../src/core/bytes.js";
 import { extendPcr, pcrDigest, pcrSelection } from "../../src/tpm/pcr.js";
 import {
   policyPcr,
@@ -39,7 +40,7 @@ import {
   srkTemplateRsa2048,
 } from "../../src/tpm/templates.js";
 import { publicKeyFromTpm } from "../../src/tpm/verify/keys.js";
-import { TpmError } from "../../src/tpm/errors.js";
+import { isTpmError } from "../../src/tpm/errors.js";
 import { readEkCertificates } from "../../src/tpm/ek.js";
 import { checkEkPublic } from "../../src/tpm/verify/ak.js";
 import { startSwtpm, type Swtpm } from "../helpers/tpm-swtpm.js";
@@ -54,7 +55,7 @@ after(async () => {
 
 test("Startup is refused when already started, with a decoded TPM_RC_INITIALIZE", async () => {
   await assert.rejects(sw.tpm.startup(TPM_SU.CLEAR), (e: unknown) => {
-    assert.ok(e instanceof TpmError);
+    assert.ok(isTpmError(e));
     assert.equal(e.code, "TPM_ERR_RESPONSE_CODE");
     assert.equal(e.details["name"], "TPM_RC_INITIALIZE");
     return true;
@@ -209,7 +210,7 @@ test("HMAC session: cpHash/rpHash verified; wrong authValue fails with TPM_RC_AU
         await assert.rejects(
           sw.tpm.unseal({ ...loaded, auth: new TextEncoder().encode("wrong") }, s),
           (e: unknown) => {
-            assert.ok(e instanceof TpmError);
+            assert.ok(isTpmError(e));
             assert.equal(e.details["name"], "TPM_RC_AUTH_FAIL");
             assert.equal(e.details["session"], 1);
             return true;
@@ -343,7 +344,7 @@ test("EvictControl makes a key persistent and evicts it", async () => {
   await sw.tpm.evictControl(hierarchyRef(TPM_RH.OWNER), p, persistent);
   assert.ok(!(await sw.tpm.handles(TPM_HT.PERSISTENT)).includes(persistent));
   assert.ok(
-    equalBytes(
+    bytesEqual(
       createHash("sha256").update("x").digest(),
       hash(TPM_ALG.SHA256, new TextEncoder().encode("x")),
     ),

@@ -17,7 +17,8 @@ import { hash, TPM_ALG } from "../../src/tpm/alg.js";
 import { TPM_RH, WELL_KNOWN } from "../../src/tpm/constants.js";
 import { hierarchyRef, type KeyRef } from "../../src/tpm/client.js";
 import { readCredentialFile, readPcrFile, writeCredentialFile, writePcrFile } from "../../src/tpm/files.js";
-import { objectName, toHex } from "../../src/tpm/names.js";
+import { objectName } from "../../src/tpm/names.js";
+import { toHex } from "../../src/core/bytes.js";
 import { pcrDigest, pcrSelection, parsePcrSpec, pcrValues } from "../../src/tpm/pcr.js";
 import { hashByName } from "../../src/tpm/alg.js";
 import { emptyPolicy, policyPcr } from "../../src/tpm/policy.js";
@@ -297,11 +298,11 @@ test("tpm2_makecredential blobs activate through our client (RSA EK and ECC EK)"
     const got = await sw.tpm.activateCredential(ak, ek, cred.credentialBlob, cred.secret, { ek: session });
     await sw.tpm.flushContext(session.handle);
     assert.deepEqual(Buffer.from(got), secret, label);
-    // A blob made for another Name does not activate.
+    // A blob made for another Name does not activate: its integrity HMAC covers the AK's name.
     const wrong = makeCredential(ek.public.value, objectName(srk.public), secret);
     const s2 = await sw.tpm.ekPolicySession();
     await assert.rejects(sw.tpm.activateCredential(ak, ek, wrong.credentialBlob, wrong.secret, { ek: s2 }), {
-      code: "TPM_ERR_RESPONSE_CODE",
+      code: "TPM_ERR_INTEGRITY",
     });
     await sw.tpm.flushContext(s2.handle).catch(() => undefined);
   }

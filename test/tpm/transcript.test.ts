@@ -5,8 +5,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { readFileSync } from "node:fs";
 import { Tpm } from "../../src/tpm/client.js";
+import { tpmCommandChannel, type TpmCommandMessage } from "../../src/tpm/command.js";
 import { TPM_PT } from "../../src/tpm/constants.js";
 import { ReplayTransport, type Transcript } from "../../src/tpm/transport/mock.js";
 import { verifyQuote } from "../../src/tpm/verify/quote.js";
@@ -38,6 +40,38 @@ test("the recorded session replays byte for byte and its results verify", async 
     expectedSelection: r.sel,
   });
   assert.equal(v.ok, true, JSON.stringify(v.findings));
+});
+
+test("bulwark:tpm:command reports every exchange with codes and timings, never parameters", async () => {
+  const seen: TpmCommandMessage[] = [];
+  const onMessage = (m: unknown) => void seen.push(m as TpmCommandMessage);
+  assert.equal(tpmCommandChannel.name, "bulwark:tpm:command");
+  assert.equal(tpmCommandChannel.hasSubscribers, false);
+  subscribe("bulwark:tpm:command", onMessage);
+  try {
+    await transcriptScript(
+      new Tpm(new ReplayTransport(transcript), { random: seededRandom("bulwark-transcript") }),
+    );
+  } finally {
+    unsubscribe("bulwark:tpm:command", onMessage);
+  }
+  assert.equal(seen.length, transcript.entries.length);
+  for (const [i, m] of seen.entries()) {
+    const entry = transcript.entries[i]!;
+    assert.deepEqual(Object.keys(m).sort(), [
+      "attempt",
+      "command",
+      "commandCode",
+      "durationMs",
+      "responseCode",
+    ]);
+    assert.equal(m.commandCode, parseInt(entry.command.slice(12, 20), 16));
+    assert.equal(m.responseCode, parseInt(entry.response.slice(12, 20), 16));
+    assert.match(m.command, /^TPM2_[A-Za-z_]+$/);
+    assert.equal(m.attempt, 1);
+    assert.ok(m.durationMs >= 0);
+  }
+  assert.ok(seen.some((m) => m.command === "TPM2_Unseal"));
 });
 
 test("other nonces change the command bytes: TPM_ERR_TRANSCRIPT_MISMATCH names the command", async () => {

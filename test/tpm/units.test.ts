@@ -15,8 +15,8 @@ import { MssimTransport } from "../../src/tpm/transport/mssim.js";
 import { DeviceTransport } from "../../src/tpm/transport/device.js";
 import { makeCredential, checkActivatedSecret } from "../../src/tpm/verify/credential.js";
 import { ekTemplateRsa2048, akTemplateRsa2048 } from "../../src/tpm/templates.js";
-import { marshalCommand } from "../../src/tpm/command.js";
-import { Startup } from "../../src/tpm/commands.js";
+import { marshalCommand, unmarshalResponse } from "../../src/tpm/command.js";
+import { ActivateCredential, Startup } from "../../src/tpm/commands.js";
 
 test("response codes decode as data: names, handle/parameter/session index, warning flag", () => {
   const authFail = decodeResponseCode(0x98e); // TPM_RC_AUTH_FAIL + TPM_RC_S + TPM_RC_1
@@ -112,4 +112,23 @@ test("software MakeCredential refuses bad inputs with typed errors; secrets comp
 test("command marshaling: header, size and tag (TPM2_Startup(CLEAR) = 80 01 00 00 00 0c 00 00 01 44 00 00)", () => {
   const { bytes } = marshalCommand(Startup, [], [], { startupType: 0 });
   assert.equal(Buffer.from(bytes).toString("hex"), "80010000000c000001440000");
+});
+
+test("a TPM_RC_INTEGRITY answer is TPM_ERR_INTEGRITY, other refusals TPM_ERR_RESPONSE_CODE, both with the decoded code", () => {
+  // TPM_ST_NO_SESSIONS, size 10, then the response code: 0x09f with parameter 1 (0x1c0 | 0x09f).
+  const answer = (rc: number) => Buffer.from(`80010000000a${rc.toString(16).padStart(8, "0")}`, "hex");
+  assert.throws(
+    () => unmarshalResponse(ActivateCredential, [], [], answer(0x1df)),
+    (e: unknown) => {
+      const err = e as { code: string; details: Record<string, unknown> };
+      assert.equal(err.code, "TPM_ERR_INTEGRITY");
+      assert.equal(err.details["name"], "TPM_RC_INTEGRITY");
+      assert.equal(err.details["parameter"], 1);
+      assert.equal(err.details["command"], "TPM2_ActivateCredential");
+      return true;
+    },
+  );
+  assert.throws(() => unmarshalResponse(ActivateCredential, [], [], answer(0x98e)), {
+    code: "TPM_ERR_RESPONSE_CODE",
+  });
 });

@@ -14,7 +14,7 @@ import { parsePcrSpec } from "../../src/tpm/pcr.js";
 import { TPM2B_PUBLIC_RAW, TPMS_ATTEST, TPMT_PUBLIC, TPMT_SIGNATURE } from "../../src/tpm/structures.js";
 import { checkAkPublic, checkEkPublic } from "../../src/tpm/verify/ak.js";
 import { loadPublicKey } from "../../src/tpm/verify/keys.js";
-import { verifyQuote } from "../../src/tpm/verify/quote.js";
+import { QuoteVerifier, verifyQuote } from "../../src/tpm/verify/quote.js";
 import { repoPath } from "../helpers/paths.js";
 
 const root = repoPath("test/vectors/tpm");
@@ -60,6 +60,15 @@ for (const d of quoteDirs) {
     const v = verifyQuote({ ak, quoted: msg, signature: sig, nonce, pcrs: pcrs.values, expectedSelection });
     assert.equal(v.ok, true, JSON.stringify(v.findings));
     assert.deepEqual(v.findings, []);
+    // A QuoteVerifier (the AK's key kept between calls) decides exactly as the one-shot form,
+    // for the genuine quote and for one made for another nonce.
+    const verifier = new QuoteVerifier();
+    const quote = { ak, quoted: msg, signature: sig, nonce, pcrs: pcrs.values, expectedSelection };
+    for (let i = 0; i < 2; i++) {
+      assert.deepEqual(verifier.verify(quote), v);
+      const other = { ...quote, nonce: new Uint8Array(nonce.length) };
+      assert.deepEqual(verifier.verify(other), verifyQuote(other));
+    }
     // The same with the AK as a bare key (PEM path): no scheme/attribute checks, still valid.
     const bare = verifyQuote({
       ak: loadPublicKey(akBytes).key,

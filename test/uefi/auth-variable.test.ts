@@ -147,7 +147,7 @@ test("KEK and PK updates need the PK; the KEK cannot replace them", () => {
   });
   const v = verifySignedUpdate(updated, "KEK", G, SECURE_BOOT_DB_ATTRS, older);
   assert.equal(v.ok, false);
-  assert.ok(v.findings.some((f) => f.id === "uefi.auth.timestampNewer" && !f.ok));
+  assert.ok(v.findings.some((f) => f.id === "uefi.auth.timestampNewer" && f.severity === "error"));
 });
 
 test("APPEND_WRITE merges lists without duplicates; empty data deletes", () => {

@@ -15,8 +15,8 @@ import {
   unwrapKeyProtector,
   unwrapWithLastKnownGood,
   type KeyProtectorInfo,
-  type TransportKey,
 } from "../../protector/key-protector.js";
+import type { TransportKey } from "../../protector/transport-key.js";
 import { openVmSecrets, sealVmSecrets, VM_SECRET } from "../../protector/vm-secrets.js";
 import { writeFileAtomic } from "../../io/atomic.js";
 import type { GuardianStore } from "../guardians.js";

@@ -4,7 +4,7 @@
  * drivers/char/tpm/tpm-dev-common.c).
  */
 import { open, type FileHandle } from "node:fs/promises";
-import { TpmError } from "../errors.js";
+import { tpmError, isTpmError } from "../errors.js";
 import { MAX_RESPONSE_SIZE, Serializer, responseSizeFromHeader, type Transport } from "./transport.js";
 
 export class DeviceTransport implements Transport {
@@ -22,14 +22,11 @@ export class DeviceTransport implements Transport {
         const { bytesRead } = await this.fh.read(buf, 0, buf.length, null);
         const rsp = buf.slice(0, bytesRead);
         if (responseSizeFromHeader(rsp) !== bytesRead) {
-          throw new TpmError(
-            "TPM_ERR_MALFORMED_RESPONSE",
-            `${this.path}: short response (${bytesRead} bytes)`,
-          );
+          throw tpmError("TPM_ERR_MALFORMED_RESPONSE", `${this.path}: short response (${bytesRead} bytes)`);
         }
         return rsp;
       } catch (e) {
-        if (e instanceof TpmError) throw e;
+        if (isTpmError(e)) throw e;
         const code = (e as NodeJS.ErrnoException).code;
         const msg =
           code === "ENOENT"
@@ -37,7 +34,7 @@ export class DeviceTransport implements Transport {
             : e instanceof Error
               ? e.message
               : String(e);
-        throw new TpmError("TPM_ERR_TRANSPORT", `${this.path}: ${msg}`, {}, { cause: e });
+        throw tpmError("TPM_ERR_TRANSPORT", `${this.path}: ${msg}`, {}, { cause: e });
       }
     });
   }

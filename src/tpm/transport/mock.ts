@@ -4,8 +4,9 @@
  * fails with TPM_ERR_TRANSCRIPT_MISMATCH on any command that differs from the recording.
  * Transcripts are JSON (hex strings) so they can live in test/vectors/tpm/.
  */
-import { TpmError } from "../errors.js";
+import { tpmError } from "../errors.js";
 import type { Transport } from "./transport.js";
+import { toHex } from "../../core/bytes.js";
 
 export interface TranscriptEntry {
   readonly command: string;
@@ -16,15 +17,13 @@ export interface Transcript {
   readonly entries: readonly TranscriptEntry[];
 }
 
-const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
-
 export class RecordingTransport implements Transport {
   readonly entries: TranscriptEntry[] = [];
   constructor(private readonly inner: Transport) {}
 
   async send(command: Uint8Array): Promise<Uint8Array> {
     const rsp = await this.inner.send(command);
-    this.entries.push({ command: hex(command), response: hex(rsp) });
+    this.entries.push({ command: toHex(command), response: toHex(rsp) });
     return rsp;
   }
   close(): Promise<void> {
@@ -44,17 +43,17 @@ export class ReplayTransport implements Transport {
     const entry = this.transcript.entries[i];
     if (!entry) {
       return Promise.reject(
-        new TpmError("TPM_ERR_TRANSCRIPT_MISMATCH", `command ${i} is beyond the recorded transcript`, {
+        tpmError("TPM_ERR_TRANSCRIPT_MISMATCH", `command ${i} is beyond the recorded transcript`, {
           index: i,
         }),
       );
     }
-    if (entry.command !== hex(command)) {
+    if (entry.command !== toHex(command)) {
       return Promise.reject(
-        new TpmError("TPM_ERR_TRANSCRIPT_MISMATCH", `command ${i} differs from the recording`, {
+        tpmError("TPM_ERR_TRANSCRIPT_MISMATCH", `command ${i} differs from the recording`, {
           index: i,
           expected: entry.command,
-          got: hex(command),
+          got: toHex(command),
         }),
       );
     }

@@ -7,7 +7,7 @@
  * - Platform port (command port + 1): a u32 signal (TPM_SIGNAL_POWER_ON = 1, NV_ON = 11, ...)
  *   answered by a u32 acknowledgement (0).
  */
-import { TpmError } from "../errors.js";
+import { tpmError } from "../errors.js";
 import { SocketReader, describe } from "./stream.js";
 import { MAX_RESPONSE_SIZE, Serializer, responseSizeFromHeader, type Transport } from "./transport.js";
 
@@ -49,14 +49,14 @@ export class MssimTransport implements Transport {
         await conn.write(command);
         const size = readBe32(await conn.read(4));
         if (size < 10 || size > MAX_RESPONSE_SIZE) {
-          throw new TpmError("TPM_ERR_MALFORMED_RESPONSE", `mssim response size ${size} out of range`);
+          throw tpmError("TPM_ERR_MALFORMED_RESPONSE", `mssim response size ${size} out of range`);
         }
         const rsp = await conn.read(size);
         if (responseSizeFromHeader(rsp) !== size) {
-          throw new TpmError("TPM_ERR_MALFORMED_RESPONSE", "mssim frame size and TPM response size differ");
+          throw tpmError("TPM_ERR_MALFORMED_RESPONSE", "mssim frame size and TPM response size differ");
         }
         const ack = readBe32(await conn.read(4));
-        if (ack !== 0) throw new TpmError("TPM_ERR_TRANSPORT", `mssim acknowledged with ${ack}`);
+        if (ack !== 0) throw tpmError("TPM_ERR_TRANSPORT", `mssim acknowledged with ${ack}`);
         return rsp;
       } catch (e) {
         this.conn = undefined;
@@ -91,7 +91,7 @@ export class MssimPlatform {
     try {
       await conn.write(be32(sig));
       const ack = readBe32(await conn.read(4, 30_000));
-      if (ack !== 0) throw new TpmError("TPM_ERR_CONTROL", `mssim platform signal ${sig} answered ${ack}`);
+      if (ack !== 0) throw tpmError("TPM_ERR_CONTROL", `mssim platform signal ${sig} answered ${ack}`);
     } finally {
       await conn.write(be32(MSSIM.SESSION_END)).catch(() => undefined);
       await conn.close();

@@ -5,7 +5,7 @@
  * first use and can be closed so another client (tpm2-tools) may connect to the simulator.
  */
 import net from "node:net";
-import { TpmError } from "../errors.js";
+import { tpmError } from "../errors.js";
 
 export type Endpoint = { host: string; port: number } | { path: string };
 
@@ -48,7 +48,7 @@ export class SocketReader {
           : net.createConnection({ host: ep.host, port: ep.port });
       const timer = setTimeout(() => {
         socket.destroy();
-        reject(new TpmError("TPM_ERR_TRANSPORT", `timed out connecting to ${describe(ep)}`));
+        reject(tpmError("TPM_ERR_TRANSPORT", `timed out connecting to ${describe(ep)}`));
       }, timeoutMs);
       socket.once("connect", () => {
         clearTimeout(timer);
@@ -58,12 +58,7 @@ export class SocketReader {
       socket.once("error", (e) => {
         clearTimeout(timer);
         reject(
-          new TpmError(
-            "TPM_ERR_TRANSPORT",
-            `cannot connect to ${describe(ep)}: ${e.message}`,
-            {},
-            { cause: e },
-          ),
+          tpmError("TPM_ERR_TRANSPORT", `cannot connect to ${describe(ep)}: ${e.message}`, {}, { cause: e }),
         );
       });
     });
@@ -78,9 +73,7 @@ export class SocketReader {
   async write(bytes: Uint8Array): Promise<void> {
     await new Promise<void>((resolve, reject) =>
       this.socket.write(bytes, (e) =>
-        e
-          ? reject(new TpmError("TPM_ERR_TRANSPORT", `write to ${this.label} failed: ${e.message}`))
-          : resolve(),
+        e ? reject(tpmError("TPM_ERR_TRANSPORT", `write to ${this.label} failed: ${e.message}`)) : resolve(),
       ),
     );
   }
@@ -89,12 +82,10 @@ export class SocketReader {
   async read(n: number, timeoutMs = 120_000): Promise<Uint8Array> {
     const deadline = Date.now() + timeoutMs;
     while (this.buffered < n) {
-      if (this.failure) throw new TpmError("TPM_ERR_TRANSPORT", `${this.label}: ${this.failure.message}`);
-      if (this.ended)
-        throw new TpmError("TPM_ERR_TRANSPORT", `${this.label} closed the connection mid-response`);
+      if (this.failure) throw tpmError("TPM_ERR_TRANSPORT", `${this.label}: ${this.failure.message}`);
+      if (this.ended) throw tpmError("TPM_ERR_TRANSPORT", `${this.label} closed the connection mid-response`);
       const left = deadline - Date.now();
-      if (left <= 0)
-        throw new TpmError("TPM_ERR_TRANSPORT", `${this.label} did not answer in ${timeoutMs} ms`);
+      if (left <= 0) throw tpmError("TPM_ERR_TRANSPORT", `${this.label} did not answer in ${timeoutMs} ms`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
         this.waiter = () => {

@@ -7,7 +7,7 @@
  *   u32 command code and payload; the answer starts with a big-endian u32 TPM result. CMD_INIT
  *   is _TPM_Init (power-on); afterwards the TPM expects TPM2_Startup.
  */
-import { TpmError } from "../errors.js";
+import { tpmError } from "../errors.js";
 import { SocketReader, describe, type Endpoint } from "./stream.js";
 import { HEADER_SIZE, Serializer, responseSizeFromHeader, type Transport } from "./transport.js";
 
@@ -80,7 +80,7 @@ export class SwtpmControl {
       const res = await conn.read(4 + extra, 30_000);
       const result = new DataView(res.buffer, res.byteOffset).getUint32(0, false);
       if (result !== 0) {
-        throw new TpmError(
+        throw tpmError(
           "TPM_ERR_CONTROL",
           `swtpm control command ${cmd} at ${describe(this.endpoint)} failed with 0x${result.toString(16)}`,
           {

@@ -6,7 +6,7 @@
  *   device:/dev/tpmrm0                  Linux TPM device (also `device` alone)
  * This module only builds objects; nothing connects until the first command.
  */
-import { TpmError } from "../errors.js";
+import { tpmError } from "../errors.js";
 import { DeviceTransport } from "./device.js";
 import { MssimPlatform, MssimTransport } from "./mssim.js";
 import { SwtpmControl, SwtpmTransport } from "./swtpm.js";
@@ -23,7 +23,7 @@ function kv(spec: string): Map<string, string> {
   for (const part of spec.split(",")) {
     if (!part) continue;
     const eq = part.indexOf("=");
-    if (eq < 0) throw new TpmError("TPM_ERR_INVALID_TARGET", `expected key=value, got '${part}'`);
+    if (eq < 0) throw tpmError("TPM_ERR_INVALID_TARGET", `expected key=value, got '${part}'`);
     m.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
   }
   return m;
@@ -33,7 +33,7 @@ function port(v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
   const n = Number(v);
   if (!Number.isInteger(n) || n <= 0 || n > 65535)
-    throw new TpmError("TPM_ERR_INVALID_TARGET", `bad port '${v}'`);
+    throw tpmError("TPM_ERR_INVALID_TARGET", `bad port '${v}'`);
   return n;
 }
 
@@ -74,6 +74,6 @@ export function parseTarget(spec: string): Target {
       };
     }
     default:
-      throw new TpmError("TPM_ERR_INVALID_TARGET", `unknown TPM target kind '${kind}'`);
+      throw tpmError("TPM_ERR_INVALID_TARGET", `unknown TPM target kind '${kind}'`);
   }
 }

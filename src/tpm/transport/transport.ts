@@ -4,7 +4,7 @@
  * header (TCG TPM 2.0 Library Part 1, section 18: tag, responseSize, responseCode) is checked
  * here so each adapter only moves bytes.
  */
-import { TpmError } from "../errors.js";
+import { tpmError } from "../errors.js";
 
 export interface Transport {
   /** Sends one command and resolves with the complete response. Calls are serialized. */
@@ -20,14 +20,11 @@ export const HEADER_SIZE = 10;
 /** Reads responseSize from a response header, checking it against what a TPM may send. */
 export function responseSizeFromHeader(header: Uint8Array): number {
   if (header.length < HEADER_SIZE) {
-    throw new TpmError(
-      "TPM_ERR_MALFORMED_RESPONSE",
-      `response header of ${header.length} bytes is too short`,
-    );
+    throw tpmError("TPM_ERR_MALFORMED_RESPONSE", `response header of ${header.length} bytes is too short`);
   }
   const size = new DataView(header.buffer, header.byteOffset, header.byteLength).getUint32(2, false);
   if (size < HEADER_SIZE || size > MAX_RESPONSE_SIZE) {
-    throw new TpmError("TPM_ERR_MALFORMED_RESPONSE", `response size ${size} out of range`, { size });
+    throw tpmError("TPM_ERR_MALFORMED_RESPONSE", `response size ${size} out of range`, { size });
   }
   return size;
 }

@@ -10,9 +10,9 @@
 import { algName, CURVES, TPM_ALG, HASHES } from "../alg.js";
 import { TPMA_OBJECT, objectAttributeNames, type TpmaObjectName } from "../constants.js";
 import { EK_POLICY_A_SHA256 } from "../templates.js";
-import { equalBytes, toHex } from "../names.js";
+import { bytesEqual, toHex } from "../../core/bytes.js";
 import { eccParms, rsaParms, type TpmtPublic } from "../structures.js";
-import { VerdictBuilder, type Verdict } from "./verdict.js";
+import { VerdictBuilder, type Verdict } from "../../core/verdict.js";
 
 const attrs = (a: number): string => objectAttributeNames(a).join("|") || "(none)";
 
@@ -124,7 +124,7 @@ export function checkEkPublic(pub: TpmtPublic): Verdict {
   if (pub.nameAlg === TPM_ALG.SHA256) {
     v.check(
       "ek.authPolicy",
-      equalBytes(pub.authPolicy, EK_POLICY_A_SHA256),
+      bytesEqual(pub.authPolicy, EK_POLICY_A_SHA256),
       toHex(EK_POLICY_A_SHA256),
       toHex(pub.authPolicy),
       "EK authPolicy is not the profile's PolicyA",

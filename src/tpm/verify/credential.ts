@@ -14,10 +14,10 @@
  * `objectName` names an acceptable AK (check its public area with checkAkPublic and that its
  * Name is objectName(akPublic)).
  */
-import { createCipheriv, timingSafeEqual } from "node:crypto";
+import { createCipheriv } from "node:crypto";
 import { encode, Writer } from "../../core/codec.js";
 import { hashInfo, hmac, TPM_ALG } from "../alg.js";
-import { TpmError } from "../errors.js";
+import { tpmError } from "../errors.js";
 import { kdfa } from "../kdf.js";
 import { objectName } from "../names.js";
 import { defaultRandom, shareSecret, type Random } from "../secret.js";
@@ -30,7 +30,8 @@ import {
   type TpmtPublic,
 } from "../structures.js";
 import { checkAkPublic, checkEkPublic } from "./ak.js";
-import { VerdictBuilder, type Verdict } from "./verdict.js";
+import { VerdictBuilder, type Verdict } from "../../core/verdict.js";
+import { secretsEqual } from "../../core/bytes.js";
 
 export interface Credential {
   /** TPM2B_ID_OBJECT contents (TPMS_ID_OBJECT bytes). */
@@ -54,17 +55,17 @@ export function makeCredential(
 ): Credential {
   const h = hashInfo(ekPublic.nameAlg);
   if (credential.length === 0 || credential.length > h.size) {
-    throw new TpmError(
+    throw tpmError(
       "TPM_ERR_INVALID_ARGUMENT",
       `credential must be 1..${h.size} bytes, got ${credential.length}`,
     );
   }
   const sym = (rsaParms(ekPublic) ?? eccParms(ekPublic))?.symmetric;
   if (!sym || sym.algorithm !== TPM_ALG.AES || sym.mode !== TPM_ALG.CFB || !sym.keyBits) {
-    throw new TpmError("TPM_ERR_INVALID_KEY", "EK must be a storage key with AES-CFB symmetric parameters");
+    throw tpmError("TPM_ERR_INVALID_KEY", "EK must be a storage key with AES-CFB symmetric parameters");
   }
   if (![128, 192, 256].includes(sym.keyBits))
-    throw new TpmError("TPM_ERR_UNSUPPORTED_ALG", `AES-${sym.keyBits} is not supported`);
+    throw tpmError("TPM_ERR_UNSUPPORTED_ALG", `AES-${sym.keyBits} is not supported`);
   const { seed, encrypted: secret } = shareSecret(ekPublic, "IDENTITY", random);
   const symKey = kdfa(ekPublic.nameAlg, seed, "STORAGE", objectName, new Uint8Array(0), sym.keyBits);
   const w = new Writer();
@@ -83,7 +84,7 @@ export function makeCredential(
  */
 export function checkActivatedSecret(issued: Uint8Array, returned: Uint8Array): Verdict {
   const v = new VerdictBuilder();
-  const same = issued.length === returned.length && timingSafeEqual(issued, returned);
+  const same = secretsEqual(issued, returned);
   v.check(
     "credential.secret",
     same,

@@ -10,7 +10,7 @@ import { createPublicKey, type KeyObject } from "node:crypto";
 import { decode } from "../../core/codec.js";
 import { isBulwarkError } from "../../core/errors.js";
 import { algName, CURVES } from "../alg.js";
-import { TpmError } from "../errors.js";
+import { tpmError } from "../errors.js";
 import {
   TPM2B_PUBLIC_RAW,
   TPMT_PUBLIC,
@@ -37,7 +37,7 @@ export function publicKeyFromTpm(pub: TpmtPublic): KeyObject {
   if (rsa) {
     const n = pub.unique as Uint8Array;
     if (n.length === 0 || n.length * 8 !== rsa.keyBits) {
-      throw new TpmError(
+      throw tpmError(
         "TPM_ERR_INVALID_KEY",
         `RSA modulus of ${n.length} bytes does not match keyBits ${rsa.keyBits}`,
       );
@@ -54,13 +54,10 @@ export function publicKeyFromTpm(pub: TpmtPublic): KeyObject {
   if (ecc) {
     const curve = CURVES.get(ecc.curveID);
     if (!curve)
-      throw new TpmError(
-        "TPM_ERR_UNSUPPORTED_ALG",
-        `ECC curve 0x${ecc.curveID.toString(16)} is not supported`,
-      );
+      throw tpmError("TPM_ERR_UNSUPPORTED_ALG", `ECC curve 0x${ecc.curveID.toString(16)} is not supported`);
     const p = pub.unique as TpmsEccPoint;
     if (p.x.length > curve.size || p.y.length > curve.size || p.x.length === 0) {
-      throw new TpmError("TPM_ERR_INVALID_KEY", "ECC point coordinates do not fit the curve");
+      throw tpmError("TPM_ERR_INVALID_KEY", "ECC point coordinates do not fit the curve");
     }
     return wrap(() =>
       createPublicKey({
@@ -74,17 +71,14 @@ export function publicKeyFromTpm(pub: TpmtPublic): KeyObject {
       }),
     );
   }
-  throw new TpmError(
-    "TPM_ERR_UNSUPPORTED_ALG",
-    `${algName(pub.type)} keys have no public key to verify with`,
-  );
+  throw tpmError("TPM_ERR_UNSUPPORTED_ALG", `${algName(pub.type)} keys have no public key to verify with`);
 }
 
 function wrap(fn: () => KeyObject): KeyObject {
   try {
     return fn();
   } catch (e) {
-    throw new TpmError(
+    throw tpmError(
       "TPM_ERR_INVALID_KEY",
       `not a valid public key: ${(e as Error).message}`,
       {},
@@ -124,7 +118,7 @@ export function loadPublicKey(bytes: Uint8Array): LoadedPublicKey {
   try {
     return { key: createPublicKey({ key: Buffer.from(bytes), format: "der", type: "spki" }), format: "PEM" };
   } catch {
-    throw new TpmError(
+    throw tpmError(
       "TPM_ERR_FILE_FORMAT",
       "public key is neither TPM2B_PUBLIC, TPMT_PUBLIC nor PEM/DER SubjectPublicKeyInfo",
     );

@@ -25,7 +25,7 @@ import { decode } from "../../core/codec.js";
 import { isBulwarkError } from "../../core/errors.js";
 import { algName, hash, TPM_ALG } from "../alg.js";
 import { TPM_GENERATED_VALUE, TPM_ST } from "../constants.js";
-import { concat, equalBytes, toHex } from "../names.js";
+import { concat } from "../names.js";
 import { selectedIndices, type PcrValues } from "../pcr.js";
 import {
   TPMS_ATTEST,
@@ -41,7 +41,8 @@ import {
 import { checkAkPublic } from "./ak.js";
 import { publicKeyFromTpm } from "./keys.js";
 import { verifyTpmSignature } from "./signature.js";
-import { VerdictBuilder, type Verdict } from "./verdict.js";
+import { VerdictBuilder, type Verdict } from "../../core/verdict.js";
+import { bytesEqual, toHex } from "../../core/bytes.js";
 
 export interface QuoteToVerify {
   /** The AK: a public area (enables scheme and attribute checks) or a bare public key. */
@@ -67,12 +68,27 @@ export interface QuoteVerdict extends Verdict {
   readonly selection?: readonly TpmsPcrSelection[];
 }
 
-/** KeyObjects built from AK public areas, so verifying many quotes of one AK builds it once. */
-const keyCache = new WeakMap<PublicArea, KeyObject>();
-function akKey(ak: PublicArea): KeyObject {
-  let k = keyCache.get(ak);
-  if (!k) keyCache.set(ak, (k = publicKeyFromTpm(ak.value)));
-  return k;
+/**
+ * A quote verifier that keeps the KeyObject it built from each AK public area, so a service
+ * verifying many quotes of one host's AK (HGS holds one decoded area per host) builds the key
+ * once. Keyed by the area object itself (a WeakMap): an area the caller drops is forgotten, and
+ * two verifiers — two services, two tests — share nothing. {@link verifyQuote} is the one-shot form.
+ */
+export class QuoteVerifier {
+  private readonly keys = new WeakMap<PublicArea, KeyObject>();
+
+  verify(q: QuoteToVerify): QuoteVerdict {
+    return verifyWith(q, (ak) => {
+      let k = this.keys.get(ak);
+      if (!k) this.keys.set(ak, (k = publicKeyFromTpm(ak.value)));
+      return k;
+    });
+  }
+}
+
+/** Verifies one quote; the AK's KeyObject is built for this call only (see {@link QuoteVerifier}). */
+export function verifyQuote(q: QuoteToVerify): QuoteVerdict {
+  return verifyWith(q, (ak) => publicKeyFromTpm(ak.value));
 }
 
 const isPublicArea = (x: PublicArea | KeyObject): x is PublicArea => "raw" in x && "value" in x;
@@ -95,7 +111,7 @@ function sameSelection(a: readonly TpmsPcrSelection[], b: readonly TpmsPcrSelect
   );
 }
 
-export function verifyQuote(q: QuoteToVerify): QuoteVerdict {
+function verifyWith(q: QuoteToVerify, akKey: (ak: PublicArea) => KeyObject): QuoteVerdict {
   const v = new VerdictBuilder();
   let attest: TpmsAttest;
   let signature: TpmtSignature;
@@ -188,7 +204,7 @@ export function verifyQuote(q: QuoteToVerify): QuoteVerdict {
   );
   v.check(
     "quote.nonce",
-    equalBytes(attest.extraData, q.nonce),
+    bytesEqual(attest.extraData, q.nonce),
     toHex(q.nonce),
     toHex(attest.extraData),
     "the quote was made for another nonce",
@@ -233,7 +249,7 @@ export function verifyQuote(q: QuoteToVerify): QuoteVerdict {
   const computed = hash(digestAlg, concat(...values));
   v.check(
     "quote.pcrDigest",
-    equalBytes(computed, info.pcrDigest),
+    bytesEqual(computed, info.pcrDigest),
     toHex(info.pcrDigest),
     toHex(computed),
     "the supplied PCR values are not the quoted ones",
