@@ -242,10 +242,7 @@ export function verifySignedUpdate(
       severity: "error",
       message: v.trustedBy
         ? `signed by a key chaining to ${who} certificate ${v.trustedBy.subject}`
-        : `no valid signature chaining to ${who} (${v.findings
-            .filter((f) => !f.ok)
-            .map((f) => f.message)
-            .join("; ")})`,
+        : `no valid signature chaining to ${who} (${v.findings.map((f) => f.message).join("; ")})`,
     });
   };
   if (!isPkOrKek && !isDb) {
