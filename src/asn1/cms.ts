@@ -48,7 +48,7 @@ import {
 import { asn1Error, isAsn1Error } from "./errors.js";
 import { decodeName, type ParsedName } from "./name.js";
 import { DIGEST_BY_OID, OID, OID_BY_DIGEST, oidName, type HashName } from "./oid.js";
-import { decodeAs, encodeDer } from "./schema.js";
+import { decodeAs, encodeDer, received } from "./schema.js";
 import { defaultHashFor, resolveSignatureAlgorithm, signBytes, verifyBytes } from "./sigalg.js";
 import { parseCertificate, type Certificate } from "./x509.js";
 
@@ -374,12 +374,10 @@ function derSorted<T extends object>(items: readonly T[]): T[] {
     .map((x) => x.item);
 }
 
-/** A schema object from DER that must re-encode to exactly those bytes (it is sent as received). */
-function exactly<T extends object>(bytes: Uint8Array, type: new () => T, what: string): T {
-  const value = decodeAs(parseDer(bytes, what), type, "ASN1_ERR_INVALID_VALUE", what);
-  if (!bytesEqual(encodeDer(value), bytes))
-    throw asn1Error("ASN1_ERR_INVALID_VALUE", `${what} does not re-encode to its received bytes`);
-  return value;
+/** A structure decoded from DER (so it is one), to be sent as exactly those bytes. */
+function asReceived<T>(bytes: Uint8Array, type: new () => T, what: string): T {
+  decodeAs(parseDer(bytes, what), type, "ASN1_ERR_INVALID_VALUE", what);
+  return received<T>(bytes);
 }
 
 /** Builds SignedData (RFC 5652 5 / RFC 2315 9.1, version 1, IssuerAndSerialNumber signers). */
@@ -408,7 +406,7 @@ export function buildSignedData(opts: BuildSignedDataOptions): Uint8Array {
       version: CMSVersion.v1,
       sid: new SignerIdentifier({
         issuerAndSerialNumber: new IssuerAndSerialNumber({
-          issuer: exactly(cert.issuer.raw, Name, "issuer Name"),
+          issuer: asReceived(cert.issuer.raw, Name, "issuer Name"),
           serialNumber: buf(cert.serialRaw),
         }),
       }),
@@ -451,7 +449,8 @@ export function buildSignedData(opts: BuildSignedDataOptions): Uint8Array {
           certificates: new CertificateSet(
             derSorted(
               certs.map(
-                (c) => new CertificateChoices({ certificate: exactly(c, AsnCertificate, "bag certificate") }),
+                (c) =>
+                  new CertificateChoices({ certificate: asReceived(c, AsnCertificate, "bag certificate") }),
               ),
             ),
           ),

@@ -12,7 +12,7 @@
  *   - failures inside the packages (plain Errors, TypeErrors) become typed ASN1_ERR_* errors
  *     carrying the offset and path of the element that failed to match.
  */
-import { AsnConvert, AsnParser } from "@peculiar/asn1-schema";
+import { AsnAnyConverter, AsnConvert, AsnParser, type IAsnConvertible } from "@peculiar/asn1-schema";
 import type { DerNode } from "./der.js";
 import { asn1Error, type Asn1ErrorCode } from "./errors.js";
 
@@ -33,4 +33,36 @@ export function decodeAs<T>(node: DerNode, type: new () => T, code: Asn1ErrorCod
 /** DER of a schema object (asn1js writes definite lengths and minimal integers). */
 export function encodeDer(value: object): Uint8Array {
   return new Uint8Array(AsnConvert.serialize(value));
+}
+
+/**
+ * A DER element to be sent exactly as received, where a schema expects a parsed structure (a
+ * certificate in a CMS bag, an issuer Name). The packages encode parsed fields anew, and that is
+ * not always the same bytes: asn1js reads a GeneralizedTime of year 0001 as 1901 and writes it
+ * back so, which would change a certificate and break its signature. asn1-schema hands any
+ * object with toASN/fromASN to the encoder as is (IAsnConvertible); this one carries the BER
+ * tree asn1js read from the bytes, which it writes back unchanged.
+ */
+class Received implements IAsnConvertible {
+  constructor(private readonly der: Uint8Array) {}
+
+  toASN(): ReturnType<IAsnConvertible["toASN"]> {
+    return AsnAnyConverter.toASN(this.der.slice().buffer) as ReturnType<IAsnConvertible["toASN"]>;
+  }
+
+  fromASN(): this {
+    throw new TypeError("Received is only ever encoded");
+  }
+
+  toSchema(): never {
+    throw new TypeError("Received is only ever encoded");
+  }
+}
+
+/**
+ * `der` standing in for a schema structure of type T when encoding (see {@link Received}); the
+ * caller must pass the DER of a T, checked by the gate and the schema first.
+ */
+export function received<T>(der: Uint8Array): T {
+  return new Received(der) as unknown as T;
 }

@@ -34,6 +34,7 @@
  */
 import { createHash, createPublicKey, randomBytes, X509Certificate, type KeyObject } from "node:crypto";
 import { BitString, OctetString } from "@peculiar/asn1-schema";
+import type { Name } from "@peculiar/asn1-x509";
 import {
   AuthorityKeyIdentifier,
   BasicConstraints,
@@ -43,7 +44,6 @@ import {
   Extensions,
   GeneralName,
   KeyIdentifier,
-  Name,
   SubjectAlternativeName,
   SubjectKeyIdentifier,
   SubjectPublicKeyInfo,
@@ -57,7 +57,7 @@ import { parseDer, readTime, type DerNode } from "./der.js";
 import { asn1Error, isAsn1Error } from "./errors.js";
 import { decodeName, nameOf, type NameInput, type ParsedName } from "./name.js";
 import { OID, oidName, type HashName } from "./oid.js";
-import { decodeAs, encodeDer } from "./schema.js";
+import { decodeAs, encodeDer, received } from "./schema.js";
 import { resolveSignatureAlgorithm, schemeFor, signBytes, verifyBytes } from "./sigalg.js";
 
 export const KEY_USAGE_BITS = {
@@ -212,8 +212,13 @@ export function createCertificate(opts: CreateCertificateOptions): Uint8Array {
   }
   const scheme = schemeFor(opts.signingKey, opts.hash);
   const subject = nameOf(opts.subject);
+  // The issuer certificate's subject goes in as its exact bytes: chains compare names byte-wise.
   const issuer =
-    opts.issuer !== undefined ? nameOf(opts.issuer) : issuerCert ? issuerNameOf(issuerCert) : subject;
+    opts.issuer !== undefined
+      ? nameOf(opts.issuer)
+      : issuerCert
+        ? received<Name>(issuerCert.subject.raw)
+        : subject;
   const notBefore = opts.notBefore ?? new Date(Math.floor(Date.now() / 1000) * 1000);
   const notAfter = opts.notAfter ?? new Date(notBefore.getTime() + TEN_YEARS_MS);
   const serial = serialContents(opts.serialNumber ?? randomSerial());
@@ -306,18 +311,6 @@ export function createCertificate(opts: CreateCertificateOptions): Uint8Array {
   if (!bytesEqual(parseCertificate(certDer).tbsRaw, tbsDer))
     throw asn1Error("ASN1_ERR_INVALID_VALUE", "the encoded TBSCertificate differs from the signed one");
   return certDer;
-}
-
-/** The issuer certificate's subject as a schema Name that encodes to exactly its received bytes. */
-function issuerNameOf(issuer: Certificate): Name {
-  const name = decodeAs(parseDer(issuer.subject.raw, "Name"), Name, "ASN1_ERR_INVALID_VALUE", "Name");
-  // Chain building compares names byte-wise: a re-encoding that differs would orphan the certificate.
-  if (!bytesEqual(encodeDer(name), issuer.subject.raw))
-    throw asn1Error(
-      "ASN1_ERR_INVALID_NAME",
-      "the issuer's subject name does not re-encode to its received bytes",
-    );
-  return name;
 }
 
 /** The element at `i` of a node the schema already validated (so it exists). */
