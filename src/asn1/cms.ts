@@ -389,6 +389,7 @@ export function buildSignedData(opts: BuildSignedDataOptions): Uint8Array {
     ? parseDer(opts.content, "content").content
     : (opts.detachedContent as Uint8Array);
   const digestOids = new Set<string>();
+  const signedAttrBytes: Uint8Array[] = [];
   const signerInfos = opts.signers.map((s) => {
     const cert = parseCertificate(s.certificate);
     const hash = s.hash ?? defaultHashFor(s.key);
@@ -425,13 +426,11 @@ export function buildSignedData(opts: BuildSignedDataOptions): Uint8Array {
       attribute(OID.messageDigest, encodeDer(new OctetString(createHash(hash).update(data).digest()))),
       ...extra,
     ]);
-    // RFC 5652 5.4: the signature covers the DER of the SET OF (tag 0x31, not [0] IMPLICIT). It
-    // is taken from the encoding that is sent, so what is signed is what the verifier reads.
-    const signedAttrs = parseDer(encodeDer(si), "SignerInfo").children.find((c) => isContext(c, 0));
-    if (!signedAttrs) throw asn1Error("ASN1_ERR_INVALID_CMS", "the encoder dropped the signed attributes");
-    const toSign = signedAttrs.raw.slice();
-    toSign[0] = Tag.SET;
+    // RFC 5652 5.4: the signature covers the DER of the SET OF (tag 0x31, not [0] IMPLICIT),
+    // taken from the SignerInfo's own encoding; the result is checked against it below.
+    const toSign = signedAttrsToVerify(parseDer(encodeDer(si), "SignerInfo"));
     si.signature = new OctetString(signBytes(s.key, hash, toSign));
+    signedAttrBytes.push(toSign);
     return si;
   });
   const certs = opts.certificates ?? opts.signers.map((s) => s.certificate);
@@ -458,7 +457,27 @@ export function buildSignedData(opts: BuildSignedDataOptions): Uint8Array {
       : {}),
     signerInfos: new SignerInfos(derSorted(signerInfos)),
   });
-  return opts.wrapContentInfo === false
-    ? encodeDer(sd)
-    : encodeDer(new ContentInfo({ contentType: OID.signedData, content: buf(encodeDer(sd)) }));
+  const out =
+    opts.wrapContentInfo === false
+      ? encodeDer(sd)
+      : encodeDer(new ContentInfo({ contentType: OID.signedData, content: buf(encodeDer(sd)) }));
+  // What was signed must be what is sent (STYLE.md habit 4): the encoder is deterministic, and
+  // this proves it for every signer with signed attributes.
+  const sent = parseSignedData(out).signerInfos.flatMap((si) =>
+    si.signedAttrsRaw ? [si.signedAttrsRaw] : [],
+  );
+  for (const signed of signedAttrBytes) {
+    if (!sent.some((raw) => bytesEqual(raw.subarray(1), signed.subarray(1))))
+      throw asn1Error("ASN1_ERR_INVALID_CMS", "the encoded signed attributes differ from the signed ones");
+  }
+  return out;
+}
+
+/** RFC 5652 5.4: the signed attributes of a SignerInfo node as signed, with the SET tag. */
+function signedAttrsToVerify(signerInfo: DerNode): Uint8Array {
+  const attrs = signerInfo.children.find((c) => isContext(c, 0));
+  if (!attrs) throw asn1Error("ASN1_ERR_INVALID_CMS", "the encoder dropped the signed attributes");
+  const bytes = attrs.raw.slice();
+  bytes[0] = Tag.SET;
+  return bytes;
 }

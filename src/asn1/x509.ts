@@ -53,7 +53,7 @@ import {
   Version,
 } from "@peculiar/asn1-x509";
 import { bytesEqual } from "../core/bytes.js";
-import { parseDer, readTime, type DerNode } from "./der.js";
+import { parseDer, readInteger, readTime, type DerNode } from "./der.js";
 import { asn1Error, isAsn1Error } from "./errors.js";
 import { decodeName, nameOf, type NameInput, type ParsedName } from "./name.js";
 import { OID, oidName, type HashName } from "./oid.js";
@@ -365,13 +365,13 @@ export function parseCertificate(bytes: Uint8Array): Certificate {
   const extKeyUsage = ekuExt
     ? [...sub(ekuExt, ExtendedKeyUsage, "ExtKeyUsageSyntax")].map(oidName)
     : undefined;
-  const serialRaw = new Uint8Array(t.serialNumber);
+  const serialNode = at(tbsNode, v);
   return {
     raw: node.raw,
     tbsRaw: tbsNode.raw,
     version: t.version + 1,
-    serialNumber: signedInteger(serialRaw),
-    serialRaw,
+    serialNumber: readInteger(serialNode),
+    serialRaw: serialNode.content,
     issuer: decodeName(at(tbsNode, v + 2)),
     subject: decodeName(at(tbsNode, v + 4)),
     notBefore: readTime(at(validity, 0)),
@@ -388,14 +388,6 @@ export function parseCertificate(bytes: Uint8Array): Certificate {
     keyUsage,
     extKeyUsage,
   };
-}
-
-/** Two's complement INTEGER contents as a bigint. */
-function signedInteger(c: Uint8Array): bigint {
-  let v = 0n;
-  for (const b of c) v = (v << 8n) | BigInt(b);
-  if (c.length && (c[0] as number) >= 0x80) v -= 1n << BigInt(8 * c.length);
-  return v;
 }
 
 /** Like {@link parseCertificate} but any failure becomes ASN1_ERR_INVALID_CERTIFICATE (with the cause). */

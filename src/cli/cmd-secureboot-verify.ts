@@ -31,9 +31,9 @@ in a signer chain is in dbx. Unsigned images are allowed only by hash.
   --db FILE           db entries: PEM/DER certificate(s), EFI_SIGNATURE_LIST file or SHA-256 hash list
   --dbx FILE          dbx entries, same formats (added to the template's dbx)
   --state-dir DIR     state directory for templates and the Microsoft certificates
-  --json              {allowed, reason, digest, signers, signatures}
+  --json              {allowed, reason, digest, signers, signatures}, and error when refused
 
-Exit status: 0 allowed, 4 refused, 5 not a valid PE/COFF image.`;
+Exit status: 0 allowed, 4 refused (UEFI_ERR_AUTHENTICODE_REFUSED), 5 not a valid PE/COFF image.`;
 
 function modelOf(lists: readonly EfiSignatureList[]): SignatureDatabaseModel {
   const entries = (type: string): Uint8Array[] =>
