@@ -10,10 +10,7 @@
  * certificate table size. The certificate table itself is never hashed.
  *
  * Signature: PKCS #7 SignedData (RFC 2315) whose content type is SPC_INDIRECT_DATA_OBJID and
- * whose content is
- *   SpcIndirectDataContent ::= SEQUENCE { data SpcAttributeTypeAndOptionalValue,
- *                                         messageDigest DigestInfo }
- *   DigestInfo ::= SEQUENCE { digestAlgorithm AlgorithmIdentifier, digest OCTET STRING }
+ * whose content is SpcIndirectDataContent (declared in authenticode-spc.ts).
  *
  * Decision ({@link verifyImage}), as edk2 DxeImageVerificationHandler (SecurityPkg) decides with
  * db/dbx given as plain lists ({@link SignatureDatabaseModel}):
@@ -26,10 +23,14 @@
  *     AuthenticodeVerify); refused if the image hash (in the signature's digest algorithm) is in
  *     dbx; allowed-candidate if it is in db. "Anchors" = is a certificate of the chain built from
  *     the signer through the PKCS #7 certificates bag (signer included), or verifiably issued one
- *     (OpenSSL partial-chain semantics that edk2's Pkcs7Verify uses).
+ *     (OpenSSL partial-chain semantics that edk2's Pkcs7Verify uses), over a path that keeps the
+ *     RFC 5280 rules OpenSSL applies (asn1/chain.ts: no repeated extension, no unrecognised
+ *     critical one, pathLenConstraint); a dbx certificate revokes regardless of those rules.
  *   - a corrupt certificate table is refused.
- * NOT checked (as in edk2): certificate validity periods, key usages / EKUs, timestamps
- * (counter-signatures), EFI_CERT_X509_SHA256 revocation entries and non-SHA-256 hash entries
+ * The result is a verdict (core/verdict.ts): `ok` is the decision, see {@link ImageVerdict}.
+ * NOT checked (as in edk2): certificate validity periods (UEFI has no trusted time: a signer
+ * valid from 0001-01-01, Go's zero time, signs as well as any), key usages / EKUs, timestamps
+ * (counter-signatures), the revocation times of EFI_CERT_X509_SHA256 entries, non-SHA-256 hash entries
  * (the model holds X.509 certificates and SHA-256 hashes only), SBAT (shim's job).
  */
 import { createHash } from "node:crypto";
