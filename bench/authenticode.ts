@@ -86,7 +86,7 @@ try {
     const hashed = authenticodeRanges(pe).reduce((n, r) => n + r.length, 0);
     let allowed = false;
     const verifyMs = timeMs(() => {
-      allowed = verifyImage(c.bytes, { db: c.db, dbx: none }).allowed;
+      allowed = verifyImage(c.bytes, { db: c.db, dbx: none }).ok;
     }, RUNS);
     const digestMs = timeMs(() => void authenticodeDigest(parsePe(c.bytes)), RUNS);
     const nodeShaMs = timeMs(() => void createHash("sha256").update(c.bytes).digest(), RUNS);

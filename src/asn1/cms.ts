@@ -1,20 +1,14 @@
 /**
  * CMS / PKCS #7 SignedData: RFC 5652 section 5 (CMS) and RFC 2315 section 9 (PKCS #7 v1.5,
- * which Authenticode and UEFI authenticated variables use).
+ * which Authenticode and UEFI authenticated variables use). The structures are
+ * @peculiar/asn1-cms's (ContentInfo, SignedData, SignerInfo, Attribute); what is ours is reading
+ * the received bytes through the DER gate, and the signer verdicts.
  *
- *   ContentInfo ::= SEQUENCE { contentType OID, content [0] EXPLICIT ANY }          (RFC 5652 3)
- *   SignedData ::= SEQUENCE { version, digestAlgorithms SET OF AlgorithmIdentifier,
- *     encapContentInfo SEQUENCE { eContentType OID, eContent [0] EXPLICIT ANY OPTIONAL },
- *     certificates [0] IMPLICIT SET OF Certificate OPTIONAL, crls [1] IMPLICIT OPTIONAL,
- *     signerInfos SET OF SignerInfo }                                                (RFC 5652 5.1)
- *   SignerInfo ::= SEQUENCE { version, sid (IssuerAndSerialNumber | [0] SubjectKeyIdentifier),
- *     digestAlgorithm, signedAttrs [0] IMPLICIT SET OF Attribute OPTIONAL,
- *     signatureAlgorithm, signature OCTET STRING, unsignedAttrs [1] IMPLICIT OPTIONAL } (RFC 5652 5.3)
- *
- * Parsing keeps the received bytes of every part. The content digest is taken over the contents
- * octets of the eContent element (RFC 5652 5.4; RFC 2315 9.3 for PKCS #7 v1.5 `ANY` content, which
- * is how Authenticode's SpcIndirectDataContent is hashed). Signed attributes are verified over the
- * received DER with the [0] IMPLICIT tag replaced by the SET tag (RFC 5652 5.4).
+ * Parsing keeps the received bytes of every part that is hashed or signed. The content digest is
+ * taken over the contents octets of the eContent element (RFC 5652 5.4; RFC 2315 9.3 for PKCS #7
+ * v1.5 `ANY` content, which is how Authenticode's SpcIndirectDataContent is hashed). Signed
+ * attributes are verified over the received DER with the [0] IMPLICIT tag replaced by the SET tag
+ * (RFC 5652 5.4).
  *
  * Verification ({@link verifySigners}) checks, per SignerInfo: a certificate in the bag matches
  * the sid; contentType and messageDigest attributes (when signed attributes are present); the
@@ -23,33 +17,45 @@
  */
 import { createHash, type KeyObject } from "node:crypto";
 import {
-  child,
-  compareDer,
-  contextTag,
-  der,
-  expectTag,
+  Attribute as AsnAttribute,
+  CertificateChoices,
+  CertificateSet,
+  CMSVersion,
+  ContentInfo,
+  DigestAlgorithmIdentifiers,
+  EncapsulatedContent,
+  EncapsulatedContentInfo,
+  IssuerAndSerialNumber,
+  SignedData as AsnSignedData,
+  SignerIdentifier,
+  SignerInfo as AsnSignerInfo,
+  SignerInfos,
+} from "@peculiar/asn1-cms";
+import { AsnObjectIdentifierConverter, OctetString } from "@peculiar/asn1-schema";
+import { AlgorithmIdentifier, Certificate as AsnCertificate, Name } from "@peculiar/asn1-x509";
+import { bytesEqual, compareBytes, toHex } from "../core/bytes.js";
+import { VerdictBuilder, type Finding, type Verdict } from "../core/verdict.js";
+import {
   isContext,
   parseDer,
   parseDerPrefix,
   readInteger,
-  readOctetString,
   readOid,
-  readSmallInt,
-  sequence,
   Tag,
   type DerLimits,
   type DerNode,
 } from "./der.js";
-import { Asn1Error } from "./errors.js";
+import { asn1Error, isAsn1Error } from "./errors.js";
 import { decodeName, type ParsedName } from "./name.js";
 import { DIGEST_BY_OID, OID, OID_BY_DIGEST, oidName, type HashName } from "./oid.js";
+import { decodeAs, encodeDer, received } from "./schema.js";
 import { defaultHashFor, resolveSignatureAlgorithm, signBytes, verifyBytes } from "./sigalg.js";
-import { bytesEqual, parseCertificate, type Certificate } from "./x509.js";
+import { parseCertificate, type Certificate } from "./x509.js";
 
 export interface Attribute {
   readonly oid: string;
-  readonly values: readonly DerNode[];
-  readonly raw: Uint8Array;
+  /** Each AttributeValue's received DER. */
+  readonly values: readonly Uint8Array[];
 }
 
 export interface SignerInfo {
@@ -82,123 +88,64 @@ export interface SignedData {
   readonly signerInfos: readonly SignerInfo[];
 }
 
-function cmsFail(node: DerNode, message: string): never {
-  throw new Asn1Error("ASN1_ERR_INVALID_CMS", `${message} at offset ${node.offset} (${node.path})`, {
-    offset: node.offset,
-    path: node.path,
-  });
-}
+const attributesOf = (list: readonly AsnAttribute[] | undefined): Attribute[] | undefined =>
+  list?.map((a) => ({ oid: a.attrType, values: a.attrValues.map((v) => new Uint8Array(v)) }));
 
-function parseAttributes(node: DerNode): Attribute[] {
-  return node.children.map((a) => {
-    const [t, vals] = sequence(a, 2) as [DerNode, DerNode];
-    expectTag(vals, Tag.SET, "AttributeValues");
-    return { oid: readOid(t), values: vals.children, raw: a.raw };
-  });
-}
-
-function algorithmOid(node: DerNode): string {
-  expectTag(node, Tag.SEQUENCE, "AlgorithmIdentifier");
-  return readOid(child(node, 0, "algorithm"));
-}
-
-function parseSignerInfo(node: DerNode): SignerInfo {
-  const f = sequence(node, 5, 7);
-  const version = readSmallInt(f[0] as DerNode, 5);
-  const sidNode = f[1] as DerNode;
-  let sid: SignerInfo["sid"];
-  if (sidNode.tag === Tag.SEQUENCE) {
-    const [iss, ser] = sequence(sidNode, 2) as [DerNode, DerNode];
-    sid = { kind: "issuerAndSerialNumber", issuer: decodeName(iss), serialNumber: readInteger(ser) };
-  } else if (isContext(sidNode, 0) && !sidNode.constructed) {
-    sid = { kind: "subjectKeyIdentifier", keyId: sidNode.content };
-  } else {
-    return cmsFail(sidNode, "SignerInfo.sid is neither IssuerAndSerialNumber nor [0]");
-  }
-  const digestAlgorithm = algorithmOid(f[2] as DerNode);
-  let k = 3;
-  let signedAttrsRaw: Uint8Array | undefined;
-  let signedAttrs: Attribute[] | undefined;
-  const maybeSigned = f[k] as DerNode;
-  if (isContext(maybeSigned, 0)) {
-    if (!maybeSigned.constructed) cmsFail(maybeSigned, "signedAttrs must be constructed");
-    signedAttrsRaw = maybeSigned.raw;
-    signedAttrs = parseAttributes(maybeSigned);
-    k++;
-  }
-  const sigAlgNode = f[k];
-  const sigNode = f[k + 1];
-  if (!sigAlgNode || !sigNode) return cmsFail(node, "SignerInfo lacks signatureAlgorithm or signature");
-  const signatureAlgorithm = algorithmOid(sigAlgNode);
-  const signature = readOctetString(sigNode);
-  let unsignedAttrs: Attribute[] | undefined;
-  const rest = f.slice(k + 2);
-  if (rest.length > 1) cmsFail(node, "extra elements in SignerInfo");
-  if (rest[0]) {
-    if (!isContext(rest[0], 1) || !rest[0].constructed) cmsFail(rest[0], "expected unsignedAttrs [1]");
-    unsignedAttrs = parseAttributes(rest[0]);
-  }
+function signerInfoOf(node: DerNode, si: AsnSignerInfo): SignerInfo {
+  // The schema validated the shape; the DER tree gives the received bytes at the same positions.
+  const sidNode = node.children[1] as DerNode;
+  const sid: SignerInfo["sid"] = si.sid.issuerAndSerialNumber
+    ? {
+        kind: "issuerAndSerialNumber",
+        issuer: decodeName(sidNode.children[0] as DerNode),
+        serialNumber: readInteger(sidNode.children[1] as DerNode),
+      }
+    : { kind: "subjectKeyIdentifier", keyId: sidNode.content };
   return {
     raw: node.raw,
-    version,
+    version: si.version,
     sid,
-    digestAlgorithm,
-    signedAttrsRaw,
-    signedAttrs,
-    signatureAlgorithm,
-    signature,
-    unsignedAttrs,
+    digestAlgorithm: si.digestAlgorithm.algorithm,
+    signedAttrsRaw: node.children.find((c) => isContext(c, 0))?.raw,
+    signedAttrs: attributesOf(si.signedAttrs),
+    signatureAlgorithm: si.signatureAlgorithm.algorithm,
+    signature: new Uint8Array(si.signature.buffer),
+    unsignedAttrs: attributesOf(si.unsignedAttrs),
   };
 }
 
 /** Parses SignedData from a parsed node: either a ContentInfo (id-signedData) or a bare SignedData. */
 export function signedDataFromNode(root: DerNode): SignedData {
-  expectTag(root, Tag.SEQUENCE, "ContentInfo or SignedData");
-  let sd = root;
+  let sdNode = root;
   let contentInfoRaw: Uint8Array | undefined;
-  if (root.children[0]?.tag === Tag.OBJECT_IDENTIFIER) {
-    const [ct, wrapped] = sequence(root, 2) as [DerNode, DerNode];
-    const type = readOid(ct);
-    if (type !== OID.signedData) cmsFail(ct, `ContentInfo.contentType is ${oidName(type)}, not signedData`);
-    if (!isContext(wrapped, 0) || !wrapped.constructed)
-      cmsFail(wrapped, "ContentInfo.content is not [0] EXPLICIT");
-    sd = sequence(wrapped, 1, 1, wrapped.tag)[0] as DerNode;
+  if (root.tag === Tag.SEQUENCE && root.children[0]?.tag === Tag.OBJECT_IDENTIFIER) {
+    const ci = decodeAs(root, ContentInfo, "ASN1_ERR_INVALID_CMS", "ContentInfo");
+    if (ci.contentType !== OID.signedData) {
+      throw asn1Error(
+        "ASN1_ERR_INVALID_CMS",
+        `ContentInfo.contentType is ${oidName(ci.contentType)}, not signedData at offset ${root.offset}`,
+        { offset: root.offset, path: root.path },
+      );
+    }
+    sdNode = (root.children[1] as DerNode).children[0] as DerNode;
     contentInfoRaw = root.raw;
   }
-  const f = sequence(sd, 4, 6);
-  const version = readSmallInt(f[0] as DerNode, 5);
-  const digestSet = expectTag(f[1] as DerNode, Tag.SET, "digestAlgorithms");
-  const digestAlgorithms = digestSet.children.map(algorithmOid);
-  const encap = f[2] as DerNode;
-  const encapParts = sequence(encap, 1, 2);
-  const contentType = readOid(encapParts[0] as DerNode);
-  let content: DerNode | undefined;
-  if (encapParts[1]) {
-    const wrapper = encapParts[1];
-    if (!isContext(wrapper, 0) || !wrapper.constructed) cmsFail(wrapper, "eContent is not [0] EXPLICIT");
-    content = sequence(wrapper, 1, 1, wrapper.tag)[0] as DerNode;
-  }
-  const certificates: Uint8Array[] = [];
-  let k = 3;
-  for (; k < f.length - 1; k++) {
-    const n = f[k] as DerNode;
-    if (isContext(n, 0) && n.constructed) {
-      for (const c of n.children) if (c.tag === Tag.SEQUENCE) certificates.push(c.raw);
-    } else if (!(isContext(n, 1) && n.constructed)) {
-      cmsFail(n, "expected certificates [0] or crls [1]");
-    }
-  }
-  const signerSet = expectTag(f[f.length - 1] as DerNode, Tag.SET, "signerInfos");
-  const signerInfos = signerSet.children.map(parseSignerInfo);
+  const sd = decodeAs(sdNode, AsnSignedData, "ASN1_ERR_INVALID_CMS", "SignedData");
+  const encap = sdNode.children[2] as DerNode;
+  const content = encap.children[1]?.children[0];
+  // certificates [0] IMPLICIT CertificateSet: the bag, as received; other choices are skipped.
+  const bag = sdNode.children.slice(3, -1).find((n) => isContext(n, 0));
+  const certificates = (bag?.children ?? []).filter((c) => c.tag === Tag.SEQUENCE).map((c) => c.raw);
+  const signerNodes = (sdNode.children[sdNode.children.length - 1] as DerNode).children;
   return {
     contentInfoRaw,
-    raw: sd.raw,
-    version,
-    digestAlgorithms,
-    contentType,
+    raw: sdNode.raw,
+    version: sd.version,
+    digestAlgorithms: sd.digestAlgorithms.map((a) => a.algorithm),
+    contentType: sd.encapContentInfo.eContentType,
     content,
     certificates,
-    signerInfos,
+    signerInfos: sd.signerInfos.map((si, i) => signerInfoOf(signerNodes[i] as DerNode, si)),
   };
 }
 
@@ -214,7 +161,7 @@ export function parseSignedData(bytes: Uint8Array, opts: ParseSignedDataOptions 
     root = parseDerPrefix(bytes, "SignedData", opts);
     for (let i = root.raw.length; i < bytes.length; i++) {
       if (bytes[i] !== 0) {
-        throw new Asn1Error("ASN1_ERR_TRAILING", `non-zero byte after SignedData at offset ${i}`, {
+        throw asn1Error("ASN1_ERR_TRAILING", `non-zero byte after SignedData at offset ${i}`, {
           offset: i,
         });
       }
@@ -228,28 +175,15 @@ export function parseSignedData(bytes: Uint8Array, opts: ParseSignedDataOptions 
 // ---------------------------------------------------------------------------------------------
 // Verification
 
-export interface Finding {
-  /** Stable id, e.g. `cms.signer.signature`. */
-  readonly id: string;
-  readonly ok: boolean;
-  readonly severity: "error" | "warning" | "info";
-  readonly message: string;
-  readonly expected?: string;
-  readonly got?: string;
-}
-
-export interface SignerVerdict {
+/** One SignerInfo's verdict: `ok` when its certificate is in the bag and its signature verifies. */
+export interface SignerVerdict extends Verdict {
   readonly index: number;
-  readonly ok: boolean;
   /** The signer's certificate from the bag, when found. */
   readonly certificate: Certificate | undefined;
   readonly digestAlgorithm: HashName | undefined;
   /** Digest of the signed content (eContent contents octets or the detached data). */
   readonly contentDigest: Uint8Array | undefined;
-  readonly findings: readonly Finding[];
 }
-
-const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 
 /** Parsed certificates of the bag; unparseable entries are skipped (reported by callers who care). */
 export function bagCertificates(sd: SignedData): Certificate[] {
@@ -258,7 +192,7 @@ export function bagCertificates(sd: SignedData): Certificate[] {
     try {
       out.push(parseCertificate(raw));
     } catch (e) {
-      if (!(e instanceof Asn1Error)) throw e;
+      if (!isAsn1Error(e)) throw e;
     }
   }
   return out;
@@ -289,6 +223,18 @@ export function verifySigners(sd: SignedData, opts: { detachedContent?: Uint8Arr
   return sd.signerInfos.map((si, index) => verifyOneSigner(sd, si, index, bag, opts.detachedContent));
 }
 
+/** The single value of attribute `oid` as a DER node, when present exactly once and well-formed. */
+function singleValue(attrs: readonly Attribute[], oid: string): DerNode | undefined {
+  const a = attrs.find((x) => x.oid === oid);
+  if (!a || a.values.length !== 1) return undefined;
+  try {
+    return parseDer(a.values[0] as Uint8Array, oidName(oid));
+  } catch (e) {
+    if (isAsn1Error(e)) return undefined;
+    throw e;
+  }
+}
+
 function verifyOneSigner(
   sd: SignedData,
   si: SignerInfo,
@@ -296,82 +242,67 @@ function verifyOneSigner(
   bag: Certificate[],
   detached: Uint8Array | undefined,
 ): SignerVerdict {
-  const findings: Finding[] = [];
-  const add = (f: Finding): void => void findings.push(f);
+  const b = new VerdictBuilder<Finding>();
   const done = (
     certificate?: Certificate,
     digestAlgorithm?: HashName,
     contentDigest?: Uint8Array,
-  ): SignerVerdict => ({
-    index,
-    ok: findings.every((f) => f.ok || f.severity !== "error"),
-    certificate,
-    digestAlgorithm,
-    contentDigest,
-    findings,
-  });
+  ): SignerVerdict => ({ ...b.verdict(), index, certificate, digestAlgorithm, contentDigest });
   const hash = DIGEST_BY_OID[si.digestAlgorithm];
   if (!hash) {
-    add({
-      id: "cms.signer.digestAlgorithm",
-      ok: false,
-      severity: "error",
-      message: "unsupported digest algorithm",
-      got: oidName(si.digestAlgorithm),
-    });
+    b.fail(
+      "cms.signer.digestAlgorithm",
+      "sha1, sha256, sha384 or sha512",
+      oidName(si.digestAlgorithm),
+      "unsupported digest algorithm",
+    );
     return done();
   }
   const cert = findSignerCertificate(sd, si, bag);
-  add({
-    id: "cms.signer.certificate",
-    ok: cert !== undefined,
-    severity: "error",
-    message: cert
-      ? `signer certificate ${cert.subject.text}`
-      : "no certificate in the bag matches the signer identifier",
-  });
+  b.check(
+    "cms.signer.certificate",
+    cert !== undefined,
+    "a bag certificate matching the signer identifier",
+    "none",
+    "no certificate in the bag matches the signer identifier",
+  );
   // Data the caller names wins over attached content: "does this signature cover THIS data?"
   const data = detached ?? sd.content?.content;
   if (!data) {
-    add({
-      id: "cms.content",
-      ok: false,
-      severity: "error",
-      message: "no content: attached content absent and no detached content given",
-    });
+    b.fail(
+      "cms.content",
+      "content",
+      "none",
+      "no content: attached content absent and no detached content given",
+    );
     return done(cert, hash);
   }
   const digest = new Uint8Array(createHash(hash).update(data).digest());
   let signedBytes: Uint8Array;
   if (si.signedAttrsRaw && si.signedAttrs) {
-    const ct = si.signedAttrs.find((a) => a.oid === OID.contentType);
+    const ct = singleValue(si.signedAttrs, OID.contentType);
     let ctValue: string | undefined;
     try {
-      ctValue = ct && ct.values.length === 1 ? readOid(ct.values[0] as DerNode) : undefined;
-    } catch {
-      ctValue = undefined;
+      ctValue = ct ? readOid(ct) : undefined;
+    } catch (e) {
+      if (!isAsn1Error(e)) throw e;
     }
-    add({
-      id: "cms.signer.contentType",
-      ok: ctValue === sd.contentType,
-      severity: "error",
-      message: "contentType signed attribute equals eContentType (RFC 5652 11.1)",
-      expected: oidName(sd.contentType),
-      got: ctValue ? oidName(ctValue) : "(absent)",
-    });
-    const md = si.signedAttrs.find((a) => a.oid === OID.messageDigest);
-    const mdValue =
-      md && md.values.length === 1 && md.values[0]?.tag === Tag.OCTET_STRING
-        ? md.values[0].content
-        : undefined;
-    add({
-      id: "cms.signer.messageDigest",
-      ok: mdValue !== undefined && bytesEqual(mdValue, digest),
-      severity: "error",
-      message: "messageDigest signed attribute equals the content digest (RFC 5652 11.2)",
-      expected: hex(digest),
-      got: mdValue ? hex(mdValue) : "(absent)",
-    });
+    b.check(
+      "cms.signer.contentType",
+      ctValue === sd.contentType,
+      oidName(sd.contentType),
+      ctValue ? oidName(ctValue) : "(absent)",
+      "the contentType signed attribute differs from eContentType (RFC 5652 11.1)",
+    );
+    const md = singleValue(si.signedAttrs, OID.messageDigest);
+    const mdValue = md?.tag === Tag.OCTET_STRING ? md.content : undefined;
+    b.check(
+      "cms.signer.messageDigest",
+      mdValue !== undefined && bytesEqual(mdValue, digest),
+      toHex(digest),
+      mdValue ? toHex(mdValue) : "(absent)",
+      "the messageDigest signed attribute differs from the content digest (RFC 5652 11.2)",
+    );
     signedBytes = si.signedAttrsRaw.slice();
     signedBytes[0] = Tag.SET; // RFC 5652 5.4: the DER of SET OF Attribute, not the [0] IMPLICIT tag
   } else {
@@ -379,21 +310,22 @@ function verifyOneSigner(
   }
   if (cert) {
     let ok = false;
-    let why = "";
+    let why = "does not verify";
     try {
       const alg = resolveSignatureAlgorithm(si.signatureAlgorithm, si.digestAlgorithm);
-      if (alg.hash !== hash) why = ` (signature hash ${alg.hash} differs from digest ${hash})`;
+      if (alg.hash !== hash) why = `signature hash ${alg.hash} differs from digest ${hash}`;
       else ok = verifyBytes(cert.spkiRaw, alg, signedBytes, si.signature);
     } catch (e) {
-      if (!(e instanceof Asn1Error)) throw e;
-      why = ` (${e.message})`;
+      if (!isAsn1Error(e)) throw e;
+      why = e.message;
     }
-    add({
-      id: "cms.signer.signature",
+    b.check(
+      "cms.signer.signature",
       ok,
-      severity: "error",
-      message: `signature ${oidName(si.signatureAlgorithm)} verifies with the signer certificate${why}`,
-    });
+      "verifies with the signer certificate",
+      why,
+      `signature ${oidName(si.signatureAlgorithm)} by ${cert.subject.text} does not verify`,
+    );
   }
   return done(cert, hash, digest);
 }
@@ -409,9 +341,9 @@ export interface SignerInput {
   readonly hash?: HashName;
   /**
    * Signed attributes: false → none (UEFI authenticated variables); true (default) → contentType
-   * and messageDigest; an array → those two plus the given Attribute DERs (e.g. SpcSpOpusInfo).
+   * and messageDigest; an array → those two plus the given attributes (e.g. SpcSpOpusInfo).
    */
-  readonly signedAttributes?: boolean | readonly Uint8Array[];
+  readonly signedAttributes?: boolean | readonly AsnAttribute[];
 }
 
 export interface BuildSignedDataOptions {
@@ -427,70 +359,125 @@ export interface BuildSignedDataOptions {
   readonly wrapContentInfo?: boolean;
 }
 
-/** DER Attribute ::= SEQUENCE { attrType OID, attrValues SET OF ANY }. */
-export function attribute(oid: string, ...values: Uint8Array[]): Uint8Array {
-  return der.sequence(der.oid(oid), der.setOf(...values));
+const buf = (b: Uint8Array): ArrayBuffer => b.slice().buffer;
+
+/** Attribute ::= SEQUENCE { attrType OID, attrValues SET OF ANY }, from its values' DER. */
+export function attribute(oid: string, ...values: Uint8Array[]): AsnAttribute {
+  return new AsnAttribute({ attrType: oid, attrValues: values.map(buf) });
+}
+
+/** Members of a SET OF in DER order (X.690 11.6: ascending encodings). */
+function derSorted<T extends object>(items: readonly T[]): T[] {
+  return items
+    .map((item) => ({ item, der: encodeDer(item) }))
+    .sort((a, b) => compareBytes(a.der, b.der))
+    .map((x) => x.item);
+}
+
+/** A structure decoded from DER (so it is one), to be sent as exactly those bytes. */
+function asReceived<T>(bytes: Uint8Array, type: new () => T, what: string): T {
+  decodeAs(parseDer(bytes, what), type, "ASN1_ERR_INVALID_VALUE", what);
+  return received<T>(bytes);
 }
 
 /** Builds SignedData (RFC 5652 5 / RFC 2315 9.1, version 1, IssuerAndSerialNumber signers). */
 export function buildSignedData(opts: BuildSignedDataOptions): Uint8Array {
   if (!opts.content === !opts.detachedContent) {
-    throw new Asn1Error("ASN1_ERR_INVALID_CMS", "give exactly one of content and detachedContent");
+    throw asn1Error("ASN1_ERR_INVALID_CMS", "give exactly one of content and detachedContent");
   }
   const data = opts.content
     ? parseDer(opts.content, "content").content
     : (opts.detachedContent as Uint8Array);
   const digestOids = new Set<string>();
+  const signedAttrBytes: Uint8Array[] = [];
   const signerInfos = opts.signers.map((s) => {
     const cert = parseCertificate(s.certificate);
     const hash = s.hash ?? defaultHashFor(s.key);
     digestOids.add(OID_BY_DIGEST[hash]);
-    const digestAlg = der.sequence(der.oid(OID_BY_DIGEST[hash]), der.null());
     // OpenSSL, sbsign and edk2 use rsaEncryption for RSA signers; ECDSA names its hash.
-    const sigAlg =
+    const sigOid =
       s.key.asymmetricKeyType === "rsa"
-        ? der.sequence(der.oid(OID.rsaEncryption), der.null())
-        : der.sequence(
-            der.oid(
-              hash === "sha384"
-                ? OID.ecdsaWithSHA384
-                : hash === "sha512"
-                  ? OID.ecdsaWithSHA512
-                  : OID.ecdsaWithSHA256,
-            ),
-          );
-    const sid = der.sequence(cert.issuer.raw, der.tlv(Tag.INTEGER, cert.serialRaw));
-    let signedAttrs: Uint8Array | undefined;
-    let toSign = data;
-    if (s.signedAttributes !== false) {
-      const extra = Array.isArray(s.signedAttributes) ? (s.signedAttributes as readonly Uint8Array[]) : [];
-      const set = der.setOf(
-        attribute(OID.contentType, der.oid(opts.contentType)),
-        attribute(OID.messageDigest, der.octetString(new Uint8Array(createHash(hash).update(data).digest()))),
-        ...extra,
-      );
-      toSign = set;
-      signedAttrs = der.implicit(0, set);
+        ? OID.rsaEncryption
+        : hash === "sha384"
+          ? OID.ecdsaWithSHA384
+          : hash === "sha512"
+            ? OID.ecdsaWithSHA512
+            : OID.ecdsaWithSHA256;
+    const si = new AsnSignerInfo({
+      version: CMSVersion.v1,
+      sid: new SignerIdentifier({
+        issuerAndSerialNumber: new IssuerAndSerialNumber({
+          issuer: asReceived(cert.issuer.raw, Name, "issuer Name"),
+          serialNumber: buf(cert.serialRaw),
+        }),
+      }),
+      digestAlgorithm: new AlgorithmIdentifier({ algorithm: OID_BY_DIGEST[hash], parameters: null }),
+      signatureAlgorithm: new AlgorithmIdentifier(
+        s.key.asymmetricKeyType === "rsa" ? { algorithm: sigOid, parameters: null } : { algorithm: sigOid },
+      ),
+    });
+    if (s.signedAttributes === false) {
+      si.signature = new OctetString(signBytes(s.key, hash, data));
+      return si;
     }
-    const signature = signBytes(s.key, hash, toSign);
-    return der.sequence(
-      der.integer(1),
-      sid,
-      digestAlg,
-      ...(signedAttrs ? [signedAttrs] : []),
-      sigAlg,
-      der.octetString(signature),
-    );
+    const extra = Array.isArray(s.signedAttributes) ? (s.signedAttributes as readonly AsnAttribute[]) : [];
+    si.signedAttrs = derSorted([
+      attribute(OID.contentType, encodeDer(AsnObjectIdentifierConverter.toASN(opts.contentType))),
+      attribute(OID.messageDigest, encodeDer(new OctetString(createHash(hash).update(data).digest()))),
+      ...extra,
+    ]);
+    // RFC 5652 5.4: the signature covers the DER of the SET OF (tag 0x31, not [0] IMPLICIT),
+    // taken from the SignerInfo's own encoding; the result is checked against it below.
+    const toSign = signedAttrsToVerify(parseDer(encodeDer(si), "SignerInfo"));
+    si.signature = new OctetString(signBytes(s.key, hash, toSign));
+    signedAttrBytes.push(toSign);
+    return si;
   });
   const certs = opts.certificates ?? opts.signers.map((s) => s.certificate);
-  const signedData = der.sequence(
-    der.integer(1),
-    der.setOf(...[...digestOids].map((o) => der.sequence(der.oid(o), der.null()))),
-    der.sequence(der.oid(opts.contentType), ...(opts.content ? [der.explicit(0, opts.content)] : [])),
-    ...(certs.length ? [der.tlv(contextTag(0, true), der.concat([...certs].sort(compareDer)))] : []),
-    der.setOf(...signerInfos),
+  const sd = new AsnSignedData({
+    version: CMSVersion.v1,
+    digestAlgorithms: new DigestAlgorithmIdentifiers(
+      derSorted([...digestOids].map((o) => new AlgorithmIdentifier({ algorithm: o, parameters: null }))),
+    ),
+    encapContentInfo: new EncapsulatedContentInfo({
+      eContentType: opts.contentType,
+      ...(opts.content ? { eContent: new EncapsulatedContent({ any: buf(opts.content) }) } : {}),
+    }),
+    ...(certs.length
+      ? {
+          certificates: new CertificateSet(
+            derSorted(
+              certs.map(
+                (c) =>
+                  new CertificateChoices({ certificate: asReceived(c, AsnCertificate, "bag certificate") }),
+              ),
+            ),
+          ),
+        }
+      : {}),
+    signerInfos: new SignerInfos(derSorted(signerInfos)),
+  });
+  const out =
+    opts.wrapContentInfo === false
+      ? encodeDer(sd)
+      : encodeDer(new ContentInfo({ contentType: OID.signedData, content: buf(encodeDer(sd)) }));
+  // What was signed must be what is sent (STYLE.md habit 4): the encoder is deterministic, and
+  // this proves it for every signer with signed attributes.
+  const sent = parseSignedData(out).signerInfos.flatMap((si) =>
+    si.signedAttrsRaw ? [si.signedAttrsRaw] : [],
   );
-  return opts.wrapContentInfo === false
-    ? signedData
-    : der.sequence(der.oid(OID.signedData), der.explicit(0, signedData));
+  for (const signed of signedAttrBytes) {
+    if (!sent.some((raw) => bytesEqual(raw.subarray(1), signed.subarray(1))))
+      throw asn1Error("ASN1_ERR_INVALID_CMS", "the encoded signed attributes differ from the signed ones");
+  }
+  return out;
+}
+
+/** RFC 5652 5.4: the signed attributes of a SignerInfo node as signed, with the SET tag. */
+function signedAttrsToVerify(signerInfo: DerNode): Uint8Array {
+  const attrs = signerInfo.children.find((c) => isContext(c, 0));
+  if (!attrs) throw asn1Error("ASN1_ERR_INVALID_CMS", "the encoder dropped the signed attributes");
+  const bytes = attrs.raw.slice();
+  bytes[0] = Tag.SET;
+  return bytes;
 }

@@ -1,8 +1,10 @@
 /**
  * ASN.1 / DER, X.509 and CMS error codes (STYLE.md habit 6). Every failure raised by src/asn1
- * is an {@link Asn1Error} carrying one of these codes, the byte offset and a structure path.
+ * is made by {@link asn1Error} with one of these codes and, where a parser failed, the byte
+ * offset and a structure path. Failures inside @peculiar's schema packages are translated to
+ * these codes at the one place we call them (schema.ts), never let through as plain Errors.
  */
-import { BulwarkError, defineErrors, Exit, type ErrorDetails } from "../core/errors.js";
+import { defineErrors, errorFactory, Exit, isBulwarkError, type BulwarkError } from "../core/errors.js";
 
 export const Asn1Errors = defineErrors("ASN1", {
   ASN1_ERR_TRUNCATED: {
@@ -75,9 +77,9 @@ export const Asn1Errors = defineErrors("ASN1", {
 });
 export type Asn1ErrorCode = keyof typeof Asn1Errors;
 
-export class Asn1Error extends BulwarkError<Asn1ErrorCode> {
-  constructor(code: Asn1ErrorCode, message: string, details: ErrorDetails = {}) {
-    super(code, message, details);
-    this.name = "Asn1Error";
-  }
+export const asn1Error = errorFactory(Asn1Errors, "Asn1Error");
+
+/** True for an error raised with one of the {@link Asn1Errors} codes. */
+export function isAsn1Error(e: unknown): e is BulwarkError<Asn1ErrorCode> {
+  return isBulwarkError(e) && Object.hasOwn(Asn1Errors, e.code);
 }

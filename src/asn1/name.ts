@@ -6,10 +6,14 @@
  * sep_comma_plus` without spaces around "="), multi-valued RDNs joined by "+", values escaped
  * RFC 4514-style (`\,` `\+` `\"` `\\` `\;` `\<` `\>` `\=`). Unknown attribute types print as dotted OIDs.
  * Names compare by their received DER bytes (RFC 5280 7.1 allows binary comparison for our uses).
+ * The structure is @peculiar/asn1-x509's `Name`; the string syntax and the readable form are ours.
  */
-import { asn1Fail, der, expectTag, readOid, readString, sequence, Tag, type DerNode } from "./der.js";
-import { Asn1Error } from "./errors.js";
+import { AttributeTypeAndValue, AttributeValue, Name, RelativeDistinguishedName } from "@peculiar/asn1-x509";
+import { compareBytes, toHex } from "../core/bytes.js";
+import type { DerNode } from "./der.js";
+import { asn1Error } from "./errors.js";
 import { OID } from "./oid.js";
+import { decodeAs, encodeDer } from "./schema.js";
 
 const SHORT: Readonly<Record<string, string>> = {
   CN: OID.commonName,
@@ -52,24 +56,21 @@ function escapeValue(v: string): string {
   return s;
 }
 
-/** Decodes a Name node into readable attributes, keeping its raw bytes. */
+/** The readable value of an attribute: its string, or RFC 4514 2.4 `#hex` for non-string values. */
+function valueText(v: AttributeValue): string {
+  return v.anyValue ? `#${toHex(new Uint8Array(v.anyValue))}` : v.toString();
+}
+
+/** Decodes a Name node into readable attributes, keeping its received bytes. */
 export function decodeName(node: DerNode): ParsedName {
-  expectTag(node, Tag.SEQUENCE, "Name");
-  const rdns = node.children.map((rdn) => {
-    expectTag(rdn, Tag.SET, "RelativeDistinguishedName");
-    if (rdn.children.length === 0) asn1Fail("ASN1_ERR_INVALID_VALUE", "empty RDN", rdn.offset, rdn.path);
-    return rdn.children.map((atv) => {
-      const [t, v] = sequence(atv, 2) as [DerNode, DerNode];
-      const oid = readOid(t);
-      let value: string;
-      try {
-        value = readString(v);
-      } catch (e) {
-        if (!(e instanceof Asn1Error) || e.code !== "ASN1_ERR_UNEXPECTED_TAG") throw e;
-        value = `#${Buffer.from(v.raw).toString("hex")}`; // RFC 4514 2.4 hex form for non-string values
-      }
-      return { type: SHORT_BY_OID.get(oid) ?? oid, value };
-    });
+  const name = decodeAs(node, Name, "ASN1_ERR_INVALID_VALUE", "Name");
+  const rdns = name.map((rdn) => {
+    if (rdn.length === 0)
+      throw asn1Error("ASN1_ERR_INVALID_VALUE", `empty RDN at offset ${node.offset}`, {
+        offset: node.offset,
+        path: node.path,
+      });
+    return rdn.map((atv) => ({ type: SHORT_BY_OID.get(atv.type) ?? atv.type, value: valueText(atv.value) }));
   });
   const text = rdns.map((rdn) => rdn.map((a) => `${a.type}=${escapeValue(a.value)}`).join("+")).join(", ");
   return { raw: node.raw, rdns, text };
@@ -81,7 +82,7 @@ export function parseNameString(s: string): NameAttribute[][] {
   let rdn: NameAttribute[] = [];
   let i = 0;
   const bad = (why: string): never => {
-    throw new Asn1Error("ASN1_ERR_INVALID_NAME", `invalid name '${s}': ${why}`);
+    throw asn1Error("ASN1_ERR_INVALID_NAME", `invalid name '${s}': ${why}`);
   };
   while (i < s.length) {
     while (s[i] === " ") i++;
@@ -126,44 +127,51 @@ export function parseNameString(s: string): NameAttribute[][] {
 
 function attributeOid(type: string): string {
   const oid = SHORT[type] ?? (/^[0-2](\.\d+)+$/.test(type) ? type : undefined);
-  if (!oid) throw new Asn1Error("ASN1_ERR_INVALID_NAME", `unknown attribute type '${type}'`);
+  if (!oid) throw asn1Error("ASN1_ERR_INVALID_NAME", `unknown attribute type '${type}'`);
   return oid;
 }
 
-function encodeValue(oid: string, value: string): Uint8Array {
+function attributeValue(oid: string, value: string): AttributeValue {
   // RFC 5280 appendix A.1: countryName and serialNumber are PrintableString; emailAddress and
   // domainComponent are IA5String; everything else UTF8String (RFC 5280 4.1.2.4).
   if (oid === OID.countryName) {
     if (!/^[A-Z]{2}$/.test(value))
-      throw new Asn1Error("ASN1_ERR_INVALID_NAME", `country '${value}' is not 2 letters`);
-    return der.printable(value);
+      throw asn1Error("ASN1_ERR_INVALID_NAME", `country '${value}' is not 2 letters`);
+    return new AttributeValue({ printableString: value });
   }
-  if (oid === OID.serialNumber && /^[A-Za-z0-9 '()+,\-./:=?]*$/.test(value)) return der.printable(value);
-  if (oid === OID.emailAddress || oid === OID.domainComponent) return der.ia5(value);
-  return der.utf8(value);
+  if (oid === OID.serialNumber && /^[A-Za-z0-9 '()+,\-./:=?]*$/.test(value))
+    return new AttributeValue({ printableString: value });
+  if (oid === OID.emailAddress || oid === OID.domainComponent) {
+    if ([...value].some((c) => c.charCodeAt(0) > 0x7f))
+      throw asn1Error("ASN1_ERR_INVALID_NAME", `'${value}' is not ASCII (IA5String)`);
+    return new AttributeValue({ ia5String: value });
+  }
+  return new AttributeValue({ utf8String: value });
 }
 
-/** Encodes a Name deterministically (RDN order as given; members of a multi-valued RDN sorted). */
-export function encodeName(input: NameInput): Uint8Array {
+/** A Name as @peculiar/asn1-x509's structure (RDN order as given; members of a multi-valued RDN sorted). */
+export function nameOf(input: NameInput): Name {
   const rdns: (readonly NameAttribute[])[] =
     typeof input === "string"
       ? parseNameString(input)
       : input.map((r) => (Array.isArray(r) ? (r as readonly NameAttribute[]) : [r as NameAttribute]));
-  return der.sequence(
-    ...rdns.map((rdn) =>
-      der.setOf(
-        ...rdn.map((a) => {
-          const oid = attributeOid(a.type);
-          return der.sequence(der.oid(oid), encodeValue(oid, a.value));
-        }),
-      ),
-    ),
+  return new Name(
+    rdns.map((rdn) => {
+      const members = rdn.map((a) => {
+        const oid = attributeOid(a.type);
+        return new AttributeTypeAndValue({ type: oid, value: attributeValue(oid, a.value) });
+      });
+      // X.690 11.6: a SET OF is ordered by the encodings of its members.
+      const keyed = members.map((m) => ({ m, der: encodeDer(m) }));
+      keyed.sort((x, y) => compareBytes(x.der, y.der));
+      return new RelativeDistinguishedName(keyed.map((k) => k.m));
+    }),
   );
 }
 
-/** The readable text of a Name's DER bytes. */
-export function nameToString(node: DerNode): string {
-  return decodeName(node).text;
+/** Encodes a Name deterministically (see {@link nameOf}). */
+export function encodeName(input: NameInput): Uint8Array {
+  return encodeDer(nameOf(input));
 }
 
 /** First commonName of a parsed name, if any. */

@@ -4,13 +4,13 @@
  * signature value DER `Ecdsa-Sig-Value`). Signing and verification go through node:crypto.
  */
 import { createPublicKey, sign, verify, type KeyObject } from "node:crypto";
-import { der } from "./der.js";
-import { Asn1Error } from "./errors.js";
+import { AlgorithmIdentifier } from "@peculiar/asn1-x509";
+import { asn1Error } from "./errors.js";
 import { DIGEST_BY_OID, OID, type HashName } from "./oid.js";
 
 export interface SignatureScheme {
-  /** AlgorithmIdentifier DER (RSA signatures carry NULL parameters, ECDSA none: RFC 4055 5, RFC 5758 3.2). */
-  readonly algorithmIdentifier: Uint8Array;
+  /** RSA signatures carry NULL parameters, ECDSA none (RFC 4055 5, RFC 5758 3.2). */
+  readonly algorithmIdentifier: AlgorithmIdentifier;
   readonly oid: string;
   readonly hash: HashName;
   readonly keyType: "rsa" | "ec";
@@ -30,7 +30,7 @@ const ECDSA_BY_HASH: Record<HashName, string> = {
 };
 
 function unsupported(message: string): never {
-  throw new Asn1Error("ASN1_ERR_UNSUPPORTED_ALGORITHM", message);
+  throw asn1Error("ASN1_ERR_UNSUPPORTED_ALGORITHM", message);
 }
 
 /** The hash a key signs with by default: SHA-256 for RSA and P-256, SHA-384 for P-384. */
@@ -49,12 +49,17 @@ export function defaultHashFor(key: KeyObject): HashName {
 export function schemeFor(key: KeyObject, hash: HashName = defaultHashFor(key)): SignatureScheme {
   if (key.asymmetricKeyType === "rsa") {
     const oid = RSA_BY_HASH[hash];
-    return { oid, hash, keyType: "rsa", algorithmIdentifier: der.sequence(der.oid(oid), der.null()) };
+    return {
+      oid,
+      hash,
+      keyType: "rsa",
+      algorithmIdentifier: new AlgorithmIdentifier({ algorithm: oid, parameters: null }),
+    };
   }
   if (key.asymmetricKeyType === "ec") {
     defaultHashFor(key); // curve check
     const oid = ECDSA_BY_HASH[hash];
-    return { oid, hash, keyType: "ec", algorithmIdentifier: der.sequence(der.oid(oid)) };
+    return { oid, hash, keyType: "ec", algorithmIdentifier: new AlgorithmIdentifier({ algorithm: oid }) };
   }
   return unsupported(`key type ${key.asymmetricKeyType ?? "?"} (supported: rsa, ec)`);
 }

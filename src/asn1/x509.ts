@@ -1,6 +1,7 @@
 /**
  * X.509 v3 certificates (RFC 5280 section 4.1): create, parse (keeping received bytes), verify a
- * certificate's signature, PEM helpers.
+ * certificate's signature, PEM helpers. The structures are @peculiar/asn1-x509's; what is ours
+ * is the option set below, reading raw bytes through the DER gate, and signing with node:crypto.
  *
  * API (used for guardian certificates, Secure Boot PK/KEK/db keys and HGS TLS certificates):
  *
@@ -28,30 +29,35 @@
  *
  * Creation is deterministic given serialNumber, notBefore, notAfter and a deterministic
  * signature (RSA PKCS#1 v1.5 is; ECDSA in node:crypto is randomised).
- * Parsing does not check validity periods, name constraints or policies; callers decide.
+ * Parsing does not check validity periods, name constraints or policies; callers decide
+ * (chain.ts holds the rules a chain must meet).
  */
 import { createHash, createPublicKey, randomBytes, X509Certificate, type KeyObject } from "node:crypto";
+import { BitString, OctetString } from "@peculiar/asn1-schema";
+import type { Name } from "@peculiar/asn1-x509";
 import {
-  asn1Fail,
-  child,
-  der,
-  expectTag,
-  isContext,
-  parseDer,
-  readBitString,
-  readBoolean,
-  readInteger,
-  readOctetString,
-  readOid,
-  readSmallInt,
-  readTime,
-  sequence,
-  Tag,
-  type DerNode,
-} from "./der.js";
-import { Asn1Error } from "./errors.js";
-import { decodeName, encodeName, type NameInput, type ParsedName } from "./name.js";
+  AuthorityKeyIdentifier,
+  BasicConstraints,
+  Certificate as AsnCertificate,
+  ExtendedKeyUsage,
+  Extension as AsnExtension,
+  Extensions,
+  GeneralName,
+  KeyIdentifier,
+  SubjectAlternativeName,
+  SubjectKeyIdentifier,
+  SubjectPublicKeyInfo,
+  TBSCertificate,
+  Time,
+  Validity,
+  Version,
+} from "@peculiar/asn1-x509";
+import { bytesEqual } from "../core/bytes.js";
+import { parseDer, readInteger, readTime, type DerNode } from "./der.js";
+import { asn1Error, isAsn1Error } from "./errors.js";
+import { decodeName, nameOf, type NameInput, type ParsedName } from "./name.js";
 import { OID, oidName, type HashName } from "./oid.js";
+import { decodeAs, encodeDer, received } from "./schema.js";
 import { resolveSignatureAlgorithm, schemeFor, signBytes, verifyBytes } from "./sigalg.js";
 
 export const KEY_USAGE_BITS = {
@@ -120,6 +126,8 @@ export interface Certificate {
   readonly extensions: readonly Extension[];
   /** basicConstraints cA (undefined when the extension is absent). */
   readonly ca: boolean | undefined;
+  /** basicConstraints pathLenConstraint of a CA (undefined: absent or no limit). */
+  readonly pathLength: number | undefined;
   readonly subjectKeyId: Uint8Array | undefined;
   readonly authorityKeyId: Uint8Array | undefined;
   readonly keyUsage: readonly KeyUsage[] | undefined;
@@ -128,38 +136,16 @@ export interface Certificate {
 
 const TEN_YEARS_MS = 3652 * 24 * 3600 * 1000;
 
-function keyUsageBits(usages: readonly KeyUsage[]): Uint8Array {
+function keyUsageBits(usages: readonly KeyUsage[]): BitString {
   let hi = -1;
   const bits = new Set(usages.map((u) => KEY_USAGE_BITS[u]));
   for (const b of bits) hi = Math.max(hi, b);
-  if (hi < 0) return der.bitString(new Uint8Array(0));
+  if (hi < 0) return new BitString(new Uint8Array(0));
   const n = Math.floor(hi / 8) + 1;
   const bytes = new Uint8Array(n);
   for (const b of bits) bytes[b >> 3] = (bytes[b >> 3] as number) | (0x80 >> (b & 7));
   // DER named bit list (X.690 11.2.2): no trailing zero bits.
-  return der.bitString(bytes, n * 8 - (hi + 1));
-}
-
-function ipBytes(ip: string): Uint8Array {
-  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
-  if (v4) return Uint8Array.from(v4.slice(1).map(Number));
-  if (ip.includes(":")) {
-    const [head, tail] = ip.split("::") as [string, string | undefined];
-    const hs = head ? head.split(":") : [];
-    const ts = tail ? tail.split(":") : [];
-    const fill = tail === undefined ? [] : new Array<string>(8 - hs.length - ts.length).fill("0");
-    const groups = [...hs, ...fill, ...ts];
-    if (groups.length === 8) {
-      const out = new Uint8Array(16);
-      groups.forEach((g, i) => {
-        const v = parseInt(g, 16);
-        out[2 * i] = v >> 8;
-        out[2 * i + 1] = v & 0xff;
-      });
-      return out;
-    }
-  }
-  throw new Asn1Error("ASN1_ERR_INVALID_VALUE", `invalid IP address '${ip}'`);
+  return new BitString(bytes, n * 8 - (hi + 1));
 }
 
 function spkiOf(key: KeyObject): Uint8Array {
@@ -169,15 +155,17 @@ function spkiOf(key: KeyObject): Uint8Array {
 
 /** RFC 5280 4.2.1.2 method (1): SHA-1 of the subjectPublicKey BIT STRING value. */
 export function keyIdentifier(spkiDer: Uint8Array): Uint8Array {
-  const spki = parseDer(spkiDer, "SubjectPublicKeyInfo");
-  const [, bits] = sequence(spki, 2) as [DerNode, DerNode];
-  return new Uint8Array(createHash("sha1").update(readBitString(bits).bytes).digest());
+  const spki = decodeAs(
+    parseDer(spkiDer, "SubjectPublicKeyInfo"),
+    SubjectPublicKeyInfo,
+    "ASN1_ERR_INVALID_VALUE",
+    "SubjectPublicKeyInfo",
+  );
+  return new Uint8Array(createHash("sha1").update(new Uint8Array(spki.subjectPublicKey)).digest());
 }
 
-function extension(oid: string, critical: boolean, value: Uint8Array): Uint8Array {
-  return critical
-    ? der.sequence(der.oid(oid), der.boolean(true), der.octetString(value))
-    : der.sequence(der.oid(oid), der.octetString(value));
+function extension(oid: string, critical: boolean, value: object): AsnExtension {
+  return new AsnExtension({ extnID: oid, critical, extnValue: new OctetString(encodeDer(value)) });
 }
 
 function randomSerial(): Uint8Array {
@@ -186,14 +174,36 @@ function randomSerial(): Uint8Array {
   return b;
 }
 
+/** INTEGER contents (minimal two's complement) of a positive serial number. */
+function serialContents(v: bigint | Uint8Array): Uint8Array {
+  let mag: Uint8Array;
+  if (v instanceof Uint8Array) {
+    let i = 0;
+    while (i < v.length - 1 && v[i] === 0) i++;
+    mag = v.subarray(i);
+  } else {
+    if (v < 0n) throw asn1Error("ASN1_ERR_INVALID_VALUE", "serialNumber must not be negative");
+    const h = v.toString(16);
+    mag = new Uint8Array(Buffer.from(h.length % 2 ? `0${h}` : h, "hex"));
+  }
+  if (mag.length === 0) return Uint8Array.of(0);
+  return (mag[0] as number) >= 0x80 ? Uint8Array.from([0, ...mag]) : mag.slice();
+}
+
+/** RFC 5280 4.1.2.5: UTCTime for 1950 through 2049, GeneralizedTime otherwise. */
+function timeOf(d: Date): Time {
+  const y = d.getUTCFullYear();
+  return new Time(y >= 1950 && y < 2050 ? { utcTime: d } : { generalTime: d });
+}
+
 /** Creates a DER X.509 v3 certificate; see the module comment for the options. */
 export function createCertificate(opts: CreateCertificateOptions): Uint8Array {
   const spki = spkiOf(opts.publicKey);
   const issuerCert = opts.issuerCertificate ? parseCertificate(opts.issuerCertificate) : undefined;
   const signerSpki = spkiOf(opts.signingKey);
   const expectedSignerSpki = issuerCert ? issuerCert.spkiRaw : opts.issuer === undefined ? spki : undefined;
-  if (expectedSignerSpki && Buffer.compare(Buffer.from(expectedSignerSpki), Buffer.from(signerSpki)) !== 0) {
-    throw new Asn1Error(
+  if (expectedSignerSpki && !bytesEqual(expectedSignerSpki, signerSpki)) {
+    throw asn1Error(
       "ASN1_ERR_KEY_MISMATCH",
       issuerCert
         ? "signingKey is not the key of issuerCertificate"
@@ -201,12 +211,17 @@ export function createCertificate(opts: CreateCertificateOptions): Uint8Array {
     );
   }
   const scheme = schemeFor(opts.signingKey, opts.hash);
-  const subject = encodeName(opts.subject);
+  const subject = nameOf(opts.subject);
+  // The issuer certificate's subject goes in as its exact bytes: chains compare names byte-wise.
   const issuer =
-    opts.issuer !== undefined ? encodeName(opts.issuer) : issuerCert ? issuerCert.subject.raw : subject;
+    opts.issuer !== undefined
+      ? nameOf(opts.issuer)
+      : issuerCert
+        ? received<Name>(issuerCert.subject.raw)
+        : subject;
   const notBefore = opts.notBefore ?? new Date(Math.floor(Date.now() / 1000) * 1000);
   const notAfter = opts.notAfter ?? new Date(notBefore.getTime() + TEN_YEARS_MS);
-  const serial = opts.serialNumber ?? randomSerial();
+  const serial = serialContents(opts.serialNumber ?? randomSerial());
 
   const ski =
     opts.subjectKeyId === false
@@ -217,12 +232,11 @@ export function createCertificate(opts: CreateCertificateOptions): Uint8Array {
   const selfSigned = !issuerCert && opts.issuer === undefined;
   const aki = issuerCert ? issuerCert.subjectKeyId : selfSigned ? ski : undefined;
 
-  const exts: Uint8Array[] = [];
+  const exts: AsnExtension[] = [];
   if (opts.ca !== undefined) {
-    const bc: Uint8Array[] = [];
-    if (opts.ca) bc.push(der.boolean(true));
-    if (opts.ca && opts.pathLength !== undefined) bc.push(der.integer(opts.pathLength));
-    exts.push(extension(OID.basicConstraints, true, der.sequence(...bc)));
+    const bc = new BasicConstraints({ cA: opts.ca });
+    if (opts.ca && opts.pathLength !== undefined) bc.pathLenConstraint = opts.pathLength;
+    exts.push(extension(OID.basicConstraints, true, bc));
   }
   const usages =
     opts.keyUsage ?? (opts.ca ? (["keyCertSign", "cRLSign", "digitalSignature"] as const) : undefined);
@@ -231,147 +245,146 @@ export function createCertificate(opts: CreateCertificateOptions): Uint8Array {
     const oids = opts.extKeyUsage.map((e) => {
       const oid = (OID as Record<string, string>)[e] ?? e;
       if (!/^[0-2](\.\d+)+$/.test(oid))
-        throw new Asn1Error("ASN1_ERR_INVALID_VALUE", `unknown extKeyUsage '${e}'`);
-      return der.oid(oid);
+        throw asn1Error("ASN1_ERR_INVALID_VALUE", `unknown extKeyUsage '${e}'`);
+      return oid;
     });
-    exts.push(extension(OID.extKeyUsage, false, der.sequence(...oids)));
+    exts.push(extension(OID.extKeyUsage, false, new ExtendedKeyUsage(oids)));
   }
   const san = opts.subjectAltNames;
   if (san && (san.dns?.length || san.ip?.length || san.uri?.length || san.email?.length)) {
-    const enc = new TextEncoder();
     const names = [
-      ...(san.email ?? []).map((e) => der.contextPrimitive(1, enc.encode(e))),
-      ...(san.dns ?? []).map((d) => der.contextPrimitive(2, enc.encode(d))),
-      ...(san.uri ?? []).map((u) => der.contextPrimitive(6, enc.encode(u))),
-      ...(san.ip ?? []).map((i) => der.contextPrimitive(7, ipBytes(i))),
+      ...(san.email ?? []).map((e) => new GeneralName({ rfc822Name: e })),
+      ...(san.dns ?? []).map((d) => new GeneralName({ dNSName: d })),
+      ...(san.uri ?? []).map((u) => new GeneralName({ uniformResourceIdentifier: u })),
+      ...(san.ip ?? []).map((i) => new GeneralName({ iPAddress: i })),
     ];
-    exts.push(extension(OID.subjectAltName, false, der.sequence(...names)));
+    exts.push(extension(OID.subjectAltName, false, new SubjectAlternativeName(names)));
   }
-  if (ski) exts.push(extension(OID.subjectKeyIdentifier, false, der.octetString(ski)));
+  if (ski) exts.push(extension(OID.subjectKeyIdentifier, false, new SubjectKeyIdentifier(ski)));
   if (aki)
-    exts.push(extension(OID.authorityKeyIdentifier, false, der.sequence(der.contextPrimitive(0, aki))));
+    exts.push(
+      extension(
+        OID.authorityKeyIdentifier,
+        false,
+        new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(aki) }),
+      ),
+    );
 
-  const tbs = der.sequence(
-    der.explicit(0, der.integer(2)), // v3
-    der.integer(serial),
-    scheme.algorithmIdentifier,
+  const tbs = new TBSCertificate({
+    version: Version.v3,
+    serialNumber: serial.buffer as ArrayBuffer,
+    signature: scheme.algorithmIdentifier,
     issuer,
-    der.sequence(der.time(notBefore), der.time(notAfter)),
+    validity: new Validity(),
     subject,
-    spki,
-    ...(exts.length ? [der.explicit(3, der.sequence(...exts))] : []),
-  );
-  const signature = signBytes(opts.signingKey, scheme.hash, tbs);
-  return der.sequence(tbs, scheme.algorithmIdentifier, der.bitString(signature));
-}
-
-function readAlgorithmOid(node: DerNode): string {
-  expectTag(node, Tag.SEQUENCE, "AlgorithmIdentifier");
-  return readOid(child(node, 0, "algorithm"));
-}
-
-function parseExtensions(node: DerNode): Extension[] {
-  expectTag(node, Tag.SEQUENCE, "Extensions");
-  return node.children.map((e) => {
-    const parts = sequence(e, 2, 3);
-    const oid = readOid(parts[0] as DerNode);
-    const critical = parts.length === 3 ? readBoolean(parts[1] as DerNode) : false;
-    const value = readOctetString(parts[parts.length - 1] as DerNode);
-    return { oid, critical, value };
+    subjectPublicKeyInfo: decodeAs(
+      parseDer(spki, "SubjectPublicKeyInfo"),
+      SubjectPublicKeyInfo,
+      "ASN1_ERR_INVALID_VALUE",
+      "SubjectPublicKeyInfo",
+    ),
+    ...(exts.length ? { extensions: new Extensions(exts) } : {}),
   });
+  tbs.validity.notBefore = timeOf(notBefore);
+  tbs.validity.notAfter = timeOf(notAfter);
+  let tbsDer: Uint8Array;
+  let certDer: Uint8Array;
+  try {
+    tbsDer = encodeDer(tbs);
+    const signature = signBytes(opts.signingKey, scheme.hash, tbsDer);
+    certDer = encodeDer(
+      new AsnCertificate({
+        tbsCertificate: tbs,
+        signatureAlgorithm: scheme.algorithmIdentifier,
+        signatureValue: signature.slice().buffer,
+      }),
+    );
+  } catch (e) {
+    if (isAsn1Error(e)) throw e;
+    // The encoder refuses values it cannot write (an IP address that is none, a Date out of range).
+    throw asn1Error(
+      "ASN1_ERR_INVALID_VALUE",
+      `cannot encode the certificate: ${e instanceof Error ? e.message : String(e)}`,
+    );
+  }
+  // What was signed must be what is sent: the encoder is deterministic, and this proves it here.
+  if (!bytesEqual(parseCertificate(certDer).tbsRaw, tbsDer))
+    throw asn1Error("ASN1_ERR_INVALID_VALUE", "the encoded TBSCertificate differs from the signed one");
+  return certDer;
 }
 
-/** Parses a DER certificate (RFC 5280 4.1), keeping received bytes; fails with typed errors. */
-export function parseCertificate(bytes: Uint8Array, root?: DerNode): Certificate {
-  const node = root ?? parseDer(bytes, "Certificate");
-  const [tbs, sigAlg, sigVal] = sequence(node, 3) as [DerNode, DerNode, DerNode];
-  const f = sequence(tbs, 6, 10);
-  let i = 0;
-  let version = 1;
-  const first = f[0] as DerNode;
-  if (isContext(first, 0) && first.constructed) {
-    version = readSmallInt(child(first, 0, "version"), 2) + 1;
-    i = 1;
-  }
-  const at = (k: number, what: string): DerNode => child(tbs, i + k, what);
-  const serialNode = at(0, "serialNumber");
-  const serialNumber = readInteger(serialNode);
-  readAlgorithmOid(at(1, "signature"));
-  const issuer = decodeName(at(2, "issuer"));
-  const validity = at(3, "validity");
-  const [nb, na] = sequence(validity, 2) as [DerNode, DerNode];
-  const subject = decodeName(at(4, "subject"));
-  const spki = at(5, "subjectPublicKeyInfo");
-  const [spkiAlg, spkiBits] = sequence(spki, 2) as [DerNode, DerNode];
-  readBitString(spkiBits);
-  let extensions: Extension[] = [];
-  for (const opt of f.slice(i + 6)) {
-    if (isContext(opt, 3) && opt.constructed) extensions = parseExtensions(child(opt, 0, "extensions"));
-    else if (!(isContext(opt, 1) || isContext(opt, 2))) {
-      asn1Fail(
-        "ASN1_ERR_UNEXPECTED_TAG",
-        "unexpected element after subjectPublicKeyInfo",
-        opt.offset,
-        opt.path,
-      );
-    }
-  }
-  const ext = (oid: string): Extension | undefined => extensions.find((e) => e.oid === oid);
-  const sub = (e: Extension, name: string): DerNode => parseDer(e.value, name);
+/** The element at `i` of a node the schema already validated (so it exists). */
+function at(node: DerNode, i: number): DerNode {
+  return node.children[i] as DerNode;
+}
 
-  let ca: boolean | undefined;
+/**
+ * Parses a DER certificate (RFC 5280 4.1) with @peculiar/asn1-x509, after the strict DER gate;
+ * raw bytes (certificate, TBSCertificate, names, SubjectPublicKeyInfo) are views of the input.
+ * Validity times are read from their received bytes: asn1js maps GeneralizedTime years 0-99 to
+ * 1900-1999, and Go writes notBefore 0001-01-01 (its zero time) into test keys.
+ * Extensions are listed as received, duplicates included; chain.ts refuses what RFC 5280
+ * refuses (duplicates, unknown critical extensions). Malformed known extensions fail here.
+ */
+export function parseCertificate(bytes: Uint8Array): Certificate {
+  const node = parseDer(bytes, "Certificate");
+  const asn = decodeAs(node, AsnCertificate, "ASN1_ERR_INVALID_CERTIFICATE", "Certificate");
+  const tbsNode = at(node, 0);
+  const t = asn.tbsCertificate;
+  // TBSCertificate fields after the optional [0] version: serial, signature, issuer, validity, subject, spki.
+  const v = tbsNode.children[0]?.tag === 0xa0 ? 1 : 0;
+  const validity = at(tbsNode, v + 3);
+  const extensions: Extension[] = (t.extensions ?? []).map((e) => ({
+    oid: e.extnID,
+    critical: e.critical,
+    value: new Uint8Array(e.extnValue.buffer),
+  }));
+  const ext = (oid: string): Extension | undefined => extensions.find((e) => e.oid === oid);
+  const sub = <T>(e: Extension, type: new () => T, name: string): T =>
+    decodeAs(parseDer(e.value, name), type, "ASN1_ERR_INVALID_CERTIFICATE", name);
+
   const bc = ext(OID.basicConstraints);
-  if (bc) {
-    const n = sub(bc, "BasicConstraints");
-    const parts = sequence(n, 0, 2);
-    ca = parts[0]?.tag === Tag.BOOLEAN ? readBoolean(parts[0]) : false;
-  }
+  const basic = bc ? sub(bc, BasicConstraints, "BasicConstraints") : undefined;
   const skiExt = ext(OID.subjectKeyIdentifier);
-  const subjectKeyId = skiExt ? readOctetString(sub(skiExt, "SubjectKeyIdentifier")) : undefined;
-  let authorityKeyId: Uint8Array | undefined;
+  const subjectKeyId = skiExt
+    ? new Uint8Array(sub(skiExt, SubjectKeyIdentifier, "SubjectKeyIdentifier").buffer)
+    : undefined;
   const akiExt = ext(OID.authorityKeyIdentifier);
-  if (akiExt) {
-    const n = sub(akiExt, "AuthorityKeyIdentifier");
-    expectTag(n, Tag.SEQUENCE);
-    const kid = n.children.find((c) => isContext(c, 0) && !c.constructed);
-    authorityKeyId = kid?.content;
-  }
+  const akid = akiExt
+    ? sub(akiExt, AuthorityKeyIdentifier, "AuthorityKeyIdentifier").keyIdentifier
+    : undefined;
   let keyUsage: KeyUsage[] | undefined;
   const kuExt = ext(OID.keyUsage);
   if (kuExt) {
-    const bits = readBitString(sub(kuExt, "KeyUsage"));
+    const bits = new Uint8Array(sub(kuExt, BitString, "KeyUsage").value);
     keyUsage = (Object.entries(KEY_USAGE_BITS) as [KeyUsage, number][])
-      .filter(([, b]) => (((bits.bytes[b >> 3] ?? 0) >> (7 - (b & 7))) & 1) === 1)
+      .filter(([, b]) => (((bits[b >> 3] ?? 0) >> (7 - (b & 7))) & 1) === 1)
       .map(([k]) => k);
   }
-  let extKeyUsage: string[] | undefined;
   const ekuExt = ext(OID.extKeyUsage);
-  if (ekuExt) {
-    const n = sub(ekuExt, "ExtKeyUsageSyntax");
-    expectTag(n, Tag.SEQUENCE);
-    extKeyUsage = n.children.map((c) => oidName(readOid(c)));
-  }
-  const sigBits = readBitString(sigVal);
-  if (sigBits.unusedBits !== 0)
-    asn1Fail("ASN1_ERR_INVALID_VALUE", "signature has unused bits", sigVal.offset, sigVal.path);
+  const extKeyUsage = ekuExt
+    ? [...sub(ekuExt, ExtendedKeyUsage, "ExtKeyUsageSyntax")].map(oidName)
+    : undefined;
+  const serialNode = at(tbsNode, v);
   return {
     raw: node.raw,
-    tbsRaw: tbs.raw,
-    version,
-    serialNumber,
+    tbsRaw: tbsNode.raw,
+    version: t.version + 1,
+    serialNumber: readInteger(serialNode),
     serialRaw: serialNode.content,
-    issuer,
-    subject,
-    notBefore: readTime(nb),
-    notAfter: readTime(na),
-    spkiRaw: spki.raw,
-    publicKeyAlgorithm: readAlgorithmOid(spkiAlg),
-    signatureAlgorithm: readAlgorithmOid(sigAlg),
-    signatureValue: sigBits.bytes,
+    issuer: decodeName(at(tbsNode, v + 2)),
+    subject: decodeName(at(tbsNode, v + 4)),
+    notBefore: readTime(at(validity, 0)),
+    notAfter: readTime(at(validity, 1)),
+    spkiRaw: at(tbsNode, v + 5).raw,
+    publicKeyAlgorithm: t.subjectPublicKeyInfo.algorithm.algorithm,
+    signatureAlgorithm: asn.signatureAlgorithm.algorithm,
+    signatureValue: new Uint8Array(asn.signatureValue),
     extensions,
-    ca,
+    ca: basic ? basic.cA : undefined,
+    pathLength: basic?.cA ? basic.pathLenConstraint : undefined,
     subjectKeyId,
-    authorityKeyId,
+    authorityKeyId: akid ? new Uint8Array(akid.buffer) : undefined,
     keyUsage,
     extKeyUsage,
   };
@@ -382,12 +395,8 @@ export function parseCertificateStrict(bytes: Uint8Array): Certificate {
   try {
     return parseCertificate(bytes);
   } catch (e) {
-    if (e instanceof Asn1Error) {
-      throw new Asn1Error(
-        "ASN1_ERR_INVALID_CERTIFICATE",
-        `invalid X.509 certificate: ${e.message}`,
-        e.details,
-      );
+    if (isAsn1Error(e)) {
+      throw asn1Error("ASN1_ERR_INVALID_CERTIFICATE", `invalid X.509 certificate: ${e.message}`, e.details);
     }
     throw e;
   }
@@ -407,16 +416,6 @@ export function verifyCertificateSignature(cert: Certificate, issuer: Certificat
   } catch {
     return false; // an issuer key node:crypto cannot load
   }
-}
-
-export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return (
-    a.length === b.length &&
-    Buffer.compare(
-      Buffer.from(a.buffer, a.byteOffset, a.length),
-      Buffer.from(b.buffer, b.byteOffset, b.length),
-    ) === 0
-  );
 }
 
 /** True when `issuer`'s subject bytes equal `cert`'s issuer bytes and `issuer`'s key verifies `cert`. */
@@ -441,7 +440,7 @@ export function pemBlocks(text: string, label = "CERTIFICATE"): Uint8Array[] {
   for (const m of text.matchAll(re)) {
     const body = (m[1] as string).replace(/\s+/g, "");
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body))
-      throw new Asn1Error("ASN1_ERR_INVALID_PEM", `bad base64 in PEM ${label}`);
+      throw asn1Error("ASN1_ERR_INVALID_PEM", `bad base64 in PEM ${label}`);
     out.push(new Uint8Array(Buffer.from(body, "base64")));
   }
   return out;
@@ -450,7 +449,7 @@ export function pemBlocks(text: string, label = "CERTIFICATE"): Uint8Array[] {
 /** The first PEM block with `label`; ASN1_ERR_INVALID_PEM if there is none. */
 export function pemToDer(text: string, label = "CERTIFICATE"): Uint8Array {
   const [first] = pemBlocks(text, label);
-  if (!first) throw new Asn1Error("ASN1_ERR_INVALID_PEM", `no '-----BEGIN ${label}-----' block`);
+  if (!first) throw asn1Error("ASN1_ERR_INVALID_PEM", `no '-----BEGIN ${label}-----' block`);
   return first;
 }
 

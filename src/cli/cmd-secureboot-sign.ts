@@ -4,12 +4,13 @@
  * (temp file, fsync, rename). The key is read from its file only; it never appears in output.
  */
 import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
+import { bytesEqual } from "../core/bytes.js";
 import { Exit } from "../core/errors.js";
-import { Asn1Error } from "../asn1/errors.js";
+import { asn1Error, isAsn1Error } from "../asn1/errors.js";
 import { certificateBytes, parseCertificate } from "../asn1/x509.js";
 import { signPe } from "../uefi/authenticode-sign.js";
 import { inspectImage } from "../uefi/authenticode.js";
-import { UefiPeError } from "../uefi/errors-pe.js";
+import { uefiPeError } from "../uefi/errors-pe.js";
 import { readInputFile, writeOutputFile } from "../host/secureboot-store.js";
 import { parse, printJson, usageError } from "./args.js";
 
@@ -33,7 +34,7 @@ function loadKey(bytes: Uint8Array): KeyObject {
       : createPrivateKey({ key: Buffer.from(bytes), format: "der", type: "pkcs8" });
   } catch {
     // The node:crypto message may quote key material: never pass it on.
-    throw new UefiPeError(
+    throw uefiPeError(
       "UEFI_ERR_PE_SIGNING_KEY",
       "the --key file is not an unencrypted PEM or PKCS#8 DER private key",
     );
@@ -62,12 +63,11 @@ export async function run(argv: string[]): Promise<number> {
     certificate = certificateBytes(await readInputFile(values.cert));
     const cert = parseCertificate(certificate);
     const spki = new Uint8Array(createPublicKey(key).export({ type: "spki", format: "der" }));
-    if (Buffer.compare(Buffer.from(spki), Buffer.from(cert.spkiRaw)) !== 0) {
-      throw new UefiPeError("UEFI_ERR_PE_SIGNING_KEY", "the --key does not belong to the --cert certificate");
+    if (!bytesEqual(spki, cert.spkiRaw)) {
+      throw uefiPeError("UEFI_ERR_PE_SIGNING_KEY", "the --key does not belong to the --cert certificate");
     }
   } catch (e) {
-    if (e instanceof Asn1Error)
-      throw new Asn1Error("ASN1_ERR_INVALID_CERTIFICATE", `--cert: ${e.message}`, e.details);
+    if (isAsn1Error(e)) throw asn1Error("ASN1_ERR_INVALID_CERTIFICATE", `--cert: ${e.message}`, e.details);
     throw e;
   }
   const chain: Uint8Array[] = [];

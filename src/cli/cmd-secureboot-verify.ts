@@ -5,8 +5,14 @@
  */
 import path from "node:path";
 import { Exit } from "../core/errors.js";
-import { verifyImage, type ImageVerdict, type SignatureDatabaseModel } from "../uefi/authenticode.js";
+import {
+  imageAllowed,
+  verifyImage,
+  type ImageVerdict,
+  type SignatureDatabaseModel,
+} from "../uefi/authenticode.js";
 import { loadCustomTemplates, loadMicrosoftSet, readInputFile } from "../host/secureboot-store.js";
+import { UefiPeErrors, uefiPeError } from "../uefi/errors-pe.js";
 import { Guids } from "../uefi/guid.js";
 import { decodeSignatureDatabase, x509Certificates, type EfiSignatureList } from "../uefi/siglist.js";
 import { findTemplate, resolveTemplate, signatureListsFromFile } from "../uefi/templates.js";
@@ -25,9 +31,9 @@ in a signer chain is in dbx. Unsigned images are allowed only by hash.
   --db FILE           db entries: PEM/DER certificate(s), EFI_SIGNATURE_LIST file or SHA-256 hash list
   --dbx FILE          dbx entries, same formats (added to the template's dbx)
   --state-dir DIR     state directory for templates and the Microsoft certificates
-  --json              {allowed, reason, digest, signers, signatures}
+  --json              {allowed, reason, digest, signers, signatures}, and error when refused
 
-Exit status: 0 allowed, 4 refused, 5 not a valid PE/COFF image.`;
+Exit status: 0 allowed, 4 refused (UEFI_ERR_AUTHENTICODE_REFUSED), 5 not a valid PE/COFF image.`;
 
 function modelOf(lists: readonly EfiSignatureList[]): SignatureDatabaseModel {
   const entries = (type: string): Uint8Array[] =>
@@ -61,7 +67,7 @@ async function filesLists(files: readonly string[]): Promise<EfiSignatureList[]>
 export function verdictJson(file: string, v: ImageVerdict): Record<string, unknown> {
   return {
     file,
-    allowed: v.allowed,
+    allowed: imageAllowed(v),
     reason: v.reason,
     digest: v.digest,
     signed: v.signed,
@@ -109,10 +115,15 @@ export async function run(argv: string[]): Promise<number> {
   db.push(...(await filesLists(values.db ?? [])));
   dbx.push(...(await filesLists(values.dbx ?? [])));
   const v = verifyImage(await readInputFile(file), { db: modelOf(db), dbx: modelOf(dbx) });
-  if (values.json) printJson(verdictJson(file, v));
+  const allowed = imageAllowed(v);
+  // A refusal is final: it carries its catalogue code, and the exit status (4) comes from there.
+  const refusal = allowed
+    ? undefined
+    : uefiPeError("UEFI_ERR_AUTHENTICODE_REFUSED", `${file}: ${v.reason}`, { digest: v.digest });
+  if (values.json) printJson({ ...verdictJson(file, v), ...(refusal ? { error: refusal.toJSON() } : {}) });
   else {
     const lines = [
-      `${file}: ${v.allowed ? "ALLOWED" : "REFUSED"}: ${v.reason}`,
+      `${file}: ${allowed ? "ALLOWED" : "REFUSED"}: ${v.reason}`,
       `  authenticode sha256 ${v.digest}`,
     ];
     for (const s of v.signatures) {
@@ -136,6 +147,7 @@ export async function run(argv: string[]): Promise<number> {
         );
     }
     process.stdout.write(`${lines.join("\n")}\n`);
+    if (refusal) process.stderr.write(`bulwark: ${refusal.code}: ${refusal.message}\n`);
   }
-  return v.allowed ? Exit.ok : Exit.refused;
+  return refusal ? UefiPeErrors[refusal.code].exit : Exit.ok;
 }

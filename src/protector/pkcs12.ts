@@ -10,6 +10,11 @@
  * OpenSSL does. Read: the same, and what `openssl pkcs12 -export` writes by default (the
  * certificate SafeContents in PBES2 EncryptedData). Not supported: legacy PBE (RC2, 3DES,
  * SHA-1 PKCS#12 PBE), public-key integrity mode, BER indefinite lengths.
+ *
+ * The structures are @peculiar/asn1-pfx's (PFX, AuthenticatedSafe, SafeContents, SafeBag,
+ * CertBag, MacData) and asn1-cms's (ContentInfo, EncryptedContentInfo); the input passes the
+ * strict DER gate first. Ours: the PKCS#12 key derivation (the packages have none), the PBES2
+ * parameter and EncryptedData declarations they lack, and the guardian mapping.
  */
 import {
   createDecipheriv,
@@ -19,20 +24,25 @@ import {
   createPublicKey,
   pbkdf2Sync,
   randomBytes,
-  timingSafeEqual,
   X509Certificate,
   type KeyObject,
 } from "node:crypto";
+import { ContentInfo, EncryptedContentInfo } from "@peculiar/asn1-cms";
 import {
-  der,
-  parseDer,
-  readInteger,
-  readOctetString,
-  readOid,
-  sequence,
-  isContext,
-  type DerNode,
-} from "../asn1/der.js";
+  AuthenticatedSafe,
+  CertBag,
+  MacData,
+  PFX,
+  PKCS12Attribute,
+  SafeBag,
+  SafeContents,
+} from "@peculiar/asn1-pfx";
+import { AsnBmpStringConverter, AsnProp, AsnPropTypes, OctetString } from "@peculiar/asn1-schema";
+import { AlgorithmIdentifier } from "@peculiar/asn1-x509";
+import { parseDer, Tag, type DerNode } from "../asn1/der.js";
+import { isAsn1Error } from "../asn1/errors.js";
+import { decodeAs, encodeDer } from "../asn1/schema.js";
+import { secretsEqual } from "../core/bytes.js";
 import { protectorError, isProtectorError } from "./errors.js";
 import { checkGuardian, type Guardian } from "./guardian.js";
 
@@ -117,15 +127,59 @@ export function pkcs12Kdf(
   return a.subarray(0, n);
 }
 
-function bagAttributes(friendlyName: string, localKeyId: Uint8Array): Uint8Array {
-  return der.setOf(
-    der.sequence(der.oid(OID.friendlyName), der.set(der.bmp(friendlyName))),
-    der.sequence(der.oid(OID.localKeyId), der.set(der.octetString(localKeyId))),
-  );
+/**
+ * PKCS #7 EncryptedData (RFC 2315 section 13; RFC 5652 section 8), which @peculiar/asn1-cms does
+ * not declare: `SEQUENCE { version INTEGER, encryptedContentInfo EncryptedContentInfo }`. The
+ * decorators are applied as plain functions (the project compiles without experimentalDecorators).
+ */
+class EncryptedData {
+  version = 0;
+  encryptedContentInfo = new EncryptedContentInfo();
+}
+AsnProp({ type: AsnPropTypes.Integer })(EncryptedData.prototype, "version");
+AsnProp({ type: EncryptedContentInfo })(EncryptedData.prototype, "encryptedContentInfo");
+
+/**
+ * PBES2-params and PBKDF2-params (RFC 8018 A.2, A.4), not declared by the installed packages;
+ * only the `specified` salt choice is read (the other, otherSource, is reserved by RFC 8018).
+ */
+class Pbkdf2Params {
+  salt = new OctetString();
+  iterationCount = 0;
+  keyLength?: number;
+  prf?: AlgorithmIdentifier;
+}
+AsnProp({ type: OctetString })(Pbkdf2Params.prototype, "salt");
+AsnProp({ type: AsnPropTypes.Integer })(Pbkdf2Params.prototype, "iterationCount");
+AsnProp({ type: AsnPropTypes.Integer, optional: true })(Pbkdf2Params.prototype, "keyLength");
+AsnProp({ type: AlgorithmIdentifier, optional: true })(Pbkdf2Params.prototype, "prf");
+
+class Pbes2Params {
+  keyDerivationFunc = new AlgorithmIdentifier();
+  encryptionScheme = new AlgorithmIdentifier();
+}
+AsnProp({ type: AlgorithmIdentifier })(Pbes2Params.prototype, "keyDerivationFunc");
+AsnProp({ type: AlgorithmIdentifier })(Pbes2Params.prototype, "encryptionScheme");
+
+const ab = (b: Uint8Array): ArrayBuffer => b.slice().buffer;
+
+/** PKCS12Attribute with fields set one by one: its constructor drops its parameters (asn1-pfx 2.11.1). */
+function pkcs12Attribute(attrId: string, value: Uint8Array): PKCS12Attribute {
+  const a = new PKCS12Attribute();
+  a.attrId = attrId;
+  a.attrValues = [ab(value)];
+  return a;
 }
 
-function dataContentInfo(content: Uint8Array): Uint8Array {
-  return der.sequence(der.oid(OID.data), der.explicit(0, der.octetString(content)));
+function bagAttributes(friendlyName: string, localKeyId: Uint8Array): PKCS12Attribute[] {
+  return [
+    pkcs12Attribute(OID.friendlyName, encodeDer(AsnBmpStringConverter.toASN(friendlyName))),
+    pkcs12Attribute(OID.localKeyId, encodeDer(new OctetString(localKeyId))),
+  ];
+}
+
+function dataContentInfo(content: Uint8Array): ContentInfo {
+  return new ContentInfo({ contentType: OID.data, content: ab(encodeDer(new OctetString(content))) });
 }
 
 export interface Pkcs12ExportOptions {
@@ -148,90 +202,84 @@ export function exportGuardianPkcs12(
     { name: g.name, cert: g.signingCertificate, key: g.signingKey },
     { name: `${g.name} (encryption)`, cert: g.encryptionCertificate, key: g.encryptionKey },
   ];
-  const certBags: Uint8Array[] = [];
-  const keyBags: Uint8Array[] = [];
+  const certBags: SafeBag[] = [];
+  const keyBags: SafeBag[] = [];
   for (const p of pairs) {
     const id = createHash("sha1").update(p.cert).digest();
-    const attrs = bagAttributes(p.name, id);
+    const bagAttrs = bagAttributes(p.name, id);
+    const certBag = new CertBag({
+      certId: OID.x509Certificate,
+      certValue: ab(encodeDer(new OctetString(p.cert))),
+    });
     certBags.push(
-      der.sequence(
-        der.oid(OID.certBag),
-        der.explicit(0, der.sequence(der.oid(OID.x509Certificate), der.explicit(0, der.octetString(p.cert)))),
-        attrs,
-      ),
+      new SafeBag({ bagId: OID.certBag, bagValue: ab(encodeDer(certBag)), bagAttributes: bagAttrs }),
     );
     // node writes EncryptedPrivateKeyInfo with PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC).
     const epki = p.key.export({ type: "pkcs8", format: "der", cipher: "aes-256-cbc", passphrase: password });
-    keyBags.push(der.sequence(der.oid(OID.pkcs8ShroudedKeyBag), der.explicit(0, epki), attrs));
+    keyBags.push(
+      new SafeBag({ bagId: OID.pkcs8ShroudedKeyBag, bagValue: ab(epki), bagAttributes: bagAttrs }),
+    );
   }
-  const authSafe = der.sequence(
-    dataContentInfo(der.sequence(...certBags)),
-    dataContentInfo(der.sequence(...keyBags)),
+  const authSafe = encodeDer(
+    new AuthenticatedSafe([
+      dataContentInfo(encodeDer(new SafeContents(certBags))),
+      dataContentInfo(encodeDer(new SafeContents(keyBags))),
+    ]),
   );
   const salt = randomBytes(16);
   const macKey = pkcs12Kdf("sha256", 32, 64, password, salt, 3, iterations, 32);
   const mac = createHmac("sha256", macKey).update(authSafe).digest();
   macKey.fill(0);
-  return der.sequence(
-    der.integer(3),
-    dataContentInfo(authSafe),
-    der.sequence(
-      der.sequence(der.sequence(der.oid(OID.sha256), der.null()), der.octetString(mac)),
-      der.octetString(salt),
-      der.integer(iterations),
-    ),
-  );
+  const macData = new MacData({ macSalt: new OctetString(salt), iterations });
+  // MacData made its DigestInfo (RFC 8017 A.2.4's, from @peculiar/asn1-rsa); fill that one in.
+  macData.mac.digestAlgorithm = new AlgorithmIdentifier({ algorithm: OID.sha256, parameters: null });
+  macData.mac.digest = new OctetString(mac);
+  return encodeDer(new PFX({ version: 3, authSafe: dataContentInfo(authSafe), macData }));
 }
 
-function smallInt(node: DerNode, max: number, what: string): number {
-  const v = readInteger(node);
-  if (v < 1n || v > BigInt(max)) fail(`${what} ${v} is outside 1..${max}`);
-  return Number(v);
+function bounded(v: number, max: number, what: string): number {
+  if (!Number.isSafeInteger(v) || v < 1 || v > max) fail(`${what} ${v} is outside 1..${max}`);
+  return v;
 }
 
-/** The one element inside a [0] EXPLICIT tag. */
-function explicit0(node: DerNode, what: string): DerNode {
-  const inner = node.children[0];
-  if (!isContext(node, 0) || !node.constructed || node.children.length !== 1 || !inner)
-    fail(`${what} is not [0] EXPLICIT`);
-  return inner;
+/** `type` decoded from DER that passed the gate (typed ASN1_ERR_* on failure). */
+function decode<T>(bytes: Uint8Array | ArrayBuffer, type: new () => T, what: string): T {
+  return decodeAs(parseDer(new Uint8Array(bytes), what), type, "ASN1_ERR_INVALID_VALUE", what);
 }
 
-/** ContentInfo with id-data: the OCTET STRING inside [0]. */
-function dataContent(ci: DerNode): Uint8Array {
-  const [type, content] = sequence(ci, 2) as [DerNode, DerNode];
-  if (readOid(type) !== OID.data) fail("expected a data ContentInfo");
-  return readOctetString(explicit0(content, "ContentInfo content"));
+/** ContentInfo with id-data: the OCTET STRING contents inside [0]. */
+function dataContent(ci: ContentInfo): Uint8Array {
+  if (ci.contentType !== OID.data) fail("expected a data ContentInfo");
+  return new Uint8Array(decode(ci.content, OctetString, "ContentInfo content").buffer);
 }
 
 /** RFC 8018 §6.2 PBES2 decryption (PBKDF2 + AES-CBC). */
-function pbes2Decrypt(alg: DerNode, ciphertext: Uint8Array, password: string): Buffer {
-  const [oid, params] = sequence(alg, 2) as [DerNode, DerNode];
-  if (readOid(oid) !== OID.pbes2) fail("only PBES2 encryption is supported");
-  const [kdf, scheme] = sequence(params, 2) as [DerNode, DerNode];
-  const [kdfOid, kdfParams] = sequence(kdf, 2) as [DerNode, DerNode];
-  if (readOid(kdfOid) !== OID.pbkdf2) fail("only PBKDF2 is supported");
-  const kp = sequence(kdfParams, 2, 4);
-  const salt = readOctetString(kp[0] as DerNode);
-  const iterations = smallInt(kp[1] as DerNode, MAX_PKCS12_ITERATIONS, "PBKDF2 iteration count");
-  let prf: "sha256" | "sha384" | "sha512" | undefined;
-  for (const extra of kp.slice(2)) {
-    if (extra.tag === 0x02) continue; // keyLength: implied by the cipher
-    const prfOid = readOid(sequence(extra, 1, 2)[0] as DerNode);
-    prf = PRFS[prfOid];
-    if (!prf) fail(`PBKDF2 PRF ${prfOid} is not supported`);
-  }
+function pbes2Decrypt(alg: AlgorithmIdentifier, ciphertext: Uint8Array, password: string): Buffer {
+  if (alg.algorithm !== OID.pbes2 || !alg.parameters) fail("only PBES2 encryption is supported");
+  const params = decode(alg.parameters, Pbes2Params, "PBES2-params");
+  const kdf = params.keyDerivationFunc;
+  if (kdf.algorithm !== OID.pbkdf2 || !kdf.parameters) fail("only PBKDF2 is supported");
+  const kp = decode(kdf.parameters, Pbkdf2Params, "PBKDF2-params");
+  const iterations = bounded(kp.iterationCount, MAX_PKCS12_ITERATIONS, "PBKDF2 iteration count");
   // RFC 8018 A.2: an absent prf means hmacWithSHA1, which is not accepted here.
-  if (!prf) fail("PBKDF2 with HMAC-SHA1 is not supported");
-  const [cipherOid, iv] = sequence(scheme, 2) as [DerNode, DerNode];
-  const cipherId = readOid(cipherOid);
-  const cipher = CIPHERS[cipherId];
-  if (!cipher) fail(`cipher ${cipherId} is not supported`);
-  const ivBytes = readOctetString(iv);
-  if (ivBytes.length !== 16) fail("AES-CBC IV is not 16 octets");
-  const key = pbkdf2Sync(Buffer.from(password, "utf8"), salt, iterations, cipher.keyLength, prf);
+  if (!kp.prf) fail("PBKDF2 with HMAC-SHA1 is not supported");
+  const prf = PRFS[kp.prf.algorithm];
+  if (!prf) fail(`PBKDF2 PRF ${kp.prf.algorithm} is not supported`);
+  const scheme = params.encryptionScheme;
+  const cipher = CIPHERS[scheme.algorithm];
+  if (!cipher) fail(`cipher ${scheme.algorithm} is not supported`);
+  if (!scheme.parameters) fail("AES-CBC without an IV");
+  const iv = new Uint8Array(decode(scheme.parameters, OctetString, "AES-CBC IV").buffer);
+  if (iv.length !== 16) fail("AES-CBC IV is not 16 octets");
+  const key = pbkdf2Sync(
+    Buffer.from(password, "utf8"),
+    new Uint8Array(kp.salt.buffer),
+    iterations,
+    cipher.keyLength,
+    prf,
+  );
   try {
-    const d = createDecipheriv(cipher.name, key, ivBytes);
+    const d = createDecipheriv(cipher.name, key, iv);
     return Buffer.concat([d.update(ciphertext), d.final()]);
   } catch (e) {
     return fail("cannot decrypt the PKCS#12 contents (wrong password?)", e);
@@ -242,33 +290,33 @@ function pbes2Decrypt(alg: DerNode, ciphertext: Uint8Array, password: string): B
 
 interface Bag {
   readonly type: string;
-  readonly value: DerNode;
+  /** bagValue as received (the element inside [0] EXPLICIT). */
+  readonly value: Uint8Array;
   readonly friendlyName?: string;
   readonly localKeyId?: string;
 }
 
+/** The first value of a bag attribute as a DER node, when it has one. */
+function firstValue(attrs: readonly PKCS12Attribute[] | undefined, oid: string): DerNode | undefined {
+  const v = attrs?.find((a) => a.attrId === oid)?.attrValues[0];
+  return v ? parseDer(new Uint8Array(v), oid) : undefined;
+}
+
 function readBags(safeContents: Uint8Array): Bag[] {
-  const root = parseDer(safeContents, "SafeContents");
-  return sequence(root, 0, 64).map((bag) => {
-    const parts = sequence(bag, 2, 3);
-    const type = readOid(parts[0] as DerNode);
-    const value = explicit0(parts[1] as DerNode, "SafeBag value");
-    let friendlyName: string | undefined;
-    let localKeyId: string | undefined;
-    for (const attr of parts[2]?.children ?? []) {
-      const [aOid, aValues] = sequence(attr, 2) as [DerNode, DerNode];
-      const first = aValues.children[0];
-      if (!first) continue;
-      const a = readOid(aOid);
-      if (a === OID.friendlyName && first.tag === 0x1e && first.content.length % 2 === 0) {
-        friendlyName = Buffer.from(first.content).swap16().toString("utf16le");
-      } else if (a === OID.localKeyId && first.tag === 0x04) {
-        localKeyId = Buffer.from(first.content).toString("hex");
-      }
-    }
+  const bags = decode(safeContents, SafeContents, "SafeContents");
+  if (bags.length > 64) fail(`${bags.length} bags in one SafeContents (at most 64)`);
+  return bags.map((bag) => {
+    const name = firstValue(bag.bagAttributes, OID.friendlyName);
+    const keyId = firstValue(bag.bagAttributes, OID.localKeyId);
+    const friendlyName =
+      name?.tag === Tag.BMPString && name.content.length % 2 === 0
+        ? Buffer.from(name.content).swap16().toString("utf16le")
+        : undefined;
+    const localKeyId =
+      keyId?.tag === Tag.OCTET_STRING ? Buffer.from(keyId.content).toString("hex") : undefined;
     return {
-      type,
-      value,
+      type: bag.bagId,
+      value: new Uint8Array(bag.bagValue),
       ...(friendlyName !== undefined ? { friendlyName } : {}),
       ...(localKeyId !== undefined ? { localKeyId } : {}),
     };
@@ -293,58 +341,71 @@ export function readPkcs12(bytes: Uint8Array, password: string): Pkcs12Contents 
     return readInner(bytes, password);
   } catch (e) {
     if (isProtectorError(e)) throw e;
-    if (e instanceof Error && "code" in e && String((e as { code: unknown }).code).startsWith("ASN1_ERR_")) {
-      return fail(`malformed PKCS#12: ${e.message}`, e);
-    }
+    if (isAsn1Error(e)) return fail(`malformed PKCS#12: ${e.message}`, e);
     throw e;
   }
 }
 
 function readInner(bytes: Uint8Array, password: string): Pkcs12Contents {
-  const pfx = parseDer(bytes, "PFX", { maxDepth: 32, maxNodes: 100_000 });
-  const [version, authSafeCi, macData] = sequence(pfx, 2, 3) as [DerNode, DerNode, DerNode | undefined];
-  if (readInteger(version) !== 3n) fail("PFX version is not 3");
-  const authSafe = dataContent(authSafeCi);
-  if (!macData) fail("the PKCS#12 file has no MAC (password integrity) and is refused");
-  const [digestInfo, macSalt, macIter] = sequence(macData, 2, 3) as [DerNode, DerNode, DerNode | undefined];
-  const [digestAlg, digest] = sequence(digestInfo, 2) as [DerNode, DerNode];
-  const hashOid = readOid(sequence(digestAlg, 1, 2)[0] as DerNode);
-  const h = MAC_HASHES[hashOid];
-  if (!h) fail(`MAC hash ${hashOid} is not supported (SHA-1 included)`);
-  const iterations = macIter ? smallInt(macIter, MAX_PKCS12_ITERATIONS, "MAC iteration count") : 1;
-  const macKey = pkcs12Kdf(h.hash, h.u, h.v, password, readOctetString(macSalt), 3, iterations, h.u);
+  const pfx = decodeAs(
+    parseDer(bytes, "PFX", { maxDepth: 32, maxNodes: 100_000 }),
+    PFX,
+    "ASN1_ERR_INVALID_VALUE",
+    "PFX",
+  );
+  if (pfx.version !== 3) fail("PFX version is not 3");
+  const authSafe = dataContent(pfx.authSafe);
+  // The schema makes an empty MacData when the file has none: no MAC is a MAC that cannot match.
+  const macData = pfx.macData;
+  const h = MAC_HASHES[macData.mac.digestAlgorithm.algorithm];
+  if (!macData.mac.digestAlgorithm.algorithm)
+    fail("the PKCS#12 file has no MAC (password integrity) and is refused");
+  if (!h) fail(`MAC hash ${macData.mac.digestAlgorithm.algorithm} is not supported (SHA-1 included)`);
+  const iterations = bounded(macData.iterations, MAX_PKCS12_ITERATIONS, "MAC iteration count");
+  const macKey = pkcs12Kdf(
+    h.hash,
+    h.u,
+    h.v,
+    password,
+    new Uint8Array(macData.macSalt.buffer),
+    3,
+    iterations,
+    h.u,
+  );
   const mac = createHmac(h.hash, macKey).update(authSafe).digest();
   macKey.fill(0);
-  const expected = readOctetString(digest);
-  if (expected.length !== mac.length || !timingSafeEqual(mac, expected)) {
+  if (!secretsEqual(mac, new Uint8Array(macData.mac.digest.buffer))) {
     fail("the PKCS#12 MAC does not verify: wrong password, or the file was altered");
   }
 
   const bags: Bag[] = [];
-  for (const ci of sequence(parseDer(authSafe, "AuthenticatedSafe"), 1, 16)) {
-    const type = readOid(sequence(ci, 2)[0] as DerNode);
-    if (type === OID.data) {
+  const safes = decode(authSafe, AuthenticatedSafe, "AuthenticatedSafe");
+  if (safes.length < 1 || safes.length > 16)
+    fail(`${safes.length} ContentInfos in AuthenticatedSafe (1..16)`);
+  for (const ci of safes) {
+    if (ci.contentType === OID.data) {
       bags.push(...readBags(dataContent(ci)));
-    } else if (type === OID.encryptedData) {
-      const content = explicit0(ci.children[1] as DerNode, "EncryptedData content");
-      const [ver, eci] = sequence(content, 2, 3) as [DerNode, DerNode];
-      if (readInteger(ver) !== 0n) fail("EncryptedData version is not 0");
-      const [, alg, encrypted] = sequence(eci, 3) as [DerNode, DerNode, DerNode];
-      if (!isContext(encrypted, 0) || encrypted.constructed)
-        fail("encryptedContent is not [0] IMPLICIT OCTET STRING");
-      bags.push(...readBags(pbes2Decrypt(alg, encrypted.content, password)));
+    } else if (ci.contentType === OID.encryptedData) {
+      const ed = decode(ci.content, EncryptedData, "EncryptedData");
+      if (ed.version !== 0) fail("EncryptedData version is not 0");
+      const eci = ed.encryptedContentInfo;
+      const encrypted = eci.encryptedContent?.value;
+      if (!encrypted) fail("encryptedContent is not [0] IMPLICIT OCTET STRING");
+      bags.push(
+        ...readBags(pbes2Decrypt(eci.contentEncryptionAlgorithm, new Uint8Array(encrypted.buffer), password)),
+      );
     } else {
-      fail(`ContentInfo type ${type} is not supported`);
+      fail(`ContentInfo type ${ci.contentType} is not supported`);
     }
   }
 
   const certs = bags
     .filter((b) => b.type === OID.certBag)
     .map((b) => {
-      const [certType, certValue] = sequence(b.value, 2) as [DerNode, DerNode];
-      if (readOid(certType) !== OID.x509Certificate) fail("certificate bag is not X.509");
+      const bag = decode(b.value, CertBag, "CertBag");
+      if (bag.certId !== OID.x509Certificate) fail("certificate bag is not X.509");
       return {
-        der: new Uint8Array(readOctetString(explicit0(certValue, "certValue"))),
+        der: new Uint8Array(decode(bag.certValue, OctetString, "certValue").buffer),
         name: b.friendlyName,
       };
     });
@@ -353,9 +414,9 @@ function readInner(bytes: Uint8Array, password: string): Pkcs12Contents {
     .map((b) => {
       try {
         return b.type === OID.keyBag
-          ? createPrivateKey({ key: Buffer.from(b.value.raw), format: "der", type: "pkcs8" })
+          ? createPrivateKey({ key: Buffer.from(b.value), format: "der", type: "pkcs8" })
           : createPrivateKey({
-              key: Buffer.from(b.value.raw),
+              key: Buffer.from(b.value),
               format: "der",
               type: "pkcs8",
               passphrase: password,

@@ -242,10 +242,7 @@ export function verifySignedUpdate(
       severity: "error",
       message: d.trustedBy
         ? `signed by a key chaining to ${who} certificate ${d.trustedBy.subject}`
-        : `no valid signature chaining to ${who} (${d.findings
-            .filter((f) => !f.ok)
-            .map((f) => f.message)
-            .join("; ")})`,
+        : `no valid signature chaining to ${who} (${d.findings.map((f) => f.message).join("; ")})`,
     });
   };
   if (!isPkOrKek && !isDb) {

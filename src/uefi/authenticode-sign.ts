@@ -18,11 +18,21 @@
  * (the digest is unchanged because the certificate table is never hashed).
  */
 import type { KeyObject } from "node:crypto";
+import { BitString, OctetString } from "@peculiar/asn1-schema";
+import { AlgorithmIdentifier } from "@peculiar/asn1-x509";
 import { attribute, buildSignedData } from "../asn1/cms.js";
-import { der } from "../asn1/der.js";
 import { OID, OID_BY_DIGEST, type HashName } from "../asn1/oid.js";
-import { UefiPeError } from "./errors-pe.js";
+import { encodeDer } from "../asn1/schema.js";
+import { uefiPeError } from "./errors-pe.js";
 import { authenticodeDigest } from "./authenticode.js";
+import {
+  DigestInfo,
+  SpcAttributeTypeAndOptionalValue,
+  SpcIndirectDataContent,
+  SpcLink,
+  SpcPeImageData,
+  SpcString,
+} from "./authenticode-spc.js";
 import {
   parsePe,
   peChecksum,
@@ -41,16 +51,23 @@ export interface SignPeOptions {
   readonly mode?: "replace" | "append";
 }
 
-/** DER SpcIndirectDataContent for a PE image digest. */
+/** DER SpcIndirectDataContent for a PE image digest (authenticode-spc.ts), as sbsign writes it. */
 export function spcIndirectDataContent(digest: Uint8Array, hash: HashName): Uint8Array {
-  const obsolete = der.implicit(0, der.bmp("<<<Obsolete>>>"));
-  const spcPeImageData = der.sequence(
-    der.bitString(new Uint8Array(0)),
-    der.explicit(0, der.explicit(2, obsolete)),
-  );
-  return der.sequence(
-    der.sequence(der.oid(OID.SPC_PE_IMAGE_DATAOBJ), spcPeImageData),
-    der.sequence(der.sequence(der.oid(OID_BY_DIGEST[hash]), der.null()), der.octetString(digest)),
+  const peImageData = new SpcPeImageData({
+    flags: new BitString(new Uint8Array(0)),
+    file: new SpcLink({ file: new SpcString({ unicode: "<<<Obsolete>>>" }) }),
+  });
+  return encodeDer(
+    new SpcIndirectDataContent({
+      data: new SpcAttributeTypeAndOptionalValue({
+        type: OID.SPC_PE_IMAGE_DATAOBJ,
+        value: encodeDer(peImageData).slice().buffer,
+      }),
+      messageDigest: new DigestInfo({
+        digestAlgorithm: new AlgorithmIdentifier({ algorithm: OID_BY_DIGEST[hash], parameters: null }),
+        digest: new OctetString(digest),
+      }),
+    }),
   );
 }
 
@@ -65,8 +82,8 @@ export function authenticodeSignedData(digest: Uint8Array, opts: SignPeOptions):
         key: opts.key,
         certificate: opts.certificate,
         hash,
-        // SpcSpOpusInfo (empty) as sbsign and signtool add it.
-        signedAttributes: [attribute(OID.SPC_SP_OPUS_INFO_OBJID, der.sequence())],
+        // SpcSpOpusInfo (an empty SEQUENCE) as sbsign and signtool add it.
+        signedAttributes: [attribute(OID.SPC_SP_OPUS_INFO_OBJID, Uint8Array.of(0x30, 0x00))],
       },
     ],
     certificates: [opts.certificate, ...(opts.chain ?? [])],
@@ -82,10 +99,10 @@ function splitCertificateTable(pe: PeImage): { body: Uint8Array; kept: Uint8Arra
   const t = pe.certificateTable;
   if (!t) return { body: pe.bytes, kept: new Uint8Array(0) };
   if (pe.certificateTableProblem) {
-    throw new UefiPeError("UEFI_ERR_PE_CERT_TABLE", `cannot sign: ${pe.certificateTableProblem}`);
+    throw uefiPeError("UEFI_ERR_PE_CERT_TABLE", `cannot sign: ${pe.certificateTableProblem}`);
   }
   if (t.offset + t.size !== pe.bytes.length) {
-    throw new UefiPeError("UEFI_ERR_PE_CERT_TABLE", "cannot sign: data follows the certificate table", {
+    throw uefiPeError("UEFI_ERR_PE_CERT_TABLE", "cannot sign: data follows the certificate table", {
       offset: t.offset + t.size,
     });
   }
@@ -96,7 +113,7 @@ function splitCertificateTable(pe: PeImage): { body: Uint8Array; kept: Uint8Arra
 export function signPe(image: Uint8Array, opts: SignPeOptions): Uint8Array {
   const pe = parsePe(image);
   if (pe.securityDirectoryOffset === undefined) {
-    throw new UefiPeError(
+    throw uefiPeError(
       "UEFI_ERR_PE_INVALID",
       `image has ${pe.numberOfRvaAndSizes} data directories: no Certificate Table entry to point at a signature`,
     );

@@ -10,10 +10,7 @@
  * certificate table size. The certificate table itself is never hashed.
  *
  * Signature: PKCS #7 SignedData (RFC 2315) whose content type is SPC_INDIRECT_DATA_OBJID and
- * whose content is
- *   SpcIndirectDataContent ::= SEQUENCE { data SpcAttributeTypeAndOptionalValue,
- *                                         messageDigest DigestInfo }
- *   DigestInfo ::= SEQUENCE { digestAlgorithm AlgorithmIdentifier, digest OCTET STRING }
+ * whose content is SpcIndirectDataContent (declared in authenticode-spc.ts).
  *
  * Decision ({@link verifyImage}), as edk2 DxeImageVerificationHandler (SecurityPkg) decides with
  * db/dbx given as plain lists ({@link SignatureDatabaseModel}):
@@ -26,27 +23,27 @@
  *     AuthenticodeVerify); refused if the image hash (in the signature's digest algorithm) is in
  *     dbx; allowed-candidate if it is in db. "Anchors" = is a certificate of the chain built from
  *     the signer through the PKCS #7 certificates bag (signer included), or verifiably issued one
- *     (OpenSSL partial-chain semantics that edk2's Pkcs7Verify uses).
+ *     (OpenSSL partial-chain semantics that edk2's Pkcs7Verify uses), over a path that keeps the
+ *     RFC 5280 rules OpenSSL applies (asn1/chain.ts: no repeated extension, no unrecognised
+ *     critical one, pathLenConstraint); a dbx certificate revokes regardless of those rules.
  *   - a corrupt certificate table is refused.
- * NOT checked (as in edk2): certificate validity periods, key usages / EKUs, timestamps
- * (counter-signatures), EFI_CERT_X509_SHA256 revocation entries and non-SHA-256 hash entries
+ * The result is a verdict (core/verdict.ts): `ok` is the decision, see {@link ImageVerdict}.
+ * NOT checked (as in edk2): certificate validity periods (UEFI has no trusted time: a signer
+ * valid from 0001-01-01, Go's zero time, signs as well as any), key usages / EKUs, timestamps
+ * (counter-signatures), the revocation times of EFI_CERT_X509_SHA256 entries, non-SHA-256 hash entries
  * (the model holds X.509 certificates and SHA-256 hashes only), SBAT (shim's job).
  */
 import { createHash } from "node:crypto";
-import { anchorMatch, buildChain } from "../asn1/chain.js";
-import {
-  bagCertificates,
-  parseSignedData,
-  verifySigners,
-  type Finding,
-  type SignedData,
-  type SignerVerdict,
-} from "../asn1/cms.js";
-import { child, expectTag, readOctetString, readOid, sequence, Tag, type DerNode } from "../asn1/der.js";
-import { Asn1Error } from "../asn1/errors.js";
+import { anchorMatch, buildChain, trusts } from "../asn1/chain.js";
+import { bagCertificates, parseSignedData, verifySigners, type SignedData } from "../asn1/cms.js";
+import { isAsn1Error } from "../asn1/errors.js";
 import { DIGEST_BY_OID, OID, oidName, type HashName } from "../asn1/oid.js";
-import { bytesEqual, fingerprint256, parseCertificate, type Certificate } from "../asn1/x509.js";
-import { UefiPeError } from "./errors-pe.js";
+import { decodeAs } from "../asn1/schema.js";
+import { fingerprint256, parseCertificate, type Certificate } from "../asn1/x509.js";
+import { bytesEqual, toHex } from "../core/bytes.js";
+import { VerdictBuilder, type Finding, type Verdict } from "../core/verdict.js";
+import { SpcIndirectDataContent as SpcSchema } from "./authenticode-spc.js";
+import { isUefiPeError, uefiPeError } from "./errors-pe.js";
 import { IMAGE_DIRECTORY_ENTRY_SECURITY, parsePe, type PeImage, type WinCertificateEntry } from "./pe.js";
 
 export interface ByteRange {
@@ -108,8 +105,8 @@ export interface AuthenticodeSignature {
 }
 
 function invalid(message: string, cause?: unknown): never {
-  const details = cause instanceof Asn1Error ? cause.details : {};
-  throw new UefiPeError("UEFI_ERR_AUTHENTICODE_INVALID", message, details, { cause });
+  const details = isAsn1Error(cause) ? cause.details : {};
+  throw uefiPeError("UEFI_ERR_AUTHENTICODE_INVALID", message, details, { cause });
 }
 
 /** Parses an Authenticode PKCS #7 blob (zero padding after the DER allowed). */
@@ -118,35 +115,31 @@ export function parseAuthenticode(bytes: Uint8Array): AuthenticodeSignature {
   try {
     sd = parseSignedData(bytes, { allowZeroPadding: true });
   } catch (e) {
-    if (e instanceof Asn1Error) invalid(`PKCS #7 SignedData: ${e.message}`, e);
+    if (isAsn1Error(e)) invalid(`PKCS #7 SignedData: ${e.message}`, e);
     throw e;
   }
   if (sd.contentType !== OID.SPC_INDIRECT_DATA_OBJID) {
     invalid(`content type ${oidName(sd.contentType)} is not SPC_INDIRECT_DATA_OBJID`);
   }
   if (!sd.content) invalid("SpcIndirectDataContent is absent");
+  let spc: SpcSchema;
   try {
-    const [data, md] = sequence(sd.content, 2, 2) as [DerNode, DerNode];
-    expectTag(data, Tag.SEQUENCE, "SpcAttributeTypeAndOptionalValue");
-    const dataType = readOid(child(data, 0, "type"));
-    const [alg, digestNode] = sequence(md, 2) as [DerNode, DerNode];
-    expectTag(alg, Tag.SEQUENCE, "AlgorithmIdentifier");
-    const digestAlgorithm = readOid(child(alg, 0, "algorithm"));
-    const digest = readOctetString(digestNode);
-    return {
-      signedData: sd,
-      indirect: {
-        raw: sd.content.raw,
-        dataType,
-        digestAlgorithm,
-        hash: DIGEST_BY_OID[digestAlgorithm],
-        digest,
-      },
-    };
+    spc = decodeAs(sd.content, SpcSchema, "ASN1_ERR_INVALID_CMS", "SpcIndirectDataContent");
   } catch (e) {
-    if (e instanceof Asn1Error) invalid(`SpcIndirectDataContent: ${e.message}`, e);
+    if (isAsn1Error(e)) invalid(e.message, e);
     throw e;
   }
+  const digestAlgorithm = spc.messageDigest.digestAlgorithm.algorithm;
+  return {
+    signedData: sd,
+    indirect: {
+      raw: sd.content.raw,
+      dataType: spc.data.type,
+      digestAlgorithm,
+      hash: DIGEST_BY_OID[digestAlgorithm],
+      digest: new Uint8Array(spc.messageDigest.digest.buffer),
+    },
+  };
 }
 
 /** db / dbx as plain lists (EFI_CERT_X509_GUID and EFI_CERT_SHA256_GUID entries). */
@@ -199,12 +192,16 @@ export interface SignatureReport {
   }[];
   readonly dbMatch: DatabaseMatch | undefined;
   readonly dbxMatch: DatabaseMatch | undefined;
+  /** A db certificate anchors a chain, but over a path RFC 5280 refuses (asn1/chain.ts): why. */
+  readonly chainProblem: string | undefined;
 }
 
-export interface ImageVerdict {
-  readonly allowed: boolean;
-  /** Every check made, in order, with its outcome (STYLE.md habit 7); the last is the decision. */
-  readonly findings: readonly Finding[];
+/**
+ * `ok`: Secure Boot would run the image. The decision is the one error-severity finding
+ * `authenticode.decision` (present only when refused); per-signature findings are warnings,
+ * because another signature may still allow the image, except a dbx match, which refuses.
+ */
+export interface ImageVerdict extends Verdict {
   /** One sentence: why allowed or refused. */
   readonly reason: string;
   /** SHA-256 Authenticode digest (hex). */
@@ -222,7 +219,7 @@ export function summarize(c: Certificate): CertificateSummary {
   };
 }
 
-const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
+const hex = toHex;
 
 function parseAll(list: readonly Uint8Array[]): Certificate[] {
   const out: Certificate[] = [];
@@ -230,7 +227,7 @@ function parseAll(list: readonly Uint8Array[]): Certificate[] {
     try {
       out.push(parseCertificate(raw));
     } catch (e) {
-      if (!(e instanceof Asn1Error)) throw e;
+      if (!isAsn1Error(e)) throw e;
     }
   }
   return out;
@@ -240,17 +237,33 @@ function containsHash(list: readonly Uint8Array[], digest: Uint8Array): boolean 
   return list.some((h) => bytesEqual(h, digest));
 }
 
+interface Anchored {
+  readonly anchor: Certificate;
+  readonly how: "member" | "issuer";
+  readonly problem: string | undefined;
+}
+
+/**
+ * The first anchor among `anchors` of any chain. With `trustedOnly` (db), only a match over a
+ * valid path counts, and the first invalid path is returned as `rejected` to explain a refusal;
+ * without (dbx), any match counts: a revocation is not weakened by a broken chain.
+ */
 function findAnchor(
   chains: readonly Certificate[][],
   anchors: readonly Certificate[],
-): { anchor: Certificate; how: "member" | "issuer" } | undefined {
+  trustedOnly: boolean,
+): { found: Anchored | undefined; rejected: Anchored | undefined } {
+  let rejected: Anchored | undefined;
   for (const chain of chains) {
     for (const a of anchors) {
       const m = anchorMatch(chain, a);
-      if (m) return { anchor: a, how: m.how };
+      if (!m) continue;
+      const anchored = { anchor: a, how: m.how, problem: m.problem };
+      if (!trustedOnly || trusts(m)) return { found: anchored, rejected };
+      rejected ??= anchored;
     }
   }
-  return undefined;
+  return { found: undefined, rejected };
 }
 
 /** Reports one WIN_CERTIFICATE against db/dbx (no decision; {@link verifyImage} decides). */
@@ -273,6 +286,7 @@ function examine(
     signers: [],
     dbMatch: undefined,
     dbxMatch: undefined,
+    chainProblem: undefined,
   };
   if (!entry.signedData) {
     return {
@@ -284,7 +298,7 @@ function examine(
   try {
     sig = parseAuthenticode(entry.signedData);
   } catch (e) {
-    if (e instanceof UefiPeError) return { ...base, error: e.message };
+    if (isUefiPeError(e)) return { ...base, error: e.message };
     throw e;
   }
   const hash = sig.indirect.hash;
@@ -300,7 +314,7 @@ function examine(
     digests.set(hash, imageDigest);
   }
   const digestMatches = bytesEqual(imageDigest, sig.indirect.digest);
-  const verdicts: SignerVerdict[] = verifySigners(sig.signedData);
+  const verdicts = verifySigners(sig.signedData);
   const bag = bagCertificates(sig.signedData);
   const validChains: Certificate[][] = [];
   const signers = verdicts.map((v) => {
@@ -314,7 +328,7 @@ function examine(
     };
   });
   let dbxMatch: DatabaseMatch | undefined;
-  const dbxCert = findAnchor(validChains, dbx);
+  const dbxCert = findAnchor(validChains, dbx, false).found;
   const revokedTbs = policy.dbx.x509Sha256?.length
     ? validChains
         .flat()
@@ -336,7 +350,8 @@ function examine(
   else if (hash === "sha256" && containsHash(policy.dbx.sha256, imageDigest))
     dbxMatch = { database: "dbx", kind: "sha256" };
   let dbMatch: DatabaseMatch | undefined;
-  const dbCert = digestMatches ? findAnchor(validChains, db) : undefined;
+  const dbFound = digestMatches ? findAnchor(validChains, db, true) : undefined;
+  const dbCert = dbFound?.found;
   if (dbCert)
     dbMatch = { database: "db", kind: "certificate", certificate: summarize(dbCert.anchor), how: dbCert.how };
   else if (hash === "sha256" && containsHash(policy.db.sha256, imageDigest))
@@ -351,6 +366,7 @@ function examine(
     signers,
     dbMatch,
     dbxMatch,
+    chainProblem: dbCert ? undefined : dbFound?.rejected?.problem,
   };
 }
 
@@ -362,15 +378,26 @@ export function verifyImage(
   image: Uint8Array | PeImage,
   policy: { readonly db: SignatureDatabaseModel; readonly dbx: SignatureDatabaseModel },
 ): ImageVerdict {
-  const v = decide(image, policy);
-  return { ...v, findings: findingsOf(v, policy) };
+  const d = decide(image, policy);
+  return {
+    ...verdictOf(d, policy),
+    reason: d.reason,
+    digest: d.digest,
+    signed: d.signed,
+    signatures: d.signatures,
+  };
 }
 
-function findingsOf(
-  v: Omit<ImageVerdict, "findings">,
+/** Secure Boot's answer as a pure function of the verdict: run the image or not. */
+export function imageAllowed(v: ImageVerdict): boolean {
+  return v.ok;
+}
+
+function verdictOf(
+  d: Decision,
   policy: { readonly db: SignatureDatabaseModel; readonly dbx: SignatureDatabaseModel },
-): Finding[] {
-  const out: Finding[] = [];
+): Verdict {
+  const b = new VerdictBuilder<Finding>();
   // A database certificate we cannot parse takes no part in the decision: say so.
   for (const [name, model] of [
     ["db", policy.db],
@@ -380,72 +407,82 @@ function findingsOf(
       try {
         parseCertificate(raw);
       } catch (e) {
-        if (!(e instanceof Asn1Error)) throw e;
-        out.push({
-          id: `authenticode.${name}.x509[${i}]`,
-          ok: false,
-          severity: "warning",
-          message: `ignored: ${e.message}`,
-        });
+        if (!isAsn1Error(e)) throw e;
+        b.fail(
+          `authenticode.${name}.x509.${i}`,
+          "an X.509 certificate",
+          e.message,
+          `ignored: ${e.message}`,
+          "warning",
+        );
       }
     });
   }
-  if (!v.signed) {
-    out.push({
-      id: "authenticode.image.dbx",
-      ok: !policy.dbx.sha256.some((h) => hex(h) === v.digest),
-      severity: "error",
-      message: "unsigned image: its SHA-256 Authenticode digest is not in dbx",
-      got: v.digest,
-    });
+  if (!d.signed) {
+    b.check(
+      "authenticode.image.dbx",
+      !policy.dbx.sha256.some((h) => hex(h) === d.digest),
+      "not in dbx",
+      d.digest,
+      "unsigned image: its SHA-256 Authenticode digest is in dbx",
+    );
   }
-  for (const s of v.signatures) {
-    const at = `authenticode.signature[${s.index}]`;
+  for (const s of d.signatures) {
+    const at = `authenticode.signature.${s.index}`;
     if (s.error) {
-      out.push({ id: `${at}.format`, ok: false, severity: "error", message: s.error });
+      b.fail(`${at}.format`, "PKCS #7 SignedData with SpcIndirectDataContent", s.error, s.error, "warning");
       continue;
     }
-    out.push({
-      id: `${at}.digest`,
-      ok: s.digestMatches,
-      severity: "error",
-      message: `SpcIndirectDataContent ${s.digestAlgorithm ?? "?"} digest equals the image digest`,
-      ...(s.signedDigest ? { expected: s.signedDigest } : {}),
-      ...(s.imageDigest ? { got: s.imageDigest } : {}),
-    });
-    s.signers.forEach((signer, j) =>
-      out.push({
-        id: `${at}.signer[${j}].signature`,
-        ok: signer.signatureValid,
-        severity: "error",
-        message: `PKCS #7 signature by ${signer.certificate?.subject ?? "(certificate not in bag)"} verifies`,
-      }),
+    b.check(
+      `${at}.digest`,
+      s.digestMatches,
+      s.signedDigest ?? "",
+      s.imageDigest ?? "",
+      `SpcIndirectDataContent ${s.digestAlgorithm ?? "?"} digest differs from the image digest`,
+      "warning",
     );
-    out.push({
-      id: `${at}.dbx`,
-      ok: s.dbxMatch === undefined,
-      severity: "error",
-      message: s.dbxMatch
-        ? `dbx matches (${s.dbxMatch.kind}${s.dbxMatch.certificate ? ` ${s.dbxMatch.certificate.subject}` : ""})`
-        : "nothing in dbx matches",
-    });
-    out.push({
-      id: `${at}.db`,
-      ok: s.dbMatch !== undefined,
-      severity: "info",
-      message: s.dbMatch
-        ? `db matches (${s.dbMatch.kind}${s.dbMatch.certificate ? ` ${s.dbMatch.certificate.subject}` : ""})`
-        : "nothing in db matches",
-    });
+    s.signers.forEach((signer, j) =>
+      b.check(
+        `${at}.signer.${j}.signature`,
+        signer.signatureValid,
+        "verifies",
+        signer.findings.map((f) => f.id).join(", "),
+        `PKCS #7 signature by ${signer.certificate?.subject ?? "(certificate not in bag)"} does not verify`,
+        "warning",
+      ),
+    );
+    if (s.chainProblem)
+      b.fail(
+        `${at}.chain`,
+        "a valid path to a db certificate",
+        s.chainProblem,
+        `db certificate refused: ${s.chainProblem}`,
+        "warning",
+      );
+    b.check(
+      `${at}.dbx`,
+      s.dbxMatch === undefined,
+      "nothing in dbx",
+      s.dbxMatch
+        ? `${s.dbxMatch.kind}${s.dbxMatch.certificate ? ` ${s.dbxMatch.certificate.subject}` : ""}`
+        : "",
+      "dbx matches this signature",
+    );
+    if (s.dbMatch) b.pass(`${at}.db`);
   }
-  out.push({ id: "authenticode.decision", ok: v.allowed, severity: "error", message: v.reason });
-  return out;
+  b.check("authenticode.decision", d.allowed, "allowed", "refused", d.reason);
+  return b.verdict();
+}
+
+/** What {@link decide} found, before it becomes a verdict. */
+interface Decision extends Omit<ImageVerdict, keyof Verdict> {
+  readonly allowed: boolean;
 }
 
 function decide(
   image: Uint8Array | PeImage,
   policy: { readonly db: SignatureDatabaseModel; readonly dbx: SignatureDatabaseModel },
-): Omit<ImageVerdict, "findings"> {
+): Decision {
   const pe = image instanceof Uint8Array ? parsePe(image) : image;
   const sha256 = authenticodeDigest(pe, "sha256");
   const digest = hex(sha256);
@@ -510,6 +547,7 @@ function decide(
         : `signature ${allowedBy.index} chains to db certificate '${m.certificate?.subject ?? "?"}' (${m.how === "member" ? "in the chain" : "issuer of the chain"})`;
     return { allowed: true, reason, digest, signed, signatures };
   }
+  const broken = signatures.find((s) => s.chainProblem);
   const why = signatures.some((s) => s.error)
     ? signatures
         .map((s) => s.error)
@@ -517,7 +555,9 @@ function decide(
         .join("; ")
     : signatures.some((s) => s.digestAlgorithm && !s.digestMatches)
       ? "the signed digest does not match the image (modified after signing)"
-      : "no signature chains to a certificate in db and the image hash is not in db";
+      : broken
+        ? `signature ${broken.index} chains to db only over an invalid path: ${broken.chainProblem ?? ""}`
+        : "no signature chains to a certificate in db and the image hash is not in db";
   return { allowed: false, reason: why, digest, signed, signatures };
 }
 

@@ -2,7 +2,7 @@
  * UEFI PE/COFF, Authenticode and PKCS #7 error codes (STYLE.md habit 6). The rest of the UEFI
  * catalogue (signature lists, variables, varstores, templates) is in errors.ts.
  */
-import { BulwarkError, defineErrors, Exit, type ErrorDetails } from "../core/errors.js";
+import { defineErrors, errorFactory, Exit, isBulwarkError, type BulwarkError } from "../core/errors.js";
 
 export const UefiPeErrors = defineErrors("UEFI", {
   UEFI_ERR_PE_INVALID: {
@@ -50,14 +50,9 @@ export const UefiPeErrors = defineErrors("UEFI", {
 });
 export type UefiPeErrorCode = keyof typeof UefiPeErrors;
 
-export class UefiPeError extends BulwarkError<UefiPeErrorCode> {
-  constructor(
-    code: UefiPeErrorCode,
-    message: string,
-    details: ErrorDetails = {},
-    options?: { cause?: unknown },
-  ) {
-    super(code, message, details, options);
-    this.name = "UefiPeError";
-  }
+export const uefiPeError = errorFactory(UefiPeErrors, "UefiPeError");
+
+/** True for an error raised with one of the {@link UefiPeErrors} codes. */
+export function isUefiPeError(e: unknown): e is BulwarkError<UefiPeErrorCode> {
+  return isBulwarkError(e) && Object.hasOwn(UefiPeErrors, e.code);
 }

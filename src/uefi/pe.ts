@@ -11,7 +11,7 @@
  */
 import { decode, struct, u16le, u32le, u64le, fixedBytes, type Codec, type Infer } from "../core/codec.js";
 import { DecodeError } from "../core/errors.js";
-import { UefiPeError } from "./errors-pe.js";
+import { isUefiPeError, uefiPeError } from "./errors-pe.js";
 import { bytesEqual } from "../core/bytes.js";
 
 /** IMAGE_FILE_HEADER, "COFF File Header (Object and Image)". */
@@ -170,11 +170,11 @@ export interface PeImage {
 }
 
 function peFail(message: string, offset: number, path: string): never {
-  throw new UefiPeError("UEFI_ERR_PE_INVALID", `${message} at offset ${offset} (${path})`, { offset, path });
+  throw uefiPeError("UEFI_ERR_PE_INVALID", `${message} at offset ${offset} (${path})`, { offset, path });
 }
 
 function certFail(message: string, offset: number): never {
-  throw new UefiPeError("UEFI_ERR_PE_CERT_TABLE", `${message} at offset ${offset}`, {
+  throw uefiPeError("UEFI_ERR_PE_CERT_TABLE", `${message} at offset ${offset}`, {
     offset,
     path: "WIN_CERTIFICATE",
   });
@@ -294,7 +294,7 @@ export function parsePe(bytes: Uint8Array): PeImage {
     try {
       certificates.push(...readCertificateTable(bytes, sec, headersEnd, securityDirectoryOffset as number));
     } catch (e) {
-      if (!(e instanceof UefiPeError)) throw e;
+      if (!isUefiPeError(e)) throw e;
       certificateTableProblem = e.message;
     }
   }

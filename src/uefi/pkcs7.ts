@@ -17,23 +17,25 @@
  * {@link verifyDetached} accepts either form, verifies the signature over `data`, and, when
  * trusted certificates are given (PK for PK/KEK updates, KEK or PK for db/dbx), decides trust
  * like edk2: a trusted certificate is in the signer's chain from the certificates bag, or issued
- * a certificate in it. It does NOT check the timestamp ordering or the variable's attributes.
+ * a certificate in it, over a path that keeps the RFC 5280 rules of asn1/chain.ts. It does NOT
+ * check the timestamp ordering, the variable's attributes or validity dates (firmware has no
+ * trusted time).
  */
 import type { KeyObject } from "node:crypto";
-import { anchorMatch, buildChain } from "../asn1/chain.js";
+import { anchorMatch, buildChain, trusts } from "../asn1/chain.js";
 import {
   bagCertificates,
   buildSignedData,
   parseSignedData,
   verifySigners,
-  type Finding,
   type SignedData,
   type SignerVerdict,
 } from "../asn1/cms.js";
-import { Asn1Error } from "../asn1/errors.js";
+import { isAsn1Error } from "../asn1/errors.js";
 import { OID, oidName } from "../asn1/oid.js";
 import { fingerprint256, parseCertificate, type Certificate } from "../asn1/x509.js";
-import { UefiPeError } from "./errors-pe.js";
+import { VerdictBuilder, type Verdict } from "../core/verdict.js";
+import { uefiPeError } from "./errors-pe.js";
 
 export interface UefiVariableSignOptions {
   /** Wrap the SignedData in ContentInfo (default false: bare SignedData, as sbvarsign does). */
@@ -50,7 +52,7 @@ export function signDetachedForUefiVariable(
   opts: UefiVariableSignOptions = {},
 ): Uint8Array {
   if (key.asymmetricKeyType !== "rsa") {
-    throw new UefiPeError(
+    throw uefiPeError(
       "UEFI_ERR_PKCS7_UNSUPPORTED_KEY",
       `key type ${key.asymmetricKeyType ?? "?"}: UEFI authenticated variables need RSA`,
     );
@@ -64,15 +66,12 @@ export function signDetachedForUefiVariable(
   });
 }
 
-export interface DetachedVerdict {
-  /** Signature valid and (when `trusted` was given) anchored in a trusted certificate. */
-  readonly ok: boolean;
+/** `ok`: a signature verifies over the data and (when `trusted` was given) is anchored in one. */
+export interface DetachedVerdict extends Verdict {
   readonly signers: readonly SignerVerdict[];
   /** Which trusted certificate authorised the signer, when one did. */
   readonly trustedBy:
     { readonly fingerprint256: string; readonly subject: string; readonly how: string } | undefined;
-  /** Spec-conformance and trust findings beyond the per-signer ones. */
-  readonly findings: readonly Finding[];
   readonly signedData: SignedData;
 }
 
@@ -81,8 +80,8 @@ export function parseUefiSignedData(certData: Uint8Array): SignedData {
   try {
     return parseSignedData(certData);
   } catch (e) {
-    if (e instanceof Asn1Error) {
-      throw new UefiPeError("UEFI_ERR_PKCS7_INVALID", `PKCS #7 SignedData: ${e.message}`, e.details, {
+    if (isAsn1Error(e)) {
+      throw uefiPeError("UEFI_ERR_PKCS7_INVALID", `PKCS #7 SignedData: ${e.message}`, e.details, {
         cause: e,
       });
     }
@@ -100,40 +99,43 @@ export function verifyDetached(
   opts: { readonly trusted?: readonly Uint8Array[] } = {},
 ): DetachedVerdict {
   const sd = parseUefiSignedData(certData);
-  const findings: Finding[] = [];
-  findings.push({
-    id: "uefi.pkcs7.digestAlgorithms",
-    ok: sd.digestAlgorithms.length === 1 && sd.digestAlgorithms[0] === OID.sha256,
-    severity: "warning",
-    message: "digestAlgorithms is {SHA-256} (UEFI 2.10 8.2.2 step 3b)",
-    got: sd.digestAlgorithms.map(oidName).join(","),
-  });
-  findings.push({
-    id: "uefi.pkcs7.contentType",
-    ok: sd.contentType === OID.data && sd.content === undefined,
-    severity: "warning",
-    message: "contentInfo is id-data with content absent (8.2.2 steps 3c, 3d)",
-    got: `${oidName(sd.contentType)}${sd.content ? " with content" : ""}`,
-  });
+  const b = new VerdictBuilder();
+  b.check(
+    "uefi.pkcs7.digestAlgorithms",
+    sd.digestAlgorithms.length === 1 && sd.digestAlgorithms[0] === OID.sha256,
+    "sha256",
+    sd.digestAlgorithms.map(oidName).join(","),
+    "digestAlgorithms is not {SHA-256} (UEFI 2.10 8.2.2 step 3b)",
+    "warning",
+  );
+  b.check(
+    "uefi.pkcs7.contentType",
+    sd.contentType === OID.data && sd.content === undefined,
+    "data, content absent",
+    `${oidName(sd.contentType)}${sd.content ? " with content" : ""}`,
+    "contentInfo is not id-data with content absent (8.2.2 steps 3c, 3d)",
+    "warning",
+  );
   const signers = verifySigners(sd, { detachedContent: data });
   for (const s of signers) {
     const si = sd.signerInfos[s.index];
-    findings.push({
-      id: "uefi.pkcs7.noAuthenticatedAttributes",
-      ok: si?.signedAttrs === undefined,
-      severity: "warning",
-      message: `signer ${s.index}: no authenticatedAttributes (8.2.2 step 3g)`,
-    });
+    b.check(
+      "uefi.pkcs7.noAuthenticatedAttributes",
+      si?.signedAttrs === undefined,
+      "none",
+      "present",
+      `signer ${s.index} has authenticatedAttributes (8.2.2 step 3g forbids them)`,
+      "warning",
+    );
   }
   const good = signers.filter((s) => s.ok && s.certificate);
-  findings.push({
-    id: "uefi.pkcs7.signature",
-    ok: good.length > 0,
-    severity: "error",
-    message: good.length
-      ? `${good.length} signer(s) verify over the data`
-      : "no signer verifies over the data",
-  });
+  b.check(
+    "uefi.pkcs7.signature",
+    good.length > 0,
+    "a signer that verifies over the data",
+    `${signers.length} signer(s), none verifies`,
+    "no signer verifies over the data",
+  );
   let trustedBy: DetachedVerdict["trustedBy"];
   if (opts.trusted) {
     const bag = bagCertificates(sd);
@@ -142,33 +144,31 @@ export function verifyDetached(
       try {
         anchors.push(parseCertificate(t));
       } catch (e) {
-        if (!(e instanceof Asn1Error)) throw e;
+        if (!isAsn1Error(e)) throw e;
       }
     }
+    let refused: string | undefined;
     outer: for (const s of good) {
       const chain = buildChain(s.certificate as Certificate, bag);
       for (const a of anchors) {
         const m = anchorMatch(chain, a);
-        if (m) {
+        if (!m) continue;
+        if (trusts(m)) {
           trustedBy = { fingerprint256: fingerprint256(a), subject: a.subject.text, how: m.how };
           break outer;
         }
+        refused ??= m.problem;
       }
     }
-    findings.push({
-      id: "uefi.pkcs7.trusted",
-      ok: trustedBy !== undefined,
-      severity: "error",
-      message: trustedBy
-        ? `signer chain anchored by ${trustedBy.subject} (${trustedBy.how})`
+    b.check(
+      "uefi.pkcs7.trusted",
+      trustedBy !== undefined,
+      "a signer chain anchored by a trusted certificate",
+      refused ?? "none",
+      refused
+        ? `the path to a trusted certificate is not valid: ${refused}`
         : "no verified signer chains to a trusted certificate",
-    });
+    );
   }
-  return {
-    ok: findings.every((f) => f.ok || f.severity !== "error"),
-    signers,
-    trustedBy,
-    findings,
-    signedData: sd,
-  };
+  return { ...b.verdict(), signers, trustedBy, signedData: sd };
 }

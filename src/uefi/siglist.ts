@@ -13,6 +13,7 @@
  * bytes (views into the input), so decode→encode is byte-identical.
  */
 import { createHash, X509Certificate } from "node:crypto";
+import { parseCertificate } from "../asn1/x509.js";
 import { Reader, Writer } from "../core/codec.js";
 import { isBulwarkError } from "../core/errors.js";
 import { EFI_GUID, Guids, guidName, type Guid } from "./guid.js";
@@ -219,6 +220,19 @@ function nameText(s: string): string {
   return s.split("\n").filter(Boolean).reverse().join(", ");
 }
 
+/**
+ * notBefore/notAfter as ISO strings, read from the certificate's bytes: node prints year 0001
+ * (Go's zero time) as "1 GMT", which Date reads as 2001. Node's strings only if we cannot parse.
+ */
+function validityOf(der: Uint8Array, c: X509Certificate): { notBefore: string; notAfter: string } {
+  try {
+    const { notBefore, notAfter } = parseCertificate(der);
+    return { notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString() };
+  } catch {
+    return { notBefore: new Date(c.validFrom).toISOString(), notAfter: new Date(c.validTo).toISOString() };
+  }
+}
+
 /** Describes one entry: X.509 subject/issuer/thumbprint, SHA-256 hash, or an opaque summary. */
 export function describeEntry(type: Guid, e: EfiSignatureData): EntryDescription {
   if (type === Guids.EFI_CERT_SHA256_GUID) {
@@ -233,8 +247,7 @@ export function describeEntry(type: Guid, e: EfiSignatureData): EntryDescription
         subject: nameText(c.subject),
         issuer: nameText(c.issuer),
         serialNumber: c.serialNumber.toLowerCase(),
-        notBefore: new Date(c.validFrom).toISOString(),
-        notAfter: new Date(c.validTo).toISOString(),
+        ...validityOf(e.data, c),
         sha256: sha256Hex(e.data),
       };
     } catch (err) {

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { generateKeyPairSync, X509Certificate } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
-import { Asn1Error } from "../../src/asn1/errors.js";
+import { isAsn1Error } from "../../src/asn1/errors.js";
 import { decodeName, encodeName, parseNameString } from "../../src/asn1/name.js";
 import { parseDer } from "../../src/asn1/der.js";
 import { buildChain, anchorMatch } from "../../src/asn1/chain.js";
@@ -158,8 +158,8 @@ test("chains are built through the pool and anchored like OpenSSL's partial chai
   );
   const partial = buildChain(l, [i]);
   assert.equal(partial.length, 2);
-  assert.deepEqual(anchorMatch(partial, r), { index: 1, how: "issuer" });
-  assert.deepEqual(anchorMatch(partial, l), { index: 0, how: "member" });
+  assert.deepEqual(anchorMatch(partial, r), { index: 1, how: "issuer", problem: undefined });
+  assert.deepEqual(anchorMatch(partial, l), { index: 0, how: "member", problem: undefined });
   const other = parseCertificate(
     createCertificate({
       subject: "CN=Bulwark Test Root, O=Bulwark, C=US",
@@ -188,15 +188,15 @@ test("names: parse, encode and decode round trip; escapes; key mismatch is typed
   assert.equal(decodeName(parseDer(encodeName(n.text))).text, n.text);
   assert.throws(
     () => encodeName("CN"),
-    (e: unknown) => e instanceof Asn1Error && e.code === "ASN1_ERR_INVALID_NAME",
+    (e: unknown) => isAsn1Error(e) && e.code === "ASN1_ERR_INVALID_NAME",
   );
   assert.throws(
     () => encodeName("XX=1"),
-    (e: unknown) => e instanceof Asn1Error && e.code === "ASN1_ERR_INVALID_NAME",
+    (e: unknown) => isAsn1Error(e) && e.code === "ASN1_ERR_INVALID_NAME",
   );
   assert.throws(
     () => createCertificate({ subject: "CN=x", publicKey: rsa.publicKey, signingKey: p256.privateKey }),
-    (e: unknown) => e instanceof Asn1Error && e.code === "ASN1_ERR_KEY_MISMATCH",
+    (e: unknown) => isAsn1Error(e) && e.code === "ASN1_ERR_KEY_MISMATCH",
   );
   assert.throws(
     () =>
@@ -206,12 +206,12 @@ test("names: parse, encode and decode round trip; escapes; key mismatch is typed
         signingKey: p256.privateKey,
         issuerCertificate: root,
       }),
-    (e: unknown) => e instanceof Asn1Error && e.code === "ASN1_ERR_KEY_MISMATCH",
+    (e: unknown) => isAsn1Error(e) && e.code === "ASN1_ERR_KEY_MISMATCH",
   );
   const ed = generateKeyPairSync("ed25519");
   assert.throws(
     () => createCertificate({ subject: "CN=x", publicKey: ed.publicKey, signingKey: ed.privateKey }),
-    (e: unknown) => e instanceof Asn1Error && e.code === "ASN1_ERR_UNSUPPORTED_ALGORITHM",
+    (e: unknown) => isAsn1Error(e) && e.code === "ASN1_ERR_UNSUPPORTED_ALGORITHM",
   );
 });
 

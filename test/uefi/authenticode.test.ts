@@ -12,8 +12,9 @@ import {
   verifyImage,
   type SignatureDatabaseModel,
 } from "../../src/uefi/authenticode.js";
-import { UefiPeError } from "../../src/uefi/errors-pe.js";
+import { isUefiPeError } from "../../src/uefi/errors-pe.js";
 import { parsePe } from "../../src/uefi/pe.js";
+import { isFindingId } from "../../src/core/verdict.js";
 import { tempDir, tool, toolOk } from "../helpers/asn1-tools.js";
 import { repoPath } from "../helpers/paths.js";
 import {
@@ -66,16 +67,16 @@ test("test vectors: our digest equals the signed digest; sbsign output verifies 
     const sig = parseAuthenticode(pe.certificates[0]!.signedData!);
     assert.equal(hex(authenticodeDigest(pe)), hex(sig.indirect.digest), name);
     const v = verifyImage(bytes, { db: dbOf([signer]), dbx: none });
-    assert.ok(v.allowed, `${name}: ${v.reason}`);
+    assert.ok(v.ok, `${name}: ${v.reason}`);
     assert.equal(v.signatures[0]?.dbMatch?.how, "member");
-    assert.equal(verifyImage(bytes, { db: none, dbx: none }).allowed, false);
+    assert.equal(verifyImage(bytes, { db: none, dbx: none }).ok, false);
     // An unparseable db certificate is ignored with a warning, the valid one still decides.
     const withJunk = verifyImage(bytes, {
       db: dbOf([new Uint8Array([0x30, 0x03, 1, 2, 3]), signer]),
       dbx: none,
     });
-    assert.ok(withJunk.allowed);
-    assert.equal(withJunk.findings[0]?.id, "authenticode.db.x509[0]");
+    assert.ok(withJunk.ok);
+    assert.equal(withJunk.findings[0]?.id, "authenticode.db.x509.0");
     assert.equal(withJunk.findings[0]?.severity, "warning");
     const r = sbverify(`${dir}/${name}`, `${dir}/signer.pem`);
     assert.ok(r.hashOk && /Signature verification OK/.test(r.output), r.output);
@@ -138,7 +139,7 @@ test("firmware decision: shim chains to 'Microsoft Corporation UEFI CA 2011' in 
   const ms = ovmfMsDatabases();
   const ca2011 = findByCommonName(ms.dbCertificates, "Microsoft Corporation UEFI CA 2011");
   const v = verifyImage(bc.shim, { db: ms.db, dbx: ms.dbx });
-  assert.ok(v.allowed, v.reason);
+  assert.ok(v.ok, v.reason);
   const s0 = v.signatures[0]!;
   assert.equal(s0.dbMatch?.certificate?.subject, parseCertificate(ca2011).subject.text);
   assert.equal(s0.dbMatch?.how, "member");
@@ -148,11 +149,11 @@ test("firmware decision: shim chains to 'Microsoft Corporation UEFI CA 2011' in 
   );
   // The same db without the UEFI CA (only the Windows PCA): refused.
   const pcaOnly = dbOf(ms.db.x509.filter((c) => c !== ca2011));
-  assert.equal(verifyImage(bc.shim, { db: pcaOnly, dbx: none }).allowed, false);
+  assert.equal(verifyImage(bc.shim, { db: pcaOnly, dbx: none }).ok, false);
   // grub and the kernel are signed by Debian's CA, not Microsoft's: firmware alone refuses them (shim verifies them).
   for (const img of [bc.grub, bc.kernel]) {
     const r = verifyImage(img, { db: ms.db, dbx: ms.dbx });
-    assert.equal(r.allowed, false);
+    assert.equal(r.ok, false);
     assert.ok(r.signatures[0]?.digestMatches && r.signatures[0].signers[0]?.signatureValid);
   }
   // With shim's vendor certificate (Debian Secure Boot CA) in db they are allowed: the CA issued the signer.
@@ -160,7 +161,7 @@ test("firmware decision: shim chains to 'Microsoft Corporation UEFI CA 2011' in 
   assert.match(parseCertificate(debianCa).subject.text, /Debian Secure Boot CA/);
   for (const img of [bc.grub, bc.kernel]) {
     const r = verifyImage(img, { db: dbOf([debianCa]), dbx: none });
-    assert.ok(r.allowed, r.reason);
+    assert.ok(r.ok, r.reason);
     assert.equal(r.signatures[0]?.dbMatch?.how, "issuer");
   }
 });
@@ -170,18 +171,18 @@ test("firmware decision: dbx by image hash or by any certificate in any signatur
   const ms = ovmfMsDatabases();
   const digest = authenticodeDigest(parsePe(bc.shim));
   const byHash = verifyImage(bc.shim, { db: ms.db, dbx: dbOf([], [digest]) });
-  assert.equal(byHash.allowed, false);
+  assert.equal(byHash.ok, false);
   assert.match(byHash.reason, /image hash is in dbx/);
   const ca2011 = findByCommonName(ms.dbCertificates, "Microsoft Corporation UEFI CA 2011");
   const byCa = verifyImage(bc.shim, { db: ms.db, dbx: dbOf([ca2011]) });
-  assert.equal(byCa.allowed, false);
+  assert.equal(byCa.ok, false);
   assert.match(byCa.reason, /UEFI CA 2011.*is in dbx/);
   // The 2023 CA from the second signature's bag in dbx: refused although signature 0 is allowed by db (edk2 semantics).
   const pe = parsePe(bc.shim);
   const bag2 = parseAuthenticode(pe.certificates[1]!.signedData!).signedData.certificates;
   const ca2023 = findByCommonName(bag2, "Microsoft UEFI CA 2023");
   const by2023 = verifyImage(bc.shim, { db: ms.db, dbx: dbOf([ca2023]) });
-  assert.equal(by2023.allowed, false);
+  assert.equal(by2023.ok, false);
   assert.match(by2023.reason, /signature 1: .*UEFI CA 2023/);
   // EFI_CERT_X509_SHA256 (TBS hash) of the signer certificate in dbx refuses too.
   const signerTbs = parseCertificate(
@@ -198,21 +199,20 @@ test("firmware decision: dbx by image hash or by any certificate in any signatur
       x509Sha256: [new Uint8Array(createHash("sha256").update(signerTbs).digest())],
     },
   });
-  assert.equal(byTbs.allowed, false);
+  assert.equal(byTbs.ok, false);
   assert.match(byTbs.reason, /TBS hash of certificate .*UEFI Driver Publisher/);
-  // Findings: every check, the decision last.
+  // The verdict: failed checks as findings (the decision an error when refused), passed ones by id.
   const allowed = verifyImage(bc.shim, { db: ms.db, dbx: ms.dbx });
-  assert.deepEqual(allowed.findings.at(-1), {
-    id: "authenticode.decision",
-    ok: true,
-    severity: "error",
-    message: allowed.reason,
-  });
-  assert.ok(allowed.findings.some((f) => f.id === "authenticode.signature[1].signer[0].signature" && f.ok));
-  // A db entry by hash allows a signed image whose signature does not chain.
-  assert.ok(
-    verifyImage(bc.grub, { db: dbOf([], [authenticodeDigest(parsePe(bc.grub))]), dbx: none }).allowed,
+  assert.ok(allowed.ok);
+  assert.ok(allowed.passed.includes("authenticode.decision"));
+  assert.ok(allowed.passed.includes("authenticode.signature.1.signer.0.signature"));
+  assert.deepEqual(
+    byTbs.findings.filter((f) => f.severity === "error").map((f) => f.id),
+    ["authenticode.signature.0.dbx", "authenticode.decision"],
   );
+  for (const f of [...allowed.findings, ...byTbs.findings]) assert.ok(isFindingId(f.id), f.id);
+  // A db entry by hash allows a signed image whose signature does not chain.
+  assert.ok(verifyImage(bc.grub, { db: dbOf([], [authenticodeDigest(parsePe(bc.grub))]), dbx: none }).ok);
 });
 
 test("unsigned images are allowed only by hash in db, and refused by hash in dbx", async () => {
@@ -227,9 +227,9 @@ test("unsigned images are allowed only by hash in db, and refused by hash in dbx
     "removing the signature leaves the digest",
   );
   const debianCa = shimVendorCertificate(bc.shim);
-  assert.equal(verifyImage(unsigned, { db: dbOf([debianCa]), dbx: none }).allowed, false);
-  assert.ok(verifyImage(unsigned, { db: dbOf([], [digest]), dbx: none }).allowed);
-  assert.equal(verifyImage(unsigned, { db: dbOf([], [digest]), dbx: dbOf([], [digest]) }).allowed, false);
+  assert.equal(verifyImage(unsigned, { db: dbOf([debianCa]), dbx: none }).ok, false);
+  assert.ok(verifyImage(unsigned, { db: dbOf([], [digest]), dbx: none }).ok);
+  assert.equal(verifyImage(unsigned, { db: dbOf([], [digest]), dbx: dbOf([], [digest]) }).ok, false);
 });
 
 test("signing: our signatures verify with sbverify; sbsign's verify with us; append keeps Microsoft's", async () => {
@@ -245,8 +245,8 @@ test("signing: our signatures verify with sbverify; sbsign's verify with us; app
     const sv = sbverify(t.file("grub-ours.efi"), t.file("own.pem"));
     assert.match(sv.output, /Signature verification OK/);
     assert.equal(parsePe(ours).certificates.length, 1);
-    assert.ok(verifyImage(ours, { db: own, dbx: none }).allowed);
-    assert.equal(verifyImage(ours, { db: dbOf([shimVendorCertificate(bc.shim)]), dbx: none }).allowed, false);
+    assert.ok(verifyImage(ours, { db: own, dbx: none }).ok);
+    assert.equal(verifyImage(ours, { db: dbOf([shimVendorCertificate(bc.shim)]), dbx: none }).ok, false);
     // The test vector (3130 bytes, not 8-aligned): our padding and digest match sbsign's.
     const hello = new Uint8Array(readFileSync(repoPath("test/vectors/pe/hello.efi")));
     writeFileSync(t.file("hello.efi"), hello);
@@ -261,7 +261,7 @@ test("signing: our signatures verify with sbverify; sbsign's verify with us; app
     ]);
     const bySbsign = new Uint8Array(readFileSync(t.file("hello-sbsign.efi")));
     const v = verifyImage(bySbsign, { db: own, dbx: none });
-    assert.ok(v.allowed, v.reason);
+    assert.ok(v.ok, v.reason);
     const mine = signPe(hello, { key: rsa.privateKey, certificate: ownCert });
     assert.equal(verifyImage(mine, { db: own, dbx: none }).digest, v.digest);
     // Same SpcIndirectDataContent bytes as sbsign (sbsign adds signingTime and SMIMECapabilities attributes; we do not).
@@ -290,7 +290,7 @@ test("signing: our signatures verify with sbverify; sbsign's verify with us; app
       t.file("grub-ours.efi"),
     ]);
     assert.ok(
-      verifyImage(new Uint8Array(readFileSync(t.file("grub-sbsign.efi"))), { db: own, dbx: none }).allowed,
+      verifyImage(new Uint8Array(readFileSync(t.file("grub-sbsign.efi"))), { db: own, dbx: none }).ok,
     );
     // Append to shim: Microsoft's two signatures stay valid for firmware, ours is a third.
     const appended = signPe(bc.shim, { key: rsa.privateKey, certificate: ownCert, mode: "append" });
@@ -298,9 +298,9 @@ test("signing: our signatures verify with sbverify; sbsign's verify with us; app
     const list = toolOk("sbverify", ["--list", t.file("shim-appended.efi")]).stdout;
     assert.equal((list.match(/^signature \d/gm) ?? []).length, 3, list);
     const ms = ovmfMsDatabases();
-    assert.ok(verifyImage(appended, { db: ms.db, dbx: ms.dbx }).allowed);
+    assert.ok(verifyImage(appended, { db: ms.db, dbx: ms.dbx }).ok);
     const byOwn = verifyImage(appended, { db: own, dbx: none });
-    assert.ok(byOwn.allowed);
+    assert.ok(byOwn.ok);
     assert.equal(byOwn.signatures[2]?.dbMatch?.how, "member");
     // EC P-256 signer: verified by us (edk2 builds usually accept RSA only; we do not claim more).
     const ec = generateKeyPairSync("ec", { namedCurve: "P-256" });
@@ -313,7 +313,7 @@ test("signing: our signatures verify with sbverify; sbsign's verify with us; app
       verifyImage(signPe(hello, { key: ec.privateKey, certificate: ecCert }), {
         db: dbOf([ecCert]),
         dbx: none,
-      }).allowed,
+      }).ok,
     );
   } finally {
     t.cleanup();
@@ -327,7 +327,7 @@ test("signing refuses a corrupt certificate table; verification refuses it", () 
   new DataView(bad.buffer).setUint32(pe.certificateTable!.offset, 4000, true);
   assert.throws(
     () => signPe(bad, { key: rsa.privateKey, certificate: ownCert }),
-    (e: unknown) => e instanceof UefiPeError && e.code === "UEFI_ERR_PE_CERT_TABLE",
+    (e: unknown) => isUefiPeError(e) && e.code === "UEFI_ERR_PE_CERT_TABLE",
   );
 });
 
@@ -348,7 +348,7 @@ test("property: mutated real Authenticode PKCS #7 (shim) → signature or typed 
           const sig = parseAuthenticode(cut === undefined ? blob : blob.subarray(0, cut));
           for (const v of verifySigners(sig.signedData)) assert.equal(typeof v.ok, "boolean");
         } catch (e) {
-          if (!(e instanceof UefiPeError)) throw e;
+          if (!isUefiPeError(e)) throw e;
           assert.equal(e.code, "UEFI_ERR_AUTHENTICODE_INVALID");
         } finally {
           for (let k = writes.length - 1; k >= 0; k--) blob[writes[k]![0]] = saved[k]!;

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import fc from "fast-check";
 import { authenticodeRanges, verifyImage } from "../../src/uefi/authenticode.js";
-import { UefiPeError } from "../../src/uefi/errors-pe.js";
+import { isUefiPeError } from "../../src/uefi/errors-pe.js";
 import {
   fullSectionName,
   parsePe,
@@ -26,7 +26,7 @@ function codeOf(f: () => unknown): string | undefined {
     f();
     return undefined;
   } catch (e) {
-    assert.ok(e instanceof UefiPeError, `expected UefiPeError, got ${String(e)}`);
+    assert.ok(isUefiPeError(e), `expected UefiPeError, got ${String(e)}`);
     return e.code;
   }
 }
@@ -119,7 +119,7 @@ test("malformed images fail with typed errors", () => {
   const p = parsePe(badTable);
   assert.match(p.certificateTableProblem ?? "", /dwLength|end/);
   const v = verifyImage(badTable, { db: { x509: [], sha256: [] }, dbx: { x509: [], sha256: [] } });
-  assert.equal(v.allowed, false);
+  assert.equal(v.ok, false);
   assert.match(v.reason, /certificate table is corrupt/);
 });
 
@@ -128,7 +128,7 @@ function checkTotal(bytes: Uint8Array, full: boolean): void {
   try {
     pe = parsePe(bytes);
   } catch (e) {
-    if (e instanceof UefiPeError) return;
+    if (isUefiPeError(e)) return;
     throw e;
   }
   for (const r of authenticodeRanges(pe)) {
@@ -137,9 +137,9 @@ function checkTotal(bytes: Uint8Array, full: boolean): void {
   if (full) {
     try {
       const v = verifyImage(pe, { db: { x509: [], sha256: [] }, dbx: { x509: [], sha256: [] } });
-      assert.equal(typeof v.allowed, "boolean");
+      assert.equal(typeof v.ok, "boolean");
     } catch (e) {
-      if (!(e instanceof UefiPeError)) throw e;
+      if (!isUefiPeError(e)) throw e;
     }
   }
 }
