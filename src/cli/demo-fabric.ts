@@ -26,8 +26,8 @@ import {
   type KeyProtectorInfo,
 } from "../protector/key-protector.js";
 import { writeFileAtomic } from "../io/atomic.js";
-import { ensureGuestImage } from "../host/guest-image.js";
-import { scriptFwCfgName } from "../host/guest-init.js";
+import { ensureGuestImage } from "../lab/guest-image.js";
+import { scriptFwCfgName } from "../lab/guest-init.js";
 import { hostGuardStatus } from "../host/guarded/attestation.js";
 import { writeConfig, type HgsClientConfig } from "../host/guarded/config.js";
 import { hostKeyPublic, keyReleaseKey } from "../host/guarded/identity.js";

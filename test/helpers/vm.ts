@@ -2,8 +2,8 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { ensureGuestImage } from "../../src/host/guest-image.js";
-import { markers, scriptFwCfgName } from "../../src/host/guest-init.js";
+import { ensureGuestImage } from "../../src/lab/guest-image.js";
+import { markers, scriptFwCfgName } from "../../src/lab/guest-init.js";
 import { newVmConfig, type VmConfig } from "../../src/host/vm/config.js";
 import { hostContext, turnOffVm, type HostContext } from "../../src/host/vm/runtime.js";
 

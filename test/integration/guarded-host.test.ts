@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { ensureGuestImage } from "../../src/host/guest-image.js";
+import { ensureGuestImage } from "../../src/lab/guest-image.js";
 import {
   ensureHealthCertificate,
   hostGuardStatus,

@@ -21,8 +21,8 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parseBaseline } from "../../src/attest/baseline.js";
-import { ensureGuestImage } from "../../src/host/guest-image.js";
-import { scriptFwCfgName } from "../../src/host/guest-init.js";
+import { ensureGuestImage } from "../../src/lab/guest-image.js";
+import { scriptFwCfgName } from "../../src/lab/guest-init.js";
 import { hostGuardStatus, type HostGuardStatus } from "../../src/host/guarded/attestation.js";
 import {
   connectQmp,

@@ -8,11 +8,11 @@ import { copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { BulwarkError } from "../core/errors.js";
-import { spawnSupervised } from "./children.js";
-import { findSecureBootFirmware } from "./firmware.js";
+import { spawnSupervised } from "../host/children.js";
+import { findSecureBootFirmware } from "../host/firmware.js";
 import { markers, scriptFwCfgName } from "./guest-init.js";
-import { chooseAccelerator } from "./probe.js";
-import { startSwtpm, type SwtpmProcess } from "./swtpm.js";
+import { chooseAccelerator } from "../host/probe.js";
+import { startSwtpm, type SwtpmProcess } from "../host/swtpm.js";
 
 export interface BootOptions {
   /** Raw disk image to boot (opened with snapshot=on: never modified). */

@@ -27,8 +27,8 @@ import path from "node:path";
 import { gzipSync } from "node:zlib";
 import { BulwarkError } from "../core/errors.js";
 import { grubConfig, guestInitScript } from "./guest-init.js";
-import { cacheDir } from "./paths.js";
-import { requireProgram, runProgram } from "./tools.js";
+import { cacheDir } from "../host/paths.js";
+import { requireProgram, runProgram } from "../host/tools.js";
 
 export type GuestVariant = "base" | "tpm2tools";
 export const guestVariants: readonly GuestVariant[] = ["base", "tpm2tools"];
