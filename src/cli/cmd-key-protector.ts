@@ -1,5 +1,4 @@
 import { readFile } from "node:fs/promises";
-import { BulwarkError } from "../core/errors.js";
 import { guardianThumbprint, type Guardian } from "../protector/guardian.js";
 import {
   createKeyProtector,
@@ -25,13 +24,14 @@ const help = `Usage: bulwark key-protector <verb> [--state-dir DIR] [--json]
 A key protector wraps a VM's transport key to each guardian; the owner signs the guardian set.
 Moving a VM to another host: export that host's guardian (guardian export UntrustedGuardian),
 import it here, grant it, and copy the VM directory. See docs/formats/key-protector.md.`;
+import { vmError } from "../host/vm/errors.js";
 
 async function ownerFor(store: GuardianStore, kpBytes: Uint8Array): Promise<Guardian> {
   const kp = parseKeyProtector(kpBytes);
   const thumb = guardianThumbprint(kp.owner);
   const owner = (await store.localGuardians()).find((g) => guardianThumbprint(g) === thumb);
   if (!owner) {
-    throw new BulwarkError(
+    throw vmError(
       "VM_ERR_OWNER_KEY_REQUIRED",
       `the owner guardian '${kp.owner.name}' (${thumb}) has no private key on this host`,
     );

@@ -1,7 +1,6 @@
 import net from "node:net";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { BulwarkError } from "../core/errors.js";
 import { inspectKeyProtector } from "../protector/key-protector.js";
 import {
   assertNotLockedByShielding,
@@ -35,6 +34,7 @@ import {
   type HostContext,
 } from "../host/vm/runtime.js";
 import { parse, printJson, usageError } from "./args.js";
+import { vmError } from "../host/vm/errors.js";
 
 const help = `Usage: bulwark vm <verb> [options]        (all verbs: --state-dir DIR, --json)
 
@@ -90,10 +90,7 @@ function need(v: string | undefined, what: string): string {
 async function assertOffForSettings(ctx: HostContext, name: string): Promise<void> {
   const s = await vmStatus(ctx, name);
   if (s.state !== "Off") {
-    throw new BulwarkError(
-      "VM_ERR_STATE",
-      `settings change only while the VM is off (VM '${name}' is ${s.state})`,
-    );
+    throw vmError("VM_ERR_STATE", `settings change only while the VM is off (VM '${name}' is ${s.state})`);
   }
 }
 
@@ -103,7 +100,7 @@ async function assertOwnerPresent(ctx: HostContext, c: VmConfig): Promise<void> 
   const p = ctx.store.paths(c.name);
   const owner = (await hasKeyProtector(p)) ? await localOwner(p, ctx.guardians) : undefined;
   if (!owner) {
-    throw new BulwarkError(
+    throw vmError(
       "VM_ERR_OWNER_KEY_REQUIRED",
       `VM '${c.name}' is shielded: its settings change only on a host holding the owner guardian's private key`,
     );
@@ -280,10 +277,7 @@ export async function run(argv: string[]): Promise<number> {
       const name = need(a1, "VM name");
       const s = await vmStatus(ctx, name);
       if (s.state !== "Off" && !values.force) {
-        throw new BulwarkError(
-          "VM_ERR_STATE",
-          `VM '${name}' is ${s.state}; turn it off first or pass --force`,
-        );
+        throw vmError("VM_ERR_STATE", `VM '${name}' is ${s.state}; turn it off first or pass --force`);
       }
       if (s.state === "Running" || s.state === "Paused") await turnOffVm(ctx, name);
       await ctx.store.remove(name);
@@ -294,7 +288,7 @@ export async function run(argv: string[]): Promise<number> {
       const c = await ctx.store.load(name);
       const p = ctx.store.paths(name);
       if (!c.console || isShielded(c) || qemuPidOf(p) === null) {
-        throw new BulwarkError("VM_ERR_CONSOLE_UNAVAILABLE", `VM '${name}' has no console available`);
+        throw vmError("VM_ERR_CONSOLE_UNAVAILABLE", `VM '${name}' has no console available`);
       }
       const sock = net.createConnection(p.consoleSocket);
       process.stdin.pipe(sock);
@@ -308,7 +302,7 @@ export async function run(argv: string[]): Promise<number> {
       const c = await ctx.store.load(name);
       checkQmpCommand(c, command);
       const p = ctx.store.paths(name);
-      if (qemuPidOf(p) === null) throw new BulwarkError("VM_ERR_STATE", `VM '${name}' is not running`);
+      if (qemuPidOf(p) === null) throw vmError("VM_ERR_STATE", `VM '${name}' is not running`);
       let args: Record<string, unknown> | undefined;
       if (a3) {
         try {
@@ -394,7 +388,7 @@ async function settings(
         const enable = sub === "enable";
         if (!enable) assertNotLockedByShielding(c, "the TPM");
         if (enable && !(await hasKeyProtector(p))) {
-          throw new BulwarkError(
+          throw vmError(
             "VM_ERR_KEY_PROTECTOR_REQUIRED",
             `VM '${name}' needs a key protector before its TPM can be enabled (bulwark vm key-protector set ${name} --new-local)`,
           );
@@ -420,7 +414,7 @@ async function settings(
         if (enc === undefined) throw usageError("security set needs --encrypt-state-and-migration on|off");
         if (!enc) assertNotLockedByShielding(c, "state and migration encryption");
         if (enc && !(await hasKeyProtector(p))) {
-          throw new BulwarkError(
+          throw vmError(
             "VM_ERR_KEY_PROTECTOR_REQUIRED",
             `VM '${name}' needs a key protector to encrypt its state`,
           );
@@ -435,7 +429,7 @@ async function settings(
         if (sh === undefined && es === undefined)
           throw usageError("security-policy set needs --shielded on|off");
         if (!(await hasKeyProtector(p))) {
-          throw new BulwarkError(
+          throw vmError(
             "VM_ERR_KEY_PROTECTOR_REQUIRED",
             `VM '${name}' needs a key protector before a security policy can be set`,
           );

@@ -6,8 +6,8 @@ import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { BulwarkError } from "../core/errors.js";
 import { spawnSupervised, type Supervised } from "./children.js";
+import { hostError } from "./errors.js";
 
 export interface SwtpmOptions {
   /** Directory holding the TPM state (created if missing). */
@@ -51,13 +51,13 @@ export async function startSwtpm(opts: SwtpmOptions): Promise<SwtpmProcess> {
   const deadline = Date.now() + 10_000;
   while (!existsSync(socketPath)) {
     if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
-      throw new BulwarkError("HOST_ERR_TOOL_FAILED", `swtpm exited at start: ${proc.stderrTail().trim()}`, {
+      throw hostError("HOST_ERR_TOOL_FAILED", `swtpm exited at start: ${proc.stderrTail().trim()}`, {
         program: "swtpm",
       });
     }
     if (Date.now() > deadline) {
       await proc.stop();
-      throw new BulwarkError("HOST_ERR_TOOL_FAILED", "swtpm did not create its control socket within 10 s", {
+      throw hostError("HOST_ERR_TOOL_FAILED", "swtpm did not create its control socket within 10 s", {
         program: "swtpm",
       });
     }

@@ -7,12 +7,12 @@ import { randomBytes } from "node:crypto";
 import { copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { BulwarkError } from "../core/errors.js";
 import { spawnSupervised } from "../host/children.js";
 import { findSecureBootFirmware } from "../host/firmware.js";
 import { markers, scriptFwCfgName } from "./guest-init.js";
 import { chooseAccelerator } from "../host/probe.js";
 import { startSwtpm, type SwtpmProcess } from "../host/swtpm.js";
+import { hostError } from "../host/errors.js";
 
 export interface BootOptions {
   /** Raw disk image to boot (opened with snapshot=on: never modified). */
@@ -130,10 +130,7 @@ export async function bootGuest(opts: BootOptions): Promise<GuestBootReport> {
   const code = opts.code ?? fw.code;
   const varsTemplate = opts.vars ?? fw.msVars;
   if (!varsTemplate) {
-    throw new BulwarkError(
-      "HOST_ERR_FIRMWARE_NOT_FOUND",
-      "no NVRAM template with enrolled keys found; pass vars",
-    );
+    throw hostError("HOST_ERR_FIRMWARE_NOT_FOUND", "no NVRAM template with enrolled keys found; pass vars");
   }
   const accel = await chooseAccelerator();
   const work = await mkdtemp(path.join(os.tmpdir(), "bulwark-boot-"));
@@ -234,14 +231,14 @@ export async function bootGuest(opts: BootOptions): Promise<GuestBootReport> {
     const exit = qemu.child.exitCode;
     await qemu.stop(2000);
     if (opts.signal?.aborted) {
-      throw new BulwarkError("HOST_ERR_INTERRUPTED", "boot interrupted; QEMU and swtpm stopped");
+      throw hostError("HOST_ERR_INTERRUPTED", "boot interrupted; QEMU and swtpm stopped");
     }
     if (opts.keepVars) await copyFile(vars, opts.keepVars);
     const parsed = parseSerial(serial);
     if (outcome === undefined) {
       if (parsed.done) outcome = "poweroff";
       else if (exit !== null && exit !== 0 && serial.length === 0) {
-        throw new BulwarkError(
+        throw hostError(
           "HOST_ERR_QEMU_EXITED",
           `QEMU exited with status ${exit}: ${qemu.stderrTail().trim()}`,
           {

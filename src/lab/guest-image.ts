@@ -25,10 +25,10 @@ import {
 } from "node:fs/promises";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
-import { BulwarkError } from "../core/errors.js";
 import { grubConfig, guestInitScript } from "./guest-init.js";
 import { cacheDir } from "../host/paths.js";
 import { requireProgram, runProgram } from "../host/tools.js";
+import { hostError } from "../host/errors.js";
 
 export type GuestVariant = "base" | "tpm2tools";
 export const guestVariants: readonly GuestVariant[] = ["base", "tpm2tools"];
@@ -87,10 +87,7 @@ async function candidateVersion(pkg: string): Promise<string | undefined> {
 async function aptUpdateOnce(): Promise<void> {
   if (aptUpdated) return;
   if (process.getuid?.() !== 0) {
-    throw new BulwarkError(
-      "HOST_ERR_IMAGE_BUILD",
-      "apt package lists are empty; run `sudo apt-get update` first",
-    );
+    throw hostError("HOST_ERR_IMAGE_BUILD", "apt package lists are empty; run `sudo apt-get update` first");
   }
   await runProgram("apt-get", ["update", "-q"], {
     env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
@@ -118,7 +115,7 @@ export async function resolveGuestPackages(): Promise<Record<string, string>> {
     pkgs = await resolveAll();
   }
   if (!pkgs) {
-    throw new BulwarkError(
+    throw hostError(
       "HOST_ERR_IMAGE_BUILD",
       "cannot resolve shim-signed, grub-efi-amd64-signed, busybox-static and the signed kernel in apt's lists",
     );
@@ -155,7 +152,7 @@ async function downloadDebs(packages: Record<string, string>, dir: string): Prom
           },
         );
         const got = (await readdir(tmp)).find((f) => f.endsWith(".deb"));
-        if (!got) throw new BulwarkError("HOST_ERR_IMAGE_BUILD", `apt-get download ${name} produced no .deb`);
+        if (!got) throw hostError("HOST_ERR_IMAGE_BUILD", `apt-get download ${name} produced no .deb`);
         await rename(path.join(tmp, got), file);
       } finally {
         await rm(tmp, { recursive: true, force: true });
@@ -184,7 +181,7 @@ async function extractDeb(deb: string, dest: string, patterns: string[]): Promis
     new Promise<number | null>((r) => tar.on("close", r)),
   ]);
   if (codes.some((c) => c !== 0)) {
-    throw new BulwarkError("HOST_ERR_IMAGE_BUILD", `extracting ${path.basename(deb)} failed: ${err.trim()}`);
+    throw hostError("HOST_ERR_IMAGE_BUILD", `extracting ${path.basename(deb)} failed: ${err.trim()}`);
   }
 }
 
@@ -263,7 +260,7 @@ async function makeCpio(staging: string): Promise<Buffer> {
   cpio.stderr.on("data", (d: Buffer) => (err += d.toString()));
   cpio.stdin.end(list);
   const code = await new Promise<number | null>((r) => cpio.on("close", r));
-  if (code !== 0) throw new BulwarkError("HOST_ERR_IMAGE_BUILD", `cpio failed: ${err.trim()}`);
+  if (code !== 0) throw hostError("HOST_ERR_IMAGE_BUILD", `cpio failed: ${err.trim()}`);
   return Buffer.concat(chunks);
 }
 
@@ -274,13 +271,12 @@ async function buildInitrd(variant: GuestVariant, extracted: string, out: string
     await mkdir(path.join(staging, d), { recursive: true });
   }
   const busybox = await findFirst(extracted, (r) => r === "bin/busybox" || r.endsWith("/bin/busybox"));
-  if (!busybox) throw new BulwarkError("HOST_ERR_IMAGE_BUILD", "busybox not found in busybox-static");
+  if (!busybox) throw hostError("HOST_ERR_IMAGE_BUILD", "busybox not found in busybox-static");
   await copyFile(busybox, path.join(staging, "bin/busybox"));
   await chmod(path.join(staging, "bin/busybox"), 0o755);
   for (const mod of ["efivarfs.ko", "qemu_fw_cfg.ko"]) {
     const p = await findFirst(path.join(extracted, "lib/modules"), (r) => r.endsWith(`/${mod}`));
-    if (!p)
-      throw new BulwarkError("HOST_ERR_IMAGE_BUILD", `kernel module ${mod} not found in the kernel package`);
+    if (!p) throw hostError("HOST_ERR_IMAGE_BUILD", `kernel module ${mod} not found in the kernel package`);
     await copyFile(p, path.join(staging, "lib/modules", mod));
   }
   await writeFile(path.join(staging, "init"), guestInitScript, { mode: 0o755 });
@@ -449,8 +445,7 @@ export async function ensureGuestImage(
       path.join(build, "grubx64.efi"),
     );
     const vmlinuz = await findFirst(path.join(x, "boot"), (r) => r.startsWith("vmlinuz-"));
-    if (!vmlinuz)
-      throw new BulwarkError("HOST_ERR_IMAGE_BUILD", "signed kernel not found in the kernel package");
+    if (!vmlinuz) throw hostError("HOST_ERR_IMAGE_BUILD", "signed kernel not found in the kernel package");
     await copyFile(vmlinuz, path.join(build, "vmlinuz"));
     const m: Manifest = { builder: BUILDER_VERSION, packages, sha256: {} };
     for (const v of guestVariants) {
@@ -475,8 +470,7 @@ export async function ensureGuestImage(
   }
   await pruneOtherImages(key);
   const m = await verifyManifest(dir);
-  if (!m)
-    throw new BulwarkError("HOST_ERR_IMAGE_BUILD", `guest image ${key} failed verification after build`);
+  if (!m) throw hostError("HOST_ERR_IMAGE_BUILD", `guest image ${key} failed verification after build`);
   progress(`guest image ready: ${dir}`);
   return imageFrom(dir, variant, m, key);
 }

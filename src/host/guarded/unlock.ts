@@ -27,7 +27,7 @@ import { unlockVm, type VmSecrets } from "../vm/keys.js";
 import type { HostContext } from "../vm/runtime.js";
 import { readConfig, type HgsClientConfig } from "./config.js";
 import { attestNow, ensureHealthCertificate, openClient, readRecord, updateRecord } from "./attestation.js";
-import { HostGuardError } from "./errors.js";
+import { hostGuardError, isHostGuardError, type HostGuardError } from "./errors.js";
 import { keyReleaseKey } from "./identity.js";
 
 async function readOptional(p: string): Promise<Uint8Array | undefined> {
@@ -47,7 +47,7 @@ async function hgsGuardianThumbprints(stateDir: string, client: HgsClient): Prom
   try {
     info = await client.info();
   } catch (e) {
-    throw new HostGuardError(
+    throw hostGuardError(
       "HOSTGUARD_ERR_HGS_UNAVAILABLE",
       `cannot reach HGS to learn its guardian: ${e instanceof Error ? e.message : String(e)}`,
       {},
@@ -61,9 +61,9 @@ async function hgsGuardianThumbprints(stateDir: string, client: HgsClient): Prom
 }
 
 function releaseError(e: unknown): HostGuardError {
-  if (e instanceof HostGuardError) return e;
+  if (isHostGuardError(e)) return e;
   if (e instanceof HgsRefusal) {
-    return new HostGuardError(
+    return hostGuardError(
       "HOSTGUARD_ERR_KEY_RELEASE_REFUSED",
       `HGS refused to release the VM's keys: ${e.code}: ${e.message}`,
       {
@@ -74,7 +74,7 @@ function releaseError(e: unknown): HostGuardError {
     );
   }
   if (isBulwarkError(e) && e.code === "HGS_ERR_UNAVAILABLE") {
-    return new HostGuardError("HOSTGUARD_ERR_HGS_UNAVAILABLE", e.message, e.details, { cause: e });
+    return hostGuardError("HOSTGUARD_ERR_HGS_UNAVAILABLE", e.message, e.details, { cause: e });
   }
   throw e;
 }
@@ -161,7 +161,7 @@ export async function unlockVmViaHgs(ctx: HostContext, name: string): Promise<Vm
         checkSuccessor(send, r.keyProtector);
         verifyOwnerSignature(parseKeyProtector(r.keyProtector));
       } catch (e) {
-        throw new HostGuardError(
+        throw hostGuardError(
           "HOSTGUARD_ERR_KEY_PROTECTOR",
           `the key protector HGS returned is not a successor of the VM's: ${e instanceof Error ? e.message : String(e)}`,
           {},
@@ -172,7 +172,7 @@ export async function unlockVmViaHgs(ctx: HostContext, name: string): Promise<Vm
       try {
         secrets = openVmSecrets(r.oldKey, blob);
       } catch (e) {
-        throw new HostGuardError(
+        throw hostGuardError(
           "HOSTGUARD_ERR_KEY_PROTECTOR",
           `the VM secrets do not open with the key HGS released: ${isBulwarkError(e) ? e.code : String(e)}`,
           {},

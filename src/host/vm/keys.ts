@@ -6,7 +6,6 @@
  */
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { BulwarkError } from "../../core/errors.js";
 import { guardianThumbprint, type Guardian } from "../../protector/guardian.js";
 import {
   createKeyProtector,
@@ -21,6 +20,7 @@ import { openVmSecrets, sealVmSecrets, VM_SECRET } from "../../protector/vm-secr
 import { writeFileAtomic } from "../../io/atomic.js";
 import type { GuardianStore } from "../guardians.js";
 import type { VmPaths } from "./store.js";
+import { vmError } from "./errors.js";
 
 export type VmSecrets = Map<string, Uint8Array>;
 
@@ -40,7 +40,7 @@ export async function hasKeyProtector(paths: VmPaths): Promise<boolean> {
 export async function readKeyProtector(paths: VmPaths): Promise<Uint8Array> {
   const kp = await readOptional(paths.keyProtector);
   if (!kp) {
-    throw new BulwarkError(
+    throw vmError(
       "VM_ERR_KEY_PROTECTOR_REQUIRED",
       "the VM has no key protector (bulwark vm key-protector set VM --new-local)",
     );
@@ -70,7 +70,7 @@ export async function unlockVm(paths: VmPaths, guardians: GuardianStore): Promis
       await writeFileAtomic(paths.keyProtectorLastKnownGood, r.lastKnownGood);
     }
     const blob = await readOptional(paths.vmSecrets);
-    if (!blob) throw new BulwarkError("VM_ERR_KEY_PROTECTOR_REQUIRED", "the VM's secrets blob is missing");
+    if (!blob) throw vmError("VM_ERR_KEY_PROTECTOR_REQUIRED", "the VM's secrets blob is missing");
     return openVmSecrets(r.transportKey, blob);
   } finally {
     r.transportKey.key.fill(0);
@@ -136,8 +136,7 @@ export async function setKeyProtectorFromBytes(
 /** Replaces the current protector with the last known good copy. */
 export async function restoreLastKnownGood(paths: VmPaths): Promise<KeyProtectorInfo> {
   const lkg = await readOptional(paths.keyProtectorLastKnownGood);
-  if (!lkg)
-    throw new BulwarkError("VM_ERR_KEY_PROTECTOR_REQUIRED", "the VM has no last known good key protector");
+  if (!lkg) throw vmError("VM_ERR_KEY_PROTECTOR_REQUIRED", "the VM has no last known good key protector");
   await writeFileAtomic(paths.keyProtector, lkg);
   return inspectKeyProtector(lkg);
 }
@@ -151,6 +150,6 @@ export async function localOwner(paths: VmPaths, guardians: GuardianStore): Prom
 
 export function secret(secrets: VmSecrets, name: string): Uint8Array {
   const v = secrets.get(name);
-  if (!v) throw new BulwarkError("VM_ERR_KEY_PROTECTOR_REQUIRED", `the VM secrets hold no '${name}'`);
+  if (!v) throw vmError("VM_ERR_KEY_PROTECTOR_REQUIRED", `the VM secrets hold no '${name}'`);
   return v;
 }

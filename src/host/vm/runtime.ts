@@ -11,7 +11,7 @@ import net from "node:net";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-import { BulwarkError, isBulwarkError } from "../../core/errors.js";
+import { isBulwarkError } from "../../core/errors.js";
 import { createDecryptStream, createEncryptStream } from "../../protector/stream.js";
 import { VM_SECRET } from "../../protector/vm-secrets.js";
 import { findSecureBootFirmware } from "../firmware.js";
@@ -26,6 +26,7 @@ import { unlockVmLocallyOrViaHgs } from "../guarded/unlock.js";
 import { provisionNvram } from "./nvram.js";
 import { qemuArgs } from "./qemu-args.js";
 import { VmStore, type VmPaths } from "./store.js";
+import { vmError } from "./errors.js";
 
 export type VmState = "Off" | "Running" | "Paused" | "Saved";
 
@@ -150,7 +151,7 @@ async function runWithKey(program: string, args: string[], keyHex: string, logFi
     const code = await new Promise<number | null>((r) => child.on("exit", r));
     if (code !== 0) {
       const tail = (await readFile(logFile, "utf8").catch(() => "")).trim().split("\n").slice(-10).join("\n");
-      throw new BulwarkError("VM_ERR_START_FAILED", `${program} failed (exit ${code}): ${tail}`, { program });
+      throw vmError("VM_ERR_START_FAILED", `${program} failed (exit ${code}): ${tail}`, { program });
     }
   } finally {
     closeSync(logFd);
@@ -209,7 +210,7 @@ async function startVmSwtpm(p: VmPaths, key: Uint8Array): Promise<number> {
       if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
         child.kill("SIGKILL");
         const tail = (await readFile(log, "utf8").catch(() => "")).trim().split("\n").slice(-5).join("\n");
-        throw new BulwarkError(
+        throw vmError(
           "VM_ERR_START_FAILED",
           `swtpm did not start: ${tail || "no control socket within 10 s"}`,
           { program: "swtpm" },
@@ -233,7 +234,7 @@ async function spawnQemu(args: string[], p: VmPaths): Promise<void> {
       child.on("error", () => r(-1));
     });
     if (code !== 0) {
-      throw new BulwarkError("VM_ERR_START_FAILED", `QEMU failed to start (exit ${code}): ${err.trim()}`, {
+      throw vmError("VM_ERR_START_FAILED", `QEMU failed to start (exit ${code}): ${err.trim()}`, {
         program: "qemu-system-x86_64",
       });
     }
@@ -253,13 +254,9 @@ async function spawnQemu(args: string[], p: VmPaths): Promise<void> {
       if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
         child.kill("SIGKILL");
         const tail = (await readFile(log, "utf8").catch(() => "")).trim().split("\n").slice(-10).join("\n");
-        throw new BulwarkError(
-          "VM_ERR_START_FAILED",
-          `QEMU failed to start: ${tail || "no QMP socket within 30 s"}`,
-          {
-            program: "qemu-system-x86_64",
-          },
-        );
+        throw vmError("VM_ERR_START_FAILED", `QEMU failed to start: ${tail || "no QMP socket within 30 s"}`, {
+          program: "qemu-system-x86_64",
+        });
       }
       await sleep(20);
     }
@@ -285,7 +282,7 @@ async function killPidFile(file: string): Promise<void> {
 }
 
 async function assertOff(p: VmPaths, name: string): Promise<void> {
-  if (qemuPidOf(p) !== null) throw new BulwarkError("VM_ERR_STATE", `VM '${name}' is already running`);
+  if (qemuPidOf(p) !== null) throw vmError("VM_ERR_STATE", `VM '${name}' is already running`);
 }
 
 /**
@@ -392,8 +389,7 @@ async function restoreInto(
         const m = await q.execute<{ status?: string }>("query-migrate");
         if (m.status === "completed" || s.status === "paused") break;
       }
-      if (Date.now() > deadline)
-        throw new BulwarkError("VM_ERR_SAVED_STATE", "restore did not complete in 120 s");
+      if (Date.now() > deadline) throw vmError("VM_ERR_SAVED_STATE", "restore did not complete in 120 s");
       await sleep(RESTORE_POLL_MS);
     }
     await q.execute("cont");
@@ -405,10 +401,7 @@ async function restoreInto(
     await killPidFile(p.qemuPid);
     await killPidFile(p.swtpmPid);
     if (isBulwarkError(e)) throw e;
-    throw new BulwarkError(
-      "VM_ERR_SAVED_STATE",
-      `restore failed: ${e instanceof Error ? e.message : String(e)}`,
-    );
+    throw vmError("VM_ERR_SAVED_STATE", `restore failed: ${e instanceof Error ? e.message : String(e)}`);
   }
   q.close();
   // The VM runs from the restored state: the saved state is consumed.
@@ -435,7 +428,7 @@ export async function saveVm(
     const c = await ctx.store.load(name);
     const p = ctx.store.paths(name);
     const pid = qemuPidOf(p);
-    if (pid === null) throw new BulwarkError("VM_ERR_STATE", `VM '${name}' is not running`);
+    if (pid === null) throw vmError("VM_ERR_STATE", `VM '${name}' is not running`);
     const encrypted = c.security.encryptStateAndMigration || c.security.policy === "Shielded";
     const secrets = encrypted ? await unlockVmLocallyOrViaHgs(ctx, name) : undefined; // guarded: HGS
     // A temporary file left by an interrupted save is garbage: the last good state is the real file.
@@ -501,10 +494,7 @@ export async function saveVm(
         if (m.ram) opts.onProgress?.(m.ram.transferred, m.ram.total);
         if (m.status === "completed") break;
         if (m.status === "failed" || m.status === "cancelled") {
-          throw new BulwarkError(
-            "VM_ERR_SAVED_STATE",
-            `QEMU migration ${m.status}: ${m["error-desc"] ?? ""}`,
-          );
+          throw vmError("VM_ERR_SAVED_STATE", `QEMU migration ${m.status}: ${m["error-desc"] ?? ""}`);
         }
         await sleep(SAVE_POLL_MS);
       }
@@ -530,10 +520,7 @@ export async function saveVm(
       q.close();
       await rm(tmp, { force: true });
       if (isBulwarkError(e)) throw e;
-      throw new BulwarkError(
-        "VM_ERR_SAVED_STATE",
-        `save failed: ${e instanceof Error ? e.message : String(e)}`,
-      );
+      throw vmError("VM_ERR_SAVED_STATE", `save failed: ${e instanceof Error ? e.message : String(e)}`);
     } finally {
       zero(secrets);
       server?.close();
@@ -551,7 +538,7 @@ export async function stopVm(
   await ctx.store.withLock(name, async () => {
     const p = ctx.store.paths(name);
     const pid = qemuPidOf(p);
-    if (pid === null) throw new BulwarkError("VM_ERR_STATE", `VM '${name}' is not running`);
+    if (pid === null) throw vmError("VM_ERR_STATE", `VM '${name}' is not running`);
     const q = await connectQmp(p);
     try {
       await q.execute("system_powerdown");
@@ -559,10 +546,7 @@ export async function stopVm(
       q.close();
     }
     if (!(await waitGone(pid, opts.timeoutMs ?? 60_000))) {
-      throw new BulwarkError(
-        "VM_ERR_STATE",
-        `VM '${name}' did not shut down in time; use 'bulwark vm turn-off'`,
-      );
+      throw vmError("VM_ERR_STATE", `VM '${name}' did not shut down in time; use 'bulwark vm turn-off'`);
     }
     await killPidFile(p.swtpmPid);
   });
@@ -595,7 +579,7 @@ export async function turnOffVm(ctx: HostContext, name: string): Promise<VmStatu
 export async function pauseVm(ctx: HostContext, name: string, pause: boolean): Promise<VmStatus> {
   await ctx.store.withLock(name, async () => {
     const p = ctx.store.paths(name);
-    if (qemuPidOf(p) === null) throw new BulwarkError("VM_ERR_STATE", `VM '${name}' is not running`);
+    if (qemuPidOf(p) === null) throw vmError("VM_ERR_STATE", `VM '${name}' is not running`);
     const q = await connectQmp(p);
     try {
       await q.execute(pause ? "stop" : "cont");
