@@ -34,7 +34,8 @@ import { hostKeyPublic, keyReleaseKey } from "../host/guarded/identity.js";
 import { newVmConfig, shield, type VmConfig } from "../host/vm/config.js";
 import { setKeyProtectorFromBytes } from "../host/vm/keys.js";
 import { provisionNvram } from "../host/vm/nvram.js";
-import { hostContext, startVm, turnOffVm, vmStatus } from "../host/vm/runtime.js";
+import { hostContext } from "../host/index.js";
+import { startVm, turnOffVm, vmStatus } from "../host/vm/lifecycle.js";
 import { formatStatus } from "./cmd-host.js";
 
 /** An in-process HGS with one or more HTTPS nodes (fastify servers over one service and database). */
