@@ -26,7 +26,7 @@ import { connectQmp } from "../src/host/vm/processes.js";
 import { hostContext } from "../src/host/index.js";
 import { saveVm } from "../src/host/vm/saved-state.js";
 import { startVm, turnOffVm, waitForPowerOff } from "../src/host/vm/lifecycle.js";
-import { type VmContext } from "../src/host/vm/context.js";
+import type { VmContext } from "../src/host/vm/context.js";
 
 const quick = process.argv.includes("--quick");
 const FILL_MIB = quick ? 256 : 1024;

@@ -9,6 +9,7 @@ import {
 } from "../protector/key-protector.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { GuardianStore } from "../host/guardians.js";
+import { vmError } from "../host/vm/errors.js";
 import { defaultStateDir, VmStore } from "../host/vm/store.js";
 import { parse, printJson, usageError } from "./args.js";
 
@@ -24,7 +25,6 @@ const help = `Usage: bulwark key-protector <verb> [--state-dir DIR] [--json]
 A key protector wraps a VM's transport key to each guardian; the owner signs the guardian set.
 Moving a VM to another host: export that host's guardian (guardian export UntrustedGuardian),
 import it here, grant it, and copy the VM directory. See docs/formats/key-protector.md.`;
-import { vmError } from "../host/vm/errors.js";
 
 async function ownerFor(store: GuardianStore, kpBytes: Uint8Array): Promise<Guardian> {
   const kp = parseKeyProtector(kpBytes);

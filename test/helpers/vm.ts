@@ -7,7 +7,7 @@ import { markers, scriptFwCfgName } from "../../src/lab/guest-init.js";
 import { newVmConfig, type VmConfig } from "../../src/host/vm/config.js";
 import { hostContext } from "../../src/host/index.js";
 import { turnOffVm } from "../../src/host/vm/lifecycle.js";
-import { type VmContext } from "../../src/host/vm/context.js";
+import type { VmContext } from "../../src/host/vm/context.js";
 
 export interface TestHost {
   readonly dir: string;

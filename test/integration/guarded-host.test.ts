@@ -25,7 +25,7 @@ import { inspectKeyProtector } from "../../src/protector/key-protector.js";
 import { VM_SECRET, vmSecretsHeader } from "../../src/protector/vm-secrets.js";
 import { hostContext } from "../../src/host/index.js";
 import { startVm, turnOffVm, vmStatus } from "../../src/host/vm/lifecycle.js";
-import { type VmContext } from "../../src/host/vm/context.js";
+import type { VmContext } from "../../src/host/vm/context.js";
 import {
   guardHost,
   provisionShieldedVmForHgs,
@@ -34,12 +34,12 @@ import {
 } from "../../src/cli/demo-fabric.js";
 import { hostCli } from "../helpers/guarded-host.js";
 import { processAlive } from "../helpers/processes.js";
+import { rejectsWith } from "../helpers/errors.js";
 
 /** The HGS half of the host's key source alone, as the composed one calls it after the local guardians. */
 async function viaHgs(c: VmContext, name: string) {
   return unlockVmViaHgs(c.store.stateDir, await unlockRequest(c, name));
 }
-import { rejectsWith } from "../helpers/errors.js";
 
 const VM = "shielded";
 
