@@ -4,6 +4,7 @@
  * (temp file, fsync, rename). The key is read from its file only; it never appears in output.
  */
 import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
+import { bytesEqual } from "../core/bytes.js";
 import { Exit } from "../core/errors.js";
 import { Asn1Error } from "../asn1/errors.js";
 import { certificateBytes, parseCertificate } from "../asn1/x509.js";
@@ -62,7 +63,7 @@ export async function run(argv: string[]): Promise<number> {
     certificate = certificateBytes(await readInputFile(values.cert));
     const cert = parseCertificate(certificate);
     const spki = new Uint8Array(createPublicKey(key).export({ type: "spki", format: "der" }));
-    if (Buffer.compare(Buffer.from(spki), Buffer.from(cert.spkiRaw)) !== 0) {
+    if (!bytesEqual(spki, cert.spkiRaw)) {
       throw new UefiPeError("UEFI_ERR_PE_SIGNING_KEY", "the --key does not belong to the --cert certificate");
     }
   } catch (e) {

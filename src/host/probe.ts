@@ -103,9 +103,14 @@ export async function probeKvm(): Promise<KvmStatus> {
   };
 }
 
+/**
+ * Process-wide on purpose: whether KVM works with SMM is a fact about this machine and kernel
+ * that does not change while the process runs, and finding out costs two QEMU starts; every VM
+ * start and test boot in the process shares the one answer.
+ */
 let cachedAccel: Promise<"kvm" | "tcg"> | undefined;
 
-/** kvm when KVM works with SMM (OVMF secure boot needs it), else tcg. Cached per process. */
+/** kvm when KVM works with SMM (OVMF secure boot needs it), else tcg; BULWARK_ACCEL forces one. */
 export function chooseAccelerator(): Promise<"kvm" | "tcg"> {
   const forced = process.env["BULWARK_ACCEL"];
   if (forced === "tcg" || forced === "kvm") return Promise.resolve(forced);

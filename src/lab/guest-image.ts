@@ -72,8 +72,6 @@ const ESP_FILES = {
   initrd: "bulwark/initrd.img",
 } as const;
 
-let aptUpdated = false;
-
 async function aptCache(args: string[]): Promise<string> {
   return (await runProgram("apt-cache", args)).stdout;
 }
@@ -84,19 +82,30 @@ async function candidateVersion(pkg: string): Promise<string | undefined> {
   return m && m[1] !== "(none)" ? m[1] : undefined;
 }
 
-async function aptUpdateOnce(): Promise<void> {
-  if (aptUpdated) return;
+/**
+ * Refreshes apt's package lists, at most once per image build (a build that needed fresh lists
+ * to resolve its packages does not fetch them again to download them).
+ */
+class AptLists {
+  private refreshed: Promise<void> | undefined;
+
+  refresh(): Promise<void> {
+    this.refreshed ??= aptUpdate();
+    return this.refreshed;
+  }
+}
+
+async function aptUpdate(): Promise<void> {
   if (process.getuid?.() !== 0) {
     throw hostError("HOST_ERR_IMAGE_BUILD", "apt package lists are empty; run `sudo apt-get update` first");
   }
   await runProgram("apt-get", ["update", "-q"], {
     env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
   });
-  aptUpdated = true;
 }
 
 /** Resolves the exact package versions the image is built from (the cache key). */
-export async function resolveGuestPackages(): Promise<Record<string, string>> {
+async function resolveGuestPackages(apt: AptLists): Promise<Record<string, string>> {
   const resolveAll = async (): Promise<Record<string, string> | undefined> => {
     const deps = await aptCache(["depends", "linux-image-amd64"]).catch(() => "");
     const kernelPkg = /Depends:\s*(linux-image-\d\S*-amd64)\b/.exec(deps)?.[1];
@@ -111,7 +120,7 @@ export async function resolveGuestPackages(): Promise<Record<string, string>> {
   };
   let pkgs = await resolveAll();
   if (!pkgs) {
-    await aptUpdateOnce();
+    await apt.refresh();
     pkgs = await resolveAll();
   }
   if (!pkgs) {
@@ -135,7 +144,11 @@ async function sha256File(p: string): Promise<string> {
     .digest("hex");
 }
 
-async function downloadDebs(packages: Record<string, string>, dir: string): Promise<Record<string, string>> {
+async function downloadDebs(
+  packages: Record<string, string>,
+  dir: string,
+  apt: AptLists,
+): Promise<Record<string, string>> {
   await mkdir(dir, { recursive: true });
   const out: Record<string, string> = {};
   for (const [name, version] of Object.entries(packages)) {
@@ -147,7 +160,7 @@ async function downloadDebs(packages: Record<string, string>, dir: string): Prom
       try {
         await runProgram("apt-get", ["download", "-q", `${name}=${version}`], { cwd: tmp }).catch(
           async () => {
-            await aptUpdateOnce();
+            await apt.refresh();
             return runProgram("apt-get", ["download", "-q", `${name}=${version}`], { cwd: tmp });
           },
         );
@@ -408,7 +421,8 @@ export async function ensureGuestImage(
   opts: { progress?: ImageProgress; force?: boolean } = {},
 ): Promise<GuestImage> {
   const progress = opts.progress ?? (() => undefined);
-  const packages = await resolveGuestPackages();
+  const apt = new AptLists();
+  const packages = await resolveGuestPackages(apt);
   const key = imageKey(packages);
   const dir = path.join(cacheDir(), "guest", key);
   if (!opts.force) {
@@ -425,7 +439,7 @@ export async function ensureGuestImage(
   try {
     await mkdir(build, { recursive: true });
     progress("downloading Debian packages (apt-get download)");
-    const debs = await downloadDebs(packages, path.join(cacheDir(), "debs"));
+    const debs = await downloadDebs(packages, path.join(cacheDir(), "debs"), apt);
     const x = path.join(build, "x");
     const kernelPkg = Object.keys(packages).find((p) => p.startsWith("linux-image-"));
     progress("extracting shim, grub, kernel and busybox");
