@@ -7,11 +7,10 @@ import { scriptFwCfgName } from "../lab/guest-init.js";
 import { serialFilter } from "./serial-filter.js";
 import { newVmConfig, shield } from "../host/vm/config.js";
 import { setNewLocalKeyProtector } from "../host/vm/keys.js";
-import { provisionNvram } from "../host/vm/nvram.js";
 import { checkQmpCommand } from "../host/vm/qmp-gate.js";
 import { hostContext } from "../host/index.js";
 import { saveVm } from "../host/vm/saved-state.js";
-import { startVm, turnOffVm, vmStatus } from "../host/vm/lifecycle.js";
+import { createVm, startVm, turnOffVm, vmStatus } from "../host/vm/lifecycle.js";
 import { isBulwarkError } from "../core/errors.js";
 import { findSecureBootFirmware } from "../host/firmware.js";
 import { ensureGuestImage } from "../lab/guest-image.js";
@@ -158,9 +157,8 @@ async function shieldedPart(values: DemoValues): Promise<{ ok: boolean; summary:
       template: "MicrosoftUEFICertificateAuthority",
     });
     const p = await step(`creating VM '${name}' (template MicrosoftUEFICertificateAuthority) in ${dir}`, () =>
-      ctx.store.create({ ...base, fwCfg: { [scriptFwCfgName]: script } }),
+      createVm(ctx, { ...base, fwCfg: { [scriptFwCfgName]: script } }),
     );
-    await provisionNvram(dir, base, p, { fresh: true });
     const kp = await step("creating a local key protector (owner and guardian: UntrustedGuardian)", () =>
       setNewLocalKeyProtector(p, ctx.guardians),
     );

@@ -6,10 +6,16 @@ import { hostContext } from "../host/index.js";
 import { isShielded, newVmConfig } from "../host/vm/config.js";
 import type { VmContext } from "../host/vm/context.js";
 import { hasKeyProtector, readKeyProtector } from "../host/vm/keys.js";
-import { deleteVm, pauseVm, startVm, stopVm, turnOffVm, vmStatus } from "../host/vm/lifecycle.js";
-import { provisionNvram } from "../host/vm/nvram.js";
-import { assertRunning, connectQmp } from "../host/vm/processes.js";
-import { checkQmpCommand } from "../host/vm/qmp-gate.js";
+import {
+  createVm,
+  deleteVm,
+  operatorQmp,
+  pauseVm,
+  startVm,
+  stopVm,
+  turnOffVm,
+  vmStatus,
+} from "../host/vm/lifecycle.js";
 import { saveVm } from "../host/vm/saved-state.js";
 import {
   consoleFor,
@@ -165,13 +171,7 @@ export async function run(argv: string[]): Promise<number> {
         ...(values.template ? { template: values.template } : {}),
         ...(sb === undefined ? {} : { secureBoot: sb }),
       });
-      const p = await ctx.store.create(c);
-      try {
-        await provisionNvram(ctx.store.stateDir, c, p, { fresh: true });
-      } catch (e) {
-        await ctx.store.remove(name);
-        throw e;
-      }
+      const p = await createVm(ctx, c);
       return out(await describe(ctx, name), () => process.stdout.write(`created VM '${name}' in ${p.dir}\n`));
     }
     case "list": {
@@ -256,10 +256,6 @@ export async function run(argv: string[]): Promise<number> {
     case "qmp": {
       const name = need(a1, "VM name");
       const command = need(a2, "QMP command");
-      const c = await ctx.store.load(name);
-      checkQmpCommand(c, command);
-      const p = ctx.store.paths(name);
-      assertRunning(p, name);
       let args: Record<string, unknown> | undefined;
       if (a3) {
         try {
@@ -268,13 +264,7 @@ export async function run(argv: string[]): Promise<number> {
           throw usageError("QMP arguments must be a JSON object");
         }
       }
-      const q = await connectQmp(p);
-      try {
-        const r = await q.execute(command, args);
-        printJson(r ?? {});
-      } finally {
-        q.close();
-      }
+      printJson((await operatorQmp(ctx, name, command, args)) ?? {});
       return 0;
     }
     case "firmware":

@@ -33,9 +33,8 @@ import { writeConfig, type HgsClientConfig } from "../host/guarded/config.js";
 import { hostKeyPublic, keyReleaseKey } from "../host/guarded/identity.js";
 import { newVmConfig, shield, type VmConfig } from "../host/vm/config.js";
 import { setKeyProtectorFromBytes } from "../host/vm/keys.js";
-import { provisionNvram } from "../host/vm/nvram.js";
 import { hostContext } from "../host/index.js";
-import { startVm, turnOffVm, vmStatus } from "../host/vm/lifecycle.js";
+import { createVm, startVm, turnOffVm, vmStatus } from "../host/vm/lifecycle.js";
 import { formatStatus } from "./cmd-host.js";
 
 /** An in-process HGS with one or more HTTPS nodes (fastify servers over one service and database). */
@@ -159,8 +158,7 @@ export async function provisionShieldedVmForHgs(o: {
     ...(o.fwCfg ? { fwCfg: { ...o.fwCfg } } : {}),
     ...o.patch,
   };
-  const p = await ownerHost.store.create(base);
-  await provisionNvram(o.ownerStateDir, base, p, { fresh: true });
+  const p = await createVm(ownerHost, base);
   const { keyProtector, transportKey } = createKeyProtector({ owner, guardians: [hgsGuardian] });
   transportKey.key.fill(0);
   // Fresh VM secrets sealed under the transport key (the owner unwraps: it is still a guardian).

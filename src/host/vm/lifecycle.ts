@@ -1,8 +1,9 @@
 /**
- * A VM's life (Hyper-V Start-VM, Stop-VM, Suspend-VM, Remove-VM): status, start (restoring a
- * saved state when there is one), ACPI shutdown, turn off, pause and resume, delete. QEMU runs
- * detached with a QMP socket; a VM with a vTPM or encrypted state gets its keys from the
- * context's key source. Each operation holds the VM's lock.
+ * A VM's life (Hyper-V New-VM, Start-VM, Stop-VM, Suspend-VM, Remove-VM): create, status, start
+ * (restoring a saved state when there is one), ACPI shutdown, turn off, pause and resume, delete,
+ * and an operator's QMP command through the policy's gate. QEMU runs detached with a QMP socket;
+ * a VM with a vTPM or encrypted state gets its keys from the context's key source. Each
+ * operation that drives QEMU holds the VM's lock.
  */
 import { existsSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
@@ -24,6 +25,7 @@ import {
   waitGone,
 } from "./processes.js";
 import { qemuArgs } from "./qemu-args.js";
+import { checkQmpCommand } from "./qmp-gate.js";
 import { readSavedMeta, restoreInto, type SavedStateMeta } from "./saved-state.js";
 import type { VmPaths } from "./store.js";
 import { startVtpm } from "./vtpm.js";
@@ -35,6 +37,18 @@ export interface VmStatus {
   readonly state: VmState;
   readonly qemuPid: number | null;
   readonly savedState: SavedStateMeta | null;
+}
+
+/** New-VM: the VM's directory and config, and its NVRAM from its template; nothing is left on failure. */
+export async function createVm(ctx: VmContext, c: VmConfig): Promise<VmPaths> {
+  const p = await ctx.store.create(c);
+  try {
+    await provisionNvram(ctx.store.stateDir, c, p, { fresh: true });
+  } catch (e) {
+    await ctx.store.remove(c.name);
+    throw e;
+  }
+  return p;
 }
 
 export async function vmStatus(ctx: VmContext, name: string): Promise<VmStatus> {
@@ -198,4 +212,22 @@ export async function deleteVm(ctx: VmContext, name: string, opts: { force?: boo
   }
   if (s.state === "Running" || s.state === "Paused") await turnOffVm(ctx, name);
   await ctx.store.remove(name);
+}
+
+/** One operator QMP command to a running VM, through its security policy's gate (qmp-gate.ts). */
+export async function operatorQmp(
+  ctx: VmContext,
+  name: string,
+  command: string,
+  args?: Record<string, unknown>,
+): Promise<unknown> {
+  checkQmpCommand(await ctx.store.load(name), command);
+  const p = ctx.store.paths(name);
+  assertRunning(p, name);
+  const q = await connectQmp(p);
+  try {
+    return await q.execute(command, args);
+  } finally {
+    q.close();
+  }
 }
