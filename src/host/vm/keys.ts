@@ -5,8 +5,8 @@
  * — so rolling the transport key re-encrypts only that blob, never the vTPM state.
  */
 import { randomBytes } from "node:crypto";
-import { bytesEqual } from "../../core/bytes.js";
 import { readFile } from "node:fs/promises";
+import { bytesEqual } from "../../core/bytes.js";
 import { writeFileAtomic } from "../../io/atomic.js";
 import { guardianThumbprint, type Guardian } from "../../protector/guardian.js";
 import {
@@ -15,6 +15,7 @@ import {
   parseKeyProtector,
   unwrapKeyProtector,
   unwrapWithLastKnownGood,
+  type KeyProtector,
   type KeyProtectorInfo,
   type TransportKey,
 } from "../../protector/key-protector.js";
@@ -88,25 +89,32 @@ export async function unlockVm(ctx: VmContext, name: string): Promise<VmSecrets>
 }
 
 /**
- * The key source of local mode: this host's guardians unwrap the key protector (or its last
- * known good copy) and open the VM secrets; a current protector that unwrapped becomes the new
- * last known good. Throws PROTECTOR_ERR_NOT_AUTHORIZED when no local guardian is in it.
+ * Unwraps the key protector (or its last known good copy) with this host's guardians and opens
+ * the VM secrets; a current protector that unwrapped becomes the new last known good. Throws
+ * PROTECTOR_ERR_NOT_AUTHORIZED when no local guardian is in it.
  */
-export function localGuardianUnlock(guardians: GuardianStore): KeyUnlock {
-  return async ({ paths, files }) => {
-    const local = await guardians.localGuardians();
-    const lkg = files.lastKnownGood?.bytes;
-    const r = unwrapWithLastKnownGood(files.current.bytes, lkg, local);
-    try {
-      if (r.used === "current" && (!lkg || !bytesEqual(lkg, files.current.bytes))) {
-        await writeFileAtomic(paths.keyProtectorLastKnownGood, r.lastKnownGood);
-      }
-      if (!files.secrets) throw vmError("VM_ERR_KEY_PROTECTOR_REQUIRED", "the VM's secrets blob is missing");
-      return openVmSecrets(r.transportKey, files.secrets);
-    } finally {
-      r.transportKey.key.fill(0);
+async function openWithLocalGuardians(
+  guardians: GuardianStore,
+  paths: VmPaths,
+  files: VmKeyFiles,
+): Promise<VmSecrets> {
+  const local = await guardians.localGuardians();
+  const lkg = files.lastKnownGood?.bytes;
+  const r = unwrapWithLastKnownGood(files.current.bytes, lkg, local);
+  try {
+    if (r.used === "current" && (!lkg || !bytesEqual(lkg, files.current.bytes))) {
+      await writeFileAtomic(paths.keyProtectorLastKnownGood, r.lastKnownGood);
     }
-  };
+    if (!files.secrets) throw vmError("VM_ERR_KEY_PROTECTOR_REQUIRED", "the VM's secrets blob is missing");
+    return openVmSecrets(r.transportKey, files.secrets);
+  } finally {
+    r.transportKey.key.fill(0);
+  }
+}
+
+/** The key source of local mode: the host's own guardians. */
+export function localGuardianUnlock(guardians: GuardianStore): KeyUnlock {
+  return ({ paths, files }) => openWithLocalGuardians(guardians, paths, files);
 }
 
 /**
@@ -137,13 +145,9 @@ export function zeroSecrets(s: VmSecrets | undefined): void {
 
 /** The current secrets if the VM has a protector this host can unwrap; fresh ones if it has none. */
 async function currentOrFreshSecrets(paths: VmPaths, guardians: GuardianStore): Promise<VmSecrets> {
-  if (!(await hasKeyProtector(paths)) || !(await readOptional(paths.vmSecrets))) return freshSecrets();
-  return localGuardianUnlock(guardians)({
-    name: "",
-    paths,
-    files: await readVmKeyFiles(paths),
-    progress: () => undefined,
-  });
+  if (!(await hasKeyProtector(paths))) return freshSecrets();
+  const files = await readVmKeyFiles(paths);
+  return files.secrets ? openWithLocalGuardians(guardians, paths, files) : freshSecrets();
 }
 
 async function install(
@@ -200,11 +204,18 @@ export async function restoreLastKnownGood(paths: VmPaths): Promise<KeyProtector
   return inspectKeyProtector(lkg);
 }
 
-/** The local guardian that owns the VM's key protector, if its private key is on this host. */
-export async function localOwner(paths: VmPaths, guardians: GuardianStore): Promise<Guardian | undefined> {
-  const kp = parseKeyProtector(await readKeyProtector(paths));
+/** The local guardian that owns a key protector, if its private key is on this host. */
+export async function localOwnerOf(
+  kp: KeyProtector,
+  guardians: GuardianStore,
+): Promise<Guardian | undefined> {
   const ownerThumb = guardianThumbprint(kp.owner);
   return (await guardians.localGuardians()).find((g) => guardianThumbprint(g) === ownerThumb);
+}
+
+/** The local guardian that owns the VM's key protector, if its private key is on this host. */
+export async function localOwner(paths: VmPaths, guardians: GuardianStore): Promise<Guardian | undefined> {
+  return localOwnerOf(parseKeyProtector(await readKeyProtector(paths)), guardians);
 }
 
 export function secret(secrets: VmSecrets, name: string): Uint8Array {
