@@ -49,6 +49,11 @@ export interface SettingResult {
   readonly command: readonly string[];
 }
 
+/** A key protector change also returns the protector now in place (never any secret of it). */
+export interface KeyProtectorResult extends SettingResult {
+  readonly keyProtector: KeyProtectorInfo;
+}
+
 /** The settings the Shielded policy forces and locks while it is in force (greyed out in a UI). */
 export function lockedByShielding(c: VmConfig): string[] {
   return isShielded(c) ? ["secureBoot", "tpm", "encryptStateAndMigration"] : [];
@@ -83,11 +88,11 @@ const onOff = (b: boolean): string => (b ? "on" : "off");
  * Runs one settings change under the VM's lock, once the VM is known to be off; `change` gets
  * the current config and returns the result.
  */
-async function whileOff(
+async function whileOff<R extends SettingResult>(
   ctx: VmContext,
   name: string,
-  change: (c: VmConfig) => Promise<SettingResult>,
-): Promise<SettingResult> {
+  change: (c: VmConfig) => Promise<R>,
+): Promise<R> {
   return ctx.store.withLock(name, async () => {
     const c = await ctx.store.load(name);
     const s = await vmStatus(ctx, name);
@@ -181,7 +186,7 @@ export async function setKeyProtector(
   ctx: VmContext,
   name: string,
   source: KeyProtectorSource,
-): Promise<SettingResult> {
+): Promise<KeyProtectorResult> {
   return whileOff(ctx, name, async (c) => {
     await assertOwnerPresent(ctx, c);
     const p = ctx.store.paths(name);
@@ -192,6 +197,7 @@ export async function setKeyProtector(
     return {
       config: c,
       changes: [{ setting: "keyProtector", to: protectorSummary(info) }],
+      keyProtector: info,
       command: [
         ...["bulwark", "vm", "key-protector", "set", name],
         ...(source.kind === "new-local" ? ["--new-local"] : ["--file", source.file ?? "KP"]),
@@ -201,12 +207,13 @@ export async function setKeyProtector(
 }
 
 /** Puts the last known good key protector back in place (after a bad update). */
-export async function restoreKeyProtector(ctx: VmContext, name: string): Promise<SettingResult> {
+export async function restoreKeyProtector(ctx: VmContext, name: string): Promise<KeyProtectorResult> {
   return whileOff(ctx, name, async (c) => {
     const info = await restoreLastKnownGood(ctx.store.paths(name));
     return {
       config: c,
       changes: [{ setting: "keyProtector", to: protectorSummary(info) }],
+      keyProtector: info,
       command: ["bulwark", "vm", "key-protector", "restore-last-known-good", name],
     };
   });
