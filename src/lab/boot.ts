@@ -1,7 +1,8 @@
 /**
  * One short boot of a guest test image under OVMF's secure-boot firmware (q35, SMM on) with an
  * optional vTPM, returning what the guest reported on its serial console. Used by the demo and
- * by integration tests; long-lived VMs are the VM runtime's job.
+ * by integration tests. The boot is a throwaway VM run through the VM command line
+ * (host/vm/qemu-args.ts, "harness" supervision); long-lived VMs are host/vm's lifecycle's job.
  */
 import { randomBytes } from "node:crypto";
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
