@@ -15,32 +15,28 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { findSecureBootFirmware } from "../src/host/firmware.js";
-import { ensureGuestImage } from "../src/host/guest-image.js";
-import { scriptFwCfgName } from "../src/host/guest-init.js";
+import { ensureGuestImage } from "../src/lab/guest-image.js";
+import { scriptFwCfgName } from "../src/lab/guest-init.js";
 import { chooseAccelerator } from "../src/host/probe.js";
 import { requireProgram } from "../src/host/tools.js";
 import { newVmConfig, type VmConfig } from "../src/host/vm/config.js";
 import { setNewLocalKeyProtector } from "../src/host/vm/keys.js";
 import { qemuArgs } from "../src/host/vm/qemu-args.js";
-import {
-  connectQmp,
-  hostContext,
-  saveVm,
-  startVm,
-  turnOffVm,
-  waitForPowerOff,
-  type HostContext,
-} from "../src/host/vm/runtime.js";
+import { connectQmp } from "../src/host/vm/processes.js";
+import { hostContext } from "../src/host/index.js";
+import { saveVm } from "../src/host/vm/saved-state.js";
+import { startVm, turnOffVm, waitForPowerOff } from "../src/host/vm/lifecycle.js";
+import type { VmContext } from "../src/host/vm/context.js";
 
 const quick = process.argv.includes("--quick");
 const FILL_MIB = quick ? 256 : 1024;
 
-async function serial(ctx: HostContext, name: string): Promise<string> {
+async function serial(ctx: VmContext, name: string): Promise<string> {
   return readFile(ctx.store.paths(name).serialLog, "utf8").catch(() => "");
 }
 
 async function waitFor(
-  ctx: HostContext,
+  ctx: VmContext,
   name: string,
   text: string,
   timeoutMs: number,
@@ -54,7 +50,7 @@ async function waitFor(
   }
 }
 
-async function makeVm(ctx: HostContext, dir: string, name: string, script: string, patch: Partial<VmConfig>) {
+async function makeVm(ctx: VmContext, dir: string, name: string, script: string, patch: Partial<VmConfig>) {
   const img = await ensureGuestImage("tpm2tools");
   const file = path.join(dir, `${name}.sh`);
   await writeFile(file, script);
@@ -83,7 +79,7 @@ const SETTLE_MS = 4000;
 const SAVE_REPS = quick ? 1 : 3;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
-async function saveRestore(ctx: HostContext, dir: string) {
+async function saveRestore(ctx: VmContext, dir: string) {
   const name = "membench";
   const p = await makeVm(
     ctx,
@@ -205,7 +201,7 @@ echo BENCH-FILLED; while true; do sleep 1; done
   };
 }
 
-async function startToReady(ctx: HostContext, dir: string, runs: number) {
+async function startToReady(ctx: VmContext, dir: string, runs: number) {
   const plain = await makeVm(ctx, dir, "plainstart", "true\n", {});
   void plain;
   const tpmP = await makeVm(ctx, dir, "tpmstart", "true\n", {});

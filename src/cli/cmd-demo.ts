@@ -2,17 +2,18 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { bootGuest } from "../host/boot.js";
-import { scriptFwCfgName } from "../host/guest-init.js";
+import { bootGuest } from "../lab/boot.js";
+import { scriptFwCfgName } from "../lab/guest-init.js";
 import { serialFilter } from "./serial-filter.js";
-import { newVmConfig, shield } from "../host/vm/config.js";
-import { setNewLocalKeyProtector } from "../host/vm/keys.js";
-import { provisionNvram } from "../host/vm/nvram.js";
+import { newVmConfig } from "../host/vm/config.js";
 import { checkQmpCommand } from "../host/vm/qmp-gate.js";
-import { hostContext, saveVm, startVm, turnOffVm, vmStatus } from "../host/vm/runtime.js";
+import { hostContext } from "../host/index.js";
+import { saveVm } from "../host/vm/saved-state.js";
+import { createVm, startVm, turnOffVm, vmStatus } from "../host/vm/lifecycle.js";
+import { setKeyProtector, setSecurityPolicy } from "../host/vm/settings.js";
 import { isBulwarkError } from "../core/errors.js";
 import { findSecureBootFirmware } from "../host/firmware.js";
-import { ensureGuestImage } from "../host/guest-image.js";
+import { ensureGuestImage } from "../lab/guest-image.js";
 import { parse, printJson } from "./args.js";
 import { fabricDemo } from "./demo-fabric.js";
 import { interruptSignal } from "./signals.js";
@@ -155,16 +156,15 @@ async function shieldedPart(values: DemoValues): Promise<{ ok: boolean; summary:
       network: "none",
       template: "MicrosoftUEFICertificateAuthority",
     });
-    const p = await step(`creating VM '${name}' (template MicrosoftUEFICertificateAuthority) in ${dir}`, () =>
-      ctx.store.create({ ...base, fwCfg: { [scriptFwCfgName]: script } }),
+    await step(`creating VM '${name}' (template MicrosoftUEFICertificateAuthority) in ${dir}`, () =>
+      createVm(ctx, { ...base, fwCfg: { [scriptFwCfgName]: script } }),
     );
-    await provisionNvram(dir, base, p, { fresh: true });
-    const kp = await step("creating a local key protector (owner and guardian: UntrustedGuardian)", () =>
-      setNewLocalKeyProtector(p, ctx.guardians),
+    const { keyProtector: kp } = await step(
+      "creating a local key protector (owner and guardian: UntrustedGuardian)",
+      () => setKeyProtector(ctx, name, { kind: "new-local" }),
     );
-    await step(
-      "shielding: Secure Boot, vTPM and state encryption forced and locked; console removed",
-      async () => ctx.store.save(shield(await ctx.store.load(name))),
+    await step("shielding: Secure Boot, vTPM and state encryption forced and locked; console removed", () =>
+      setSecurityPolicy(ctx, name, { shielded: true }),
     );
     const tStart = Date.now();
     await step("starting the shielded VM (vTPM state key released by the key protector)", () =>

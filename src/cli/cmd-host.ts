@@ -21,7 +21,7 @@ import {
   writeConfig,
   type HgsClientConfig,
 } from "../host/guarded/config.js";
-import { HostGuardError } from "../host/guarded/errors.js";
+import { hostGuardError } from "../host/guarded/errors.js";
 import { HOST_KEY_TYPES, hostKeyPublic, keyReleaseKey, type HostKeyType } from "../host/guarded/identity.js";
 import { captureBaseline, exportEkPublic } from "../host/guarded/tpm-host.js";
 import { defaultStateDir } from "../host/vm/store.js";
@@ -188,7 +188,7 @@ export async function run(argv: string[]): Promise<number> {
     case "attest": {
       const c = await readConfig(stateDir);
       if (c.mode === "Local")
-        throw new HostGuardError(
+        throw hostGuardError(
           "HOSTGUARD_ERR_LOCAL_MODE",
           "the host is in local mode (bulwark host config --hgs URL)",
         );

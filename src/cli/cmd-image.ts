@@ -1,4 +1,4 @@
-import { ensureGuestImage, guestVariants, type GuestVariant } from "../host/guest-image.js";
+import { ensureGuestImage, guestVariants, type GuestVariant } from "../lab/guest-image.js";
 import { parse, printJson, usageError } from "./args.js";
 
 const help = `Usage: bulwark image build [--variant base|tpm2tools | --all] [--force] [--quiet] [--json]

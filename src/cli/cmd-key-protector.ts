@@ -1,5 +1,4 @@
 import { readFile } from "node:fs/promises";
-import { BulwarkError } from "../core/errors.js";
 import { guardianThumbprint, type Guardian } from "../protector/guardian.js";
 import {
   createKeyProtector,
@@ -10,6 +9,8 @@ import {
 } from "../protector/key-protector.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { GuardianStore } from "../host/guardians.js";
+import { vmError } from "../host/vm/errors.js";
+import { localOwnerOf } from "../host/vm/keys.js";
 import { defaultStateDir, VmStore } from "../host/vm/store.js";
 import { parse, printJson, usageError } from "./args.js";
 
@@ -28,12 +29,11 @@ import it here, grant it, and copy the VM directory. See docs/formats/key-protec
 
 async function ownerFor(store: GuardianStore, kpBytes: Uint8Array): Promise<Guardian> {
   const kp = parseKeyProtector(kpBytes);
-  const thumb = guardianThumbprint(kp.owner);
-  const owner = (await store.localGuardians()).find((g) => guardianThumbprint(g) === thumb);
+  const owner = await localOwnerOf(kp, store);
   if (!owner) {
-    throw new BulwarkError(
+    throw vmError(
       "VM_ERR_OWNER_KEY_REQUIRED",
-      `the owner guardian '${kp.owner.name}' (${thumb}) has no private key on this host`,
+      `the owner guardian '${kp.owner.name}' (${guardianThumbprint(kp.owner)}) has no private key on this host`,
     );
   }
   return owner;

@@ -1,39 +1,33 @@
 import net from "node:net";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { BulwarkError } from "../core/errors.js";
 import { inspectKeyProtector } from "../protector/key-protector.js";
+import { hostContext } from "../host/index.js";
+import { isShielded, newVmConfig } from "../host/vm/config.js";
+import type { VmContext } from "../host/vm/context.js";
+import { hasKeyProtector, readKeyProtector } from "../host/vm/keys.js";
 import {
-  assertNotLockedByShielding,
-  isShielded,
-  newVmConfig,
-  shield,
-  unshield,
-  validateConfig,
-  type VmConfig,
-} from "../host/vm/config.js";
-import {
-  hasKeyProtector,
-  localOwner,
-  readKeyProtector,
-  restoreLastKnownGood,
-  setKeyProtectorFromBytes,
-  setNewLocalKeyProtector,
-} from "../host/vm/keys.js";
-import { provisionNvram } from "../host/vm/nvram.js";
-import { checkQmpCommand } from "../host/vm/qmp-gate.js";
-import {
-  connectQmp,
-  hostContext,
+  createVm,
+  deleteVm,
+  operatorQmp,
   pauseVm,
-  qemuPidOf,
-  saveVm,
   startVm,
   stopVm,
   turnOffVm,
   vmStatus,
-  type HostContext,
-} from "../host/vm/runtime.js";
+} from "../host/vm/lifecycle.js";
+import { saveVm } from "../host/vm/saved-state.js";
+import {
+  consoleFor,
+  lockedByShielding,
+  restoreKeyProtector,
+  setFirmware,
+  setKeyProtector,
+  setSecurity,
+  setSecurityPolicy,
+  setTpm,
+  type SettingResult,
+} from "../host/vm/settings.js";
 import { parse, printJson, usageError } from "./args.js";
 
 const help = `Usage: bulwark vm <verb> [options]        (all verbs: --state-dir DIR, --json)
@@ -87,30 +81,7 @@ function need(v: string | undefined, what: string): string {
   return v;
 }
 
-async function assertOffForSettings(ctx: HostContext, name: string): Promise<void> {
-  const s = await vmStatus(ctx, name);
-  if (s.state !== "Off") {
-    throw new BulwarkError(
-      "VM_ERR_STATE",
-      `settings change only while the VM is off (VM '${name}' is ${s.state})`,
-    );
-  }
-}
-
-/** A shielded VM's settings change only where the owner guardian's private key is present. */
-async function assertOwnerPresent(ctx: HostContext, c: VmConfig): Promise<void> {
-  if (!isShielded(c)) return;
-  const p = ctx.store.paths(c.name);
-  const owner = (await hasKeyProtector(p)) ? await localOwner(p, ctx.guardians) : undefined;
-  if (!owner) {
-    throw new BulwarkError(
-      "VM_ERR_OWNER_KEY_REQUIRED",
-      `VM '${c.name}' is shielded: its settings change only on a host holding the owner guardian's private key`,
-    );
-  }
-}
-
-async function describe(ctx: HostContext, name: string) {
+async function describe(ctx: VmContext, name: string) {
   const c = await ctx.store.load(name);
   const s = await vmStatus(ctx, name);
   const p = ctx.store.paths(name);
@@ -130,7 +101,7 @@ async function describe(ctx: HostContext, name: string) {
       encryptStateAndMigration: c.security.encryptStateAndMigration,
       policy: c.security.policy,
       shielded: isShielded(c),
-      lockedByShielding: isShielded(c) ? ["secureBoot", "tpm", "encryptStateAndMigration"] : [],
+      lockedByShielding: lockedByShielding(c),
       console: c.console,
       guestAgent: c.guestAgent,
     },
@@ -200,13 +171,7 @@ export async function run(argv: string[]): Promise<number> {
         ...(values.template ? { template: values.template } : {}),
         ...(sb === undefined ? {} : { secureBoot: sb }),
       });
-      const p = await ctx.store.create(c);
-      try {
-        await provisionNvram(ctx.store.stateDir, c, p, { fresh: true });
-      } catch (e) {
-        await ctx.store.remove(name);
-        throw e;
-      }
+      const p = await createVm(ctx, c);
       return out(await describe(ctx, name), () => process.stdout.write(`created VM '${name}' in ${p.dir}\n`));
     }
     case "list": {
@@ -278,25 +243,11 @@ export async function run(argv: string[]): Promise<number> {
     }
     case "delete": {
       const name = need(a1, "VM name");
-      const s = await vmStatus(ctx, name);
-      if (s.state !== "Off" && !values.force) {
-        throw new BulwarkError(
-          "VM_ERR_STATE",
-          `VM '${name}' is ${s.state}; turn it off first or pass --force`,
-        );
-      }
-      if (s.state === "Running" || s.state === "Paused") await turnOffVm(ctx, name);
-      await ctx.store.remove(name);
+      await deleteVm(ctx, name, { force: values.force === true });
       return out({ deleted: name }, () => process.stdout.write(`deleted VM '${name}'\n`));
     }
     case "console": {
-      const name = need(a1, "VM name");
-      const c = await ctx.store.load(name);
-      const p = ctx.store.paths(name);
-      if (!c.console || isShielded(c) || qemuPidOf(p) === null) {
-        throw new BulwarkError("VM_ERR_CONSOLE_UNAVAILABLE", `VM '${name}' has no console available`);
-      }
-      const sock = net.createConnection(p.consoleSocket);
+      const sock = net.createConnection(await consoleFor(ctx, need(a1, "VM name")));
       process.stdin.pipe(sock);
       sock.pipe(process.stdout);
       await new Promise<void>((r) => sock.on("close", () => r()));
@@ -305,10 +256,6 @@ export async function run(argv: string[]): Promise<number> {
     case "qmp": {
       const name = need(a1, "VM name");
       const command = need(a2, "QMP command");
-      const c = await ctx.store.load(name);
-      checkQmpCommand(c, command);
-      const p = ctx.store.paths(name);
-      if (qemuPidOf(p) === null) throw new BulwarkError("VM_ERR_STATE", `VM '${name}' is not running`);
       let args: Record<string, unknown> | undefined;
       if (a3) {
         try {
@@ -317,13 +264,7 @@ export async function run(argv: string[]): Promise<number> {
           throw usageError("QMP arguments must be a JSON object");
         }
       }
-      const q = await connectQmp(p);
-      try {
-        const r = await q.execute(command, args);
-        printJson(r ?? {});
-      } finally {
-        q.close();
-      }
+      printJson((await operatorQmp(ctx, name, command, args)) ?? {});
       return 0;
     }
     case "firmware":
@@ -340,7 +281,7 @@ export async function run(argv: string[]): Promise<number> {
 type Values = ReturnType<typeof parse<typeof options>>["values"];
 
 async function settings(
-  ctx: HostContext,
+  ctx: VmContext,
   group: string,
   sub: string | undefined,
   nameArg: string | undefined,
@@ -348,113 +289,74 @@ async function settings(
   json: boolean,
 ): Promise<number> {
   const name = need(nameArg, "VM name");
-  const p = ctx.store.paths(name);
-  const done = async (msg: string) => {
+  const done = async (r: SettingResult, msg: (c: SettingResult["config"]) => string) => {
     const d = await describe(ctx, name);
     if (json) printJson(d);
-    else process.stdout.write(`${msg}\n`);
+    else process.stdout.write(`${msg(r.config)}\n`);
     return 0;
   };
-  if (group === "key-protector" && sub === "show") {
-    await ctx.store.load(name); // VM_ERR_NOT_FOUND before "no key protector"
-    const info = inspectKeyProtector(await readKeyProtector(p));
-    if (json) printJson(info);
-    else {
-      process.stdout.write(
-        `owner: ${info.owner.name} (${info.owner.thumbprint})\nguardians:\n${info.guardians.map((g) => `  ${g.name} (${g.thumbprint}) ${g.wrapScheme}`).join("\n")}\n` +
-          `key generation ${info.keyGeneration}, guardian-set generation ${info.guardianSetGeneration}, owner signature ${info.ownerSignature.valid ? "valid" : `INVALID (${info.ownerSignature.error})`}\n`,
-      );
-    }
-    return 0;
-  }
-  return ctx.store.withLock(name, async () => {
-    const c = await ctx.store.load(name);
-    await assertOffForSettings(ctx, name);
-    switch (`${group} ${sub ?? ""}`) {
-      case "firmware set": {
-        const sb = onOff(values["secure-boot"], "secure-boot");
-        if (sb === false) assertNotLockedByShielding(c, "Secure Boot");
-        await assertOwnerPresent(ctx, c);
-        const next: VmConfig = {
-          ...c,
-          firmware: {
-            secureBoot: sb ?? c.firmware.secureBoot,
-            template: values.template ?? c.firmware.template,
-          },
-        };
-        validateConfig(next);
-        await provisionNvram(ctx.store.stateDir, next, p);
-        await ctx.store.save(next);
-        return done(
-          `firmware of '${name}': Secure Boot ${next.firmware.secureBoot ? "on" : "off"}, template ${next.firmware.template}`,
+  switch (`${group} ${sub ?? ""}`) {
+    case "key-protector show": {
+      await ctx.store.load(name); // VM_ERR_NOT_FOUND before "no key protector"
+      const info = inspectKeyProtector(await readKeyProtector(ctx.store.paths(name)));
+      if (json) printJson(info);
+      else {
+        process.stdout.write(
+          `owner: ${info.owner.name} (${info.owner.thumbprint})\nguardians:\n${info.guardians.map((g) => `  ${g.name} (${g.thumbprint}) ${g.wrapScheme}`).join("\n")}\n` +
+            `key generation ${info.keyGeneration}, guardian-set generation ${info.guardianSetGeneration}, owner signature ${info.ownerSignature.valid ? "valid" : `INVALID (${info.ownerSignature.error})`}\n`,
         );
       }
-      case "tpm enable":
-      case "tpm disable": {
-        const enable = sub === "enable";
-        if (!enable) assertNotLockedByShielding(c, "the TPM");
-        if (enable && !(await hasKeyProtector(p))) {
-          throw new BulwarkError(
-            "VM_ERR_KEY_PROTECTOR_REQUIRED",
-            `VM '${name}' needs a key protector before its TPM can be enabled (bulwark vm key-protector set ${name} --new-local)`,
-          );
-        }
-        await assertOwnerPresent(ctx, c);
-        await ctx.store.save({ ...c, tpm: { enabled: enable } });
-        return done(`TPM of '${name}' ${enable ? "enabled" : "disabled"}`);
-      }
-      case "key-protector set": {
-        await assertOwnerPresent(ctx, c);
-        if (values["new-local"]) await setNewLocalKeyProtector(p, ctx.guardians);
-        else if (values.file)
-          await setKeyProtectorFromBytes(p, ctx.guardians, new Uint8Array(await readFile(values.file)));
-        else throw usageError("key-protector set needs --new-local or --file KP");
-        return done(`key protector of '${name}' set`);
-      }
-      case "key-protector restore-last-known-good": {
-        await restoreLastKnownGood(p);
-        return done(`key protector of '${name}' restored from its last known good copy`);
-      }
-      case "security set": {
-        const enc = onOff(values["encrypt-state-and-migration"], "encrypt-state-and-migration");
-        if (enc === undefined) throw usageError("security set needs --encrypt-state-and-migration on|off");
-        if (!enc) assertNotLockedByShielding(c, "state and migration encryption");
-        if (enc && !(await hasKeyProtector(p))) {
-          throw new BulwarkError(
-            "VM_ERR_KEY_PROTECTOR_REQUIRED",
-            `VM '${name}' needs a key protector to encrypt its state`,
-          );
-        }
-        await assertOwnerPresent(ctx, c);
-        await ctx.store.save({ ...c, security: { ...c.security, encryptStateAndMigration: enc } });
-        return done(`state and migration encryption of '${name}' ${enc ? "on" : "off"}`);
-      }
-      case "security-policy set": {
-        const sh = onOff(values.shielded, "shielded");
-        const es = onOff(values["encryption-supported"], "encryption-supported");
-        if (sh === undefined && es === undefined)
-          throw usageError("security-policy set needs --shielded on|off");
-        if (!(await hasKeyProtector(p))) {
-          throw new BulwarkError(
-            "VM_ERR_KEY_PROTECTOR_REQUIRED",
-            `VM '${name}' needs a key protector before a security policy can be set`,
-          );
-        }
-        await assertOwnerPresent(ctx, c);
-        let next: VmConfig;
-        if (sh === true) next = shield(c);
-        else if (sh === false) next = unshield(c, es === false ? "None" : "EncryptionSupported");
-        else {
-          assertNotLockedByShielding(c, "the security policy");
-          next = { ...c, security: { ...c.security, policy: es ? "EncryptionSupported" : "None" } };
-        }
-        if (next.firmware.secureBoot && !c.firmware.secureBoot)
-          await provisionNvram(ctx.store.stateDir, next, p);
-        await ctx.store.save(next);
-        return done(`security policy of '${name}': ${next.security.policy}`);
-      }
-      default:
-        throw usageError(`unknown verb 'vm ${group} ${sub ?? ""}'\n\n${help}`);
+      return 0;
     }
-  });
+    case "firmware set": {
+      const sb = onOff(values["secure-boot"], "secure-boot");
+      const r = await setFirmware(ctx, name, {
+        ...(sb === undefined ? {} : { secureBoot: sb }),
+        ...(values.template === undefined ? {} : { template: values.template }),
+      });
+      return done(
+        r,
+        (c) =>
+          `firmware of '${name}': Secure Boot ${c.firmware.secureBoot ? "on" : "off"}, template ${c.firmware.template}`,
+      );
+    }
+    case "tpm enable":
+    case "tpm disable": {
+      const enable = sub === "enable";
+      const r = await setTpm(ctx, name, enable);
+      return done(r, () => `TPM of '${name}' ${enable ? "enabled" : "disabled"}`);
+    }
+    case "key-protector set": {
+      let r: SettingResult;
+      if (values["new-local"]) r = await setKeyProtector(ctx, name, { kind: "new-local" });
+      else if (values.file) {
+        const keyProtector = new Uint8Array(await readFile(values.file));
+        r = await setKeyProtector(ctx, name, { kind: "bytes", keyProtector, file: values.file });
+      } else throw usageError("key-protector set needs --new-local or --file KP");
+      return done(r, () => `key protector of '${name}' set`);
+    }
+    case "key-protector restore-last-known-good": {
+      const r = await restoreKeyProtector(ctx, name);
+      return done(r, () => `key protector of '${name}' restored from its last known good copy`);
+    }
+    case "security set": {
+      const enc = onOff(values["encrypt-state-and-migration"], "encrypt-state-and-migration");
+      if (enc === undefined) throw usageError("security set needs --encrypt-state-and-migration on|off");
+      const r = await setSecurity(ctx, name, { encryptStateAndMigration: enc });
+      return done(r, () => `state and migration encryption of '${name}' ${enc ? "on" : "off"}`);
+    }
+    case "security-policy set": {
+      const sh = onOff(values.shielded, "shielded");
+      const es = onOff(values["encryption-supported"], "encryption-supported");
+      if (sh === undefined && es === undefined)
+        throw usageError("security-policy set needs --shielded on|off");
+      const r = await setSecurityPolicy(ctx, name, {
+        ...(sh === undefined ? {} : { shielded: sh }),
+        ...(es === undefined ? {} : { encryptionSupported: es }),
+      });
+      return done(r, (c) => `security policy of '${name}': ${c.security.policy}`);
+    }
+    default:
+      throw usageError(`unknown verb 'vm ${group} ${sub ?? ""}'\n\n${help}`);
+  }
 }

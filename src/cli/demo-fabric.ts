@@ -27,15 +27,15 @@ import {
   type KeyProtectorInfo,
 } from "../protector/key-protector.js";
 import { writeFileAtomic } from "../io/atomic.js";
-import { ensureGuestImage } from "../host/guest-image.js";
-import { scriptFwCfgName } from "../host/guest-init.js";
+import { ensureGuestImage } from "../lab/guest-image.js";
+import { scriptFwCfgName } from "../lab/guest-init.js";
 import { hostGuardStatus } from "../host/guarded/attestation.js";
 import { writeConfig, type HgsClientConfig } from "../host/guarded/config.js";
 import { hostKeyPublic, keyReleaseKey } from "../host/guarded/identity.js";
-import { newVmConfig, shield, type VmConfig } from "../host/vm/config.js";
-import { setKeyProtectorFromBytes } from "../host/vm/keys.js";
-import { provisionNvram } from "../host/vm/nvram.js";
-import { hostContext, startVm, turnOffVm, vmStatus } from "../host/vm/runtime.js";
+import { newVmConfig, type VmConfig } from "../host/vm/config.js";
+import { hostContext } from "../host/index.js";
+import { createVm, startVm, turnOffVm, vmStatus } from "../host/vm/lifecycle.js";
+import { setKeyProtector, setSecurityPolicy } from "../host/vm/settings.js";
 import { formatStatus } from "./cmd-host.js";
 
 /** An in-process HGS with one or more HTTPS nodes (fastify servers over one service and database). */
@@ -159,13 +159,12 @@ export async function provisionShieldedVmForHgs(o: {
     ...(o.fwCfg ? { fwCfg: { ...o.fwCfg } } : {}),
     ...o.patch,
   };
-  const p = await ownerHost.store.create(base);
-  await provisionNvram(o.ownerStateDir, base, p, { fresh: true });
+  const p = await createVm(ownerHost, base);
   const { keyProtector, transportKey } = createKeyProtector({ owner, guardians: [hgsGuardian] });
   transportKey.key.fill(0);
   // Fresh VM secrets sealed under the transport key (the owner unwraps: it is still a guardian).
-  await setKeyProtectorFromBytes(p, ownerHost.guardians, keyProtector);
-  await ownerHost.store.save(shield(await ownerHost.store.load(o.name)));
+  await setKeyProtector(ownerHost, o.name, { kind: "bytes", keyProtector });
+  await setSecurityPolicy(ownerHost, o.name, { shielded: true });
   const hgsOnly = revokeGuardian(keyProtector, guardianThumbprint(owner), { owner });
   await writeFileAtomic(p.keyProtector, hgsOnly);
   await writeFileAtomic(p.keyProtectorLastKnownGood, hgsOnly);

@@ -4,8 +4,8 @@
  * operator's screen), box-drawing bytes become nothing, and the base64 event-log block the
  * guest prints between its markers becomes one line saying how long it was.
  */
-import { TERMINAL_ESCAPE } from "../host/boot.js";
-import { markers } from "../host/guest-init.js";
+import { TERMINAL_ESCAPE } from "../lab/boot.js";
+import { markers } from "../lab/guest-init.js";
 
 export function serialFilter(write: (text: string) => void): (chunk: string) => void {
   let partial = "";

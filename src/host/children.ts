@@ -1,12 +1,33 @@
 /**
- * Every long-running child (QEMU, swtpm) Bulwark starts is registered here so it can be reaped
- * on success, failure and Ctrl-C. Children that must not outlive this process are started
- * under `setpriv --pdeathsig SIGKILL`, so even a SIGKILL of Node leaves nothing behind.
+ * Every child process Bulwark starts (QEMU, swtpm, swtpm_setup) goes through `spawnChild`, with
+ * one of two lifetimes:
+ * - attached: the child must not outlive this process. It runs under `setpriv --pdeathsig
+ *   SIGKILL` (so even a SIGKILL of Node leaves nothing behind) and is registered below so a
+ *   second Ctrl-C reaps it.
+ * - detached: the child is a VM's (QEMU, its swtpm) and must outlive the command that started
+ *   it. It runs in its own session with its output appended to a log file, and is not registered.
+ * A secret (a state key) reaches a child only through a pipe on its file descriptor 3.
+ *
+ * The registry of attached children is process-wide on purpose: signal handlers are
+ * process-wide, and a child started anywhere in this process must be reaped by them.
  */
-import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
+import { closeSync, openSync, readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { findProgram, requireProgram } from "./tools.js";
 
 const live = new Set<ChildProcess>();
+
+export interface ChildOptions {
+  /** Default "attached". */
+  readonly lifetime?: "attached" | "detached";
+  /** Append stdout and stderr to this file (0600) instead of piping them. */
+  readonly log?: string;
+  /** Attached children: pipe stdout to the caller (default: ignored). */
+  readonly stdout?: "pipe" | "ignore";
+  /** Written to the child's fd 3 through a pipe, then closed: never argv, environment or disk. */
+  readonly secretFd3?: string;
+}
 
 export interface Supervised {
   readonly child: ChildProcess;
@@ -14,23 +35,36 @@ export interface Supervised {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Sends SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */
   stop(graceMs?: number): Promise<void>;
-  /** The tail of what it wrote to stderr (bounded). */
+  /** The tail of what it wrote to stderr (or to its log file), bounded. */
   stderrTail(): string;
 }
 
-export function spawnSupervised(
-  program: string,
-  args: readonly string[],
-  opts: SpawnOptions & { dieWithParent?: boolean } = {},
-): Supervised {
+const TAIL_BYTES = 8192;
+
+export function spawnChild(program: string, args: readonly string[], opts: ChildOptions = {}): Supervised {
   const exe = program.includes("/") ? program : requireProgram(program);
-  const setpriv = opts.dieWithParent === false ? undefined : findProgram("setpriv");
+  const detached = opts.lifetime === "detached";
+  const setpriv = detached ? undefined : findProgram("setpriv");
   const [cmd, argv] = setpriv ? [setpriv, ["--pdeathsig", "SIGKILL", "--", exe, ...args]] : [exe, [...args]];
-  const child = spawn(cmd, argv, { stdio: ["ignore", "pipe", "pipe"], ...opts });
-  live.add(child);
+  const logFd = opts.log === undefined ? undefined : openSync(opts.log, "a", 0o600);
+  const stdio: StdioOptions = [
+    "ignore",
+    logFd ?? opts.stdout ?? "ignore",
+    logFd ?? "pipe",
+    ...(opts.secretFd3 === undefined ? [] : ["pipe" as const]),
+  ];
+  let child: ChildProcess;
+  try {
+    child = spawn(cmd, argv, { stdio, detached });
+  } finally {
+    if (logFd !== undefined) closeSync(logFd); // the child holds its own copy
+  }
+  if (opts.secretFd3 !== undefined) (child.stdio[3] as NodeJS.WritableStream).end(opts.secretFd3);
+  if (detached) child.unref();
+  else live.add(child);
   let errTail = "";
   child.stderr?.on("data", (d: Buffer) => {
-    errTail = (errTail + d.toString("utf8")).slice(-8192);
+    errTail = (errTail + d.toString("utf8")).slice(-TAIL_BYTES);
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     const done = (code: number | null, signal: NodeJS.Signals | null) => {
@@ -47,10 +81,41 @@ export function spawnSupervised(
     await exited;
     clearTimeout(timer);
   };
-  return { child, exited, stop, stderrTail: () => errTail };
+  const stderrTail = (): string => {
+    if (opts.log === undefined) return errTail;
+    try {
+      return readFileSync(opts.log, "utf8").slice(-TAIL_BYTES);
+    } catch {
+      return "";
+    }
+  };
+  return { child, exited, stop, stderrTail };
 }
 
-/** Kills every registered child at once (signal handlers call this). */
+/** The last `n` non-empty-trimmed lines of a child's output tail. */
+export function lastLines(text: string, n: number): string {
+  return text.trim().split("\n").slice(-n).join("\n");
+}
+
+/**
+ * Waits for a started child to become ready (its socket or pid file appears): "ready", or why
+ * not — it "exited" first, or "timeout". The caller decides what to stop and what to report.
+ */
+export async function waitReady(
+  proc: Supervised,
+  ready: () => boolean,
+  timeoutMs: number,
+): Promise<"ready" | "exited" | "timeout"> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ready()) {
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) return "exited";
+    if (Date.now() > deadline) return "timeout";
+    await sleep(20);
+  }
+  return "ready";
+}
+
+/** Kills every attached child at once (signal handlers call this). */
 export function killAllChildren(): void {
   for (const c of live) c.kill("SIGKILL");
 }

@@ -1,4 +1,4 @@
-import { defineErrors, Exit } from "../core/errors.js";
+import { defineErrors, errorFactory, Exit } from "../core/errors.js";
 
 export const HostErrors = defineErrors("HOST", {
   HOST_ERR_TOOL_MISSING: {
@@ -23,11 +23,6 @@ export const HostErrors = defineErrors("HOST", {
     exit: Exit.externalFailure,
     http: 500,
   },
-  HOST_ERR_BOOT_TIMEOUT: {
-    summary: "The guest did not finish booting within the time limit.",
-    exit: Exit.externalFailure,
-    http: 504,
-  },
   HOST_ERR_IMAGE_BUILD: {
     summary: "Building the guest test image failed.",
     exit: Exit.externalFailure,
@@ -45,6 +40,7 @@ export const HostErrors = defineErrors("HOST", {
   },
 });
 export type HostErrorCode = keyof typeof HostErrors;
+export const hostError = errorFactory(HostErrors, "HostError");
 
 export const GuardianStoreErrors = defineErrors("GUARDIAN", {
   GUARDIAN_ERR_NOT_FOUND: {
@@ -58,3 +54,4 @@ export const GuardianStoreErrors = defineErrors("GUARDIAN", {
     http: 409,
   },
 });
+export const guardianError = errorFactory(GuardianStoreErrors, "GuardianStoreError");

@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync, existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { BulwarkError } from "../core/errors.js";
+import { hostError } from "./errors.js";
 
 export interface FirmwareDescriptor {
   readonly file: string;
@@ -88,7 +88,7 @@ export function findSecureBootFirmware(descriptors = readFirmwareDescriptors()):
   const enrolled = candidates.find((d) => d.features.includes("enrolled-keys"));
   const chosen = plain ?? enrolled;
   if (!chosen) {
-    throw new BulwarkError(
+    throw hostError(
       "HOST_ERR_FIRMWARE_NOT_FOUND",
       "no x86_64 UEFI firmware with secure-boot and requires-smm in QEMU's firmware descriptors: install the Debian package 'ovmf'",
       { package: "ovmf" },

@@ -7,7 +7,6 @@
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { BulwarkError } from "../core/errors.js";
 import {
   createGuardian,
   exportGuardianPem,
@@ -22,6 +21,7 @@ import {
 } from "../protector/guardian.js";
 import { exportGuardianPkcs12, importGuardianPkcs12 } from "../protector/pkcs12.js";
 import { writeFileAtomic } from "../io/atomic.js";
+import { guardianError } from "./errors.js";
 
 export interface GuardianEntry {
   readonly name: string;
@@ -73,7 +73,7 @@ export class GuardianStore {
     try {
       text = await readFile(this.privatePath(name), "utf8");
     } catch {
-      throw new BulwarkError(
+      throw guardianError(
         "GUARDIAN_ERR_NOT_FOUND",
         `no local guardian '${name}' with private keys on this host`,
         {
@@ -92,7 +92,7 @@ export class GuardianStore {
         if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
       }
     }
-    throw new BulwarkError("GUARDIAN_ERR_NOT_FOUND", `no guardian named '${name}' on this host`, { name });
+    throw guardianError("GUARDIAN_ERR_NOT_FOUND", `no guardian named '${name}' on this host`, { name });
   }
 
   async has(name: string): Promise<boolean> {
@@ -100,8 +100,7 @@ export class GuardianStore {
   }
 
   async create(name: string): Promise<Guardian> {
-    if (await this.has(name))
-      throw new BulwarkError("GUARDIAN_ERR_EXISTS", `guardian '${name}' already exists`);
+    if (await this.has(name)) throw guardianError("GUARDIAN_ERR_EXISTS", `guardian '${name}' already exists`);
     const host = os
       .hostname()
       .replace(/[^A-Za-z0-9._-]/g, "-")
@@ -123,8 +122,7 @@ export class GuardianStore {
     const hasKeys = /PRIVATE KEY-----/.test(text);
     const pub = importGuardianPublicPem(text);
     const name = opts.name ?? pub.name;
-    if (await this.has(name))
-      throw new BulwarkError("GUARDIAN_ERR_EXISTS", `guardian '${name}' already exists`);
+    if (await this.has(name)) throw guardianError("GUARDIAN_ERR_EXISTS", `guardian '${name}' already exists`);
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     if (hasKeys) {
       const g = importGuardianPem(text, opts.passphrase === undefined ? {} : { passphrase: opts.passphrase });
@@ -143,7 +141,7 @@ export class GuardianStore {
   ): Promise<GuardianEntry> {
     const g = importGuardianPkcs12(bytes, passphrase, opts.name === undefined ? {} : { name: opts.name });
     if (await this.has(g.name))
-      throw new BulwarkError("GUARDIAN_ERR_EXISTS", `guardian '${g.name}' already exists`);
+      throw guardianError("GUARDIAN_ERR_EXISTS", `guardian '${g.name}' already exists`);
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     await writeFileAtomic(this.privatePath(g.name), exportGuardianPem(g), 0o600);
     return { name: g.name, thumbprint: guardianThumbprint(g), hasPrivateKey: true };
@@ -163,8 +161,7 @@ export class GuardianStore {
   }
 
   async remove(name: string): Promise<void> {
-    if (!(await this.has(name)))
-      throw new BulwarkError("GUARDIAN_ERR_NOT_FOUND", `no guardian named '${name}'`);
+    if (!(await this.has(name))) throw guardianError("GUARDIAN_ERR_NOT_FOUND", `no guardian named '${name}'`);
     await rm(this.privatePath(name), { force: true });
     await rm(this.publicPath(name), { force: true });
   }

@@ -3,8 +3,8 @@
  * the runtime uses {@link chooseAccelerator}. OVMF's secure-boot build needs SMM; where KVM
  * cannot provide it, QEMU exits at once and we fall back to TCG.
  */
-import { spawn } from "node:child_process";
 import { accessSync, constants } from "node:fs";
+import { spawnChild } from "./children.js";
 import { debianPackageOf, findProgram, runProgram } from "./tools.js";
 import { readFirmwareDescriptors, type FirmwareDescriptor } from "./firmware.js";
 
@@ -56,35 +56,29 @@ export async function probeKvm(): Promise<KvmStatus> {
   }
   const qemu = findProgram("qemu-system-x86_64");
   if (!qemu) return { device: true, usable: false, smm: false, detail: "qemu-system-x86_64 not installed" };
-  const attempt = (smm: boolean) =>
-    new Promise<{ ok: boolean; stderr: string }>((resolve) => {
-      const child = spawn(
-        qemu,
-        [
-          "-accel",
-          "kvm",
-          "-machine",
-          `q35,smm=${smm ? "on" : "off"}`,
-          "-nodefaults",
-          "-display",
-          "none",
-          "-S",
-          "-m",
-          "64",
-        ],
-        { stdio: ["ignore", "ignore", "pipe"] },
-      );
-      let stderr = "";
-      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-      const timer = setTimeout(() => {
-        child.kill("SIGKILL");
-        resolve({ ok: true, stderr });
-      }, 1500);
-      child.on("exit", () => {
-        clearTimeout(timer);
-        resolve({ ok: false, stderr });
-      });
-    });
+  // Alive after 1.5 s: QEMU accepted the machine (then it is stopped); exited: it refused.
+  const attempt = async (smm: boolean): Promise<{ ok: boolean; stderr: string }> => {
+    const q = spawnChild(qemu, [
+      "-accel",
+      "kvm",
+      "-machine",
+      `q35,smm=${smm ? "on" : "off"}`,
+      "-nodefaults",
+      "-display",
+      "none",
+      "-S",
+      "-m",
+      "64",
+    ]);
+    let timer: NodeJS.Timeout | undefined;
+    const alive = await Promise.race([
+      q.exited.then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), 1500))),
+    ]);
+    clearTimeout(timer);
+    if (alive) await q.stop(0);
+    return { ok: alive, stderr: q.stderrTail() };
+  };
   const plain = await attempt(false);
   if (!plain.ok) {
     return {
@@ -103,9 +97,14 @@ export async function probeKvm(): Promise<KvmStatus> {
   };
 }
 
+/**
+ * Process-wide on purpose: whether KVM works with SMM is a fact about this machine and kernel
+ * that does not change while the process runs, and finding out costs two QEMU starts; every VM
+ * start and test boot in the process shares the one answer.
+ */
 let cachedAccel: Promise<"kvm" | "tcg"> | undefined;
 
-/** kvm when KVM works with SMM (OVMF secure boot needs it), else tcg. Cached per process. */
+/** kvm when KVM works with SMM (OVMF secure boot needs it), else tcg; BULWARK_ACCEL forces one. */
 export function chooseAccelerator(): Promise<"kvm" | "tcg"> {
   const forced = process.env["BULWARK_ACCEL"];
   if (forced === "tcg" || forced === "kvm") return Promise.resolve(forced);

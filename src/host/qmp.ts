@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from "node:events";
 import net from "node:net";
-import { BulwarkError } from "../core/errors.js";
+import { hostError } from "./errors.js";
 
 export interface QmpEvent {
   readonly event: string;
@@ -41,7 +41,7 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
       const s = net.createConnection(socketPath);
       const timer = setTimeout(() => {
         s.destroy();
-        reject(new BulwarkError("HOST_ERR_QMP", `QMP connect to ${socketPath} timed out`));
+        reject(hostError("HOST_ERR_QMP", `QMP connect to ${socketPath} timed out`));
       }, timeoutMs);
       s.once("connect", () => {
         clearTimeout(timer);
@@ -49,7 +49,7 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
       });
       s.once("error", (e) => {
         clearTimeout(timer);
-        reject(new BulwarkError("HOST_ERR_QMP", `QMP connect to ${socketPath} failed: ${e.message}`));
+        reject(hostError("HOST_ERR_QMP", `QMP connect to ${socketPath} failed: ${e.message}`));
       });
     });
     const client = new QmpClient(socket);
@@ -62,7 +62,7 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
 
   private waitGreeting(timeoutMs: number): Promise<QmpClient["greeting"]> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new BulwarkError("HOST_ERR_QMP", "no QMP greeting")), timeoutMs);
+      const timer = setTimeout(() => reject(hostError("HOST_ERR_QMP", "no QMP greeting")), timeoutMs);
       this.greetingWaiter = (g) => {
         clearTimeout(timer);
         resolve(g as QmpClient["greeting"]);
@@ -96,7 +96,7 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
         if ("error" in msg) {
           const err = msg["error"] as { class?: string; desc?: string };
           p.reject(
-            new BulwarkError("HOST_ERR_QMP", `QMP ${p.command} failed: ${err.desc ?? "error"}`, {
+            hostError("HOST_ERR_QMP", `QMP ${p.command} failed: ${err.desc ?? "error"}`, {
               qmpClass: err.class ?? "GenericError",
             }),
           );
@@ -110,7 +110,7 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
     this.closed = true;
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer);
-      p.reject(new BulwarkError("HOST_ERR_QMP", `QMP connection closed during ${p.command}`));
+      p.reject(hostError("HOST_ERR_QMP", `QMP connection closed during ${p.command}`));
       this.pending.delete(id);
     }
     this.emit("close");
@@ -125,12 +125,12 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
     args?: Record<string, unknown>,
     opts: { timeoutMs?: number } = {},
   ): Promise<T> {
-    if (this.closed) return Promise.reject(new BulwarkError("HOST_ERR_QMP", "QMP connection is closed"));
+    if (this.closed) return Promise.reject(hostError("HOST_ERR_QMP", "QMP connection is closed"));
     const id = `b${this.nextId++}`;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new BulwarkError("HOST_ERR_QMP", `QMP ${command} timed out`));
+        reject(hostError("HOST_ERR_QMP", `QMP ${command} timed out`));
       }, opts.timeoutMs ?? 30_000);
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, command });
       this.socket.write(
@@ -150,11 +150,11 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
       };
       const onClose = () => {
         cleanup();
-        reject(new BulwarkError("HOST_ERR_QMP", `QMP closed while waiting for ${name}`));
+        reject(hostError("HOST_ERR_QMP", `QMP closed while waiting for ${name}`));
       };
       const timer = setTimeout(() => {
         cleanup();
-        reject(new BulwarkError("HOST_ERR_QMP", `timed out waiting for QMP event ${name}`));
+        reject(hostError("HOST_ERR_QMP", `timed out waiting for QMP event ${name}`));
       }, timeoutMs);
       const cleanup = () => {
         clearTimeout(timer);

@@ -1,24 +1,28 @@
 /**
  * One swtpm (TPM 2.0) process serving one VM over a UNIX control socket that QEMU's
- * tpm-emulator backend connects to. swtpm changes directory to /, so every path is absolute.
+ * tpm-emulator backend connects to; it ends by itself when QEMU disconnects (--terminate).
+ * The one launcher for a VM's vTPM (detached, state encrypted under a key passed on fd 3) and
+ * a test boot's throwaway vTPM (attached, plain state). swtpm changes directory to /, so every
+ * path is absolute.
  */
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
-import { BulwarkError } from "../core/errors.js";
-import { spawnSupervised, type Supervised } from "./children.js";
+import { lastLines, spawnChild, waitReady, type Supervised } from "./children.js";
+import { hostError } from "./errors.js";
 
 export interface SwtpmOptions {
   /** Directory holding the TPM state (created if missing). */
   readonly stateDir: string;
   /** Control socket path QEMU connects to. */
   readonly socketPath: string;
-  /** Extra file descriptors passed to swtpm (e.g. the state key), indexed from 3. */
-  readonly extraFds?: readonly (number | "pipe")[];
-  /** Extra arguments (e.g. `--key fd=3,mode=aes-256-cbc,format=binary`). Never secrets. */
-  readonly extraArgs?: readonly string[];
-  readonly dieWithParent?: boolean;
+  /** Encrypts the state at rest (AES-256-CBC); passed by file descriptor, never argv. */
+  readonly stateKey?: Uint8Array;
+  /** swtpm writes its pid here (a VM's swtpm, found again by later commands). */
+  readonly pidFile?: string;
+  /** Default "attached" (see children.ts). A detached swtpm logs to `log`. */
+  readonly lifetime?: "attached" | "detached";
+  readonly log?: string;
 }
 
 export interface SwtpmProcess {
@@ -27,11 +31,17 @@ export interface SwtpmProcess {
   stop(): Promise<void>;
 }
 
+const START_TIMEOUT_MS = 10_000;
+
+/**
+ * Starts swtpm and waits for its control socket. A failure is HOST_ERR_TOOL_FAILED with
+ * `details.startup` ("exited" or "timeout") and the tail of swtpm's output in `details.output`.
+ */
 export async function startSwtpm(opts: SwtpmOptions): Promise<SwtpmProcess> {
   const stateDir = path.resolve(opts.stateDir);
   const socketPath = path.resolve(opts.socketPath);
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
-  const proc = spawnSupervised(
+  const proc = spawnChild(
     "swtpm",
     [
       "socket",
@@ -40,28 +50,27 @@ export async function startSwtpm(opts: SwtpmOptions): Promise<SwtpmProcess> {
       `dir=${stateDir},mode=0600`,
       "--ctrl",
       `type=unixio,path=${socketPath},mode=0600`,
+      ...(opts.stateKey ? ["--key", "fd=3,mode=aes-256-cbc,format=hex"] : []),
+      ...(opts.pidFile ? ["--pid", `file=${opts.pidFile}`] : []),
       "--terminate",
-      ...(opts.extraArgs ?? []),
     ],
     {
-      stdio: ["ignore", "pipe", "pipe", ...(opts.extraFds ?? [])],
-      ...(opts.dieWithParent === undefined ? {} : { dieWithParent: opts.dieWithParent }),
+      ...(opts.lifetime ? { lifetime: opts.lifetime } : {}),
+      ...(opts.log ? { log: opts.log } : {}),
+      ...(opts.stateKey ? { secretFd3: Buffer.from(opts.stateKey).toString("hex") } : {}),
     },
   );
-  const deadline = Date.now() + 10_000;
-  while (!existsSync(socketPath)) {
-    if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
-      throw new BulwarkError("HOST_ERR_TOOL_FAILED", `swtpm exited at start: ${proc.stderrTail().trim()}`, {
-        program: "swtpm",
-      });
-    }
-    if (Date.now() > deadline) {
-      await proc.stop();
-      throw new BulwarkError("HOST_ERR_TOOL_FAILED", "swtpm did not create its control socket within 10 s", {
-        program: "swtpm",
-      });
-    }
-    await sleep(20);
+  const startup = await waitReady(proc, () => existsSync(socketPath), START_TIMEOUT_MS);
+  if (startup !== "ready") {
+    await proc.stop(0);
+    const output = lastLines(proc.stderrTail(), 5);
+    throw hostError(
+      "HOST_ERR_TOOL_FAILED",
+      startup === "exited"
+        ? `swtpm exited at start: ${proc.stderrTail().trim()}`
+        : "swtpm did not create its control socket within 10 s",
+      { program: "swtpm", startup, output },
+    );
   }
   return { socketPath, proc, stop: () => proc.stop() };
 }

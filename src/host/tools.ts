@@ -5,7 +5,7 @@
 import { execFile, type ExecFileOptions } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import path from "node:path";
-import { BulwarkError } from "../core/errors.js";
+import { hostError } from "./errors.js";
 
 /** Program → Debian package that installs it. */
 export const debianPackageOf: Readonly<Record<string, string>> = {
@@ -52,7 +52,7 @@ export function requireProgram(program: string): string {
   const p = findProgram(program);
   if (p) return p;
   const pkg = debianPackageOf[program];
-  throw new BulwarkError(
+  throw hostError(
     "HOST_ERR_TOOL_MISSING",
     `${program} not found${pkg ? `: install the Debian package '${pkg}' (apt-get install ${pkg})` : ""}`,
     { program, ...(pkg ? { package: pkg } : {}) },
@@ -82,7 +82,7 @@ export function runProgram(
         if (err) {
           const tail = errText.trim().split("\n").slice(-20).join("\n");
           reject(
-            new BulwarkError(
+            hostError(
               "HOST_ERR_TOOL_FAILED",
               `${path.basename(exe)} ${args.slice(0, 3).join(" ")}${args.length > 3 ? " …" : ""} failed: ${tail || err.message}`,
               { program: path.basename(exe), exitCode: typeof err.code === "number" ? err.code : null },

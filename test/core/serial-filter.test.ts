@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { serialFilter } from "../../src/cli/serial-filter.js";
-import { markers } from "../../src/host/guest-init.js";
+import { markers } from "../../src/lab/guest-init.js";
 import { repoPath } from "../helpers/paths.js";
 
 function run(chunks: string[]): string {

@@ -14,9 +14,9 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { bootGuest } from "../../src/host/boot.js";
-import { ensureGuestImage } from "../../src/host/guest-image.js";
-import { grubConfig } from "../../src/host/guest-init.js";
+import { bootGuest } from "../../src/lab/boot.js";
+import { ensureGuestImage } from "../../src/lab/guest-image.js";
+import { grubConfig } from "../../src/lab/guest-init.js";
 import {
   EventType,
   extractFacts,

@@ -70,7 +70,7 @@ let cached: Promise<BootChainFiles> | undefined;
 export function bootChainFiles(): Promise<BootChainFiles> {
   cached ??= (async () => {
     try {
-      const { ensureGuestImage } = await import("../../src/host/guest-image.js");
+      const { ensureGuestImage } = await import("../../src/lab/guest-image.js");
       const img = await ensureGuestImage("base");
       const { shim, grub, kernel } = img.bootChain;
       if ([shim, grub, kernel].every((p) => existsSync(p)))

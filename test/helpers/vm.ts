@@ -2,14 +2,16 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { ensureGuestImage } from "../../src/host/guest-image.js";
-import { markers, scriptFwCfgName } from "../../src/host/guest-init.js";
+import { ensureGuestImage } from "../../src/lab/guest-image.js";
+import { markers, scriptFwCfgName } from "../../src/lab/guest-init.js";
 import { newVmConfig, type VmConfig } from "../../src/host/vm/config.js";
-import { hostContext, turnOffVm, type HostContext } from "../../src/host/vm/runtime.js";
+import { hostContext } from "../../src/host/index.js";
+import { turnOffVm } from "../../src/host/vm/lifecycle.js";
+import type { VmContext } from "../../src/host/vm/context.js";
 
 export interface TestHost {
   readonly dir: string;
-  readonly ctx: HostContext;
+  readonly ctx: VmContext;
   cleanup(): Promise<void>;
 }
 

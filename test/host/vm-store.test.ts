@@ -158,3 +158,30 @@ test("vm new/list/show/firmware set/delete through the CLI", async () => {
     assert.deepEqual(run("vm", "list").json, []);
   });
 });
+
+test("a test boot runs the VM command line in harness supervision: console on stdio, no QMP, no reboot", () => {
+  const store = new VmStore("/tmp/bulwark-boot-x");
+  const c = {
+    ...newVmConfig({
+      name: "boot",
+      disks: [{ path: "/d.img", format: "raw", snapshot: true }],
+      network: "none",
+    }),
+    tpm: { enabled: true },
+  };
+  const launch = { accelerator: "tcg", firmwareCode: "/code.fd", tpmSocket: "/t.sock" } as const;
+  const harness = qemuArgs(c, store.paths("boot"), { ...launch, supervision: "harness" });
+  const managed = qemuArgs(c, store.paths("boot"), launch);
+  const serial = (a: string[]) => a[a.indexOf("-serial") - 1];
+  assert.equal(serial(harness), "stdio,id=ser0,signal=off");
+  assert.match(serial(managed) ?? "", /^socket,id=ser0,path=.*console\.sock/);
+  for (const managedOnly of ["-name", "-uuid", "-mon", "-pidfile", "-daemonize"]) {
+    assert.ok(managed.includes(managedOnly), managedOnly);
+    assert.ok(!harness.includes(managedOnly), managedOnly);
+  }
+  assert.ok(harness.includes("-no-reboot") && !managed.includes("-no-reboot"));
+  // The machine the guest sees is the same: firmware, disk, vTPM.
+  const machine = (a: string[]) =>
+    a.filter((x) => /^q35|^if=|^virtio-blk|^tpm-tis|^emulator|^socket,id=chrtpm/.test(x));
+  assert.deepEqual(machine(harness), machine(managed));
+});

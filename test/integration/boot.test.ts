@@ -8,8 +8,8 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { bootGuest, type GuestBootReport } from "../../src/host/boot.js";
-import { buildGuestDisk, ensureGuestImage, espPaths } from "../../src/host/guest-image.js";
+import { bootGuest, type GuestBootReport } from "../../src/lab/boot.js";
+import { buildGuestDisk, ensureGuestImage, espPaths } from "../../src/lab/guest-image.js";
 import { processAlive } from "../helpers/processes.js";
 
 function assertReaped(r: GuestBootReport): void {

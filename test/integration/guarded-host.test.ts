@@ -11,7 +11,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { listAuditEntries, setRevoked, updateSettings } from "../../src/hgs/admin.js";
-import { ensureGuestImage } from "../../src/host/guest-image.js";
+import { ensureGuestImage } from "../../src/lab/guest-image.js";
 import {
   ensureHealthCertificate,
   hostGuardStatus,
@@ -21,9 +21,12 @@ import {
 import { readConfig, writeConfig } from "../../src/host/guarded/config.js";
 import { hostKeyPath, keyReleaseKeyPath } from "../../src/host/guarded/identity.js";
 import { unlockVmViaHgs } from "../../src/host/guarded/unlock.js";
+import { unlockRequest } from "../../src/host/vm/keys.js";
 import { inspectKeyProtector } from "../../src/protector/key-protector.js";
 import { VM_SECRET, vmSecretsHeader } from "../../src/protector/vm-secrets.js";
-import { hostContext, startVm, turnOffVm, vmStatus, type HostContext } from "../../src/host/vm/runtime.js";
+import { hostContext } from "../../src/host/index.js";
+import { startVm, turnOffVm, vmStatus } from "../../src/host/vm/lifecycle.js";
+import type { VmContext } from "../../src/host/vm/context.js";
 import {
   guardHost,
   provisionShieldedVmForHgs,
@@ -33,6 +36,11 @@ import {
 import { hostCli } from "../helpers/guarded-host.js";
 import { processAlive } from "../helpers/processes.js";
 import { rejectsWith } from "../helpers/errors.js";
+
+/** The HGS half of the host's key source alone, as the composed one calls it after the local guardians. */
+async function viaHgs(c: VmContext, name: string) {
+  return unlockVmViaHgs(c.store.stateDir, await unlockRequest(c, name));
+}
 
 const VM = "shielded";
 
@@ -44,7 +52,7 @@ describe("guarded host: shielded VM keys from HGS at every start", () => {
   let root: string;
   let hgs: LocalHgs;
   let hostDir: string;
-  let ctx: HostContext;
+  let ctx: VmContext;
   let hostPem: string;
   let disk: string;
 
@@ -72,7 +80,7 @@ describe("guarded host: shielded VM keys from HGS at every start", () => {
       hgsGuardianPem: hgs.guardianPem,
       disk,
     });
-    assert.equal(await unlockVmViaHgs(local, VM), undefined);
+    assert.equal(await viaHgs(local, VM), undefined);
     await rejectsWith(startVm(local, VM), "PROTECTOR_ERR_NOT_AUTHORIZED");
     assert.equal((await vmStatus(local, VM)).state, "Off");
     const s = await hostCli(localDir, ["status"]);
@@ -213,12 +221,12 @@ describe("guarded host: shielded VM keys from HGS at every start", () => {
     const key = (s: Map<string, Uint8Array> | undefined) =>
       Buffer.from(s?.get(VM_SECRET.vtpmStateKey) ?? new Uint8Array()).toString("hex");
     const stale = new Uint8Array(await readFile(p.keyProtector));
-    const first = await unlockVmViaHgs(ctx, VM);
+    const first = await viaHgs(ctx, VM);
     assert.ok(first);
     const gen = inspectKeyProtector(new Uint8Array(await readFile(p.keyProtector))).keyGeneration;
     // Crash after the secrets were re-sealed but before the new protector replaced the old one.
     await writeFile(p.keyProtector, stale);
-    const second = await unlockVmViaHgs(ctx, VM);
+    const second = await viaHgs(ctx, VM);
     assert.equal(key(second), key(first), "the same VM secrets, through the last known good protector");
     assert.equal(inspectKeyProtector(new Uint8Array(await readFile(p.keyProtector))).keyGeneration, gen + 1);
     // A current protector altered on disk (MAC byte): HGS refuses it, the last known good copy works.
@@ -226,7 +234,7 @@ describe("guarded host: shielded VM keys from HGS at every start", () => {
     const altered = Uint8Array.from(current);
     altered[altered.length - 1] = (altered[altered.length - 1] as number) ^ 0x01;
     await writeFile(p.keyProtector, altered);
-    const third = await unlockVmViaHgs(ctx, VM);
+    const third = await viaHgs(ctx, VM);
     assert.equal(key(third), key(first));
     assert.equal(inspectKeyProtector(new Uint8Array(await readFile(p.keyProtector))).keyGeneration, gen + 2);
     assert.ok(
@@ -258,7 +266,7 @@ describe("guarded host: shielded VM keys from HGS at every start", () => {
     } finally {
       await setRevoked(hgs.ctx, hostId, false);
     }
-    assert.ok(await unlockVmViaHgs(ctx, VM), "restored at HGS: keys are released again");
+    assert.ok(await viaHgs(ctx, VM), "restored at HGS: keys are released again");
   });
 
   it("with no HGS answering, the VM does not start (HOSTGUARD_ERR_HGS_UNAVAILABLE, TransientError)", async () => {

@@ -22,17 +22,12 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { addBaseline, addTpmHost, listAuditEntries, updateSettings } from "../../src/hgs/admin.js";
 import { parseBaseline } from "../../src/attest/baseline.js";
-import { ensureGuestImage } from "../../src/host/guest-image.js";
-import { scriptFwCfgName } from "../../src/host/guest-init.js";
+import { ensureGuestImage } from "../../src/lab/guest-image.js";
+import { scriptFwCfgName } from "../../src/lab/guest-init.js";
 import { hostGuardStatus, type HostGuardStatus } from "../../src/host/guarded/attestation.js";
-import {
-  connectQmp,
-  hostContext,
-  startVm,
-  turnOffVm,
-  vmStatus,
-  waitForPowerOff,
-} from "../../src/host/vm/runtime.js";
+import { connectQmp } from "../../src/host/vm/processes.js";
+import { hostContext } from "../../src/host/index.js";
+import { startVm, turnOffVm, vmStatus, waitForPowerOff } from "../../src/host/vm/lifecycle.js";
 import { inspectKeyProtector } from "../../src/protector/key-protector.js";
 import { provisionShieldedVmForHgs, startLocalHgs, type LocalHgs } from "../../src/cli/demo-fabric.js";
 import { hostCli } from "../helpers/guarded-host.js";

@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { cp, mkdtemp, open, readFile, rm, symlink } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { ensureGuestImage } from "../../src/host/guest-image.js";
+import { ensureGuestImage } from "../../src/lab/guest-image.js";
 import { cacheDir } from "../../src/host/paths.js";
 
 const sha = async (p: string) =>

@@ -12,14 +12,9 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isBulwarkError } from "../../src/core/errors.js";
 import { setNewLocalKeyProtector } from "../../src/host/vm/keys.js";
-import {
-  qemuPidOf,
-  saveVm,
-  startVm,
-  turnOffVm,
-  vmStatus,
-  waitForPowerOff,
-} from "../../src/host/vm/runtime.js";
+import { qemuPidOf } from "../../src/host/vm/processes.js";
+import { saveVm } from "../../src/host/vm/saved-state.js";
+import { startVm, turnOffVm, vmStatus, waitForPowerOff } from "../../src/host/vm/lifecycle.js";
 import { repoPath } from "../helpers/paths.js";
 import { processAlive } from "../helpers/processes.js";
 import {

@@ -15,7 +15,7 @@ import { keyId, spkiDer } from "../../attest/host-key.js";
 import { guardianThumbprint, importGuardianPublicPem } from "../../protector/guardian.js";
 import { writeFileAtomic } from "../../io/atomic.js";
 import { DEFAULT_EVENT_LOG, hgsUrls, hostDir, readConfig, type HgsClientConfig } from "./config.js";
-import { HostGuardError } from "./errors.js";
+import { hostGuardError, isHostGuardError, type HostGuardError } from "./errors.js";
 import { hasHostKey, hostKey, keyReleaseKey } from "./identity.js";
 import { openTpmHost, readEventLog } from "./tpm-host.js";
 
@@ -89,7 +89,7 @@ export async function clearRecord(stateDir: string): Promise<void> {
 
 export function openClient(c: HgsClientConfig): HgsClient {
   const urls = hgsUrls(c);
-  if (urls.length === 0) throw new HostGuardError("HOSTGUARD_ERR_LOCAL_MODE", "the host is in local mode");
+  if (urls.length === 0) throw hostGuardError("HOSTGUARD_ERR_LOCAL_MODE", "the host is in local mode");
   return new HgsClient({ urls, timeoutMs: c.timeoutMs, ...(c.caPem ? { ca: c.caPem } : {}) });
 }
 
@@ -184,14 +184,14 @@ function attemptFromError(e: unknown, urls: readonly string[]): AttemptRecord {
 
 function failureError(a: AttemptRecord, cause: unknown): HostGuardError {
   if (a.status === "TransientError") {
-    return new HostGuardError(
+    return hostGuardError(
       "HOSTGUARD_ERR_HGS_UNAVAILABLE",
       `attestation could not complete: ${a.error?.message ?? "no HGS answered"}`,
       { status: a.status },
       { cause },
     );
   }
-  return new HostGuardError(
+  return hostGuardError(
     "HOSTGUARD_ERR_ATTESTATION_FAILED",
     `HGS refused attestation: ${a.status}${a.subStatuses.length ? ` (${a.subStatuses.join(", ")})` : ""}` +
       `${a.findings.length ? ` — ${a.findings.map((f) => f.id).join(", ")}` : ""}`,
@@ -269,7 +269,7 @@ export async function attestNow(stateDir: string, c: HgsClientConfig, client: Hg
     });
     return outcome.healthCertificate;
   } catch (e) {
-    if (e instanceof HostGuardError && e.code !== "HOSTGUARD_ERR_TPM") throw e;
+    if (isHostGuardError(e) && e.code !== "HOSTGUARD_ERR_TPM") throw e;
     const a = attemptFromError(e, urls);
     const answered = a.status !== "TransientError" ? { url: urls[client.current] ?? "" } : {};
     // A refusal ends the certificate's use (it may still be valid at HGS, but this host is no
@@ -287,7 +287,7 @@ export async function attestNow(stateDir: string, c: HgsClientConfig, client: Hg
         lastAttempt: { ...a, ...answered },
       };
     });
-    if (e instanceof HostGuardError) throw e;
+    if (isHostGuardError(e)) throw e;
     throw failureError(a, e);
   }
 }

@@ -6,7 +6,7 @@
 import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { writeFileAtomic } from "../../io/atomic.js";
-import { HostGuardError } from "./errors.js";
+import { hostGuardError } from "./errors.js";
 
 export type HostMode = "Local" | "HostGuardianService";
 export type AttestationMode = "key" | "tpm";
@@ -53,7 +53,7 @@ export const LOCAL_CONFIG: HgsClientConfig = {
 };
 
 function bad(message: string, details: Record<string, unknown> = {}): never {
-  throw new HostGuardError("HOSTGUARD_ERR_CONFIG", message, details);
+  throw hostGuardError("HOSTGUARD_ERR_CONFIG", message, details);
 }
 
 function checkUrl(u: unknown, what: string): string {

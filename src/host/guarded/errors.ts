@@ -2,7 +2,7 @@
  * Error codes of the guarded-host agent (`bulwark host`, key release at VM start). Messages and
  * details never carry key material: at most URLs, host ids, statuses, finding ids and generations.
  */
-import { BulwarkError, defineErrors, Exit, type ErrorDetails } from "../../core/errors.js";
+import { defineErrors, errorFactory, Exit, isBulwarkError, type BulwarkError } from "../../core/errors.js";
 
 export const HostGuardErrors = defineErrors("HOSTGUARD", {
   HOSTGUARD_ERR_CONFIG: {
@@ -55,14 +55,10 @@ export const HostGuardErrors = defineErrors("HOSTGUARD", {
 });
 export type HostGuardErrorCode = keyof typeof HostGuardErrors;
 
-export class HostGuardError extends BulwarkError<HostGuardErrorCode> {
-  constructor(
-    code: HostGuardErrorCode,
-    message: string,
-    details: ErrorDetails = {},
-    options?: { cause?: unknown },
-  ) {
-    super(code, message, details, options);
-    this.name = "HostGuardError";
-  }
+export type HostGuardError = BulwarkError<HostGuardErrorCode>;
+export const hostGuardError = errorFactory(HostGuardErrors, "HostGuardError");
+
+/** One of this domain's own errors (already worded for the operator: passed on unchanged). */
+export function isHostGuardError(e: unknown): e is HostGuardError {
+  return isBulwarkError(e) && Object.hasOwn(HostGuardErrors, e.code);
 }

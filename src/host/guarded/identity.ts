@@ -12,7 +12,7 @@ import path from "node:path";
 import { keyId } from "../../attest/host-key.js";
 import { writeFileAtomic } from "../../io/atomic.js";
 import { hostDir } from "./config.js";
-import { HostGuardError } from "./errors.js";
+import { hostGuardError } from "./errors.js";
 
 export type HostKeyType = "p256" | "rsa-3072";
 export const HOST_KEY_TYPES: readonly HostKeyType[] = ["p256", "rsa-3072"];
@@ -42,7 +42,7 @@ async function loadOrCreate(file: string, type: HostKeyType, what: string): Prom
     try {
       return createPrivateKey(pem);
     } catch (e) {
-      throw new HostGuardError(
+      throw hostGuardError(
         "HOSTGUARD_ERR_IDENTITY",
         `the ${what} in ${file} is not a private key`,
         { file },

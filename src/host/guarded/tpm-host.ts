@@ -14,7 +14,7 @@ import { TPM_RH } from "../../tpm/constants.js";
 import { pcrSelection } from "../../tpm/pcr.js";
 import { akTemplateEccP256, ekTemplateEccP256 } from "../../tpm/templates.js";
 import { parseTarget } from "../../tpm/transport/target.js";
-import { HostGuardError } from "./errors.js";
+import { hostGuardError, isHostGuardError, type HostGuardError } from "./errors.js";
 
 export interface TpmSession {
   readonly tpm: Tpm;
@@ -26,7 +26,7 @@ export interface TpmSession {
 
 function tpmError(what: string, e: unknown): HostGuardError {
   const msg = e instanceof Error ? e.message : String(e);
-  return new HostGuardError("HOSTGUARD_ERR_TPM", `${what}: ${msg}`, {}, { cause: e });
+  return hostGuardError("HOSTGUARD_ERR_TPM", `${what}: ${msg}`, {}, { cause: e });
 }
 
 /** Opens the TPM and creates the EK and AK (flushed again by close()). */
@@ -88,7 +88,7 @@ export async function captureBaseline(target: string, kind: BaselineKind, name: 
     const bank = values.get(TPM_ALG.SHA256) ?? new Map<number, Uint8Array>();
     return makeBaseline(kind, name, bank, { host: os.hostname() });
   } catch (e) {
-    if (e instanceof HostGuardError) throw e;
+    if (isHostGuardError(e)) throw e;
     throw tpmError(`cannot read PCRs from TPM '${target}'`, e);
   } finally {
     await tpm.close().catch(() => undefined);

@@ -1,43 +1,27 @@
 /**
  * Key release at VM start (Hyper-V: a guarded host asks the Key Protection Service for a shielded
- * VM's keys at every start). Called by the runtime when the host's own guardians cannot unwrap
- * the VM's key protector.
+ * VM's keys at every start): the HGS half of the host's key source, composed after the local
+ * guardians in host/index.ts.
  *
  * The VM secrets blob says (in clear) which protector id and key generation it is sealed for;
  * the host posts the protector of that generation (current, or the last known good copy after
- * a crash mid-update), HGS rolls the transport key, and the host writes — each atomically, in
- * this order — the new protector as last known good, the secrets re-sealed under the new key,
- * then the new protector. A crash anywhere leaves a protector whose generation matches the
- * secrets on disk, so the next start recovers.
+ * a crash mid-update), HGS rolls the transport key, and the host installs the new protector with
+ * the secrets re-sealed under the new key in the one crash-safe order (vm/keys.ts
+ * installKeyProtector), so the next start recovers from a crash anywhere.
  */
-import {
-  inspectKeyProtector,
-  checkSuccessor,
-  parseKeyProtector,
-  verifyOwnerSignature,
-} from "../../protector/key-protector.js";
+import { bytesEqual } from "../../core/bytes.js";
+import { isBulwarkError } from "../../core/errors.js";
+import { checkSuccessor, parseKeyProtector, verifyOwnerSignature } from "../../protector/key-protector.js";
 import { guardianThumbprint, importGuardianPublicPem } from "../../protector/guardian.js";
 import { openVmSecrets, sealVmSecrets, vmSecretsHeader } from "../../protector/vm-secrets.js";
 import { zeroize } from "../../protector/kdf.js";
-import { isBulwarkError } from "../../core/errors.js";
+import type { KeyProtectorCopy, UnlockRequest, VmSecrets } from "../vm/context.js";
+import { installKeyProtector } from "../vm/keys.js";
 import { HgsRefusal, type HgsClient } from "./hgs-client.js";
-import { readFile } from "node:fs/promises";
-import { writeFileAtomic } from "../../io/atomic.js";
-import { unlockVm, type VmSecrets } from "../vm/keys.js";
-import type { HostContext } from "../vm/runtime.js";
-import { readConfig, type HgsClientConfig } from "./config.js";
+import { readConfig } from "./config.js";
 import { attestNow, ensureHealthCertificate, openClient, readRecord, updateRecord } from "./attestation.js";
-import { HostGuardError } from "./errors.js";
+import { hostGuardError, isHostGuardError, type HostGuardError } from "./errors.js";
 import { keyReleaseKey } from "./identity.js";
-
-async function readOptional(p: string): Promise<Uint8Array | undefined> {
-  try {
-    return new Uint8Array(await readFile(p));
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw e;
-  }
-}
 
 /** Signing thumbprints of this fabric's HGS guardians (cached from /host/v1/info). */
 async function hgsGuardianThumbprints(stateDir: string, client: HgsClient): Promise<Set<string>> {
@@ -47,7 +31,7 @@ async function hgsGuardianThumbprints(stateDir: string, client: HgsClient): Prom
   try {
     info = await client.info();
   } catch (e) {
-    throw new HostGuardError(
+    throw hostGuardError(
       "HOSTGUARD_ERR_HGS_UNAVAILABLE",
       `cannot reach HGS to learn its guardian: ${e instanceof Error ? e.message : String(e)}`,
       {},
@@ -61,9 +45,9 @@ async function hgsGuardianThumbprints(stateDir: string, client: HgsClient): Prom
 }
 
 function releaseError(e: unknown): HostGuardError {
-  if (e instanceof HostGuardError) return e;
+  if (isHostGuardError(e)) return e;
   if (e instanceof HgsRefusal) {
-    return new HostGuardError(
+    return hostGuardError(
       "HOSTGUARD_ERR_KEY_RELEASE_REFUSED",
       `HGS refused to release the VM's keys: ${e.code}: ${e.message}`,
       {
@@ -74,7 +58,7 @@ function releaseError(e: unknown): HostGuardError {
     );
   }
   if (isBulwarkError(e) && e.code === "HGS_ERR_UNAVAILABLE") {
-    return new HostGuardError("HOSTGUARD_ERR_HGS_UNAVAILABLE", e.message, e.details, { cause: e });
+    return hostGuardError("HOSTGUARD_ERR_HGS_UNAVAILABLE", e.message, e.details, { cause: e });
   }
   throw e;
 }
@@ -82,48 +66,30 @@ function releaseError(e: unknown): HostGuardError {
 /**
  * Asks HGS for a VM's keys. Returns undefined when the host is in local mode or the VM's key
  * protector names no guardian of the configured HGS; otherwise the opened VM secrets (the caller
- * zeroizes them), after storing the rolled key protector and the re-sealed secrets.
+ * zeroizes them), after installing the rolled key protector and the re-sealed secrets.
  */
-export async function unlockVmViaHgs(ctx: HostContext, name: string): Promise<VmSecrets | undefined> {
-  const stateDir = ctx.store.stateDir;
-  const c: HgsClientConfig = await readConfig(stateDir);
+export async function unlockVmViaHgs(stateDir: string, vm: UnlockRequest): Promise<VmSecrets | undefined> {
+  const c = await readConfig(stateDir);
   if (c.mode === "Local") return undefined;
-  const p = ctx.store.paths(name);
-  const current = await readOptional(p.keyProtector);
-  const blob = await readOptional(p.vmSecrets);
-  if (!current || !blob) return undefined;
-  const lkg = await readOptional(p.keyProtectorLastKnownGood);
+  const { current, lastKnownGood: lkg, secrets: blob } = vm.files;
+  if (!blob) return undefined;
   const header = vmSecretsHeader(blob);
-  const matches = (kp: Uint8Array | undefined): kp is Uint8Array => {
-    if (!kp) return false;
-    try {
-      const k = parseKeyProtector(kp);
-      return (
-        k.keyGeneration === header.keyGeneration &&
-        Buffer.compare(Buffer.from(k.protectorId), Buffer.from(header.protectorId)) === 0
-      );
-    } catch {
-      return false;
-    }
-  };
+  const sealedFor = (kp: KeyProtectorCopy | undefined): kp is KeyProtectorCopy =>
+    kp?.model !== undefined &&
+    kp.model.keyGeneration === header.keyGeneration &&
+    bytesEqual(kp.model.protectorId, header.protectorId);
   // The protector whose generation the secrets are sealed for; the last known good copy when the
   // current one does not match, or HGS refuses it as malformed or tampered.
-  const candidates = [current, lkg].filter(matches);
-  if (candidates.length === 2 && Buffer.compare(Buffer.from(current), Buffer.from(lkg as Uint8Array)) === 0)
-    candidates.pop();
+  const candidates = [current, lkg].filter(sealedFor);
+  if (candidates.length === 2 && bytesEqual(current.bytes, (lkg as KeyProtectorCopy).bytes)) candidates.pop();
   if (candidates.length === 0) candidates.push(current);
   const client = openClient(c);
-  const say = ctx.progress ?? (() => undefined);
+  const say = vm.progress;
   try {
     const hgs = await hgsGuardianThumbprints(stateDir, client);
-    const namesHgs = (kp: Uint8Array) => {
-      try {
-        return parseKeyProtector(kp).guardians.some((g) => hgs.has(guardianThumbprint(g)));
-      } catch {
-        return false;
-      }
-    };
-    const toSend = candidates.filter(namesHgs);
+    const toSend = candidates.filter(
+      (kp) => kp.model?.guardians.some((g) => hgs.has(guardianThumbprint(g))) === true,
+    );
     if (toSend.length === 0) return undefined;
     const krk = await keyReleaseKey(stateDir);
     say("attesting to the Host Guardian Service");
@@ -143,12 +109,12 @@ export async function unlockVmViaHgs(ctx: HostContext, name: string): Promise<Vm
         return client.releaseKey({ healthCertificate: cert, keyReleaseKey: krk, keyProtector });
       }
     };
-    let send = toSend[0] as Uint8Array;
+    let send = toSend[0] as KeyProtectorCopy;
     let r;
     for (let i = 0; ; i++) {
-      send = toSend[i] as Uint8Array;
+      send = toSend[i] as KeyProtectorCopy;
       try {
-        r = await release(send);
+        r = await release(send.bytes);
         break;
       } catch (e) {
         const last = i === toSend.length - 1;
@@ -157,11 +123,13 @@ export async function unlockVmViaHgs(ctx: HostContext, name: string): Promise<Vm
       }
     }
     try {
+      let rolled;
       try {
-        checkSuccessor(send, r.keyProtector);
-        verifyOwnerSignature(parseKeyProtector(r.keyProtector));
+        checkSuccessor(send.bytes, r.keyProtector);
+        rolled = parseKeyProtector(r.keyProtector);
+        verifyOwnerSignature(rolled);
       } catch (e) {
-        throw new HostGuardError(
+        throw hostGuardError(
           "HOSTGUARD_ERR_KEY_PROTECTOR",
           `the key protector HGS returned is not a successor of the VM's: ${e instanceof Error ? e.message : String(e)}`,
           {},
@@ -172,20 +140,15 @@ export async function unlockVmViaHgs(ctx: HostContext, name: string): Promise<Vm
       try {
         secrets = openVmSecrets(r.oldKey, blob);
       } catch (e) {
-        throw new HostGuardError(
+        throw hostGuardError(
           "HOSTGUARD_ERR_KEY_PROTECTOR",
           `the VM secrets do not open with the key HGS released: ${isBulwarkError(e) ? e.code : String(e)}`,
           {},
           { cause: e },
         );
       }
-      const sealed = sealVmSecrets(r.newKey, secrets);
-      await writeFileAtomic(p.keyProtectorLastKnownGood, r.keyProtector);
-      await writeFileAtomic(p.vmSecrets, sealed);
-      await writeFileAtomic(p.keyProtector, r.keyProtector);
-      say(
-        `keys released; key protector rolled to generation ${inspectKeyProtector(r.keyProtector).keyGeneration}`,
-      );
+      await installKeyProtector(vm.paths, r.keyProtector, sealVmSecrets(r.newKey, secrets));
+      say(`keys released; key protector rolled to generation ${rolled.keyGeneration}`);
       return secrets;
     } finally {
       zeroize(r.oldKey.key, r.newKey.key);
@@ -194,21 +157,5 @@ export async function unlockVmViaHgs(ctx: HostContext, name: string): Promise<Vm
     throw releaseError(e);
   } finally {
     client.close();
-  }
-}
-
-/**
- * The runtime's way in: the host's own guardians first (local mode, or a VM this host guards
- * itself); when none of them is in the key protector, HGS; when HGS is not a guardian of this VM
- * either (or the host is in local mode), the local refusal stands.
- */
-export async function unlockVmLocallyOrViaHgs(ctx: HostContext, name: string): Promise<VmSecrets> {
-  try {
-    return await unlockVm(ctx.store.paths(name), ctx.guardians);
-  } catch (e) {
-    if (!isBulwarkError(e) || e.code !== "PROTECTOR_ERR_NOT_AUTHORIZED") throw e;
-    const viaHgs = await unlockVmViaHgs(ctx, name);
-    if (!viaHgs) throw e;
-    return viaHgs;
   }
 }

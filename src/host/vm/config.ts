@@ -4,7 +4,7 @@
  * the vTPM and state encryption, and takes away the fabric administrator's ways in.
  */
 import { randomUUID } from "node:crypto";
-import { BulwarkError } from "../../core/errors.js";
+import { vmError } from "./errors.js";
 
 export const CONFIG_VERSION = 1;
 
@@ -46,7 +46,7 @@ export const MICROSOFT_UEFI_CA = "MicrosoftUEFICertificateAuthority";
 
 export function validateVmName(name: string): void {
   if (!/^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/.test(name)) {
-    throw new BulwarkError("VM_ERR_INVALID_NAME", `invalid VM name '${name}'`);
+    throw vmError("VM_ERR_INVALID_NAME", `invalid VM name '${name}'`);
   }
 }
 
@@ -86,7 +86,7 @@ export function newVmConfig(o: NewVmOptions): VmConfig {
 }
 
 function invalid(field: string, why: string): never {
-  throw new BulwarkError("VM_ERR_INVALID_CONFIG", `${field}: ${why}`, { field });
+  throw vmError("VM_ERR_INVALID_CONFIG", `${field}: ${why}`, { field });
 }
 
 /** Checks a configuration read from disk or built by a command. */
@@ -144,12 +144,8 @@ export function isShielded(c: VmConfig): boolean {
 /** Refuses a change to a setting that Shielded forces. */
 export function assertNotLockedByShielding(c: VmConfig, setting: string): void {
   if (isShielded(c)) {
-    throw new BulwarkError(
-      "VM_ERR_POLICY_LOCKED",
-      `${setting} is forced and locked while the VM is shielded`,
-      {
-        setting,
-      },
-    );
+    throw vmError("VM_ERR_POLICY_LOCKED", `${setting} is forced and locked while the VM is shielded`, {
+      setting,
+    });
   }
 }

@@ -1,4 +1,4 @@
-import { defineErrors, Exit } from "../../core/errors.js";
+import { defineErrors, errorFactory, Exit } from "../../core/errors.js";
 
 export const VmErrors = defineErrors("VM", {
   VM_ERR_NOT_FOUND: {
@@ -67,3 +67,4 @@ export const VmErrors = defineErrors("VM", {
   },
 });
 export type VmErrorCode = keyof typeof VmErrors;
+export const vmError = errorFactory(VmErrors, "VmError");

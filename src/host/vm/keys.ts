@@ -1,12 +1,13 @@
 /**
- * A VM's key protector on this host: creating a local one, importing one, unwrapping it with the
- * host's local guardians (falling back to the last known good copy), and the small VM-secrets
- * blob (vTPM state key, saved-state key) sealed under the transport key — so rolling the transport
- * key re-encrypts only that blob, never the vTPM state.
+ * A VM's key protector on this host: reading its key files once, unwrapping with the host's
+ * local guardians (falling back to the last known good copy), creating or importing a protector,
+ * and the small VM-secrets blob (vTPM state key, saved-state key) sealed under the transport key
+ * — so rolling the transport key re-encrypts only that blob, never the vTPM state.
  */
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { BulwarkError } from "../../core/errors.js";
+import { bytesEqual } from "../../core/bytes.js";
+import { writeFileAtomic } from "../../io/atomic.js";
 import { guardianThumbprint, type Guardian } from "../../protector/guardian.js";
 import {
   createKeyProtector,
@@ -14,19 +15,26 @@ import {
   parseKeyProtector,
   unwrapKeyProtector,
   unwrapWithLastKnownGood,
+  type KeyProtector,
   type KeyProtectorInfo,
 } from "../../protector/key-protector.js";
 import type { TransportKey } from "../../protector/transport-key.js";
 import { openVmSecrets, sealVmSecrets, VM_SECRET } from "../../protector/vm-secrets.js";
-import { writeFileAtomic } from "../../io/atomic.js";
 import type { GuardianStore } from "../guardians.js";
+import type {
+  KeyProtectorCopy,
+  KeyUnlock,
+  UnlockRequest,
+  VmContext,
+  VmKeyFiles,
+  VmSecrets,
+} from "./context.js";
+import { vmError } from "./errors.js";
 import type { VmPaths } from "./store.js";
 
-export type VmSecrets = Map<string, Uint8Array>;
-
-async function readOptional(p: string): Promise<Uint8Array | undefined> {
+async function readOptional(file: string): Promise<Uint8Array | undefined> {
   try {
-    return new Uint8Array(await readFile(p));
+    return new Uint8Array(await readFile(file));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw e;
@@ -40,12 +48,88 @@ export async function hasKeyProtector(paths: VmPaths): Promise<boolean> {
 export async function readKeyProtector(paths: VmPaths): Promise<Uint8Array> {
   const kp = await readOptional(paths.keyProtector);
   if (!kp) {
-    throw new BulwarkError(
+    throw vmError(
       "VM_ERR_KEY_PROTECTOR_REQUIRED",
       "the VM has no key protector (bulwark vm key-protector set VM --new-local)",
     );
   }
   return kp;
+}
+
+function copyOf(bytes: Uint8Array): KeyProtectorCopy {
+  let model;
+  try {
+    model = parseKeyProtector(bytes);
+  } catch {
+    model = undefined; // a copy that does not decode is still passed on: the unwrap says why
+  }
+  return { bytes, model };
+}
+
+/** Reads the VM's key protector, its last known good copy and the sealed secrets, decoding each once. */
+export async function readVmKeyFiles(paths: VmPaths): Promise<VmKeyFiles> {
+  const current = copyOf(await readKeyProtector(paths));
+  const lkg = await readOptional(paths.keyProtectorLastKnownGood);
+  return {
+    current,
+    lastKnownGood: lkg ? copyOf(lkg) : undefined,
+    secrets: await readOptional(paths.vmSecrets),
+  };
+}
+
+/** A request for the VM's secrets: its key files read and decoded once, for every key source. */
+export async function unlockRequest(ctx: VmContext, name: string): Promise<UnlockRequest> {
+  const paths = ctx.store.paths(name);
+  return { name, paths, files: await readVmKeyFiles(paths), progress: ctx.progress ?? (() => undefined) };
+}
+
+/** Asks the context's key source for a VM's secrets (the caller zeroizes them). */
+export async function unlockVm(ctx: VmContext, name: string): Promise<VmSecrets> {
+  return ctx.unlock(await unlockRequest(ctx, name));
+}
+
+/**
+ * Unwraps the key protector (or its last known good copy) with this host's guardians and opens
+ * the VM secrets; a current protector that unwrapped becomes the new last known good. Throws
+ * PROTECTOR_ERR_NOT_AUTHORIZED when no local guardian is in it.
+ */
+async function openWithLocalGuardians(
+  guardians: GuardianStore,
+  paths: VmPaths,
+  files: VmKeyFiles,
+): Promise<VmSecrets> {
+  const local = await guardians.localGuardians();
+  const lkg = files.lastKnownGood?.bytes;
+  const r = unwrapWithLastKnownGood(files.current.bytes, lkg, local);
+  try {
+    if (r.used === "current" && (!lkg || !bytesEqual(lkg, files.current.bytes))) {
+      await writeFileAtomic(paths.keyProtectorLastKnownGood, r.lastKnownGood);
+    }
+    if (!files.secrets) throw vmError("VM_ERR_KEY_PROTECTOR_REQUIRED", "the VM's secrets blob is missing");
+    return openVmSecrets(r.transportKey, files.secrets);
+  } finally {
+    r.transportKey.key.fill(0);
+  }
+}
+
+/** The key source of local mode: the host's own guardians. */
+export function localGuardianUnlock(guardians: GuardianStore): KeyUnlock {
+  return ({ paths, files }) => openWithLocalGuardians(guardians, paths, files);
+}
+
+/**
+ * Installs a key protector with the VM secrets sealed for it. The order makes a crash anywhere
+ * recoverable: the new protector's last-known-good copy first, then the secrets (unreadable with
+ * the old protector), then the protector — so some protector on disk always matches the secrets.
+ */
+export async function installKeyProtector(
+  paths: VmPaths,
+  keyProtector: Uint8Array,
+  sealedSecrets: Uint8Array,
+): Promise<void> {
+  await writeFileAtomic(paths.keyProtectorLastKnownGood, keyProtector);
+  await writeFileAtomic(paths.vmSecrets, sealedSecrets);
+  await writeFileAtomic(paths.keyProtector, keyProtector);
 }
 
 function freshSecrets(): VmSecrets {
@@ -55,32 +139,15 @@ function freshSecrets(): VmSecrets {
   ]);
 }
 
-function zeroSecrets(s: VmSecrets): void {
-  for (const v of s.values()) v.fill(0);
+export function zeroSecrets(s: VmSecrets | undefined): void {
+  if (s) for (const v of s.values()) v.fill(0);
 }
 
-/** Unwraps the VM's key protector with this host's guardians and opens the VM secrets. */
-export async function unlockVm(paths: VmPaths, guardians: GuardianStore): Promise<VmSecrets> {
-  const kp = await readKeyProtector(paths);
-  const lkg = await readOptional(paths.keyProtectorLastKnownGood);
-  const local = await guardians.localGuardians();
-  const r = unwrapWithLastKnownGood(kp, lkg, local);
-  try {
-    if (r.used === "current" && (!lkg || Buffer.compare(Buffer.from(lkg), Buffer.from(kp)) !== 0)) {
-      await writeFileAtomic(paths.keyProtectorLastKnownGood, r.lastKnownGood);
-    }
-    const blob = await readOptional(paths.vmSecrets);
-    if (!blob) throw new BulwarkError("VM_ERR_KEY_PROTECTOR_REQUIRED", "the VM's secrets blob is missing");
-    return openVmSecrets(r.transportKey, blob);
-  } finally {
-    r.transportKey.key.fill(0);
-  }
-}
-
-/** Opens the current secrets if the VM has a protector this host can unwrap; undefined if none. */
-async function currentSecrets(paths: VmPaths, guardians: GuardianStore): Promise<VmSecrets | undefined> {
-  if (!(await hasKeyProtector(paths)) || !(await readOptional(paths.vmSecrets))) return undefined;
-  return unlockVm(paths, guardians);
+/** The current secrets if the VM has a protector this host can unwrap; fresh ones if it has none. */
+async function currentOrFreshSecrets(paths: VmPaths, guardians: GuardianStore): Promise<VmSecrets> {
+  if (!(await hasKeyProtector(paths))) return freshSecrets();
+  const files = await readVmKeyFiles(paths);
+  return files.secrets ? openWithLocalGuardians(guardians, paths, files) : freshSecrets();
 }
 
 async function install(
@@ -89,12 +156,12 @@ async function install(
   tk: TransportKey,
   secrets: VmSecrets,
 ): Promise<void> {
-  const blob = sealVmSecrets(tk, secrets);
-  // Order matters for crash safety: secrets first would be unreadable with the old protector,
-  // so write the new protector's last-known-good copy, the secrets, then the protector.
-  await writeFileAtomic(paths.keyProtectorLastKnownGood, keyProtector);
-  await writeFileAtomic(paths.vmSecrets, blob);
-  await writeFileAtomic(paths.keyProtector, keyProtector);
+  try {
+    await installKeyProtector(paths, keyProtector, sealVmSecrets(tk, secrets));
+  } finally {
+    tk.key.fill(0);
+    zeroSecrets(secrets);
+  }
 }
 
 /** `vm key-protector set --new-local`: owner and guardian = this host's UntrustedGuardian. */
@@ -103,14 +170,9 @@ export async function setNewLocalKeyProtector(
   guardians: GuardianStore,
 ): Promise<KeyProtectorInfo> {
   const owner = await guardians.untrustedGuardian();
-  const secrets = (await currentSecrets(paths, guardians)) ?? freshSecrets();
+  const secrets = await currentOrFreshSecrets(paths, guardians);
   const { keyProtector, transportKey } = createKeyProtector({ owner });
-  try {
-    await install(paths, keyProtector, transportKey, secrets);
-  } finally {
-    transportKey.key.fill(0);
-    zeroSecrets(secrets);
-  }
+  await install(paths, keyProtector, transportKey, secrets);
   return inspectKeyProtector(keyProtector);
 }
 
@@ -123,34 +185,41 @@ export async function setKeyProtectorFromBytes(
   parseKeyProtector(keyProtector);
   const local = await guardians.localGuardians();
   const tk = unwrapKeyProtector(keyProtector, local);
-  const secrets = (await currentSecrets(paths, guardians)) ?? freshSecrets();
+  let secrets: VmSecrets;
   try {
-    await install(paths, keyProtector, tk, secrets);
-  } finally {
+    secrets = await currentOrFreshSecrets(paths, guardians);
+  } catch (e) {
     tk.key.fill(0);
-    zeroSecrets(secrets);
+    throw e;
   }
+  await install(paths, keyProtector, tk, secrets);
   return inspectKeyProtector(keyProtector);
 }
 
 /** Replaces the current protector with the last known good copy. */
 export async function restoreLastKnownGood(paths: VmPaths): Promise<KeyProtectorInfo> {
   const lkg = await readOptional(paths.keyProtectorLastKnownGood);
-  if (!lkg)
-    throw new BulwarkError("VM_ERR_KEY_PROTECTOR_REQUIRED", "the VM has no last known good key protector");
+  if (!lkg) throw vmError("VM_ERR_KEY_PROTECTOR_REQUIRED", "the VM has no last known good key protector");
   await writeFileAtomic(paths.keyProtector, lkg);
   return inspectKeyProtector(lkg);
 }
 
-/** The local guardian that owns the VM's key protector, if its private key is on this host. */
-export async function localOwner(paths: VmPaths, guardians: GuardianStore): Promise<Guardian | undefined> {
-  const kp = parseKeyProtector(await readKeyProtector(paths));
+/** The local guardian that owns a key protector, if its private key is on this host. */
+export async function localOwnerOf(
+  kp: KeyProtector,
+  guardians: GuardianStore,
+): Promise<Guardian | undefined> {
   const ownerThumb = guardianThumbprint(kp.owner);
   return (await guardians.localGuardians()).find((g) => guardianThumbprint(g) === ownerThumb);
 }
 
+/** The local guardian that owns the VM's key protector, if its private key is on this host. */
+export async function localOwner(paths: VmPaths, guardians: GuardianStore): Promise<Guardian | undefined> {
+  return localOwnerOf(parseKeyProtector(await readKeyProtector(paths)), guardians);
+}
+
 export function secret(secrets: VmSecrets, name: string): Uint8Array {
   const v = secrets.get(name);
-  if (!v) throw new BulwarkError("VM_ERR_KEY_PROTECTOR_REQUIRED", `the VM secrets hold no '${name}'`);
+  if (!v) throw vmError("VM_ERR_KEY_PROTECTOR_REQUIRED", `the VM secrets hold no '${name}'`);
   return v;
 }

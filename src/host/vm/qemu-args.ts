@@ -3,6 +3,9 @@
  * policy shows here: no serial console, no human monitor, no guest-agent channel, no 9p shares,
  * no gdb stub, guest memory excluded from core dumps, and a seccomp sandbox that forbids
  * spawning helpers (so `migrate exec:` cannot write plaintext state anywhere).
+ *
+ * The one Gen-2 command line: the lab's boot harness runs a throwaway VM through it too, in its
+ * "harness" supervision (serial on stdio, no QMP, no reboot).
  */
 import type { VmConfig } from "./config.js";
 import type { VmPaths } from "./store.js";
@@ -16,15 +19,21 @@ export interface QemuLaunch {
   readonly incoming?: boolean;
   /** Start paused (-S). */
   readonly paused?: boolean;
+  /**
+   * "managed" (default): a long-lived VM the runtime drives over QMP — named, with a pid file,
+   * daemonized unless shielded, its console on a socket. "harness": one supervised test boot —
+   * the serial console on QEMU's stdio for the caller to read, no QMP, and a guest reboot ends
+   * QEMU (-no-reboot).
+   */
+  readonly supervision?: "managed" | "harness";
 }
 
 export function qemuArgs(c: VmConfig, p: VmPaths, l: QemuLaunch): string[] {
   const shielded = c.security.policy === "Shielded";
-  const a: string[] = [
-    "-name",
-    `${c.name},process=bulwark-${c.name}`,
-    "-uuid",
-    c.id,
+  const managed = l.supervision !== "harness";
+  const a: string[] = [];
+  if (managed) a.push("-name", `${c.name},process=bulwark-${c.name}`, "-uuid", c.id);
+  a.push(
     "-accel",
     l.accelerator,
     "-machine",
@@ -43,18 +52,24 @@ export function qemuArgs(c: VmConfig, p: VmPaths, l: QemuLaunch): string[] {
     "-no-user-config",
     "-display",
     "none",
-    "-chardev",
-    `socket,id=qmp,path=${p.qmpSocket},server=on,wait=off`,
-    "-mon",
-    "chardev=qmp,mode=control",
-    "-pidfile",
-    p.qemuPid,
-  ];
-  if (shielded) {
-    // spawn=deny forbids fork/exec, which -daemonize needs: the runtime detaches QEMU itself.
-    a.push("-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+  );
+  if (managed) {
+    a.push(
+      "-chardev",
+      `socket,id=qmp,path=${p.qmpSocket},server=on,wait=off`,
+      "-mon",
+      "chardev=qmp,mode=control",
+      "-pidfile",
+      p.qemuPid,
+    );
+    if (shielded) {
+      // spawn=deny forbids fork/exec, which -daemonize needs: the runtime detaches QEMU itself.
+      a.push("-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+    } else {
+      a.push("-daemonize");
+    }
   } else {
-    a.push("-daemonize");
+    a.push("-no-reboot");
   }
   c.disks.forEach((d, i) => {
     a.push(
@@ -79,12 +94,12 @@ export function qemuArgs(c: VmConfig, p: VmPaths, l: QemuLaunch): string[] {
   }
   if (!shielded) {
     if (c.console) {
-      a.push(
-        "-chardev",
-        `socket,id=ser0,path=${p.consoleSocket},server=on,wait=off,logfile=${p.serialLog},logappend=on`,
-        "-serial",
-        "chardev:ser0",
-      );
+      // A VM's serial console is a socket (bulwark vm console) plus a log; a test boot's is
+      // QEMU's stdio, read by the harness.
+      const serial = managed
+        ? `socket,id=ser0,path=${p.consoleSocket},server=on,wait=off,logfile=${p.serialLog},logappend=on`
+        : "stdio,id=ser0,signal=off";
+      a.push("-chardev", serial, "-serial", "chardev:ser0");
     }
     if (c.guestAgent) {
       a.push(

@@ -4,8 +4,8 @@
  * state, adds devices or changes where the VM's data goes. Bulwark's own save/migration code
  * talks to QEMU directly and is not subject to the gate.
  */
-import { BulwarkError } from "../../core/errors.js";
 import type { VmConfig } from "./config.js";
+import { vmError } from "./errors.js";
 
 /** Commands that read guest memory or write plaintext state, refused unless the policy is None. */
 export const memoryReadingCommands: readonly string[] = [
@@ -43,7 +43,7 @@ export const shieldedAllowList: readonly string[] = [
 export function checkQmpCommand(c: VmConfig, command: string): void {
   if (c.security.policy === "Shielded") {
     if (!shieldedAllowList.includes(command)) {
-      throw new BulwarkError(
+      throw vmError(
         "VM_ERR_QMP_REFUSED",
         `QMP command '${command}' is refused for shielded VM '${c.name}'` +
           (memoryReadingCommands.includes(command)
@@ -56,7 +56,7 @@ export function checkQmpCommand(c: VmConfig, command: string): void {
   }
   if (c.security.policy === "EncryptionSupported" || c.security.encryptStateAndMigration) {
     if (memoryReadingCommands.includes(command)) {
-      throw new BulwarkError(
+      throw vmError(
         "VM_ERR_QMP_REFUSED",
         `QMP command '${command}' is refused: VM '${c.name}' encrypts its state and migration traffic`,
         { command },

@@ -6,9 +6,9 @@
 import { constants } from "node:fs";
 import { mkdir, open, readdir, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { BulwarkError } from "../../core/errors.js";
 import { writeFileAtomic } from "../../io/atomic.js";
 import { validateConfig, validateVmName, type VmConfig } from "./config.js";
+import { vmError } from "./errors.js";
 
 export const DEFAULT_STATE_DIR = "/var/lib/bulwark";
 
@@ -103,7 +103,7 @@ export class VmStore {
     for (const d of config.disks) {
       const st = await stat(d.path).catch(() => null);
       if (!st || !(st.isFile() || st.isBlockDevice())) {
-        throw new BulwarkError(
+        throw vmError(
           "VM_ERR_INVALID_CONFIG",
           st
             ? `disk ${d.path} is not a file or block device`
@@ -118,7 +118,7 @@ export class VmStore {
       await mkdir(p.dir, { mode: 0o700 });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === "EEXIST") {
-        throw new BulwarkError("VM_ERR_EXISTS", `VM '${config.name}' already exists in ${this.stateDir}`);
+        throw vmError("VM_ERR_EXISTS", `VM '${config.name}' already exists in ${this.stateDir}`);
       }
       throw e;
     }
@@ -132,13 +132,13 @@ export class VmStore {
     try {
       text = await readFile(p.config, "utf8");
     } catch {
-      throw new BulwarkError("VM_ERR_NOT_FOUND", `no VM named '${name}' in ${this.stateDir}`, { name });
+      throw vmError("VM_ERR_NOT_FOUND", `no VM named '${name}' in ${this.stateDir}`, { name });
     }
     let c: VmConfig;
     try {
       c = JSON.parse(text) as VmConfig;
     } catch {
-      throw new BulwarkError("VM_ERR_INVALID_CONFIG", `${p.config} is not valid JSON`);
+      throw vmError("VM_ERR_INVALID_CONFIG", `${p.config} is not valid JSON`);
     }
     validateConfig(c);
     return c;
@@ -185,19 +185,19 @@ export class VmStore {
         };
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === "ENOENT") {
-          throw new BulwarkError("VM_ERR_NOT_FOUND", `no VM named '${name}' in ${this.stateDir}`, { name });
+          throw vmError("VM_ERR_NOT_FOUND", `no VM named '${name}' in ${this.stateDir}`, { name });
         }
         if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
         const holder = Number((await readFile(p.lock, "utf8").catch(() => "")).trim());
         if (Number.isInteger(holder) && holder > 0 && pidAlive(holder) && holder !== process.pid) {
-          throw new BulwarkError("VM_ERR_LOCKED", `VM '${name}' is locked by process ${holder}`, {
+          throw vmError("VM_ERR_LOCKED", `VM '${name}' is locked by process ${holder}`, {
             pid: holder,
           });
         }
         await rm(p.lock, { force: true });
       }
     }
-    throw new BulwarkError("VM_ERR_LOCKED", `VM '${name}' is locked`);
+    throw vmError("VM_ERR_LOCKED", `VM '${name}' is locked`);
   }
 
   /** Runs `fn` holding the VM's lock. */

@@ -17,8 +17,8 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { bootGuest } from "../../../src/host/boot.js";
-import { ensureGuestImage } from "../../../src/host/guest-image.js";
+import { bootGuest } from "../../../src/lab/boot.js";
+import { ensureGuestImage } from "../../../src/lab/guest-image.js";
 import {
   EventType,
   extractFacts,

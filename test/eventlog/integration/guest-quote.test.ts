@@ -9,8 +9,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { decode } from "../../../src/core/codec.js";
-import { bootGuest } from "../../../src/host/boot.js";
-import { ensureGuestImage } from "../../../src/host/guest-image.js";
+import { bootGuest } from "../../../src/lab/boot.js";
+import { ensureGuestImage } from "../../../src/lab/guest-image.js";
 import {
   boundFacts,
   byBankName,

@@ -25,10 +25,10 @@ import {
 } from "node:fs/promises";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
-import { BulwarkError } from "../core/errors.js";
 import { grubConfig, guestInitScript } from "./guest-init.js";
-import { cacheDir } from "./paths.js";
-import { requireProgram, runProgram } from "./tools.js";
+import { cacheDir } from "../host/paths.js";
+import { requireProgram, runProgram } from "../host/tools.js";
+import { hostError } from "../host/errors.js";
 
 export type GuestVariant = "base" | "tpm2tools";
 export const guestVariants: readonly GuestVariant[] = ["base", "tpm2tools"];
@@ -72,8 +72,6 @@ const ESP_FILES = {
   initrd: "bulwark/initrd.img",
 } as const;
 
-let aptUpdated = false;
-
 async function aptCache(args: string[]): Promise<string> {
   return (await runProgram("apt-cache", args)).stdout;
 }
@@ -84,22 +82,30 @@ async function candidateVersion(pkg: string): Promise<string | undefined> {
   return m && m[1] !== "(none)" ? m[1] : undefined;
 }
 
-async function aptUpdateOnce(): Promise<void> {
-  if (aptUpdated) return;
+/**
+ * Refreshes apt's package lists, at most once per image build (a build that needed fresh lists
+ * to resolve its packages does not fetch them again to download them).
+ */
+class AptLists {
+  private refreshed: Promise<void> | undefined;
+
+  refresh(): Promise<void> {
+    this.refreshed ??= aptUpdate();
+    return this.refreshed;
+  }
+}
+
+async function aptUpdate(): Promise<void> {
   if (process.getuid?.() !== 0) {
-    throw new BulwarkError(
-      "HOST_ERR_IMAGE_BUILD",
-      "apt package lists are empty; run `sudo apt-get update` first",
-    );
+    throw hostError("HOST_ERR_IMAGE_BUILD", "apt package lists are empty; run `sudo apt-get update` first");
   }
   await runProgram("apt-get", ["update", "-q"], {
     env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
   });
-  aptUpdated = true;
 }
 
 /** Resolves the exact package versions the image is built from (the cache key). */
-export async function resolveGuestPackages(): Promise<Record<string, string>> {
+async function resolveGuestPackages(apt: AptLists): Promise<Record<string, string>> {
   const resolveAll = async (): Promise<Record<string, string> | undefined> => {
     const deps = await aptCache(["depends", "linux-image-amd64"]).catch(() => "");
     const kernelPkg = /Depends:\s*(linux-image-\d\S*-amd64)\b/.exec(deps)?.[1];
@@ -114,11 +120,11 @@ export async function resolveGuestPackages(): Promise<Record<string, string>> {
   };
   let pkgs = await resolveAll();
   if (!pkgs) {
-    await aptUpdateOnce();
+    await apt.refresh();
     pkgs = await resolveAll();
   }
   if (!pkgs) {
-    throw new BulwarkError(
+    throw hostError(
       "HOST_ERR_IMAGE_BUILD",
       "cannot resolve shim-signed, grub-efi-amd64-signed, busybox-static and the signed kernel in apt's lists",
     );
@@ -138,7 +144,11 @@ async function sha256File(p: string): Promise<string> {
     .digest("hex");
 }
 
-async function downloadDebs(packages: Record<string, string>, dir: string): Promise<Record<string, string>> {
+async function downloadDebs(
+  packages: Record<string, string>,
+  dir: string,
+  apt: AptLists,
+): Promise<Record<string, string>> {
   await mkdir(dir, { recursive: true });
   const out: Record<string, string> = {};
   for (const [name, version] of Object.entries(packages)) {
@@ -150,12 +160,12 @@ async function downloadDebs(packages: Record<string, string>, dir: string): Prom
       try {
         await runProgram("apt-get", ["download", "-q", `${name}=${version}`], { cwd: tmp }).catch(
           async () => {
-            await aptUpdateOnce();
+            await apt.refresh();
             return runProgram("apt-get", ["download", "-q", `${name}=${version}`], { cwd: tmp });
           },
         );
         const got = (await readdir(tmp)).find((f) => f.endsWith(".deb"));
-        if (!got) throw new BulwarkError("HOST_ERR_IMAGE_BUILD", `apt-get download ${name} produced no .deb`);
+        if (!got) throw hostError("HOST_ERR_IMAGE_BUILD", `apt-get download ${name} produced no .deb`);
         await rename(path.join(tmp, got), file);
       } finally {
         await rm(tmp, { recursive: true, force: true });
@@ -184,7 +194,7 @@ async function extractDeb(deb: string, dest: string, patterns: string[]): Promis
     new Promise<number | null>((r) => tar.on("close", r)),
   ]);
   if (codes.some((c) => c !== 0)) {
-    throw new BulwarkError("HOST_ERR_IMAGE_BUILD", `extracting ${path.basename(deb)} failed: ${err.trim()}`);
+    throw hostError("HOST_ERR_IMAGE_BUILD", `extracting ${path.basename(deb)} failed: ${err.trim()}`);
   }
 }
 
@@ -263,7 +273,7 @@ async function makeCpio(staging: string): Promise<Buffer> {
   cpio.stderr.on("data", (d: Buffer) => (err += d.toString()));
   cpio.stdin.end(list);
   const code = await new Promise<number | null>((r) => cpio.on("close", r));
-  if (code !== 0) throw new BulwarkError("HOST_ERR_IMAGE_BUILD", `cpio failed: ${err.trim()}`);
+  if (code !== 0) throw hostError("HOST_ERR_IMAGE_BUILD", `cpio failed: ${err.trim()}`);
   return Buffer.concat(chunks);
 }
 
@@ -274,13 +284,12 @@ async function buildInitrd(variant: GuestVariant, extracted: string, out: string
     await mkdir(path.join(staging, d), { recursive: true });
   }
   const busybox = await findFirst(extracted, (r) => r === "bin/busybox" || r.endsWith("/bin/busybox"));
-  if (!busybox) throw new BulwarkError("HOST_ERR_IMAGE_BUILD", "busybox not found in busybox-static");
+  if (!busybox) throw hostError("HOST_ERR_IMAGE_BUILD", "busybox not found in busybox-static");
   await copyFile(busybox, path.join(staging, "bin/busybox"));
   await chmod(path.join(staging, "bin/busybox"), 0o755);
   for (const mod of ["efivarfs.ko", "qemu_fw_cfg.ko"]) {
     const p = await findFirst(path.join(extracted, "lib/modules"), (r) => r.endsWith(`/${mod}`));
-    if (!p)
-      throw new BulwarkError("HOST_ERR_IMAGE_BUILD", `kernel module ${mod} not found in the kernel package`);
+    if (!p) throw hostError("HOST_ERR_IMAGE_BUILD", `kernel module ${mod} not found in the kernel package`);
     await copyFile(p, path.join(staging, "lib/modules", mod));
   }
   await writeFile(path.join(staging, "init"), guestInitScript, { mode: 0o755 });
@@ -412,7 +421,8 @@ export async function ensureGuestImage(
   opts: { progress?: ImageProgress; force?: boolean } = {},
 ): Promise<GuestImage> {
   const progress = opts.progress ?? (() => undefined);
-  const packages = await resolveGuestPackages();
+  const apt = new AptLists();
+  const packages = await resolveGuestPackages(apt);
   const key = imageKey(packages);
   const dir = path.join(cacheDir(), "guest", key);
   if (!opts.force) {
@@ -429,7 +439,7 @@ export async function ensureGuestImage(
   try {
     await mkdir(build, { recursive: true });
     progress("downloading Debian packages (apt-get download)");
-    const debs = await downloadDebs(packages, path.join(cacheDir(), "debs"));
+    const debs = await downloadDebs(packages, path.join(cacheDir(), "debs"), apt);
     const x = path.join(build, "x");
     const kernelPkg = Object.keys(packages).find((p) => p.startsWith("linux-image-"));
     progress("extracting shim, grub, kernel and busybox");
@@ -449,8 +459,7 @@ export async function ensureGuestImage(
       path.join(build, "grubx64.efi"),
     );
     const vmlinuz = await findFirst(path.join(x, "boot"), (r) => r.startsWith("vmlinuz-"));
-    if (!vmlinuz)
-      throw new BulwarkError("HOST_ERR_IMAGE_BUILD", "signed kernel not found in the kernel package");
+    if (!vmlinuz) throw hostError("HOST_ERR_IMAGE_BUILD", "signed kernel not found in the kernel package");
     await copyFile(vmlinuz, path.join(build, "vmlinuz"));
     const m: Manifest = { builder: BUILDER_VERSION, packages, sha256: {} };
     for (const v of guestVariants) {
@@ -475,8 +484,7 @@ export async function ensureGuestImage(
   }
   await pruneOtherImages(key);
   const m = await verifyManifest(dir);
-  if (!m)
-    throw new BulwarkError("HOST_ERR_IMAGE_BUILD", `guest image ${key} failed verification after build`);
+  if (!m) throw hostError("HOST_ERR_IMAGE_BUILD", `guest image ${key} failed verification after build`);
   progress(`guest image ready: ${dir}`);
   return imageFrom(dir, variant, m, key);
 }

@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { alertBoxMessage } from "../../src/host/boot.js";
+import { alertBoxMessage } from "../../src/lab/boot.js";
 import { repoPath } from "../helpers/paths.js";
 
 test("shim's alert box: the message is read from the captured serial output", async () => {

@@ -1,18 +1,22 @@
 /**
  * One short boot of a guest test image under OVMF's secure-boot firmware (q35, SMM on) with an
  * optional vTPM, returning what the guest reported on its serial console. Used by the demo and
- * by integration tests; long-lived VMs are the VM runtime's job.
+ * by integration tests. The boot is a throwaway VM run through the VM command line
+ * (host/vm/qemu-args.ts, "harness" supervision); long-lived VMs are host/vm's lifecycle's job.
  */
 import { randomBytes } from "node:crypto";
-import { copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { BulwarkError } from "../core/errors.js";
-import { spawnSupervised } from "./children.js";
-import { findSecureBootFirmware } from "./firmware.js";
+import { spawnChild } from "../host/children.js";
+import { findSecureBootFirmware } from "../host/firmware.js";
 import { markers, scriptFwCfgName } from "./guest-init.js";
-import { chooseAccelerator } from "./probe.js";
-import { startSwtpm, type SwtpmProcess } from "./swtpm.js";
+import { chooseAccelerator } from "../host/probe.js";
+import { startSwtpm, type SwtpmProcess } from "../host/swtpm.js";
+import { newVmConfig, type VmConfig } from "../host/vm/config.js";
+import { qemuArgs } from "../host/vm/qemu-args.js";
+import { VmStore } from "../host/vm/store.js";
+import { hostError } from "../host/errors.js";
 
 export interface BootOptions {
   /** Raw disk image to boot (opened with snapshot=on: never modified). */
@@ -125,74 +129,50 @@ function parseSerial(serial: string) {
   };
 }
 
+/** The throwaway VM a test boot runs: the guest disk (snapshot=on), no network, the console on stdio. */
+function bootVmConfig(opts: BootOptions, script: string | undefined): VmConfig {
+  return {
+    ...newVmConfig({
+      name: "boot",
+      memoryMiB: opts.memoryMiB ?? 512,
+      disks: [{ path: path.resolve(opts.disk), format: "raw", snapshot: true }],
+      network: "none",
+    }),
+    tpm: { enabled: opts.tpm !== false },
+    ...(script === undefined ? {} : { fwCfg: { [scriptFwCfgName]: script } }),
+  };
+}
+
 export async function bootGuest(opts: BootOptions): Promise<GuestBootReport> {
   const fw = findSecureBootFirmware();
   const code = opts.code ?? fw.code;
   const varsTemplate = opts.vars ?? fw.msVars;
   if (!varsTemplate) {
-    throw new BulwarkError(
-      "HOST_ERR_FIRMWARE_NOT_FOUND",
-      "no NVRAM template with enrolled keys found; pass vars",
-    );
+    throw hostError("HOST_ERR_FIRMWARE_NOT_FOUND", "no NVRAM template with enrolled keys found; pass vars");
   }
   const accel = await chooseAccelerator();
   const work = await mkdtemp(path.join(os.tmpdir(), "bulwark-boot-"));
   const started = Date.now();
   let swtpm: SwtpmProcess | undefined;
   try {
-    const vars = path.join(work, "vars.fd");
-    await copyFile(varsTemplate, vars);
-    const args = [
-      "-accel",
-      accel,
-      "-machine",
-      "q35,smm=on",
-      "-global",
-      "driver=cfi.pflash01,property=secure,value=on",
-      "-drive",
-      `if=pflash,format=raw,unit=0,readonly=on,file=${code}`,
-      "-drive",
-      `if=pflash,format=raw,unit=1,file=${vars}`,
-      "-m",
-      String(opts.memoryMiB ?? 512),
-      "-smp",
-      "1",
-      "-nodefaults",
-      "-no-user-config",
-      "-display",
-      "none",
-      "-no-reboot",
-      "-chardev",
-      "stdio,id=ser0,signal=off",
-      "-serial",
-      "chardev:ser0",
-      "-drive",
-      `if=none,id=disk0,format=raw,snapshot=on,file=${path.resolve(opts.disk)}`,
-      "-device",
-      "virtio-blk-pci,drive=disk0,bootindex=1",
-      "-net",
-      "none",
-    ];
-    if (opts.tpm !== false) {
-      swtpm = await startSwtpm({
-        stateDir: path.join(work, "tpm"),
-        socketPath: path.join(work, "swtpm.sock"),
-      });
-      args.push(
-        "-chardev",
-        `socket,id=chrtpm,path=${swtpm.socketPath}`,
-        "-tpmdev",
-        "emulator,id=tpm0,chardev=chrtpm",
-        "-device",
-        "tpm-tis,tpmdev=tpm0",
-      );
-    }
+    // The work directory is laid out as a VM directory, so the VM command line applies as is.
+    const p = new VmStore(work).paths("boot");
+    await mkdir(p.runDir, { recursive: true, mode: 0o700 });
+    await copyFile(varsTemplate, p.nvram);
+    let script: string | undefined;
     if (opts.script !== undefined) {
-      const scriptFile = path.join(work, `script-${randomBytes(4).toString("hex")}.sh`);
-      await writeFile(scriptFile, opts.script);
-      args.push("-fw_cfg", `name=${scriptFwCfgName},file=${scriptFile}`);
+      script = path.join(p.dir, `script-${randomBytes(4).toString("hex")}.sh`);
+      await writeFile(script, opts.script);
     }
-    const qemu = spawnSupervised("qemu-system-x86_64", args, { stdio: ["ignore", "pipe", "pipe"] });
+    const c = bootVmConfig(opts, script);
+    if (c.tpm.enabled) swtpm = await startSwtpm({ stateDir: p.tpmDir, socketPath: p.swtpmSocket });
+    const args = qemuArgs(c, p, {
+      accelerator: accel,
+      firmwareCode: code,
+      supervision: "harness",
+      ...(swtpm ? { tpmSocket: swtpm.socketPath } : {}),
+    });
+    const qemu = spawnChild("qemu-system-x86_64", args, { stdout: "pipe" });
     let serial = "";
     let readyAt: number | null = null;
     let refusal: string | null = null;
@@ -234,14 +214,14 @@ export async function bootGuest(opts: BootOptions): Promise<GuestBootReport> {
     const exit = qemu.child.exitCode;
     await qemu.stop(2000);
     if (opts.signal?.aborted) {
-      throw new BulwarkError("HOST_ERR_INTERRUPTED", "boot interrupted; QEMU and swtpm stopped");
+      throw hostError("HOST_ERR_INTERRUPTED", "boot interrupted; QEMU and swtpm stopped");
     }
-    if (opts.keepVars) await copyFile(vars, opts.keepVars);
+    if (opts.keepVars) await copyFile(p.nvram, opts.keepVars);
     const parsed = parseSerial(serial);
     if (outcome === undefined) {
       if (parsed.done) outcome = "poweroff";
       else if (exit !== null && exit !== 0 && serial.length === 0) {
-        throw new BulwarkError(
+        throw hostError(
           "HOST_ERR_QEMU_EXITED",
           `QEMU exited with status ${exit}: ${qemu.stderrTail().trim()}`,
           {

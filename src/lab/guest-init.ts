@@ -1,6 +1,6 @@
 /**
  * The guest test image's /init (busybox sh). It prints machine-readable markers on the serial
- * console, which src/host/boot.ts parses, then powers the VM off.
+ * console, which src/lab/boot.ts parses, then powers the VM off.
  */
 export const markers = {
   ready: "BULWARK-READY",

@@ -1,0 +1,107 @@
+/**
+ * A VM's processes as later commands find them: QEMU and swtpm by their pid files (checked
+ * against /proc, so a recycled pid is not mistaken for the VM), the QMP socket, and starting
+ * QEMU so that it outlives the command that started it.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { lastLines, spawnChild, waitReady } from "../children.js";
+import { QmpClient } from "../qmp.js";
+import { vmError } from "./errors.js";
+import type { VmPaths } from "./store.js";
+
+export function pidAlive(pid: number): boolean {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const st = s.charAt(s.lastIndexOf(")") + 2);
+    return st !== "Z" && st !== "X";
+  } catch {
+    return false;
+  }
+}
+
+function readPid(file: string): number | null {
+  try {
+    const n = Number(readFileSync(file, "utf8").trim());
+    return Number.isInteger(n) && n > 0 ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The QEMU process of this VM, if one is alive (pid file + /proc check of its command line). */
+export function qemuPidOf(p: VmPaths): number | null {
+  const pid = readPid(p.qemuPid);
+  if (pid === null || !pidAlive(pid)) return null;
+  try {
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    return cmd.includes(p.qmpSocket) ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+export async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (pidAlive(pid)) {
+    if (Date.now() > deadline) return false;
+    await sleep(50);
+  }
+  return true;
+}
+
+export async function killPidFile(file: string): Promise<void> {
+  const pid = readPid(file);
+  if (pid !== null && pidAlive(pid)) {
+    process.kill(pid, "SIGKILL");
+    await waitGone(pid, 5000);
+  }
+}
+
+export async function connectQmp(p: VmPaths, timeoutMs = 10_000): Promise<QmpClient> {
+  return QmpClient.connect(p.qmpSocket, { timeoutMs });
+}
+
+export async function assertOff(p: VmPaths, name: string): Promise<void> {
+  if (qemuPidOf(p) !== null) throw vmError("VM_ERR_STATE", `VM '${name}' is already running`);
+}
+
+export function assertRunning(p: VmPaths, name: string): number {
+  const pid = qemuPidOf(p);
+  if (pid === null) throw vmError("VM_ERR_STATE", `VM '${name}' is not running`);
+  return pid;
+}
+
+const QEMU_START_TIMEOUT_MS = 30_000;
+
+/**
+ * Starts the VM's QEMU. With -daemonize QEMU detaches itself and its parent exits once the VM is
+ * set up; a sandboxed (shielded) QEMU cannot fork, so it is started detached in its own session
+ * and is ready when its QMP socket and pid file appear.
+ */
+export async function spawnQemu(args: string[], p: VmPaths): Promise<void> {
+  if (args.includes("-daemonize")) {
+    const q = spawnChild("qemu-system-x86_64", args);
+    const { code } = await q.exited;
+    if (code !== 0) {
+      throw vmError("VM_ERR_START_FAILED", `QEMU failed to start (exit ${code}): ${q.stderrTail().trim()}`, {
+        program: "qemu-system-x86_64",
+      });
+    }
+    return;
+  }
+  const q = spawnChild("qemu-system-x86_64", args, {
+    lifetime: "detached",
+    log: path.join(p.runDir, "qemu.log"),
+  });
+  const ready = () => existsSync(p.qmpSocket) && readPid(p.qemuPid) !== null;
+  if ((await waitReady(q, ready, QEMU_START_TIMEOUT_MS)) !== "ready") {
+    q.child.kill("SIGKILL");
+    throw vmError(
+      "VM_ERR_START_FAILED",
+      `QEMU failed to start: ${lastLines(q.stderrTail(), 10) || "no QMP socket within 30 s"}`,
+      { program: "qemu-system-x86_64" },
+    );
+  }
+}
