@@ -16,7 +16,13 @@
  * so the keys cannot be paired with another key protector.
  */
 import { createPublicKey, sign, verify, type KeyObject } from "node:crypto";
-import { wrapSecret, unwrapSecret, type Wrapped, type WrapSchemeName } from "../protector/keys.js";
+import {
+  wrapSecret,
+  unwrapSecret,
+  type PublicPoints,
+  type Wrapped,
+  type WrapSchemeName,
+} from "../protector/keys.js";
 import { sha256 } from "./host-key.js";
 
 export const RELEASE_LABEL = Buffer.from("BULWARK-HGS-RELEASE-V1\0", "ascii");
@@ -92,10 +98,12 @@ export function wrapKeys(
   oldKey: Uint8Array,
   newKey: Uint8Array,
   context: Uint8Array,
+  /** The key service's memo of public points (hosts send the same key-release key every time). */
+  points?: PublicPoints,
 ): WrappedKeysJson {
   const plain = Buffer.concat([oldKey, newKey]);
   try {
-    const w = wrapSecret(krk, plain, context);
+    const w = wrapSecret(krk, plain, context, points);
     return {
       scheme: w.scheme,
       enc: Buffer.from(w.enc).toString("base64"),

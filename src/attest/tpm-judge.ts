@@ -22,18 +22,12 @@ import { createHash, X509Certificate, type KeyObject } from "node:crypto";
 import { decode } from "../core/codec.js";
 import { BoundedMap } from "../core/memo.js";
 import { isBulwarkError } from "../core/errors.js";
-import {
-  EventType,
-  GRUB_PREFIXES,
-  isBound,
-  parseEventLog,
-  proveEvent,
-  verifyEventLog,
-} from "../eventlog/index.js";
+import { EventType, GRUB_PREFIXES, isBound, parseEventLog, verifyEventLog } from "../eventlog/index.js";
+import { FactMemo } from "../eventlog/facts.js";
 import { TPM_ALG } from "../tpm/alg.js";
 import { TPM2B_PUBLIC_RAW, type PublicArea, type TpmsAttest } from "../tpm/structures.js";
 import { publicKeyFromTpm } from "../tpm/verify/keys.js";
-import { verifyQuote } from "../tpm/verify/quote.js";
+import { QuoteVerifier } from "../tpm/verify/quote.js";
 import { quoteQualifyingData, REQUIRED_SELECTION } from "./tpm-wire.js";
 import { matchesBaseline, type Baseline } from "./baseline.js";
 import { hgsError } from "./errors.js";
@@ -147,10 +141,12 @@ export function judgeTpmEvidence(o: {
   readonly enabledPolicies: ReadonlySet<string>;
   readonly baselines: readonly Baseline[];
   readonly eventLogs?: EventLogJudge;
+  /** AK KeyObjects memoised by the caller (an HGS context); a fresh verifier when absent. */
+  readonly quotes?: QuoteVerifier;
 }): TpmJudgement {
   const findings: AttestFinding[] = [];
   const pcrs = new Map([[TPM_ALG.SHA256, o.evidence.pcrs]]);
-  const q = verifyQuote({
+  const q = (o.quotes ?? new QuoteVerifier()).verify({
     ak: o.ak,
     quoted: o.evidence.quote,
     signature: o.evidence.signature,
@@ -233,6 +229,8 @@ export interface EventLogJudgement {
  */
 export class EventLogJudge {
   private readonly verdicts: BoundedMap<string, EventLogJudgement>;
+  /** Proofs and certificate descriptions shared by the logs this judge sees (a fleet measures the same db/KEK). */
+  private readonly facts = new FactMemo();
 
   constructor(max = 4096) {
     this.verdicts = new BoundedMap(max);
@@ -252,7 +250,7 @@ export class EventLogJudge {
       .join(",")}|${flags.join("")}`;
     const hit = this.verdicts.get(key);
     if (hit) return hit;
-    const v = judgeEventLog(eventLog, pcrs, enabledPolicies);
+    const v = judgeEventLog(eventLog, pcrs, enabledPolicies, this.facts);
     const frozen = Object.freeze({
       findings: Object.freeze([...v.findings]),
       evidenceFailed: v.evidenceFailed,
@@ -272,6 +270,7 @@ export function judgeEventLog(
   eventLog: Uint8Array,
   pcrs: ReadonlyMap<number, Uint8Array>,
   enabledPolicies: ReadonlySet<string>,
+  memo: FactMemo = new FactMemo(),
 ): { findings: AttestFinding[]; evidenceFailed: boolean } {
   const findings: AttestFinding[] = [];
   let log;
@@ -284,13 +283,13 @@ export function judgeEventLog(
     return { findings, evidenceFailed: true };
   }
   const requireSecureBoot = enabledPolicies.has("Hgs_SecureBootEnabled");
-  const v = verifyEventLog(log, { pcrs: new Map([["sha256", pcrs]]), requireSecureBoot });
+  const v = verifyEventLog(log, { pcrs: new Map([["sha256", pcrs]]), requireSecureBoot }, memo);
   let evidenceFailed = false;
   // grub's PCR 8 strings are hashed without their prefix: the log's text must be what was measured.
   for (const e of log.events) {
     if (e.pcrIndex !== 8 || e.eventType !== EventType.EV_IPL) continue;
     const text = Buffer.from(e.data).toString("latin1");
-    if (!GRUB_PREFIXES.some((p) => text.startsWith(p)) || proveEvent(e).proven) continue;
+    if (!GRUB_PREFIXES.some((p) => text.startsWith(p)) || memo.proof(e).proven) continue;
     evidenceFailed = true;
     findings.push(
       error(

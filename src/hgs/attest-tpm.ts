@@ -168,6 +168,7 @@ export async function attestTpm(ctx: HgsContext, req: TpmAttestRequest): Promise
     enabledPolicies: enabled,
     baselines: baselines.map((b) => parseBaseline(b.body)),
     eventLogs: ctx.caches.eventLogs,
+    quotes: ctx.caches.quotes,
   });
   return finish(attestationVerdict(j.findings, ["nonce", "host", "key-release-key"]));
 }

@@ -7,6 +7,8 @@
  */
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { BoundedMap } from "../core/memo.js";
+import { ProtectorMemo } from "../protector/key-protector.js";
+import { QuoteVerifier } from "../tpm/verify/quote.js";
 import type { PublicArea } from "../tpm/structures.js";
 import { guardianThumbprint } from "../protector/guardian.js";
 import { hgsError } from "../attest/errors.js";
@@ -47,6 +49,10 @@ export interface HgsCaches {
   readonly eventLogs: EventLogJudge;
   /** Decoded AK public areas by their TPM2B_PUBLIC bytes (base64). */
   readonly akAreas: BoundedMap<string, PublicArea>;
+  /** AK KeyObjects per decoded area (quote signature checks). */
+  readonly quotes: QuoteVerifier;
+  /** Owner signatures and guardian certificates already checked, guardian public points (releases). */
+  readonly protector: ProtectorMemo;
 }
 
 export interface HgsContext {
@@ -69,6 +75,8 @@ function newCaches(): HgsCaches {
     health: new HealthVerifier(keys),
     eventLogs: new EventLogJudge(),
     akAreas: new BoundedMap(10_000),
+    quotes: new QuoteVerifier(),
+    protector: new ProtectorMemo(),
   };
 }
 

@@ -274,7 +274,9 @@ async function release(
       { guardians: kp.guardians.map((g) => g.name) },
     );
   }
-  const roll = keyProtectorStep(() => rollTransportKey(kpBytes, ctx.dir.guardian));
+  const roll = keyProtectorStep(() =>
+    rollTransportKey(kpBytes, ctx.dir.guardian, { memo: ctx.caches.protector }),
+  );
   try {
     const context = keysContext(
       roll.oldKey.protectorId,
@@ -282,7 +284,7 @@ async function release(
       roll.newKey.keyGeneration,
       roll.keyProtector,
     );
-    const keys = wrapKeys(krk, roll.oldKey.key, roll.newKey.key, context);
+    const keys = wrapKeys(krk, roll.oldKey.key, roll.newKey.key, context, ctx.caches.protector.points);
     const result: ReleaseResult = {
       keyProtector: Buffer.from(roll.keyProtector).toString("base64"),
       protectorId: Buffer.from(roll.oldKey.protectorId).toString("hex"),
