@@ -4,9 +4,10 @@
  * admin API, for the operator on an HGS node).
  */
 import { readFileSync } from "node:fs";
-import type { AddressInfo } from "node:net";
+import { Exit } from "../core/errors.js";
 import { HgsService } from "../hgs/service.js";
-import { HgsError } from "../attest/errors.js";
+import { isLogLevel, LOG_LEVELS } from "../hgs/log.js";
+import { MAX_WORKERS, serve } from "../hgs/serve.js";
 import { writeFileAtomicSync } from "../io/atomic.js";
 import { parse, printJson, usageError } from "./args.js";
 
@@ -16,9 +17,10 @@ Service
   init --dir DIR [--db sqlite:PATH|postgres://…] [--listen HOST:PORT] [--tls-name NAME]…
                               create keys (HGS guardian, attestation signer, TLS) and the database;
                               the admin credential is written once to DIR/admin-credential (0600)
-  serve --dir DIR [--listen HOST:PORT] [--db URL] [--workers N]
-                              HTTPS service (admin API + host API, GET /openapi.json);
-                              N processes share the socket and the database
+  serve --dir DIR [--listen HOST:PORT] [--db URL] [--workers N] [--log-level LEVEL]
+                              HTTPS service (admin API + host API, GET /openapi.json,
+                              GET /metrics); N processes share the socket and the database;
+                              JSON log lines on stderr (LEVEL: ${LOG_LEVELS.join("|")}, default info)
 Administration (on an HGS node, through DIR's database)
   mode show | mode set key|tpm                     attestation mode (one at a time, as in Hyper-V)
   settings show | settings set [--health-lifetime SECONDS] [--nonce-ttl SECONDS]
@@ -62,6 +64,7 @@ export async function run(argv: string[]): Promise<number> {
     db: { type: "string" },
     listen: { type: "string" },
     workers: { type: "string" },
+    "log-level": { type: "string" },
     "tls-name": { type: "string", multiple: true },
     name: { type: "string" },
     "public-key": { type: "string" },
@@ -78,7 +81,7 @@ export async function run(argv: string[]): Promise<number> {
   const [verb, sub, arg] = positionals;
   if (values.help || !verb) {
     process.stdout.write(`${help}\n`);
-    return values.help ? 0 : 2;
+    return values.help ? Exit.ok : Exit.usage;
   }
   const json = values.json === true;
   const dir = need(values.dir, "--dir DIR");
@@ -106,13 +109,30 @@ export async function run(argv: string[]): Promise<number> {
         info,
         `initialised HGS in ${info.dir}\n  guardian ${info.guardianThumbprint}\n  attestation signer ${info.signerId}\n  admin credential written to ${info.adminCredentialFile} (mode 0600; keep it secret)`,
       );
-      return 0;
+      return Exit.ok;
     }
     case "serve": {
       const workers = Number(values.workers ?? 1);
-      if (!Number.isInteger(workers) || workers < 1 || workers > 64)
-        throw usageError("--workers takes 1..64");
-      return serve(dir, values.listen, values.db, json, workers);
+      if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS)
+        throw usageError(`--workers takes 1..${MAX_WORKERS}`);
+      const logLevel = values["log-level"] ?? "info";
+      if (!isLogLevel(logLevel)) throw usageError(`--log-level takes ${LOG_LEVELS.join(", ")}`);
+      const node = await serve({
+        dir,
+        workers,
+        logLevel,
+        ...(values.listen ? { listen: values.listen } : {}),
+        ...(values.db ? { db: values.db } : {}),
+      });
+      if (!node.isWorker) {
+        const many = node.workers > 1;
+        out(
+          json,
+          { listening: node.url, pid: process.pid, ...(many ? { workers: node.workers } : {}) },
+          `HGS listening on ${node.url}${many ? ` (${node.workers} workers)` : ""}`,
+        );
+      }
+      return node.stopped;
     }
     case "mode":
       return withService(dir, values.db, async (s) => {
@@ -125,7 +145,7 @@ export async function run(argv: string[]): Promise<number> {
           const r = await s.settings();
           out(json, { mode: r.mode }, `attestation mode: ${r.mode}`);
         }
-        return 0;
+        return Exit.ok;
       });
     case "settings":
       return withService(dir, values.db, async (s) => {
@@ -148,7 +168,7 @@ export async function run(argv: string[]): Promise<number> {
           const r = await s.settings();
           out(json, r, JSON.stringify(r, null, 2));
         }
-        return 0;
+        return Exit.ok;
       });
     case "host":
       return withService(dir, values.db, async (s) => {
@@ -162,7 +182,7 @@ export async function run(argv: string[]): Promise<number> {
                 .map((h) => `${h.id}  ${h.kind.padEnd(3)}  ${h.revokedAt ? "REVOKED" : "active "}  ${h.name}`)
                 .join("\n") || "(no hosts)",
             );
-            return 0;
+            return Exit.ok;
           }
           case "add-key": {
             const h = await s.addKeyHost(
@@ -170,20 +190,20 @@ export async function run(argv: string[]): Promise<number> {
               readFileSync(need(values["public-key"], "--public-key FILE"), "utf8"),
             );
             out(json, h, `registered host ${h.name}: ${h.id}`);
-            return 0;
+            return Exit.ok;
           }
           case "add-tpm": {
             const ek = readFileSync(need(values["ek-public"], "--ek-public FILE"));
             const cert = values["ek-cert"] ? readFileSync(values["ek-cert"]) : undefined;
             const h = await s.addTpmHost(need(values.name, "--name"), ek, cert);
             out(json, h, `registered TPM host ${h.name}: ${h.id}`);
-            return 0;
+            return Exit.ok;
           }
           case "revoke":
           case "restore": {
             const h = await s.setRevoked(need(arg, "host ID"), sub === "revoke");
             out(json, h, `${sub === "revoke" ? "revoked" : "restored"} host ${h.id}`);
-            return 0;
+            return Exit.ok;
           }
           default:
             throw usageError("host list | add-key | add-tpm | revoke ID | restore ID");
@@ -194,7 +214,7 @@ export async function run(argv: string[]): Promise<number> {
         if (sub !== "add") throw usageError("tpm-root add FILE");
         const r = await s.addTpmRoot(readFileSync(need(arg, "FILE")));
         out(json, r, `trusted TPM root ${r.fingerprint} (${r.subject})`);
-        return 0;
+        return Exit.ok;
       });
     case "baseline":
       return withService(dir, values.db, async (s) => {
@@ -202,7 +222,7 @@ export async function run(argv: string[]): Promise<number> {
           case "add": {
             const r = await s.addBaseline(readFileSync(need(arg, "FILE"), "utf8"));
             out(json, r, `registered ${r.baseline.kind} baseline '${r.baseline.name}': ${r.id}`);
-            return 0;
+            return Exit.ok;
           }
           case "list": {
             const all = await s.baselines();
@@ -212,12 +232,12 @@ export async function run(argv: string[]): Promise<number> {
               all.map((b) => `${b.id}  ${b.baseline.kind.padEnd(13)}  ${b.baseline.name}`).join("\n") ||
                 "(no baselines)",
             );
-            return 0;
+            return Exit.ok;
           }
           case "remove":
             await s.removeBaseline(need(arg, "baseline ID"));
             out(json, { removed: arg }, `removed baseline ${arg}`);
-            return 0;
+            return Exit.ok;
           default:
             throw usageError("baseline add FILE | list | remove ID");
         }
@@ -227,7 +247,7 @@ export async function run(argv: string[]): Promise<number> {
         if (sub === "enable" || sub === "disable") {
           await s.setPolicy(need(arg, "policy ID"), sub === "enable");
           out(json, { id: arg, enabled: sub === "enable" }, `${arg}: ${sub}d`);
-          return 0;
+          return Exit.ok;
         }
         const all = await s.policies();
         out(
@@ -240,7 +260,7 @@ export async function run(argv: string[]): Promise<number> {
             )
             .join("\n"),
         );
-        return 0;
+        return Exit.ok;
       });
     case "guardian": {
       if (sub !== "export") throw usageError("guardian export [--out FILE]");
@@ -249,7 +269,7 @@ export async function run(argv: string[]): Promise<number> {
       await s.close();
       if (values.out) writeFileAtomicSync(values.out, pem, 0o644);
       else process.stdout.write(pem);
-      return 0;
+      return Exit.ok;
     }
     case "audit":
       return withService(dir, values.db, async (s) => {
@@ -262,7 +282,7 @@ export async function run(argv: string[]): Promise<number> {
               ? `audit chain intact: ${v.entries} entries, head ${v.head}`
               : `AUDIT CHAIN BROKEN:\n${v.findings.map((f) => `  #${f.seq} ${f.id}: expected ${f.expected}, got ${f.got}`).join("\n")}`,
           );
-          return v.ok ? 0 : 4;
+          return v.ok ? Exit.ok : Exit.refused;
         }
         const entries = await s.audit(Number(values.after ?? 0));
         out(
@@ -275,98 +295,9 @@ export async function run(argv: string[]): Promise<number> {
             )
             .join("\n"),
         );
-        return 0;
+        return Exit.ok;
       });
     default:
       throw usageError(`unknown hgs verb '${verb}'`);
   }
-}
-
-async function serve(
-  dir: string,
-  listenOpt: string | undefined,
-  db: string | undefined,
-  json: boolean,
-  workers: number,
-): Promise<number> {
-  const cluster = (await import("node:cluster")).default;
-  if (workers > 1 && cluster.isPrimary) return servePrimary(dir, db, json, workers);
-  const { buildServer, parseListen } = await import("../hgs/http/server.js");
-  const svc = await HgsService.open(dir, db);
-  const { host, port } = parseListen(listenOpt ?? svc.dir.config.listen);
-  const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
-    version: string;
-  };
-  const app = await buildServer(svc, { version: pkg.version });
-  try {
-    await app.listen({ host, port });
-  } catch (e) {
-    await app.close();
-    await svc.close();
-    throw new HgsError("HGS_ERR_CONFIG", `cannot listen on ${host}:${port}: ${(e as Error).message}`);
-  }
-  const addr = app.server.address() as AddressInfo;
-  const url = `https://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
-  if (cluster.isWorker) process.send?.({ listening: url });
-  else out(json, { listening: url, pid: process.pid }, `HGS listening on ${url}`);
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
-    // A worker whose primary is gone stops too.
-    process.once("disconnect", stop);
-  });
-  await app.close();
-  await svc.close();
-  return 0;
-}
-
-/**
- * `--workers N`: N server processes sharing the listening socket (node:cluster), each with its
- * own connection to the same database; every decision reads the store, so they answer alike.
- */
-async function servePrimary(
-  dir: string,
-  db: string | undefined,
-  json: boolean,
-  workers: number,
-): Promise<number> {
-  const cluster = (await import("node:cluster")).default;
-  // Migrate once, before the workers open the database.
-  await (await HgsService.open(dir, db)).close();
-  const urls: string[] = [];
-  const all = Array.from({ length: workers }, () => cluster.fork());
-  const exited = all.map(
-    (w) => new Promise<number>((resolve) => w.once("exit", (code) => resolve(code ?? 1))),
-  );
-  try {
-    await new Promise<void>((resolve, reject) => {
-      for (const w of all) {
-        w.on("message", (m: { listening?: string }) => {
-          if (m.listening) urls.push(m.listening);
-          if (urls.length === workers) resolve();
-        });
-        w.once("exit", (code) => {
-          if (urls.length < workers)
-            reject(new HgsError("HGS_ERR_CONFIG", `an HGS worker exited with ${code} while starting`));
-        });
-      }
-    });
-  } catch (e) {
-    for (const w of all) w.kill("SIGTERM");
-    await Promise.all(exited);
-    throw e;
-  }
-  out(
-    json,
-    { listening: urls[0], pid: process.pid, workers },
-    `HGS listening on ${urls[0]} (${workers} workers)`,
-  );
-  await new Promise<void>((resolve) => {
-    process.once("SIGINT", () => resolve());
-    process.once("SIGTERM", () => resolve());
-  });
-  for (const w of all) w.kill("SIGTERM");
-  const codes = await Promise.all(exited);
-  return codes.every((c) => c === 0) ? 0 : 1;
 }

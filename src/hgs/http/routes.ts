@@ -1,31 +1,55 @@
 /**
  * The route table: each route's schemas, body limit and handler in one place. The server
  * registers them with fastify and the OpenAPI document is generated from the same table.
+ * Each entry goes through {@link route}, which types the handler's input from the entry's own
+ * TypeBox schemas: the body a handler reads is the type fastify validated, with no cast.
  */
+import { Type, type Static, type TSchema } from "@fastify/type-provider-typebox";
 import type { HgsService, AttestResult } from "../service.js";
 import * as S from "./schemas.js";
 
 export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 
-export interface RouteInput {
+/** What a schema validates, or `undefined` for a part the route does not declare. */
+type Validated<T extends TSchema | undefined> = T extends TSchema ? Static<T> : undefined;
+
+export interface RouteReply {
+  readonly status?: number;
   readonly body: unknown;
-  readonly params: Record<string, string>;
-  readonly query: Record<string, unknown>;
 }
 
-export interface RouteDef {
+export interface RouteSpec<
+  B extends TSchema | undefined = TSchema | undefined,
+  P extends TSchema | undefined = TSchema | undefined,
+  Q extends TSchema | undefined = TSchema | undefined,
+> {
   readonly method: Method;
   readonly url: string;
   readonly summary: string;
   readonly tag: "host" | "admin" | "meta";
   readonly admin: boolean;
   readonly bodyLimit: number;
-  readonly body?: S.Schema;
-  readonly params?: S.Schema;
-  readonly querystring?: S.Schema;
-  readonly response: Readonly<Record<number, S.Schema>>;
-  handler(svc: HgsService, input: RouteInput): Promise<{ status?: number; body: unknown }>;
+  readonly body?: B;
+  readonly params?: P;
+  readonly querystring?: Q;
+  readonly response: Readonly<Record<number, TSchema>>;
+  handler(
+    svc: HgsService,
+    input: { readonly body: Validated<B>; readonly params: Validated<P>; readonly query: Validated<Q> },
+  ): Promise<RouteReply>;
 }
+
+/** A table entry with its schema types erased; the server hands it what fastify validated. */
+export type RouteDef = RouteSpec;
+
+/** Declares a route; the handler's input types come from the schemas beside it. */
+export const route = <
+  B extends TSchema | undefined = undefined,
+  P extends TSchema | undefined = undefined,
+  Q extends TSchema | undefined = undefined,
+>(
+  spec: RouteSpec<B, P, Q>,
+): RouteDef => spec;
 
 export const SMALL_BODY = 16 * 1024;
 export const RELEASE_BODY = 512 * 1024;
@@ -35,7 +59,7 @@ const ok = (body: unknown) => ({ body });
 const idParam = S.object({ id: S.text(128) });
 
 /** A refused attestation: 403 with the verdict beside the error. */
-export function attestReply(r: AttestResult): { status?: number; body: unknown } {
+export function attestReply(r: AttestResult): RouteReply {
   if (r.healthCertificate) return { body: r };
   return {
     status: 403,
@@ -53,7 +77,7 @@ export function attestReply(r: AttestResult): { status?: number; body: unknown }
   };
 }
 
-const err = {
+export const errorResponses = {
   500: S.errorBody,
   503: S.errorBody,
   400: S.errorBody,
@@ -63,19 +87,20 @@ const err = {
   409: S.errorBody,
   413: S.errorBody,
 };
+const err = errorResponses;
 
 export const baseRoutes: RouteDef[] = [
-  {
+  route({
     method: "GET",
     url: "/health",
     summary: "Liveness and database reachability of this node.",
     tag: "meta",
     admin: false,
     bodyLimit: 0,
-    response: { 200: S.out({ ok: { type: "boolean" }, mode: { type: "string" } }), ...err },
+    response: { 200: S.out({ ok: Type.Boolean(), mode: Type.String() }), ...err },
     handler: async (svc) => ok({ ok: true, mode: (await svc.settings()).mode }),
-  },
-  {
+  }),
+  route({
     method: "GET",
     url: "/host/v1/info",
     summary: "Public facts a host needs: attestation mode, attestation signer, HGS guardian (PEM).",
@@ -84,11 +109,11 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: 0,
     response: {
       200: S.out({
-        mode: { type: "string" },
-        signerId: { type: "string" },
-        signerCertificate: { type: "string" },
-        guardian: { type: "string" },
-        guardianThumbprint: { type: "string" },
+        mode: Type.String(),
+        signerId: Type.String(),
+        signerCertificate: Type.String(),
+        guardian: Type.String(),
+        guardianThumbprint: Type.String(),
       }),
       ...err,
     },
@@ -100,8 +125,8 @@ export const baseRoutes: RouteDef[] = [
         guardian: svc.dir.guardianPublicPem,
         guardianThumbprint: svc.guardianThumbprint,
       }),
-  },
-  {
+  }),
+  route({
     method: "POST",
     url: "/host/v1/challenge",
     summary: "A fresh single-use nonce for the host's next attestation.",
@@ -110,12 +135,12 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: 1024,
     body: S.object({ hostId: S.hostId }),
     response: {
-      200: S.out({ nonce: { type: "string" }, expiresAt: { type: "string" }, mode: { type: "string" } }),
+      200: S.out({ nonce: Type.String(), expiresAt: Type.String(), mode: Type.String() }),
       ...err,
     },
-    handler: async (svc, i) => ok(await svc.challenge((i.body as { hostId: string }).hostId)),
-  },
-  {
+    handler: async (svc, i) => ok(await svc.challenge(i.body.hostId)),
+  }),
+  route({
     method: "POST",
     url: "/host/v1/attest/key",
     summary: "Host-key attestation: the nonce and key-release key signed with the registered host key.",
@@ -129,10 +154,9 @@ export const baseRoutes: RouteDef[] = [
       signature: S.base64(2048),
     }),
     response: { 200: S.attestResponse, ...err },
-    handler: async (svc, i) =>
-      attestReply(await svc.attestHostKey(i.body as Parameters<HgsService["attestHostKey"]>[0])),
-  },
-  {
+    handler: async (svc, i) => attestReply(await svc.attestHostKey(i.body)),
+  }),
+  route({
     method: "POST",
     url: "/host/v1/keys/release",
     summary: "Key release: health certificate + key protector in; rolled key protector and wrapped keys out.",
@@ -143,14 +167,14 @@ export const baseRoutes: RouteDef[] = [
       healthCertificate: S.text(8192),
       keyProtector: S.base64(RELEASE_BODY),
       requestId: S.hex(16),
-      timestamp: { type: "integer", minimum: 0, maximum: 8640000000000000 },
+      timestamp: S.epochMs(),
       signature: S.base64(2048),
     }),
     response: { 200: S.releaseResponse, ...err },
-    handler: async (svc, i) => ok(await svc.releaseKey(i.body as Parameters<HgsService["releaseKey"]>[0])),
-  },
+    handler: async (svc, i) => ok(await svc.releaseKey(i.body)),
+  }),
   // ---- admin ----
-  {
+  route({
     method: "GET",
     url: "/admin/v1/settings",
     summary: "Attestation mode, health certificate lifetime, nonce lifetime, deny-before date, EK policy.",
@@ -159,8 +183,8 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: 0,
     response: { 200: S.settings, ...err },
     handler: async (svc) => ok(await svc.settings()),
-  },
-  {
+  }),
+  route({
     method: "PATCH",
     url: "/admin/v1/settings",
     summary: 'Changes settings (switching the attestation mode is `{"mode":"key"|"tpm"}`).',
@@ -169,20 +193,19 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: SMALL_BODY,
     body: S.settingsPatch,
     response: { 200: S.settings, ...err },
-    handler: async (svc, i) =>
-      ok(await svc.updateSettings(i.body as Parameters<HgsService["updateSettings"]>[0])),
-  },
-  {
+    handler: async (svc, i) => ok(await svc.updateSettings(i.body)),
+  }),
+  route({
     method: "GET",
     url: "/admin/v1/hosts",
     summary: "Registered hosts.",
     tag: "admin",
     admin: true,
     bodyLimit: 0,
-    response: { 200: S.out({ hosts: { type: "array", items: S.host } }), ...err },
+    response: { 200: S.out({ hosts: Type.Array(S.host) }), ...err },
     handler: async (svc) => ok({ hosts: await svc.hosts() }),
-  },
-  {
+  }),
+  route({
     method: "POST",
     url: "/admin/v1/hosts/key",
     summary: "Registers a host for host-key attestation by its public key (RSA >= 2048, ECDSA P-256/P-384).",
@@ -191,12 +214,9 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: SMALL_BODY,
     body: S.object({ name: S.text(256), publicKey: S.publicKeyText }),
     response: { 200: S.host, ...err },
-    handler: async (svc, i) => {
-      const b = i.body as { name: string; publicKey: string };
-      return ok(await svc.addKeyHost(b.name, b.publicKey));
-    },
-  },
-  {
+    handler: async (svc, i) => ok(await svc.addKeyHost(i.body.name, i.body.publicKey)),
+  }),
+  route({
     method: "GET",
     url: "/admin/v1/hosts/:id",
     summary: "One host.",
@@ -205,9 +225,9 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: 0,
     params: idParam,
     response: { 200: S.host, ...err },
-    handler: async (svc, i) => ok(await svc.host(i.params.id ?? "")),
-  },
-  {
+    handler: async (svc, i) => ok(await svc.host(i.params.id)),
+  }),
+  route({
     method: "POST",
     url: "/admin/v1/hosts/:id/revoke",
     summary: "Revokes a host: its health certificates stop releasing keys at once.",
@@ -216,9 +236,9 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: 0,
     params: idParam,
     response: { 200: S.host, ...err },
-    handler: async (svc, i) => ok(await svc.setRevoked(i.params.id ?? "", true)),
-  },
-  {
+    handler: async (svc, i) => ok(await svc.setRevoked(i.params.id, true)),
+  }),
+  route({
     method: "POST",
     url: "/admin/v1/hosts/:id/restore",
     summary: "Lifts a host's revocation.",
@@ -227,9 +247,9 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: 0,
     params: idParam,
     response: { 200: S.host, ...err },
-    handler: async (svc, i) => ok(await svc.setRevoked(i.params.id ?? "", false)),
-  },
-  {
+    handler: async (svc, i) => ok(await svc.setRevoked(i.params.id, false)),
+  }),
+  route({
     method: "GET",
     url: "/admin/v1/policies",
     summary: "TPM-mode attestation policies with their state.",
@@ -238,22 +258,21 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: 0,
     response: {
       200: S.out({
-        policies: {
-          type: "array",
-          items: S.out({
-            id: { type: "string" },
-            enabled: { type: "boolean" },
-            locked: { type: "boolean" },
-            summary: { type: "string" },
-            subStatus: { type: "string" },
+        policies: Type.Array(
+          S.out({
+            id: Type.String(),
+            enabled: Type.Boolean(),
+            locked: Type.Boolean(),
+            summary: Type.String(),
+            subStatus: Type.String(),
           }),
-        },
+        ),
       }),
       ...err,
     },
     handler: async (svc) => ok({ policies: await svc.policies() }),
-  },
-  {
+  }),
+  route({
     method: "PUT",
     url: "/admin/v1/policies/:id",
     summary: "Enables or disables a policy (a locked policy cannot be disabled).",
@@ -261,15 +280,14 @@ export const baseRoutes: RouteDef[] = [
     admin: true,
     bodyLimit: 1024,
     params: idParam,
-    body: S.object({ enabled: { type: "boolean" } }),
-    response: { 200: S.out({ id: { type: "string" }, enabled: { type: "boolean" } }), ...err },
+    body: S.object({ enabled: Type.Boolean() }),
+    response: { 200: S.out({ id: Type.String(), enabled: Type.Boolean() }), ...err },
     handler: async (svc, i) => {
-      const enabled = (i.body as { enabled: boolean }).enabled;
-      await svc.setPolicy(i.params.id ?? "", enabled);
-      return ok({ id: i.params.id, enabled });
+      await svc.setPolicy(i.params.id, i.body.enabled);
+      return ok({ id: i.params.id, enabled: i.body.enabled });
     },
-  },
-  {
+  }),
+  route({
     method: "GET",
     url: "/admin/v1/baselines",
     summary: "Registered baselines (format bulwark-hgs-baseline/v1).",
@@ -278,13 +296,13 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: 0,
     response: {
       200: S.out({
-        baselines: { type: "array", items: S.out({ id: { type: "string" }, baseline: S.anyObject }) },
+        baselines: Type.Array(S.out({ id: Type.String(), baseline: S.anyObject })),
       }),
       ...err,
     },
     handler: async (svc) => ok({ baselines: await svc.baselines() }),
-  },
-  {
+  }),
+  route({
     method: "POST",
     url: "/admin/v1/baselines",
     summary: "Registers a baseline captured on a known-good host.",
@@ -292,10 +310,10 @@ export const baseRoutes: RouteDef[] = [
     admin: true,
     bodyLimit: 256 * 1024,
     body: S.baseline,
-    response: { 200: S.out({ id: { type: "string" }, baseline: S.anyObject }), ...err },
+    response: { 200: S.out({ id: Type.String(), baseline: S.anyObject }), ...err },
     handler: async (svc, i) => ok(await svc.addBaseline(i.body)),
-  },
-  {
+  }),
+  route({
     method: "DELETE",
     url: "/admin/v1/baselines/:id",
     summary: "Removes a baseline.",
@@ -303,32 +321,30 @@ export const baseRoutes: RouteDef[] = [
     admin: true,
     bodyLimit: 0,
     params: idParam,
-    response: { 200: S.out({ removed: { type: "string" } }), ...err },
+    response: { 200: S.out({ removed: Type.String() }), ...err },
     handler: async (svc, i) => {
-      await svc.removeBaseline(i.params.id ?? "");
+      await svc.removeBaseline(i.params.id);
       return ok({ removed: i.params.id });
     },
-  },
-  {
+  }),
+  route({
     method: "GET",
     url: "/admin/v1/audit",
     summary: "Audit entries after a sequence number.",
     tag: "admin",
     admin: true,
     bodyLimit: 0,
-    querystring: {
-      type: "object",
-      additionalProperties: false,
-      properties: {
-        after: { type: "string", pattern: "^[0-9]{1,15}$" },
-        limit: { type: "string", pattern: "^[0-9]{1,5}$" },
-      },
-    },
-    response: { 200: S.out({ entries: { type: "array", items: S.auditEntry } }), ...err },
+    // Query strings arrive as text and nothing is coerced: the digits are checked here and
+    // converted by the handler.
+    querystring: S.object({
+      after: Type.Optional(Type.String({ pattern: "^[0-9]{1,15}$" })),
+      limit: Type.Optional(Type.String({ pattern: "^[0-9]{1,5}$" })),
+    }),
+    response: { 200: S.out({ entries: Type.Array(S.auditEntry) }), ...err },
     handler: async (svc, i) =>
       ok({ entries: await svc.audit(Number(i.query.after ?? 0), Number(i.query.limit ?? 1000)) }),
-  },
-  {
+  }),
+  route({
     method: "GET",
     url: "/admin/v1/audit/verify",
     summary: "Recomputes the audit hash chain.",
@@ -337,13 +353,13 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: 0,
     response: {
       200: S.out({
-        ok: { type: "boolean" },
-        entries: { type: "integer" },
-        head: { type: "string" },
-        findings: { type: "array", items: S.anyObject },
+        ok: Type.Boolean(),
+        entries: Type.Integer(),
+        head: Type.String(),
+        findings: Type.Array(S.anyObject),
       }),
       ...err,
     },
     handler: async (svc) => ok(await svc.verifyAudit()),
-  },
+  }),
 ];

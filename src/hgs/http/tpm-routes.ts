@@ -1,22 +1,19 @@
 /** TPM-mode routes: host registration by EK (admin), AK enrollment by credential activation, quote attestation. */
-import type { HgsService } from "../service.js";
-import { attestReply, SMALL_BODY, TPM_ATTEST_BODY, type RouteDef } from "./routes.js";
+import { Type } from "@fastify/type-provider-typebox";
+import {
+  attestReply,
+  errorResponses as err,
+  route,
+  SMALL_BODY,
+  TPM_ATTEST_BODY,
+  type RouteDef,
+} from "./routes.js";
 import * as S from "./schemas.js";
 
-const err = {
-  500: S.errorBody,
-  503: S.errorBody,
-  400: S.errorBody,
-  401: S.errorBody,
-  403: S.errorBody,
-  404: S.errorBody,
-  409: S.errorBody,
-  413: S.errorBody,
-};
 const b = (s: string) => Buffer.from(s, "base64");
 
 export const tpmRoutes: RouteDef[] = [
-  {
+  route({
     method: "POST",
     url: "/admin/v1/hosts/tpm",
     summary:
@@ -24,19 +21,17 @@ export const tpmRoutes: RouteDef[] = [
     tag: "admin",
     admin: true,
     bodyLimit: SMALL_BODY,
-    body: S.object({ name: S.text(256), ekPublic: S.base64(4096), ekCertificate: S.base64(8192) }, [
-      "name",
-      "ekPublic",
-    ]),
+    body: S.object({
+      name: S.text(256),
+      ekPublic: S.base64(4096),
+      ekCertificate: Type.Optional(S.base64(8192)),
+    }),
     response: { 200: S.host, ...err },
-    handler: async (svc, i) => {
-      const r = i.body as { name: string; ekPublic: string; ekCertificate?: string };
-      return {
-        body: await svc.addTpmHost(r.name, b(r.ekPublic), r.ekCertificate ? b(r.ekCertificate) : undefined),
-      };
-    },
-  },
-  {
+    handler: async (svc, { body: r }) => ({
+      body: await svc.addTpmHost(r.name, b(r.ekPublic), r.ekCertificate ? b(r.ekCertificate) : undefined),
+    }),
+  }),
+  route({
     method: "POST",
     url: "/admin/v1/tpm-roots",
     summary: "Trusts a TPM manufacturer certificate (root or intermediate, DER base64) for EK certificates.",
@@ -44,12 +39,10 @@ export const tpmRoutes: RouteDef[] = [
     admin: true,
     bodyLimit: SMALL_BODY,
     body: S.object({ certificate: S.base64(12 * 1024) }),
-    response: { 200: S.out({ fingerprint: { type: "string" }, subject: { type: "string" } }), ...err },
-    handler: async (svc, i) => ({
-      body: await svc.addTpmRoot(b((i.body as { certificate: string }).certificate)),
-    }),
-  },
-  {
+    response: { 200: S.out({ fingerprint: Type.String(), subject: Type.String() }), ...err },
+    handler: async (svc, i) => ({ body: await svc.addTpmRoot(b(i.body.certificate)) }),
+  }),
+  route({
     method: "POST",
     url: "/host/v1/tpm/ak/challenge",
     summary:
@@ -60,19 +53,16 @@ export const tpmRoutes: RouteDef[] = [
     body: S.object({ hostId: S.hostId, akPublic: S.base64(4096) }),
     response: {
       200: S.out({
-        challengeId: { type: "string" },
-        credentialBlob: { type: "string" },
-        encryptedSecret: { type: "string" },
-        expiresAt: { type: "string" },
+        challengeId: Type.String(),
+        credentialBlob: Type.String(),
+        encryptedSecret: Type.String(),
+        expiresAt: Type.String(),
       }),
       ...err,
     },
-    handler: async (svc, i) => {
-      const r = i.body as { hostId: string; akPublic: string };
-      return { body: await svc.akChallenge(r.hostId, b(r.akPublic)) };
-    },
-  },
-  {
+    handler: async (svc, { body: r }) => ({ body: await svc.akChallenge(r.hostId, b(r.akPublic)) }),
+  }),
+  route({
     method: "POST",
     url: "/host/v1/tpm/ak/activate",
     summary: "AK enrollment: the secret recovered by TPM2_ActivateCredential binds the AK to the EK.",
@@ -80,13 +70,12 @@ export const tpmRoutes: RouteDef[] = [
     admin: false,
     bodyLimit: SMALL_BODY,
     body: S.object({ hostId: S.hostId, challengeId: S.nonce, secret: S.base64(256) }),
-    response: { 200: S.out({ hostId: { type: "string" }, akName: { type: "string" } }), ...err },
-    handler: async (svc, i) => {
-      const r = i.body as { hostId: string; challengeId: string; secret: string };
-      return { body: await svc.akActivate(r.hostId, r.challengeId, b(r.secret)) };
-    },
-  },
-  {
+    response: { 200: S.out({ hostId: Type.String(), akName: Type.String() }), ...err },
+    handler: async (svc, { body: r }) => ({
+      body: await svc.akActivate(r.hostId, r.challengeId, b(r.secret)),
+    }),
+  }),
+  route({
     method: "POST",
     url: "/host/v1/attest/tpm",
     summary:
@@ -100,16 +89,13 @@ export const tpmRoutes: RouteDef[] = [
       keyReleaseKey: S.publicKeyText,
       quote: S.base64(8192),
       signature: S.base64(2048),
-      pcrs: {
-        type: "object",
+      pcrs: Type.Record(Type.String({ pattern: "^([0-9]|1[0-9]|2[0-3])$" }), S.hex(32), {
         additionalProperties: false,
         maxProperties: 24,
-        patternProperties: { "^([0-9]|1[0-9]|2[0-3])$": S.hex(32) },
-      },
+      }),
       eventLog: S.base64(1400 * 1024),
     }),
     response: { 200: S.attestResponse, ...err },
-    handler: async (svc, i) =>
-      attestReply(await svc.attestTpm(i.body as Parameters<HgsService["attestTpm"]>[0])),
-  },
+    handler: async (svc, i) => attestReply(await svc.attestTpm(i.body)),
+  }),
 ];
