@@ -92,8 +92,12 @@ async function serveOne(opts: ServeOptions, workers: number, log: Logger): Promi
     logger: log,
     ...(cluster.isWorker ? { exposition: clusterExposition } : {}),
   });
-  // In a worker, the primary's aggregator asks each worker for this registry over IPC.
-  if (cluster.isWorker) AggregatorRegistry.setRegistries(metrics.registry);
+  if (cluster.isWorker) {
+    // The primary's aggregator asks each worker for this registry over IPC; prom-client adds
+    // the worker's side of that exchange when an AggregatorRegistry is constructed.
+    AggregatorRegistry.setRegistries(metrics.registry);
+    new AggregatorRegistry();
+  }
   try {
     await app.listen({ host, port });
   } catch (e) {
