@@ -8,40 +8,57 @@
 import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { AttestationEvent, Observer, ReleaseEvent } from "./observe.js";
 
+let processMetrics: Registry | undefined;
+
+/**
+ * prom-client's process metrics (CPU, memory, event-loop delay, GC), collected once per process:
+ * they describe the process, not a server, and each collection starts monitors that are never
+ * stopped, so a process running many servers (the tests) must not start them per server.
+ */
+function processRegistry(): Registry {
+  if (!processMetrics) {
+    processMetrics = new Registry();
+    collectDefaultMetrics({ register: processMetrics });
+  }
+  return processMetrics;
+}
+
 export class HgsMetrics implements Observer {
-  readonly registry = new Registry();
+  private readonly own = new Registry();
+  /** This server's metrics plus the process metrics: what GET /metrics exposes. */
+  readonly registry: Registry;
   private readonly attestations = new Counter({
     name: "bulwark_hgs_attestations_total",
     help: "Attestations answered, by attestation mode and verdict status.",
     labelNames: ["mode", "status"] as const,
-    registers: [this.registry],
+    registers: [this.own],
   });
   private readonly attestationSeconds = new Histogram({
     name: "bulwark_hgs_attestation_duration_seconds",
     help: "Time to judge one attestation, by attestation mode.",
     labelNames: ["mode"] as const,
-    registers: [this.registry],
+    registers: [this.own],
   });
   private readonly releases = new Counter({
     name: "bulwark_hgs_key_releases_total",
     help: "Key release requests answered, by outcome (released or refused).",
     labelNames: ["outcome"] as const,
-    registers: [this.registry],
+    registers: [this.own],
   });
   private readonly releaseSeconds = new Histogram({
     name: "bulwark_hgs_key_release_duration_seconds",
     help: "Time to answer one key release request.",
-    registers: [this.registry],
+    registers: [this.own],
   });
   private readonly httpSeconds = new Histogram({
     name: "bulwark_hgs_http_request_duration_seconds",
     help: "HTTP request latency, by route pattern, method and status code.",
     labelNames: ["route", "method", "status_code"] as const,
-    registers: [this.registry],
+    registers: [this.own],
   });
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry });
+    this.registry = Registry.merge([this.own, processRegistry()]);
   }
 
   attestation(e: AttestationEvent): void {
