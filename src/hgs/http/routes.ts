@@ -7,6 +7,7 @@
 import { Type, type Static, type TSchema } from "@fastify/type-provider-typebox";
 import type { HgsService, AttestResult } from "../service.js";
 import * as S from "./schemas.js";
+import { httpStatusOf } from "./statuses.js";
 
 export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 
@@ -58,11 +59,11 @@ export const TPM_ATTEST_BODY = 2 * 1024 * 1024;
 const ok = (body: unknown) => ({ body });
 const idParam = S.object({ id: S.text(128) });
 
-/** A refused attestation: 403 with the verdict beside the error. */
+/** A refused attestation: the catalogue's status (403) with the verdict beside the error. */
 export function attestReply(r: AttestResult): RouteReply {
   if (r.healthCertificate) return { body: r };
   return {
-    status: 403,
+    status: httpStatusOf("HGS_ERR_ATTESTATION_FAILED"),
     body: {
       error: {
         code: "HGS_ERR_ATTESTATION_FAILED",
