@@ -112,6 +112,9 @@ async function serveOne(opts: ServeOptions, workers: number, log: Logger): Promi
     try {
       await app.close();
       await svc.close();
+      // A worker's IPC channel keeps it alive even after its primary asked it to stop (the
+      // SIGTERM the primary sends can arrive before the channel closes): close it ourselves.
+      if (cluster.isWorker && process.connected) process.disconnect();
       return 0;
     } catch (e) {
       log.error({ err: e }, "shutdown failed");
@@ -168,6 +171,7 @@ async function servePrimary(opts: ServeOptions, workers: number, log: Logger): P
   await (await HgsService.open(opts.dir, opts.db)).close();
   const aggregator = new AggregatorRegistry();
   const urls: string[] = [];
+  let stopping = false;
   const all = Array.from({ length: workers }, () => cluster.fork());
   const exited = all.map(
     (w) => new Promise<number>((resolve) => w.once("exit", (code) => resolve(code ?? 1))),
@@ -191,7 +195,7 @@ async function servePrimary(opts: ServeOptions, workers: number, log: Logger): P
         w.once("exit", (code) => {
           if (urls.length < workers)
             reject(new HgsError("HGS_ERR_CONFIG", `an HGS worker exited with ${code} while starting`));
-          else log.error({ worker: w.process.pid, code }, "an HGS worker exited");
+          else if (!stopping) log.error({ worker: w.process.pid, code }, "an HGS worker exited");
         });
       }
     });
@@ -201,6 +205,7 @@ async function servePrimary(opts: ServeOptions, workers: number, log: Logger): P
     throw e;
   }
   const stopped = untilStopRequested(log).then(async () => {
+    stopping = true;
     for (const w of all) w.kill("SIGTERM");
     const codes = await Promise.all(exited);
     return codes.every((c) => c === 0) ? 0 : 1;

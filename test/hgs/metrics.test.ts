@@ -216,5 +216,11 @@ describe("HGS metrics under --workers 2", () => {
       assert.ok(check.parsed);
       assert.deepEqual(check.problems, []);
     }
+    // SIGTERM stops the primary and its workers cleanly (stop() would SIGKILL after 5 s).
+    const proc = serve.proc;
+    await serve.stop();
+    serve = undefined;
+    assert.equal(proc.signalCode, null, "exited by itself, not killed");
+    assert.equal(proc.exitCode, 0);
   });
 });
