@@ -95,6 +95,12 @@ describe("HGS logs", () => {
       );
     }
 
+    const badLevel = hgsCli(["serve", "--dir", dir, "--log-level", "loud"]);
+    assert.equal(badLevel.status, 2, "an unknown log level is a usage error");
+    assert.match(
+      badLevel.stderr,
+      /CLI_ERR_USAGE: --log-level takes fatal, error, warn, info, debug, trace, silent/,
+    );
     serve = await startServe(dir, ["--log-level", "debug"]);
     const ca = readFileSync(path.join(dir, "tls.crt"), "utf8");
     const client = new HgsClient({ urls: [serve.url], ca });
