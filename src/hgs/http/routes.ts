@@ -7,7 +7,7 @@
 import { Type, type Static, type TSchema } from "@fastify/type-provider-typebox";
 import type { HgsService, AttestResult } from "../service.js";
 import * as S from "./schemas.js";
-import { httpStatusOf } from "./statuses.js";
+import { errorStatuses, httpStatusOf } from "./statuses.js";
 
 export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 
@@ -78,16 +78,10 @@ export function attestReply(r: AttestResult): RouteReply {
   };
 }
 
-export const errorResponses = {
-  500: S.errorBody,
-  503: S.errorBody,
-  400: S.errorBody,
-  401: S.errorBody,
-  403: S.errorBody,
-  404: S.errorBody,
-  409: S.errorBody,
-  413: S.errorBody,
-};
+/** The error body under every status the catalogue gives an HGS error. */
+export const errorResponses: Readonly<Record<number, TSchema>> = Object.fromEntries(
+  errorStatuses.map((status) => [status, S.errorBody]),
+);
 const err = errorResponses;
 
 export const baseRoutes: RouteDef[] = [

@@ -13,3 +13,8 @@ const table: ReadonlyMap<string, ErrorSpec> = new Map(
 export function httpStatusOf(code: string): number {
   return table.get(code)?.http ?? CoreErrors.CORE_ERR_INTERNAL.http;
 }
+
+/** Every status an error answer can have, for the routes' response schemas and OpenAPI. */
+export const errorStatuses: readonly number[] = [...new Set([...table.values()].map((s) => s.http))].sort(
+  (a, b) => a - b,
+);
