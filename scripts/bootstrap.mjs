@@ -29,6 +29,8 @@ export const debianPackages = [
   "busybox-static",
   "openssl",
   "postgresql",
+  // promtool, which checks the HGS's GET /metrics exposition in the tests.
+  "prometheus",
 ];
 
 function log(msg) {

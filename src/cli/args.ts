@@ -1,16 +1,9 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { BulwarkError, defineErrors, Exit } from "../core/errors.js";
-
-export const CliErrors = defineErrors("CLI", {
-  CLI_ERR_USAGE: {
-    summary: "The command line is not valid for this verb; see its --help.",
-    exit: Exit.usage,
-    http: 400,
-  },
-});
+import type { BulwarkError } from "../core/errors.js";
+import { cliError } from "./errors.js";
 
 export function usageError(message: string): BulwarkError {
-  return new BulwarkError("CLI_ERR_USAGE", message);
+  return cliError("CLI_ERR_USAGE", message);
 }
 
 type Options = NonNullable<ParseArgsConfig["options"]>;

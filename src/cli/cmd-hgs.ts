@@ -4,11 +4,13 @@
  * admin API, for the operator on an HGS node).
  */
 import { readFileSync } from "node:fs";
-import type { AddressInfo } from "node:net";
+import { Exit } from "../core/errors.js";
 import * as admin from "../hgs/admin.js";
 import type { AuditVerdict } from "../hgs/audit.js";
 import { initHgs, openHgs, type HgsContext } from "../hgs/context.js";
-import { hgsError, HgsErrors, isHgsError } from "../attest/errors.js";
+import { isLogLevel, LOG_LEVELS } from "../hgs/log.js";
+import { MAX_WORKERS, serve } from "../hgs/serve.js";
+import { HgsErrors, isHgsError } from "../attest/errors.js";
 import { writeFileAtomicSync } from "../io/atomic.js";
 import { parse, printJson, usageError } from "./args.js";
 
@@ -18,9 +20,10 @@ Service
   init --dir DIR [--db sqlite:PATH|postgres://…] [--listen HOST:PORT] [--tls-name NAME]…
                               create keys (HGS guardian, attestation signer, TLS) and the database;
                               the admin credential is written once to DIR/admin-credential (0600)
-  serve --dir DIR [--listen HOST:PORT] [--db URL] [--workers N]
-                              HTTPS service (admin API + host API, GET /openapi.json);
-                              N processes share the socket and the database
+  serve --dir DIR [--listen HOST:PORT] [--db URL] [--workers N] [--log-level LEVEL]
+                              HTTPS service (admin API + host API, GET /openapi.json,
+                              GET /metrics); N processes share the socket and the database;
+                              JSON log lines on stderr (LEVEL: ${LOG_LEVELS.join("|")}, default info)
 Administration (on an HGS node, through DIR's database)
   mode show | mode set key|tpm                     attestation mode (one at a time, as in Hyper-V)
   settings show | settings set [--health-lifetime SECONDS] [--nonce-ttl SECONDS]
@@ -64,6 +67,7 @@ export async function run(argv: string[]): Promise<number> {
     db: { type: "string" },
     listen: { type: "string" },
     workers: { type: "string" },
+    "log-level": { type: "string" },
     "tls-name": { type: "string", multiple: true },
     name: { type: "string" },
     "public-key": { type: "string" },
@@ -80,7 +84,7 @@ export async function run(argv: string[]): Promise<number> {
   const [verb, sub, arg] = positionals;
   if (values.help || !verb) {
     process.stdout.write(`${help}\n`);
-    return values.help ? 0 : 2;
+    return values.help ? Exit.ok : Exit.usage;
   }
   const json = values.json === true;
   const dir = need(values.dir, "--dir DIR");
@@ -106,13 +110,30 @@ export async function run(argv: string[]): Promise<number> {
         info,
         `initialised HGS in ${info.dir}\n  guardian ${info.guardianThumbprint}\n  attestation signer ${info.signerId}\n  admin credential written to ${info.adminCredentialFile} (mode 0600; keep it secret)`,
       );
-      return 0;
+      return Exit.ok;
     }
     case "serve": {
       const workers = Number(values.workers ?? 1);
-      if (!Number.isInteger(workers) || workers < 1 || workers > 64)
-        throw usageError("--workers takes 1..64");
-      return serve(dir, values.listen, values.db, json, workers);
+      if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS)
+        throw usageError(`--workers takes 1..${MAX_WORKERS}`);
+      const logLevel = values["log-level"] ?? "info";
+      if (!isLogLevel(logLevel)) throw usageError(`--log-level takes ${LOG_LEVELS.join(", ")}`);
+      const node = await serve({
+        dir,
+        workers,
+        logLevel,
+        ...(values.listen ? { listen: values.listen } : {}),
+        ...(values.db ? { db: values.db } : {}),
+      });
+      if (!node.isWorker) {
+        const many = node.workers > 1;
+        out(
+          json,
+          { listening: node.url, pid: process.pid, ...(many ? { workers: node.workers } : {}) },
+          `HGS listening on ${node.url}${many ? ` (${node.workers} workers)` : ""}`,
+        );
+      }
+      return node.stopped;
     }
     case "mode":
       return withContext(dir, values.db, async (ctx) => {
@@ -125,7 +146,7 @@ export async function run(argv: string[]): Promise<number> {
           const r = await admin.readSettings(ctx);
           out(json, { mode: r.mode }, `attestation mode: ${r.mode}`);
         }
-        return 0;
+        return Exit.ok;
       });
     case "settings":
       return withContext(dir, values.db, async (ctx) => {
@@ -148,7 +169,7 @@ export async function run(argv: string[]): Promise<number> {
           const r = await admin.readSettings(ctx);
           out(json, r, JSON.stringify(r, null, 2));
         }
-        return 0;
+        return Exit.ok;
       });
     case "host":
       return withContext(dir, values.db, async (ctx) => {
@@ -162,7 +183,7 @@ export async function run(argv: string[]): Promise<number> {
                 .map((h) => `${h.id}  ${h.kind.padEnd(3)}  ${h.revokedAt ? "REVOKED" : "active "}  ${h.name}`)
                 .join("\n") || "(no hosts)",
             );
-            return 0;
+            return Exit.ok;
           }
           case "add-key": {
             const h = await admin.addKeyHost(
@@ -171,20 +192,20 @@ export async function run(argv: string[]): Promise<number> {
               readFileSync(need(values["public-key"], "--public-key FILE"), "utf8"),
             );
             out(json, h, `registered host ${h.name}: ${h.id}`);
-            return 0;
+            return Exit.ok;
           }
           case "add-tpm": {
             const ek = readFileSync(need(values["ek-public"], "--ek-public FILE"));
             const cert = values["ek-cert"] ? readFileSync(values["ek-cert"]) : undefined;
             const h = await admin.addTpmHost(ctx, need(values.name, "--name"), ek, cert);
             out(json, h, `registered TPM host ${h.name}: ${h.id}`);
-            return 0;
+            return Exit.ok;
           }
           case "revoke":
           case "restore": {
             const h = await admin.setRevoked(ctx, need(arg, "host ID"), sub === "revoke");
             out(json, h, `${sub === "revoke" ? "revoked" : "restored"} host ${h.id}`);
-            return 0;
+            return Exit.ok;
           }
           default:
             throw usageError("host list | add-key | add-tpm | revoke ID | restore ID");
@@ -195,7 +216,7 @@ export async function run(argv: string[]): Promise<number> {
         if (sub !== "add") throw usageError("tpm-root add FILE");
         const r = await admin.addTpmRoot(ctx, readFileSync(need(arg, "FILE")));
         out(json, r, `trusted TPM root ${r.fingerprint} (${r.subject})`);
-        return 0;
+        return Exit.ok;
       });
     case "baseline":
       return withContext(dir, values.db, async (ctx) => {
@@ -203,7 +224,7 @@ export async function run(argv: string[]): Promise<number> {
           case "add": {
             const r = await admin.addBaseline(ctx, readFileSync(need(arg, "FILE"), "utf8"));
             out(json, r, `registered ${r.baseline.kind} baseline '${r.baseline.name}': ${r.id}`);
-            return 0;
+            return Exit.ok;
           }
           case "list": {
             const all = await admin.listBaselines(ctx);
@@ -213,12 +234,12 @@ export async function run(argv: string[]): Promise<number> {
               all.map((b) => `${b.id}  ${b.baseline.kind.padEnd(13)}  ${b.baseline.name}`).join("\n") ||
                 "(no baselines)",
             );
-            return 0;
+            return Exit.ok;
           }
           case "remove":
             await admin.removeBaseline(ctx, need(arg, "baseline ID"));
             out(json, { removed: arg }, `removed baseline ${arg}`);
-            return 0;
+            return Exit.ok;
           default:
             throw usageError("baseline add FILE | list | remove ID");
         }
@@ -228,7 +249,7 @@ export async function run(argv: string[]): Promise<number> {
         if (sub === "enable" || sub === "disable") {
           await admin.setPolicy(ctx, need(arg, "policy ID"), sub === "enable");
           out(json, { id: arg, enabled: sub === "enable" }, `${arg}: ${sub}d`);
-          return 0;
+          return Exit.ok;
         }
         const all = await admin.listPolicies(ctx);
         out(
@@ -241,7 +262,7 @@ export async function run(argv: string[]): Promise<number> {
             )
             .join("\n"),
         );
-        return 0;
+        return Exit.ok;
       });
     case "guardian": {
       if (sub !== "export") throw usageError("guardian export [--out FILE]");
@@ -250,7 +271,7 @@ export async function run(argv: string[]): Promise<number> {
       await s.close();
       if (values.out) writeFileAtomicSync(values.out, pem, 0o644);
       else process.stdout.write(pem);
-      return 0;
+      return Exit.ok;
     }
     case "audit":
       return withContext(dir, values.db, async (ctx) => {
@@ -258,7 +279,7 @@ export async function run(argv: string[]): Promise<number> {
           try {
             const v = await admin.verifyAudit(ctx, values.head);
             out(json, v, `audit chain intact: ${v.entries} entries, head ${v.head}`);
-            return 0;
+            return Exit.ok;
           } catch (e) {
             if (!isHgsError(e, "HGS_ERR_AUDIT_BROKEN")) throw e;
             // The verdict goes to stdout like an intact one (scripts read it); the exit status is the code's.
@@ -282,98 +303,9 @@ export async function run(argv: string[]): Promise<number> {
             )
             .join("\n"),
         );
-        return 0;
+        return Exit.ok;
       });
     default:
       throw usageError(`unknown hgs verb '${verb}'`);
   }
-}
-
-async function serve(
-  dir: string,
-  listenOpt: string | undefined,
-  db: string | undefined,
-  json: boolean,
-  workers: number,
-): Promise<number> {
-  const cluster = (await import("node:cluster")).default;
-  if (workers > 1 && cluster.isPrimary) return servePrimary(dir, db, json, workers);
-  const { buildServer, parseListen } = await import("../hgs/http/server.js");
-  const ctx = await openHgs(dir, db);
-  const { host, port } = parseListen(listenOpt ?? ctx.dir.config.listen);
-  const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
-    version: string;
-  };
-  const app = await buildServer(ctx, { version: pkg.version });
-  try {
-    await app.listen({ host, port });
-  } catch (e) {
-    await app.close();
-    await ctx.close();
-    throw hgsError("HGS_ERR_CONFIG", `cannot listen on ${host}:${port}: ${(e as Error).message}`);
-  }
-  const addr = app.server.address() as AddressInfo;
-  const url = `https://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
-  if (cluster.isWorker) process.send?.({ listening: url });
-  else out(json, { listening: url, pid: process.pid }, `HGS listening on ${url}`);
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
-    // A worker whose primary is gone stops too.
-    process.once("disconnect", stop);
-  });
-  await app.close();
-  await ctx.close();
-  return 0;
-}
-
-/**
- * `--workers N`: N server processes sharing the listening socket (node:cluster), each with its
- * own connection to the same database; every decision reads the store, so they answer alike.
- */
-async function servePrimary(
-  dir: string,
-  db: string | undefined,
-  json: boolean,
-  workers: number,
-): Promise<number> {
-  const cluster = (await import("node:cluster")).default;
-  // Migrate once, before the workers open the database.
-  await (await openHgs(dir, db)).close();
-  const urls: string[] = [];
-  const all = Array.from({ length: workers }, () => cluster.fork());
-  const exited = all.map(
-    (w) => new Promise<number>((resolve) => w.once("exit", (code) => resolve(code ?? 1))),
-  );
-  try {
-    await new Promise<void>((resolve, reject) => {
-      for (const w of all) {
-        w.on("message", (m: { listening?: string }) => {
-          if (m.listening) urls.push(m.listening);
-          if (urls.length === workers) resolve();
-        });
-        w.once("exit", (code) => {
-          if (urls.length < workers)
-            reject(hgsError("HGS_ERR_CONFIG", `an HGS worker exited with ${code} while starting`));
-        });
-      }
-    });
-  } catch (e) {
-    for (const w of all) w.kill("SIGTERM");
-    await Promise.all(exited);
-    throw e;
-  }
-  out(
-    json,
-    { listening: urls[0], pid: process.pid, workers },
-    `HGS listening on ${urls[0]} (${workers} workers)`,
-  );
-  await new Promise<void>((resolve) => {
-    process.once("SIGINT", () => resolve());
-    process.once("SIGTERM", () => resolve());
-  });
-  for (const w of all) w.kill("SIGTERM");
-  const codes = await Promise.all(exited);
-  return codes.every((c) => c === 0) ? 0 : 1;
 }

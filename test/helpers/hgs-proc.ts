@@ -24,6 +24,10 @@ export interface ServeProcess {
   readonly proc: ChildProcess;
   /** Everything the process printed so far (stdout and stderr). */
   output(): string;
+  /** What it printed on stdout (the CLI's own output). */
+  stdout(): string;
+  /** What it printed on stderr (the service's JSON log lines). */
+  stderr(): string;
   stop(): Promise<void>;
 }
 
@@ -68,7 +72,7 @@ export async function startServe(
       });
     });
     proc.stdout?.on("data", (d: Buffer) => (out += d.toString()));
-    return { url, proc, stop, output: () => out + err };
+    return { url, proc, stop, output: () => out + err, stdout: () => out, stderr: () => err };
   } catch (e) {
     await stop();
     throw e;

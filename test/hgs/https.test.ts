@@ -110,10 +110,13 @@ describe("HGS over real HTTPS, run by the CLI", () => {
     const cred0 = readFileSync(path.join(dir, "admin-credential"), "utf8").trim();
     assert.ok(!printed.includes(cred0) && !printed.includes("PRIVATE KEY"), printed);
     assert.deepEqual(
-      Object.keys(JSON.parse(printed) as object),
+      Object.keys(JSON.parse(serve?.stdout() ?? "") as object),
       ["listening", "pid"],
-      "only the listening line",
+      "only the listening line on stdout",
     );
+    for (const line of (serve?.stderr() ?? "").split("\n").filter(Boolean)) {
+      assert.doesNotThrow(() => JSON.parse(line), `stderr holds only JSON log lines: ${line}`);
+    }
     const pid = serve?.proc.pid as number;
     await serve?.stop();
     assert.equal(processAlive(pid), false);

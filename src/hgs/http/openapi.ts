@@ -1,21 +1,25 @@
 /** OpenAPI 3.1 document generated from the route table (the schemas are the routes' own). */
+import { Type, type TSchema } from "@fastify/type-provider-typebox";
 import type { RouteDef } from "./routes.js";
+
+const propertiesOf = (s: TSchema | undefined) => (s && Type.IsObject(s) ? Object.entries(s.properties) : []);
 
 export function openApiDocument(routes: readonly RouteDef[], version: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of routes) {
     const path = r.url.replace(/:([A-Za-z]+)/g, "{$1}");
-    const params = Object.keys((r.params?.properties as Record<string, unknown> | undefined) ?? {}).map(
-      (name) => ({
-        name,
-        in: "path",
-        required: true,
-        schema: (r.params?.properties as Record<string, unknown>)[name],
-      }),
-    );
-    const query = Object.entries(
-      (r.querystring?.properties as Record<string, unknown> | undefined) ?? {},
-    ).map(([name, schema]) => ({ name, in: "query", required: false, schema }));
+    const params = propertiesOf(r.params).map(([name, schema]) => ({
+      name,
+      in: "path",
+      required: true,
+      schema,
+    }));
+    const query = propertiesOf(r.querystring).map(([name, schema]) => ({
+      name,
+      in: "query",
+      required: false,
+      schema,
+    }));
     const responses: Record<string, unknown> = {};
     for (const [status, schema] of Object.entries(r.response)) {
       responses[status] = {

@@ -1,36 +1,60 @@
 /**
  * The route table: each route's schemas, body limit and handler in one place. The server
  * registers them with fastify and the OpenAPI document is generated from the same table.
+ * Each entry goes through {@link route}, which types the handler's input from the entry's own
+ * TypeBox schemas: the body a handler reads is the type fastify validated, with no cast.
  */
+import { Type, type Static, type TSchema } from "@fastify/type-provider-typebox";
 import * as admin from "../admin.js";
-import { attestHostKey, type KeyAttestRequest } from "../attest-key.js";
+import { attestHostKey } from "../attest-key.js";
 import { attestationRefusal, issueChallenge, type AttestResult } from "../attestation.js";
 import type { HgsContext } from "../context.js";
-import { releaseKey, type ReleaseRequest } from "../release.js";
-import type { HgsSettings } from "../settings.js";
+import { releaseKey } from "../release.js";
 import * as S from "./schemas.js";
+import { errorStatuses, httpStatusOf } from "./statuses.js";
 
 export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 
-export interface RouteInput {
+/** What a schema validates, or `undefined` for a part the route does not declare. */
+type Validated<T extends TSchema | undefined> = T extends TSchema ? Static<T> : undefined;
+
+export interface RouteReply {
+  readonly status?: number;
   readonly body: unknown;
-  readonly params: Record<string, string>;
-  readonly query: Record<string, unknown>;
 }
 
-export interface RouteDef {
+export interface RouteSpec<
+  B extends TSchema | undefined = TSchema | undefined,
+  P extends TSchema | undefined = TSchema | undefined,
+  Q extends TSchema | undefined = TSchema | undefined,
+> {
   readonly method: Method;
   readonly url: string;
   readonly summary: string;
   readonly tag: "host" | "admin" | "meta";
   readonly admin: boolean;
   readonly bodyLimit: number;
-  readonly body?: S.Schema;
-  readonly params?: S.Schema;
-  readonly querystring?: S.Schema;
-  readonly response: Readonly<Record<number, S.Schema>>;
-  handler(ctx: HgsContext, input: RouteInput): Promise<{ status?: number; body: unknown }>;
+  readonly body?: B;
+  readonly params?: P;
+  readonly querystring?: Q;
+  readonly response: Readonly<Record<number, TSchema>>;
+  handler(
+    ctx: HgsContext,
+    input: { readonly body: Validated<B>; readonly params: Validated<P>; readonly query: Validated<Q> },
+  ): Promise<RouteReply>;
 }
+
+/** A table entry with its schema types erased; the server hands it what fastify validated. */
+export type RouteDef = RouteSpec;
+
+/** Declares a route; the handler's input types come from the schemas beside it. */
+export const route = <
+  B extends TSchema | undefined = undefined,
+  P extends TSchema | undefined = undefined,
+  Q extends TSchema | undefined = undefined,
+>(
+  spec: RouteSpec<B, P, Q>,
+): RouteDef => spec;
 
 export const SMALL_BODY = 16 * 1024;
 export const RELEASE_BODY = 512 * 1024;
@@ -39,39 +63,34 @@ export const TPM_ATTEST_BODY = 2 * 1024 * 1024;
 const ok = (body: unknown) => ({ body });
 const idParam = S.object({ id: S.text(128) });
 
-/** A refused attestation: 403 with the verdict beside the error. */
-export function attestReply(r: AttestResult): { status?: number; body: unknown } {
+/** A refused attestation: the catalogue's status (403) with the verdict beside the error. */
+export function attestReply(r: AttestResult): RouteReply {
   if (r.healthCertificate) return { body: r };
   const e = attestationRefusal(r.verdict);
   return {
-    status: 403,
+    status: httpStatusOf(e.code),
     body: { error: { code: e.code, message: e.message, details: e.details }, verdict: r.verdict },
   };
 }
 
-const err = {
-  500: S.errorBody,
-  503: S.errorBody,
-  400: S.errorBody,
-  401: S.errorBody,
-  403: S.errorBody,
-  404: S.errorBody,
-  409: S.errorBody,
-  413: S.errorBody,
-};
+/** The error body under every status the catalogue gives an HGS error. */
+export const errorResponses: Readonly<Record<number, TSchema>> = Object.fromEntries(
+  errorStatuses.map((status) => [status, S.errorBody]),
+);
+const err = errorResponses;
 
 export const baseRoutes: RouteDef[] = [
-  {
+  route({
     method: "GET",
     url: "/health",
     summary: "Liveness and database reachability of this node.",
     tag: "meta",
     admin: false,
     bodyLimit: 0,
-    response: { 200: S.out({ ok: { type: "boolean" }, mode: { type: "string" } }), ...err },
+    response: { 200: S.out({ ok: Type.Boolean(), mode: Type.String() }), ...err },
     handler: async (ctx) => ok({ ok: true, mode: (await admin.readSettings(ctx)).mode }),
-  },
-  {
+  }),
+  route({
     method: "GET",
     url: "/host/v1/info",
     summary: "Public facts a host needs: attestation mode, attestation signer, HGS guardian (PEM).",
@@ -80,11 +99,11 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: 0,
     response: {
       200: S.out({
-        mode: { type: "string" },
-        signerId: { type: "string" },
-        signerCertificate: { type: "string" },
-        guardian: { type: "string" },
-        guardianThumbprint: { type: "string" },
+        mode: Type.String(),
+        signerId: Type.String(),
+        signerCertificate: Type.String(),
+        guardian: Type.String(),
+        guardianThumbprint: Type.String(),
       }),
       ...err,
     },
@@ -96,8 +115,8 @@ export const baseRoutes: RouteDef[] = [
         guardian: ctx.dir.guardianPublicPem,
         guardianThumbprint: ctx.guardianThumbprint,
       }),
-  },
-  {
+  }),
+  route({
     method: "POST",
     url: "/host/v1/challenge",
     summary: "A fresh single-use nonce for the host's next attestation.",
@@ -106,12 +125,12 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: 1024,
     body: S.object({ hostId: S.hostId }),
     response: {
-      200: S.out({ nonce: { type: "string" }, expiresAt: { type: "string" }, mode: { type: "string" } }),
+      200: S.out({ nonce: Type.String(), expiresAt: Type.String(), mode: Type.String() }),
       ...err,
     },
-    handler: async (ctx, i) => ok(await issueChallenge(ctx, (i.body as { hostId: string }).hostId)),
-  },
-  {
+    handler: async (ctx, i) => ok(await issueChallenge(ctx, i.body.hostId)),
+  }),
+  route({
     method: "POST",
     url: "/host/v1/attest/key",
     summary: "Host-key attestation: the nonce and key-release key signed with the registered host key.",
@@ -125,9 +144,9 @@ export const baseRoutes: RouteDef[] = [
       signature: S.base64(2048),
     }),
     response: { 200: S.attestResponse, ...err },
-    handler: async (ctx, i) => attestReply(await attestHostKey(ctx, i.body as KeyAttestRequest)),
-  },
-  {
+    handler: async (ctx, i) => attestReply(await attestHostKey(ctx, i.body)),
+  }),
+  route({
     method: "POST",
     url: "/host/v1/keys/release",
     summary: "Key release: health certificate + key protector in; rolled key protector and wrapped keys out.",
@@ -138,14 +157,14 @@ export const baseRoutes: RouteDef[] = [
       healthCertificate: S.text(8192),
       keyProtector: S.base64(RELEASE_BODY),
       requestId: S.hex(16),
-      timestamp: { type: "integer", minimum: 0, maximum: 8640000000000000 },
+      timestamp: S.epochMs(),
       signature: S.base64(2048),
     }),
     response: { 200: S.releaseResponse, ...err },
-    handler: async (ctx, i) => ok(await releaseKey(ctx, i.body as ReleaseRequest)),
-  },
+    handler: async (ctx, i) => ok(await releaseKey(ctx, i.body)),
+  }),
   // ---- admin ----
-  {
+  route({
     method: "GET",
     url: "/admin/v1/settings",
     summary: "Attestation mode, health certificate lifetime, nonce lifetime, deny-before date, EK policy.",
@@ -154,8 +173,8 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: 0,
     response: { 200: S.settings, ...err },
     handler: async (ctx) => ok(await admin.readSettings(ctx)),
-  },
-  {
+  }),
+  route({
     method: "PATCH",
     url: "/admin/v1/settings",
     summary: 'Changes settings (switching the attestation mode is `{"mode":"key"|"tpm"}`).',
@@ -164,19 +183,19 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: SMALL_BODY,
     body: S.settingsPatch,
     response: { 200: S.settings, ...err },
-    handler: async (ctx, i) => ok(await admin.updateSettings(ctx, i.body as Partial<HgsSettings>)),
-  },
-  {
+    handler: async (ctx, i) => ok(await admin.updateSettings(ctx, i.body)),
+  }),
+  route({
     method: "GET",
     url: "/admin/v1/hosts",
     summary: "Registered hosts.",
     tag: "admin",
     admin: true,
     bodyLimit: 0,
-    response: { 200: S.out({ hosts: { type: "array", items: S.host } }), ...err },
+    response: { 200: S.out({ hosts: Type.Array(S.host) }), ...err },
     handler: async (ctx) => ok({ hosts: await admin.listHosts(ctx) }),
-  },
-  {
+  }),
+  route({
     method: "POST",
     url: "/admin/v1/hosts/key",
     summary: "Registers a host for host-key attestation by its public key (RSA >= 2048, ECDSA P-256/P-384).",
@@ -185,12 +204,9 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: SMALL_BODY,
     body: S.object({ name: S.text(256), publicKey: S.publicKeyText }),
     response: { 200: S.host, ...err },
-    handler: async (ctx, i) => {
-      const b = i.body as { name: string; publicKey: string };
-      return ok(await admin.addKeyHost(ctx, b.name, b.publicKey));
-    },
-  },
-  {
+    handler: async (ctx, i) => ok(await admin.addKeyHost(ctx, i.body.name, i.body.publicKey)),
+  }),
+  route({
     method: "GET",
     url: "/admin/v1/hosts/:id",
     summary: "One host.",
@@ -199,9 +215,9 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: 0,
     params: idParam,
     response: { 200: S.host, ...err },
-    handler: async (ctx, i) => ok(await admin.getHost(ctx, i.params.id ?? "")),
-  },
-  {
+    handler: async (ctx, i) => ok(await admin.getHost(ctx, i.params.id)),
+  }),
+  route({
     method: "POST",
     url: "/admin/v1/hosts/:id/revoke",
     summary: "Revokes a host: its health certificates stop releasing keys at once.",
@@ -210,9 +226,9 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: 0,
     params: idParam,
     response: { 200: S.host, ...err },
-    handler: async (ctx, i) => ok(await admin.setRevoked(ctx, i.params.id ?? "", true)),
-  },
-  {
+    handler: async (ctx, i) => ok(await admin.setRevoked(ctx, i.params.id, true)),
+  }),
+  route({
     method: "POST",
     url: "/admin/v1/hosts/:id/restore",
     summary: "Lifts a host's revocation.",
@@ -221,9 +237,9 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: 0,
     params: idParam,
     response: { 200: S.host, ...err },
-    handler: async (ctx, i) => ok(await admin.setRevoked(ctx, i.params.id ?? "", false)),
-  },
-  {
+    handler: async (ctx, i) => ok(await admin.setRevoked(ctx, i.params.id, false)),
+  }),
+  route({
     method: "GET",
     url: "/admin/v1/policies",
     summary: "TPM-mode attestation policies with their state.",
@@ -232,22 +248,21 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: 0,
     response: {
       200: S.out({
-        policies: {
-          type: "array",
-          items: S.out({
-            id: { type: "string" },
-            enabled: { type: "boolean" },
-            locked: { type: "boolean" },
-            summary: { type: "string" },
-            subStatus: { type: "string" },
+        policies: Type.Array(
+          S.out({
+            id: Type.String(),
+            enabled: Type.Boolean(),
+            locked: Type.Boolean(),
+            summary: Type.String(),
+            subStatus: Type.String(),
           }),
-        },
+        ),
       }),
       ...err,
     },
     handler: async (ctx) => ok({ policies: await admin.listPolicies(ctx) }),
-  },
-  {
+  }),
+  route({
     method: "PUT",
     url: "/admin/v1/policies/:id",
     summary: "Enables or disables a policy (a locked policy cannot be disabled).",
@@ -255,15 +270,14 @@ export const baseRoutes: RouteDef[] = [
     admin: true,
     bodyLimit: 1024,
     params: idParam,
-    body: S.object({ enabled: { type: "boolean" } }),
-    response: { 200: S.out({ id: { type: "string" }, enabled: { type: "boolean" } }), ...err },
+    body: S.object({ enabled: Type.Boolean() }),
+    response: { 200: S.out({ id: Type.String(), enabled: Type.Boolean() }), ...err },
     handler: async (ctx, i) => {
-      const enabled = (i.body as { enabled: boolean }).enabled;
-      await admin.setPolicy(ctx, i.params.id ?? "", enabled);
-      return ok({ id: i.params.id, enabled });
+      await admin.setPolicy(ctx, i.params.id, i.body.enabled);
+      return ok({ id: i.params.id, enabled: i.body.enabled });
     },
-  },
-  {
+  }),
+  route({
     method: "GET",
     url: "/admin/v1/baselines",
     summary: "Registered baselines (format bulwark-hgs-baseline/v1).",
@@ -272,13 +286,13 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: 0,
     response: {
       200: S.out({
-        baselines: { type: "array", items: S.out({ id: { type: "string" }, baseline: S.anyObject }) },
+        baselines: Type.Array(S.out({ id: Type.String(), baseline: S.anyObject })),
       }),
       ...err,
     },
     handler: async (ctx) => ok({ baselines: await admin.listBaselines(ctx) }),
-  },
-  {
+  }),
+  route({
     method: "POST",
     url: "/admin/v1/baselines",
     summary: "Registers a baseline captured on a known-good host.",
@@ -286,10 +300,10 @@ export const baseRoutes: RouteDef[] = [
     admin: true,
     bodyLimit: 256 * 1024,
     body: S.baseline,
-    response: { 200: S.out({ id: { type: "string" }, baseline: S.anyObject }), ...err },
+    response: { 200: S.out({ id: Type.String(), baseline: S.anyObject }), ...err },
     handler: async (ctx, i) => ok(await admin.addBaseline(ctx, i.body)),
-  },
-  {
+  }),
+  route({
     method: "DELETE",
     url: "/admin/v1/baselines/:id",
     summary: "Removes a baseline.",
@@ -297,34 +311,32 @@ export const baseRoutes: RouteDef[] = [
     admin: true,
     bodyLimit: 0,
     params: idParam,
-    response: { 200: S.out({ removed: { type: "string" } }), ...err },
+    response: { 200: S.out({ removed: Type.String() }), ...err },
     handler: async (ctx, i) => {
-      await admin.removeBaseline(ctx, i.params.id ?? "");
+      await admin.removeBaseline(ctx, i.params.id);
       return ok({ removed: i.params.id });
     },
-  },
-  {
+  }),
+  route({
     method: "GET",
     url: "/admin/v1/audit",
     summary: "Audit entries after a sequence number.",
     tag: "admin",
     admin: true,
     bodyLimit: 0,
-    querystring: {
-      type: "object",
-      additionalProperties: false,
-      properties: {
-        after: { type: "string", pattern: "^[0-9]{1,15}$" },
-        limit: { type: "string", pattern: "^[0-9]{1,5}$" },
-      },
-    },
-    response: { 200: S.out({ entries: { type: "array", items: S.auditEntry } }), ...err },
+    // Query strings arrive as text and nothing is coerced: the digits are checked here and
+    // converted by the handler.
+    querystring: S.object({
+      after: Type.Optional(Type.String({ pattern: "^[0-9]{1,15}$" })),
+      limit: Type.Optional(Type.String({ pattern: "^[0-9]{1,5}$" })),
+    }),
+    response: { 200: S.out({ entries: Type.Array(S.auditEntry) }), ...err },
     handler: async (ctx, i) =>
       ok({
         entries: await admin.listAuditEntries(ctx, Number(i.query.after ?? 0), Number(i.query.limit ?? 1000)),
       }),
-  },
-  {
+  }),
+  route({
     method: "GET",
     url: "/admin/v1/audit/verify",
     summary: "Recomputes the audit hash chain.",
@@ -333,13 +345,13 @@ export const baseRoutes: RouteDef[] = [
     bodyLimit: 0,
     response: {
       200: S.out({
-        ok: { type: "boolean" },
-        entries: { type: "integer" },
-        head: { type: "string" },
-        findings: { type: "array", items: S.anyObject },
+        ok: Type.Boolean(),
+        entries: Type.Integer(),
+        head: Type.String(),
+        findings: Type.Array(S.anyObject),
       }),
       ...err,
     },
     handler: async (ctx) => ok(await admin.auditVerdict(ctx)),
-  },
+  }),
 ];

@@ -1,150 +1,131 @@
 /**
- * JSON schemas of every HGS route (JSON Schema 2020-12 subset that both Ajv, through fastify,
- * and OpenAPI 3.1 understand). Requests are strict: unknown properties are refused, strings
- * have length bounds, and no type coercion happens.
+ * JSON schemas of every HGS route, written with TypeBox so that each schema is also the
+ * TypeScript type of what it validates (`Static<typeof schema>`): the route handlers receive
+ * typed bodies, and nothing is cast. TypeBox emits plain JSON Schema (2020-12 subset) that both
+ * Ajv, through fastify, and OpenAPI 3.1 understand. Requests are strict: unknown properties are
+ * refused, strings have length bounds, and no type coercion happens.
  */
-export type Schema = Readonly<Record<string, unknown>>;
+import { Type, type TSchema } from "@fastify/type-provider-typebox";
 
-export const hex = (bytes: number): Schema => ({ type: "string", pattern: `^[0-9a-f]{${bytes * 2}}$` });
-export const base64 = (maxChars: number): Schema => ({
-  type: "string",
-  maxLength: maxChars,
-  pattern: "^[A-Za-z0-9+/]*={0,2}$",
-});
-export const text = (max: number): Schema => ({ type: "string", minLength: 1, maxLength: max });
+export type Schema = TSchema;
 
-export function object(
-  properties: Record<string, Schema>,
-  required: readonly string[] = Object.keys(properties),
-): Schema {
-  return { type: "object", additionalProperties: false, properties, required: [...required] };
-}
+export const hex = (bytes: number) => Type.String({ pattern: `^[0-9a-f]{${bytes * 2}}$` });
+export const base64 = (maxChars: number) =>
+  Type.String({ maxLength: maxChars, pattern: "^[A-Za-z0-9+/]*={0,2}$" });
+export const text = (max: number) => Type.String({ minLength: 1, maxLength: max });
+/** Milliseconds since the epoch, bounded like a JavaScript Date. */
+export const epochMs = (min = 0) => Type.Integer({ minimum: min, maximum: 8640000000000000 });
+
+/** A request object: unknown properties are refused (Ajv runs without removeAdditional). */
+export const object = <P extends Type.TProperties>(properties: P) =>
+  Type.Object(properties, { additionalProperties: false });
 
 /** A response object: extra properties are dropped by the serializer, not refused. */
-export function out(
-  properties: Record<string, Schema>,
-  required: readonly string[] = Object.keys(properties),
-): Schema {
-  return { type: "object", properties, required: [...required] };
-}
+export const out = <P extends Type.TProperties>(properties: P) => Type.Object(properties);
 
-export const anyObject: Schema = { type: "object", additionalProperties: true };
+/** Any JSON object (audit details, baselines as stored, event-log facts). */
+export const anyObject = Type.Unsafe<Record<string, unknown>>({ type: "object", additionalProperties: true });
 export const hostId = hex(32);
 export const nonce = hex(32);
 export const publicKeyText = text(16 * 1024);
+export const mode = Type.Union([Type.Literal("key"), Type.Literal("tpm")]);
 
-export const finding: Schema = out(
-  {
-    id: { type: "string" },
-    severity: { type: "string", enum: ["error", "warning", "info"] },
-    message: { type: "string" },
-    policy: { type: "string" },
-    subStatus: { type: "string" },
-    expected: {},
-    got: {},
-  },
-  ["id", "severity", "message"],
-);
-
-export const verdict: Schema = out({
-  status: { type: "string" },
-  subStatuses: { type: "array", items: { type: "string" } },
-  findings: { type: "array", items: finding },
+export const finding = out({
+  id: Type.String(),
+  severity: Type.Union([Type.Literal("error"), Type.Literal("warning"), Type.Literal("info")]),
+  message: Type.String(),
+  policy: Type.Optional(Type.String()),
+  subStatus: Type.Optional(Type.String()),
+  expected: Type.Optional(Type.Unknown()),
+  got: Type.Optional(Type.Unknown()),
 });
 
-export const errorBody: Schema = out(
-  {
-    error: out({ code: { type: "string" }, message: { type: "string" }, details: anyObject }, [
-      "code",
-      "message",
-    ]),
-    verdict,
-  },
-  ["error"],
-);
-
-export const attestResponse: Schema = out(
-  { verdict, healthCertificate: { type: "string" }, validUntil: { type: "string" } },
-  ["verdict", "healthCertificate", "validUntil"],
-);
-
-export const host: Schema = out(
-  {
-    id: { type: "string" },
-    name: { type: "string" },
-    kind: { type: "string", enum: ["key", "tpm"] },
-    publicKey: { type: "string" },
-    ekPublic: { type: "string" },
-    ekCertificate: { type: "string" },
-    akPublic: { type: "string" },
-    revokedAt: { type: ["string", "null"] },
-    createdAt: { type: "string" },
-  },
-  ["id", "name", "kind", "revokedAt", "createdAt"],
-);
-
-export const settings: Schema = out({
-  mode: { type: "string", enum: ["key", "tpm"] },
-  healthCertificateLifetimeSeconds: { type: "integer" },
-  nonceTtlSeconds: { type: "integer" },
-  denyBefore: { type: "integer" },
-  requireEkCertificate: { type: "boolean" },
+export const verdict = out({
+  status: Type.String(),
+  subStatuses: Type.Array(Type.String()),
+  findings: Type.Array(finding),
 });
 
-export const settingsPatch: Schema = {
-  type: "object",
-  additionalProperties: false,
-  minProperties: 1,
-  properties: {
-    mode: { type: "string", enum: ["key", "tpm"] },
-    healthCertificateLifetimeSeconds: { type: "integer", minimum: 60, maximum: 604800 },
-    nonceTtlSeconds: { type: "integer", minimum: 5, maximum: 3600 },
-    denyBefore: { type: "integer", minimum: 0, maximum: 8640000000000000 },
-    requireEkCertificate: { type: "boolean" },
-  },
-};
+export const errorBody = out({
+  error: out({ code: Type.String(), message: Type.String(), details: Type.Optional(anyObject) }),
+  verdict: Type.Optional(verdict),
+});
 
-export const auditEntry: Schema = out({
-  seq: { type: "integer" },
-  at: { type: "integer" },
-  event: { type: "string" },
-  hostId: { type: ["string", "null"] },
+export const attestResponse = out({
+  verdict,
+  healthCertificate: Type.String(),
+  validUntil: Type.String(),
+});
+
+export const host = out({
+  id: Type.String(),
+  name: Type.String(),
+  kind: mode,
+  publicKey: Type.Optional(Type.String()),
+  ekPublic: Type.Optional(Type.String()),
+  ekCertificate: Type.Optional(Type.String()),
+  akPublic: Type.Optional(Type.String()),
+  revokedAt: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String(),
+});
+
+export const settings = out({
+  mode,
+  healthCertificateLifetimeSeconds: Type.Integer(),
+  nonceTtlSeconds: Type.Integer(),
+  denyBefore: Type.Integer(),
+  requireEkCertificate: Type.Boolean(),
+});
+
+export const settingsPatch = Type.Object(
+  {
+    mode: Type.Optional(mode),
+    healthCertificateLifetimeSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 604800 })),
+    nonceTtlSeconds: Type.Optional(Type.Integer({ minimum: 5, maximum: 3600 })),
+    denyBefore: Type.Optional(epochMs()),
+    requireEkCertificate: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+
+export const auditEntry = out({
+  seq: Type.Integer(),
+  at: Type.Integer(),
+  event: Type.String(),
+  hostId: Type.Union([Type.String(), Type.Null()]),
   detail: anyObject,
-  prevHash: { type: "string" },
-  hash: { type: "string" },
+  prevHash: Type.String(),
+  hash: Type.String(),
 });
 
-export const wrappedKeys: Schema = out({
-  scheme: { type: "string" },
-  enc: { type: "string" },
-  ciphertext: { type: "string" },
+export const wrappedKeys = out({
+  scheme: Type.String(),
+  enc: Type.String(),
+  ciphertext: Type.String(),
 });
 
-export const releaseResponse: Schema = out({
-  keyProtector: { type: "string" },
-  protectorId: { type: "string" },
-  oldKeyGeneration: { type: "integer" },
-  newKeyGeneration: { type: "integer" },
+export const releaseResponse = out({
+  keyProtector: Type.String(),
+  protectorId: Type.String(),
+  oldKeyGeneration: Type.Integer(),
+  newKeyGeneration: Type.Integer(),
   keys: wrappedKeys,
 });
 
-export const baseline: Schema = {
-  type: "object",
-  additionalProperties: false,
-  required: ["format", "kind", "name", "bank", "pcrs"],
-  properties: {
-    format: { const: "bulwark-hgs-baseline/v1" },
-    kind: { type: "string", enum: ["secureboot", "codeintegrity"] },
-    name: text(256),
-    bank: { const: "sha256" },
-    pcrs: {
-      type: "object",
-      additionalProperties: false,
-      minProperties: 1,
-      patternProperties: { "^(4|7|8|9)$": { type: "string", pattern: "^[0-9a-fA-F]{64}$" } },
-    },
-    capturedAt: text(64),
-    host: text(256),
-    facts: anyObject,
-  },
-};
+/** sha256 PCR values keyed by PCR index; `indices` is the pattern of the allowed indices. */
+export const pcrMap = (indices: string, options: { minProperties?: number; maxProperties?: number }) =>
+  Type.Record(Type.String({ pattern: `^(${indices})$` }), Type.String({ pattern: "^[0-9a-fA-F]{64}$" }), {
+    additionalProperties: false,
+    ...options,
+  });
+
+export const baseline = object({
+  format: Type.Literal("bulwark-hgs-baseline/v1"),
+  kind: Type.Union([Type.Literal("secureboot"), Type.Literal("codeintegrity")]),
+  name: text(256),
+  bank: Type.Literal("sha256"),
+  pcrs: pcrMap("4|7|8|9", { minProperties: 1 }),
+  capturedAt: Type.Optional(text(64)),
+  host: Type.Optional(text(256)),
+  facts: Type.Optional(anyObject),
+});

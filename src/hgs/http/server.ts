@@ -1,16 +1,23 @@
 /**
  * The HGS HTTP(S) server (fastify). Strict request validation (no coercion, no silently
  * dropped properties), per-route body limits, typed error bodies whose status comes from the
- * error catalogue. Request logging is off: bodies carry credentials and keys.
+ * error catalogue (routes.ts types each handler's input from its TypeBox schemas, so the
+ * table needs no type provider on the instance). One JSON log line per request (never a body: bodies carry credentials and
+ * keys), and Prometheus metrics on GET /metrics from a registry of this server's own.
  */
-import Fastify, { type FastifyInstance, type FastifyError } from "fastify";
+import { randomUUID } from "node:crypto";
+import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
+import type { Logger } from "pino";
 import { isBulwarkError } from "../../core/errors.js";
-import { specFor } from "../../catalogue.js";
 import { hgsError } from "../../attest/errors.js";
 import { checkAdmin } from "../admin.js";
 import type { HgsContext } from "../context.js";
+import { HgsLogController, logObserver } from "../log.js";
+import { HgsMetrics } from "../metrics.js";
+import { observed, type Observer } from "../observe.js";
 import { openApiDocument } from "./openapi.js";
 import { baseRoutes, type RouteDef } from "./routes.js";
+import { httpStatusOf } from "./statuses.js";
 import { tpmRoutes } from "./tpm-routes.js";
 
 export const routes: readonly RouteDef[] = [...baseRoutes, ...tpmRoutes];
@@ -19,6 +26,18 @@ export interface ServerOptions {
   /** Serve HTTPS with the directory's TLS identity (default true). */
   readonly tls?: boolean;
   readonly version?: string;
+  /** Where request lines and service events go (default: nowhere). */
+  readonly logger?: Logger;
+  /**
+   * What GET /metrics answers (default: this server's registry). Under `--workers`, serve.ts
+   * answers with the sum over all workers, whichever worker the scrape reaches.
+   */
+  readonly exposition?: (own: HgsMetrics) => Promise<string>;
+}
+
+export interface HgsServer {
+  readonly app: FastifyInstance;
+  readonly metrics: HgsMetrics;
 }
 
 function errorBody(e: { code: string; message: string; details?: unknown }) {
@@ -26,9 +45,16 @@ function errorBody(e: { code: string; message: string; details?: unknown }) {
 }
 
 export async function buildServer(ctx: HgsContext, opts: ServerOptions = {}): Promise<FastifyInstance> {
+  return (await buildHgsServer(ctx, opts)).app;
+}
+
+export async function buildHgsServer(ctx: HgsContext, opts: ServerOptions = {}): Promise<HgsServer> {
   const tls = opts.tls ?? true;
+  const metrics = new HgsMetrics();
   const app = Fastify({
-    logger: false,
+    ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
+    logController: new HgsLogController(),
+    genReqId: () => randomUUID(),
     bodyLimit: 16 * 1024,
     ...(tls ? { https: { key: ctx.dir.tlsKeyPem, cert: ctx.dir.tlsCertPem } } : {}),
     ajv: {
@@ -37,40 +63,56 @@ export async function buildServer(ctx: HgsContext, opts: ServerOptions = {}): Pr
     keepAliveTimeout: 10_000,
   }) as unknown as FastifyInstance;
 
-  const statusOf = (code: string) => specFor(code)?.http ?? 500;
-  app.setErrorHandler((e: FastifyError, _req, reply) => {
-    if (isBulwarkError(e)) return reply.status(statusOf(e.code)).send(errorBody(e));
+  app.addHook("onResponse", async (req, reply) => {
+    metrics.request(req.routeOptions.url, req.method, reply.statusCode, reply.elapsedTime / 1000);
+  });
+
+  app.setErrorHandler((e: FastifyError, req, reply) => {
+    if (isBulwarkError(e)) {
+      const status = httpStatusOf(e.code);
+      if (status >= 500) req.log.error({ err: e }, e.message);
+      else req.log.info({ code: e.code }, e.message);
+      return reply.status(status).send(errorBody(e));
+    }
     if (e.validation) {
       const err = hgsError("HGS_ERR_BAD_REQUEST", `invalid request: ${e.message}`, {
         finding: "request.schema",
       });
-      return reply.status(statusOf(err.code)).send(errorBody(err));
+      req.log.info({ code: err.code }, err.message);
+      return reply.status(httpStatusOf(err.code)).send(errorBody(err));
     }
     if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
       const err = hgsError("HGS_ERR_TOO_LARGE", "the request body exceeds this route's limit", {
         finding: "request.too-large",
       });
-      return reply.status(statusOf(err.code)).send(errorBody(err));
+      req.log.info({ code: err.code }, err.message);
+      return reply.status(httpStatusOf(err.code)).send(errorBody(err));
     }
     if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) {
       // Malformed JSON, wrong content type, empty body: all one catalogue code.
       const err = hgsError("HGS_ERR_BAD_REQUEST", `invalid request: ${e.message}`, {
         finding: "request.malformed",
       });
-      return reply.status(statusOf(err.code)).send(errorBody(err));
+      req.log.info({ code: err.code }, err.message);
+      return reply.status(httpStatusOf(err.code)).send(errorBody(err));
     }
+    req.log.error({ err: e }, "internal error");
     return reply
-      .status(500)
+      .status(httpStatusOf("CORE_ERR_INTERNAL"))
       .send({ error: { code: "CORE_ERR_INTERNAL", message: "internal error", details: {} } });
   });
   app.setNotFoundHandler((_req, reply) => {
     void reply
-      .status(statusOf("HGS_ERR_NOT_FOUND"))
+      .status(httpStatusOf("HGS_ERR_NOT_FOUND"))
       .send(errorBody(hgsError("HGS_ERR_NOT_FOUND", "no such route")));
   });
 
   const doc = openApiDocument(routes, opts.version ?? "0");
   app.get("/openapi.json", async () => doc);
+  // Aggregate counts and latencies only (no host ids, no URLs), so the scrape needs no
+  // credential; docs/hgs.md says how to keep it off the hosts' network if wanted.
+  const exposition = opts.exposition ?? ((own: HgsMetrics) => own.exposition());
+  app.get("/metrics", async (_req, reply) => reply.type(metrics.contentType).send(await exposition(metrics)));
 
   for (const r of routes) {
     app.route({
@@ -92,24 +134,14 @@ export async function buildServer(ctx: HgsContext, opts: ServerOptions = {}): Pr
           }
         : {}),
       handler: async (req, reply) => {
-        const res = await r.handler(ctx, {
-          body: req.body,
-          params: (req.params ?? {}) as Record<string, string>,
-          query: (req.query ?? {}) as Record<string, unknown>,
-        });
+        const observers: Observer[] = [metrics, ...(opts.logger ? [logObserver(req.log)] : [])];
+        const res = await observed(observers, () =>
+          r.handler(ctx, { body: req.body, params: req.params, query: req.query }),
+        );
         return reply.status(res.status ?? 200).send(res.body);
       },
     });
   }
   await app.ready();
-  return app;
-}
-
-export function parseListen(listen: string): { host: string; port: number } {
-  const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(listen);
-  const port = Number(m?.[2]);
-  if (!m?.[1] || !Number.isInteger(port) || port > 65535) {
-    throw hgsError("HGS_ERR_CONFIG", `--listen must be HOST:PORT (got '${listen}')`);
-  }
-  return { host: m[1], port };
+  return { app, metrics };
 }

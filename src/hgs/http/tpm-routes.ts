@@ -1,23 +1,21 @@
 /** TPM-mode routes: host registration by EK (admin), AK enrollment by credential activation, quote attestation. */
+import { Type } from "@fastify/type-provider-typebox";
 import { addTpmHost, addTpmRoot } from "../admin.js";
-import { akActivate, akChallenge, attestTpm, type TpmAttestRequest } from "../attest-tpm.js";
-import { attestReply, SMALL_BODY, TPM_ATTEST_BODY, type RouteDef } from "./routes.js";
+import { akActivate, akChallenge, attestTpm } from "../attest-tpm.js";
+import {
+  attestReply,
+  errorResponses as err,
+  route,
+  SMALL_BODY,
+  TPM_ATTEST_BODY,
+  type RouteDef,
+} from "./routes.js";
 import * as S from "./schemas.js";
 
-const err = {
-  500: S.errorBody,
-  503: S.errorBody,
-  400: S.errorBody,
-  401: S.errorBody,
-  403: S.errorBody,
-  404: S.errorBody,
-  409: S.errorBody,
-  413: S.errorBody,
-};
 const b = (s: string) => Buffer.from(s, "base64");
 
 export const tpmRoutes: RouteDef[] = [
-  {
+  route({
     method: "POST",
     url: "/admin/v1/hosts/tpm",
     summary:
@@ -25,19 +23,17 @@ export const tpmRoutes: RouteDef[] = [
     tag: "admin",
     admin: true,
     bodyLimit: SMALL_BODY,
-    body: S.object({ name: S.text(256), ekPublic: S.base64(4096), ekCertificate: S.base64(8192) }, [
-      "name",
-      "ekPublic",
-    ]),
+    body: S.object({
+      name: S.text(256),
+      ekPublic: S.base64(4096),
+      ekCertificate: Type.Optional(S.base64(8192)),
+    }),
     response: { 200: S.host, ...err },
-    handler: async (ctx, i) => {
-      const r = i.body as { name: string; ekPublic: string; ekCertificate?: string };
-      return {
-        body: await addTpmHost(ctx, r.name, b(r.ekPublic), r.ekCertificate ? b(r.ekCertificate) : undefined),
-      };
-    },
-  },
-  {
+    handler: async (ctx, { body: r }) => ({
+      body: await addTpmHost(ctx, r.name, b(r.ekPublic), r.ekCertificate ? b(r.ekCertificate) : undefined),
+    }),
+  }),
+  route({
     method: "POST",
     url: "/admin/v1/tpm-roots",
     summary: "Trusts a TPM manufacturer certificate (root or intermediate, DER base64) for EK certificates.",
@@ -45,12 +41,10 @@ export const tpmRoutes: RouteDef[] = [
     admin: true,
     bodyLimit: SMALL_BODY,
     body: S.object({ certificate: S.base64(12 * 1024) }),
-    response: { 200: S.out({ fingerprint: { type: "string" }, subject: { type: "string" } }), ...err },
-    handler: async (ctx, i) => ({
-      body: await addTpmRoot(ctx, b((i.body as { certificate: string }).certificate)),
-    }),
-  },
-  {
+    response: { 200: S.out({ fingerprint: Type.String(), subject: Type.String() }), ...err },
+    handler: async (ctx, i) => ({ body: await addTpmRoot(ctx, b(i.body.certificate)) }),
+  }),
+  route({
     method: "POST",
     url: "/host/v1/tpm/ak/challenge",
     summary:
@@ -61,19 +55,16 @@ export const tpmRoutes: RouteDef[] = [
     body: S.object({ hostId: S.hostId, akPublic: S.base64(4096) }),
     response: {
       200: S.out({
-        challengeId: { type: "string" },
-        credentialBlob: { type: "string" },
-        encryptedSecret: { type: "string" },
-        expiresAt: { type: "string" },
+        challengeId: Type.String(),
+        credentialBlob: Type.String(),
+        encryptedSecret: Type.String(),
+        expiresAt: Type.String(),
       }),
       ...err,
     },
-    handler: async (ctx, i) => {
-      const r = i.body as { hostId: string; akPublic: string };
-      return { body: await akChallenge(ctx, r.hostId, b(r.akPublic)) };
-    },
-  },
-  {
+    handler: async (ctx, { body: r }) => ({ body: await akChallenge(ctx, r.hostId, b(r.akPublic)) }),
+  }),
+  route({
     method: "POST",
     url: "/host/v1/tpm/ak/activate",
     summary: "AK enrollment: the secret recovered by TPM2_ActivateCredential binds the AK to the EK.",
@@ -81,13 +72,12 @@ export const tpmRoutes: RouteDef[] = [
     admin: false,
     bodyLimit: SMALL_BODY,
     body: S.object({ hostId: S.hostId, challengeId: S.nonce, secret: S.base64(256) }),
-    response: { 200: S.out({ hostId: { type: "string" }, akName: { type: "string" } }), ...err },
-    handler: async (ctx, i) => {
-      const r = i.body as { hostId: string; challengeId: string; secret: string };
-      return { body: await akActivate(ctx, r.hostId, r.challengeId, b(r.secret)) };
-    },
-  },
-  {
+    response: { 200: S.out({ hostId: Type.String(), akName: Type.String() }), ...err },
+    handler: async (ctx, { body: r }) => ({
+      body: await akActivate(ctx, r.hostId, r.challengeId, b(r.secret)),
+    }),
+  }),
+  route({
     method: "POST",
     url: "/host/v1/attest/tpm",
     summary:
@@ -101,15 +91,13 @@ export const tpmRoutes: RouteDef[] = [
       keyReleaseKey: S.publicKeyText,
       quote: S.base64(8192),
       signature: S.base64(2048),
-      pcrs: {
-        type: "object",
+      pcrs: Type.Record(Type.String({ pattern: "^([0-9]|1[0-9]|2[0-3])$" }), S.hex(32), {
         additionalProperties: false,
         maxProperties: 24,
-        patternProperties: { "^([0-9]|1[0-9]|2[0-3])$": S.hex(32) },
-      },
+      }),
       eventLog: S.base64(1400 * 1024),
     }),
     response: { 200: S.attestResponse, ...err },
-    handler: async (ctx, i) => attestReply(await attestTpm(ctx, i.body as TpmAttestRequest)),
-  },
+    handler: async (ctx, i) => attestReply(await attestTpm(ctx, i.body)),
+  }),
 ];
