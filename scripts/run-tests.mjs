@@ -2,7 +2,7 @@
 // Runs the compiled test files with node's built-in runner (its summary prints at the end).
 // `--unit` skips test/integration (real QEMU boots).
 import { spawnSync } from "node:child_process";
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -20,7 +20,11 @@ function walk(dir) {
   return out;
 }
 
-let files = walk(path.join(root, "dist/test")).sort();
+// Only compiled tests whose source still exists: a test moved or deleted in test/ leaves its old
+// .js behind in dist/ (tsc never removes outputs), and that stale copy must not run.
+const hasSource = (f) =>
+  existsSync(path.join(root, path.relative(path.join(root, "dist"), f)).replace(/\.js$/, ".ts"));
+let files = walk(path.join(root, "dist/test")).filter(hasSource).sort();
 if (unitOnly) files = files.filter((f) => !f.includes(`${path.sep}integration${path.sep}`));
 if (filters.length) files = files.filter((f) => filters.some((x) => f.includes(x)));
 const r = spawnSync(process.execPath, ["--test", "--test-concurrency=2", ...files], {
