@@ -112,8 +112,12 @@ function factLines(f: EventLogFacts): string[] {
     );
   for (const m of f.shim.mokMeasurements) out.push(`shim PCR 14: ${m.label} (content not in log)`);
   for (const b of f.bootApplications) {
+    // Name the bank the digest comes from: a SHA-1-only (TCG 1.2 format) log has no sha256 digest.
+    const [bank, digest] = b.digests["sha256"]
+      ? ["sha256", b.digests["sha256"]]
+      : (Object.entries(b.digests)[0] ?? ["digest", "?"]);
     out.push(
-      `Boot application: sha256 ${b.digests["sha256"] ?? Object.values(b.digests)[0] ?? "?"} path ${b.devicePath ?? b.devicePathError ?? "?"} [path unproven]`,
+      `Boot application: ${bank} ${digest} path ${b.devicePath ?? b.devicePathError ?? "?"} [path unproven]`,
     );
   }
   const oneLine = (s: string) => s.replace(/\r?\n/g, " ⏎ ");

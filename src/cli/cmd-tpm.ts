@@ -202,8 +202,9 @@ async function quoteVerify(argv: string[]): Promise<number> {
     process.stdout.write(`${help}\n`);
     return Exit.ok;
   }
+  // An empty --nonce "" is a real value: a quote may carry empty qualifying data (GCE's vTPM does).
   for (const k of ["ak", "msg", "sig", "nonce"] as const)
-    if (!o[k]) throw usageError(`quote-verify needs --${k}`);
+    if (o[k] === undefined || (k !== "nonce" && o[k] === "")) throw usageError(`quote-verify needs --${k}`);
   const ak = loadPublicKey(readInput(o.ak!, "AK public key"));
   const quoted = readInput(o.msg!, "quote message");
   const signature = readInput(o.sig!, "signature");

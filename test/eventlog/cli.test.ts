@@ -24,6 +24,14 @@ test("eventlog show prints every event and the facts, with proof marks", () => {
   assert.match(r.stdout, /BOOTX64\.EFI \[path unproven\]/);
 });
 
+test("eventlog show names the bank of a SHA-1-only log's digests (never 'sha256' over a SHA-1)", () => {
+  const r = bulwark("eventlog", "show", path.join(dir, "tcg12.bin"));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /Format: sha1; banks: sha1/);
+  assert.match(r.stdout, /Boot application: sha1 [0-9a-f]{40} path /);
+  assert.doesNotMatch(r.stdout, /sha256 [0-9a-f]{40}\b(?![0-9a-f])/);
+});
+
 test("eventlog show --json gives events with digests and proofs", () => {
   const r = bulwark("eventlog", "show", log, "--json");
   assert.equal(r.code, 0, r.stderr);

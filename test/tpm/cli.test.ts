@@ -314,3 +314,29 @@ test("tpm ek-certs lists and writes the EK certificates from NV", async () => {
   const ca = new X509Certificate(readFileSync(path.join(manufacturedState().caDir, "issuercert.pem")));
   assert.ok(cert.verify(ca.publicKey), "signed by swtpm_localca's issuer");
 });
+
+test('tpm quote-verify checks a quote with empty qualifying data (--nonce ""), as GCE\'s vTPM makes them', async () => {
+  await sw.tool("tpm2_createek", ["-c", f("e-ek.ctx"), "-G", "rsa", "-u", f("e-ek.pub")]);
+  await sw.tool("tpm2_flushcontext", ["-t"]);
+  await sw.tool("tpm2_createak", [
+    ...["-C", f("e-ek.ctx"), "-c", f("e-ak.ctx"), "-G", "rsa", "-g", "sha256", "-s", "rsassa"],
+    ...["-u", f("e-ak.pub"), "-f", "tss"],
+  ]);
+  await sw.tool("tpm2_flushcontext", ["-t"]);
+  await sw.tool("tpm2_flushcontext", ["-s"]);
+  // No -q: tpm2_quote sends an empty TPM2B_DATA as qualifying data.
+  await sw.tool("tpm2_quote", [
+    ...["-c", f("e-ak.ctx"), "-l", "sha256:0,7", "-m", f("e.msg"), "-s", f("e.sig")],
+    ...["-o", f("e.pcrs"), "-g", "sha256"],
+  ]);
+  await sw.tool("tpm2_flushcontext", ["-t"]);
+  const base = ["tpm", "quote-verify", "--ak", f("e-ak.pub"), "--msg", f("e.msg"), "--sig", f("e.sig")];
+  const ok = await cli([...base, "--pcrs", f("e.pcrs"), "--nonce", "", "--json"]);
+  assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+  assert.equal((JSON.parse(ok.stdout) as { ok: boolean }).ok, true);
+  const wrong = await cli([...base, "--nonce", "00"]);
+  assert.equal(wrong.code, 4, "a non-empty nonce does not match an empty one");
+  const missing = await cli(base);
+  assert.equal(missing.code, 2, "leaving --nonce out is still a usage error");
+  assert.match(missing.stderr, /needs --nonce/);
+});
