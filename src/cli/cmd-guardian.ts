@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { writeFileAtomic } from "../io/atomic.js";
 import { GuardianStore } from "../host/guardians.js";
+import { guardianThumbprint } from "../protector/guardian.js";
 import { defaultStateDir } from "../host/vm/store.js";
 import { parse, printJson, usageError } from "./args.js";
 
@@ -44,10 +45,10 @@ export async function run(argv: string[]): Promise<number> {
   switch (verb) {
     case "new": {
       if (!arg) throw usageError("guardian new needs a NAME");
-      await store.create(arg);
-      const e = (await store.list()).find((x) => x.name === arg);
+      const g = await store.create(arg);
+      const e = { name: g.name, thumbprint: guardianThumbprint(g), hasPrivateKey: true };
       if (json) printJson(e);
-      else process.stdout.write(`created guardian '${arg}' (${e?.thumbprint})\n`);
+      else process.stdout.write(`created guardian '${e.name}' (${e.thumbprint})\n`);
       return 0;
     }
     case "list": {

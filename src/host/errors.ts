@@ -53,5 +53,11 @@ export const GuardianStoreErrors = defineErrors("GUARDIAN", {
     exit: Exit.conflict,
     http: 409,
   },
+  GUARDIAN_ERR_INVALID_NAME: {
+    summary:
+      "A guardian stored on this host is named like a VM: letters, digits, '.', '_' and '-', 1-64 characters, not starting with '.' or '-' (give an imported guardian one with --name).",
+    exit: Exit.invalidInput,
+    http: 400,
+  },
 });
 export const guardianError = errorFactory(GuardianStoreErrors, "GuardianStoreError");

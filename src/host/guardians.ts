@@ -36,12 +36,14 @@ export class GuardianStore {
     this.dir = path.join(path.resolve(stateDir), "host", "guardians");
   }
 
+  // Every file name comes from here, so a name that is not a plain file name never becomes a path
+  // (a name line in a received PEM is not covered by its certificates: never trust it as a path).
   private privatePath(name: string): string {
-    return path.join(this.dir, `${name}.guardian.pem`);
+    return path.join(this.dir, `${storableName(name)}.guardian.pem`);
   }
 
   private publicPath(name: string): string {
-    return path.join(this.dir, `${name}.public.pem`);
+    return path.join(this.dir, `${storableName(name)}.public.pem`);
   }
 
   async list(): Promise<GuardianEntry[]> {
@@ -100,6 +102,7 @@ export class GuardianStore {
   }
 
   async create(name: string): Promise<Guardian> {
+    storableName(name);
     if (await this.has(name)) throw guardianError("GUARDIAN_ERR_EXISTS", `guardian '${name}' already exists`);
     const host = os
       .hostname()
@@ -121,7 +124,7 @@ export class GuardianStore {
   async import(text: string, opts: { name?: string; passphrase?: string } = {}): Promise<GuardianEntry> {
     const hasKeys = /PRIVATE KEY-----/.test(text);
     const pub = importGuardianPublicPem(text);
-    const name = opts.name ?? pub.name;
+    const name = storableName(opts.name ?? pub.name);
     if (await this.has(name)) throw guardianError("GUARDIAN_ERR_EXISTS", `guardian '${name}' already exists`);
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     if (hasKeys) {
@@ -140,6 +143,7 @@ export class GuardianStore {
     opts: { name?: string } = {},
   ): Promise<GuardianEntry> {
     const g = importGuardianPkcs12(bytes, passphrase, opts.name === undefined ? {} : { name: opts.name });
+    storableName(g.name);
     if (await this.has(g.name))
       throw guardianError("GUARDIAN_ERR_EXISTS", `guardian '${g.name}' already exists`);
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
@@ -165,4 +169,16 @@ export class GuardianStore {
     await rm(this.privatePath(name), { force: true });
     await rm(this.publicPath(name), { force: true });
   }
+}
+
+/** Guardian names on a host are file names, with the VM name rule. */
+export function storableName(name: string): string {
+  if (!/^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/.test(name)) {
+    throw guardianError(
+      "GUARDIAN_ERR_INVALID_NAME",
+      `invalid guardian name ${JSON.stringify(name)}: letters, digits, '.', '_' and '-' only, 1-64 characters`,
+      { name },
+    );
+  }
+  return name;
 }

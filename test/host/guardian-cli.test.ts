@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
@@ -73,4 +73,33 @@ test("a guardian exported as PKCS#12 imports on another host with its keys and t
   const bad = cli(path.join(root, "c"), ["import", garbage, "--passphrase-file", pass]);
   assert.notEqual(bad.status, 0);
   assert.equal((bad.json["error"] as { code: string }).code, "PROTECTOR_ERR_PKCS12");
+});
+
+test("guardian names are never paths: a traversal name and a received PEM's name line are refused, nothing written outside", () => {
+  const host = path.join(root, "names");
+  const outside = path.join(root, "escaped");
+  const bad = cli(host, ["new", "../escaped"]);
+  assert.equal(bad.status, 5, bad.stdout);
+  assert.match(bad.stdout + bad.stderr, /GUARDIAN_ERR_INVALID_NAME/);
+  assert.throws(() => statSync(`${outside}.guardian.pem`));
+  assert.throws(() => statSync(path.join(host, "host", "escaped.guardian.pem")), "where ../ would have led");
+
+  const made = cli(host, ["new", "Owner2"]);
+  assert.equal(made.status, 0, made.stderr);
+  assert.match(String(made.json["thumbprint"]), /^[0-9a-f]{64}$/, "the thumbprint is printed");
+  const pemFile = path.join(root, "owner2.pem");
+  const exp = cli(host, ["export", "Owner2", "--out", pemFile]);
+  assert.equal(exp.status, 0, exp.stderr);
+  // The name line is not covered by the certificates: rewrite it as a received file could.
+  const pem = readFileSync(pemFile, "utf8");
+  assert.match(pem, /Owner2/);
+  writeFileSync(pemFile, pem.replaceAll("Owner2", "../../escaped"));
+  const other = path.join(root, "names-b");
+  const imp = cli(other, ["import", pemFile]);
+  assert.equal(imp.status, 5, imp.stdout);
+  assert.match(imp.stdout + imp.stderr, /GUARDIAN_ERR_INVALID_NAME/);
+  assert.throws(() => statSync(`${outside}.public.pem`));
+  assert.throws(() => statSync(path.join(other, "escaped.public.pem")), "where ../../ would have led");
+  const renamed = cli(other, ["import", pemFile, "--name", "Owner2"]);
+  assert.equal(renamed.status, 0, renamed.stderr);
 });
