@@ -274,9 +274,7 @@ async function release(
       { guardians: kp.guardians.map((g) => g.name) },
     );
   }
-  const roll = keyProtectorStep(() =>
-    rollTransportKey(kpBytes, ctx.dir.guardian, { memo: ctx.caches.protector }),
-  );
+  const roll = keyProtectorStep(() => rollTransportKey(kp, ctx.dir.guardian, { memo: ctx.caches.protector }));
   try {
     const context = keysContext(
       roll.oldKey.protectorId,

@@ -581,11 +581,13 @@ export interface RollResult {
  * every guardian gets the new key; the key generation increases. The caller zeroizes both keys.
  */
 export function rollTransportKey(
-  bytes: Uint8Array,
+  protector: Uint8Array | KeyProtector,
   guardianWhoCanUnwrap: Guardian | readonly Guardian[],
   opts: { readonly vmSecrets?: Uint8Array; readonly memo?: ProtectorMemo } = {},
 ): RollResult {
-  const kp = parseKeyProtector(bytes);
+  // A caller that already parsed the protector (the HGS release checks its guardians first)
+  // passes the model, so the bytes are decoded once.
+  const kp = protector instanceof Uint8Array ? parseKeyProtector(protector) : protector;
   const old = unwrapKeyProtector(kp, asList(guardianWhoCanUnwrap), opts.memo ? { memo: opts.memo } : {});
   const oldKey: TransportKey = { key: old.key, protectorId: kp.protectorId, keyGeneration: kp.keyGeneration };
   const keyGeneration = nextGeneration(kp.keyGeneration, "transport key");
