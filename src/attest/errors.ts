@@ -100,9 +100,22 @@ export const HgsErrors = defineErrors("HGS", {
     http: 400,
   },
   HGS_ERR_AUDIT_BROKEN: {
-    summary: "The audit log's hash chain does not verify: an entry was edited, removed or inserted.",
+    summary:
+      "The audit log does not verify: an entry was edited, removed or inserted, or a signed checkpoint is missing from the chain (tail removed, table emptied, chain rewritten).",
     exit: Exit.refused,
     http: 500,
+  },
+  HGS_ERR_RATE_LIMITED: {
+    summary:
+      "Too many failed requests, or too many unused challenges, from this source; retry after the Retry-After seconds.",
+    exit: Exit.refused,
+    http: 429,
+  },
+  HGS_ERR_NONCES_FULL: {
+    summary:
+      "HGS holds as many unused challenges as it allows in total; retry after the Retry-After seconds.",
+    exit: Exit.externalFailure,
+    http: 503,
   },
   HGS_ERR_UNAVAILABLE: {
     summary: "No HGS answered (primary and fallback URLs); check the service and the network.",

@@ -6,11 +6,12 @@
 import { readFileSync } from "node:fs";
 import { Exit } from "../core/errors.js";
 import * as admin from "../hgs/admin.js";
-import type { AuditVerdict } from "../hgs/audit.js";
+import { verifyAuditChain } from "../hgs/audit.js";
+import { parseCheckpoints } from "../hgs/audit-checkpoints.js";
 import { initHgs, openHgs, type HgsContext } from "../hgs/context.js";
 import { isLogLevel, LOG_LEVELS } from "../hgs/log.js";
 import { MAX_WORKERS, serve } from "../hgs/serve.js";
-import { HgsErrors, isHgsError } from "../attest/errors.js";
+import { HgsErrors } from "../attest/errors.js";
 import { writeFileAtomicSync } from "../io/atomic.js";
 import { parse, printJson, usageError } from "./args.js";
 
@@ -36,7 +37,11 @@ Administration (on an HGS node, through DIR's database)
   policy list | policy enable ID | policy disable ID
   guardian export [--out FILE]                      the HGS guardian's certificates (PEM) for
                                                     \`bulwark guardian import\` / key protectors
-  audit list [--after SEQ] | audit verify [--head HASH]`;
+  audit list [--after SEQ]
+  audit verify [--head HASH] [--checkpoints FILE]
+                              recompute the hash chain and prove every signed checkpoint (DIR's,
+                              plus an exported FILE) is in it; HASH may be any earlier head
+  audit checkpoints           the signed checkpoints (JSON with --json: the export for FILE)`;
 
 function need(v: string | undefined, what: string): string {
   if (!v) throw usageError(`missing ${what}`);
@@ -76,6 +81,7 @@ export async function run(argv: string[]): Promise<number> {
     out: { type: "string" },
     after: { type: "string" },
     head: { type: "string" },
+    checkpoints: { type: "string" },
     "health-lifetime": { type: "string" },
     "nonce-ttl": { type: "string" },
     "deny-before": { type: "string" },
@@ -275,23 +281,49 @@ export async function run(argv: string[]): Promise<number> {
     }
     case "audit":
       return withContext(dir, values.db, async (ctx) => {
-        if (sub === "verify") {
-          try {
-            const v = await admin.verifyAudit(ctx, values.head);
-            out(json, v, `audit chain intact: ${v.entries} entries, head ${v.head}`);
-            return Exit.ok;
-          } catch (e) {
-            if (!isHgsError(e, "HGS_ERR_AUDIT_BROKEN")) throw e;
-            // The verdict goes to stdout like an intact one (scripts read it); the exit status is the code's.
-            const v = e.details as unknown as AuditVerdict;
-            out(
-              json,
-              v,
-              `AUDIT CHAIN BROKEN:\n${v.findings.map((f) => `  #${f.seq} ${f.id}: expected ${f.expected}, got ${f.got}`).join("\n")}`,
-            );
-            return HgsErrors.HGS_ERR_AUDIT_BROKEN.exit;
-          }
+        if (sub === "checkpoints") {
+          const doc = {
+            ...ctx.checkpoints.document(),
+            signerCertificate: ctx.dir.attestationSignerCertificatePem,
+          };
+          out(
+            json,
+            doc,
+            doc.checkpoints.map((c) => `${c.seq}\t${new Date(c.at).toISOString()}\t${c.hash}`).join("\n"),
+          );
+          return Exit.ok;
         }
+        if (sub === "verify") {
+          const own = ctx.checkpoints.anchors();
+          const extra = values.checkpoints
+            ? parseCheckpoints(readFileSync(values.checkpoints, "utf8"), values.checkpoints).checkpoints
+            : [];
+          const v = await verifyAuditChain(ctx.repo, values.head, {
+            ...own,
+            checkpoints: [...own.checkpoints, ...extra],
+          });
+          if (v.ok) {
+            const anchored =
+              v.anchoredAt !== undefined
+                ? `; ${v.checkpoints} signed checkpoint(s) in the chain, newest at #${v.anchoredAt}`
+                : "; no signed checkpoint";
+            const head = v.headAt !== undefined ? `; head ${values.head} found at #${v.headAt}` : "";
+            out(json, v, `audit chain intact: ${v.entries} entries, head ${v.head}${anchored}${head}`);
+            return Exit.ok;
+          }
+          // The verdict goes to stdout like an intact one (scripts read it); the exit status is the code's.
+          out(
+            json,
+            v,
+            `AUDIT CHAIN BROKEN:\n${v.findings
+              .filter((f) => f.severity === "error")
+              .map((f) => `  #${f.seq} ${f.id}: ${f.message} (expected ${f.expected}, got ${f.got})`)
+              .join("\n")}`,
+          );
+          return HgsErrors.HGS_ERR_AUDIT_BROKEN.exit;
+        }
+        if (sub !== undefined && sub !== "list")
+          throw usageError("audit list | audit verify [--head HASH] [--checkpoints FILE] | audit checkpoints");
         const entries = await admin.listAuditEntries(ctx, Number(values.after ?? 0));
         out(
           json,

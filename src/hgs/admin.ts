@@ -316,12 +316,12 @@ export function listAuditEntries(ctx: HgsContext, after = 0, limit = 1000): Prom
   return listAudit(ctx.repo, { after, limit });
 }
 
-/** The audit chain's verdict, intact or not (the admin API reports it as is). */
+/** The audit chain's verdict against the signed checkpoints, intact or not (the admin API reports it as is). */
 export function auditVerdict(ctx: HgsContext, expectHead?: string): Promise<AuditVerdict> {
-  return verifyAuditChain(ctx.repo, expectHead);
+  return verifyAuditChain(ctx.repo, expectHead, ctx.checkpoints.anchors());
 }
 
 /** Verifies the audit chain: the verdict when intact, HGS_ERR_AUDIT_BROKEN (details = verdict) when not. */
 export async function verifyAudit(ctx: HgsContext, expectHead?: string): Promise<AuditVerdict> {
-  return requireIntactAudit(await verifyAuditChain(ctx.repo, expectHead));
+  return requireIntactAudit(await auditVerdict(ctx, expectHead));
 }

@@ -1,18 +1,25 @@
 /**
- * The append-only, hash-chained audit log. Entry n stores
- *   hash_n = SHA-256( prev_hash ‖ canonical JSON {seq, at, event, hostId, detail} )
- * with prev_hash of the first entry = 64 zeros. Appends hold a cluster-wide lock so two nodes
- * cannot fork the chain. `verifyAuditChain` recomputes every link: an edited, inserted or removed
- * entry breaks it. What it does not detect: removal of the newest entries (the tail) unless the
- * caller compares with a head hash it kept (`expectHead`); export heads regularly for that.
+ * The append-only, hash-chained audit log (the hash rule is in audit-chain.ts). Appends hold a
+ * cluster-wide lock so two nodes cannot fork the chain, and the table itself refuses UPDATE,
+ * DELETE, TRUNCATE and any insert that is not the next entry at the head (migrations.ts) — defence
+ * in depth only, since whoever owns the database can drop triggers.
+ *
+ * `verifyAuditChain` recomputes every link (an edited, inserted or removed entry breaks it) and,
+ * given the signed checkpoints kept outside the database (audit-checkpoints.ts), proves each is
+ * in the chain at its seq with its hash: a removed tail (`audit.truncated`), an emptied table
+ * (`audit.emptied`) and a rewritten, re-hashed chain (`audit.rewritten`) are detected up to the
+ * newest checkpoint. A head hash the caller kept (`--head`) may be any earlier head: verify
+ * reports where it is in the chain. Refusals of unauthenticated callers are counted per source
+ * rather than written one by one (refusals.ts).
  */
-import { createHash } from "node:crypto";
 import type { Finding, Verdict } from "../core/verdict.js";
 import { hgsError } from "../attest/errors.js";
 import { canonicalJson } from "../attest/json.js";
+import { checkpointSignatureValid, type AuditAnchors, type AuditCheckpoint } from "./audit-checkpoints.js";
+import { entryHash, GENESIS } from "./audit-chain.js";
+import { isAnonymousRefusal, RefusalBook, type RefusalSummary } from "./refusals.js";
+import type { RequestScope } from "./request-scope.js";
 import type { HgsRepo, NonceRow, RepoTx, Tables } from "./store/repo.js";
-
-export const GENESIS = "0".repeat(64);
 
 export type AuditEvent =
   | "key.released"
@@ -28,7 +35,11 @@ export type AuditEvent =
   | "policy.changed"
   | "mode.changed"
   | "config.changed"
-  | "tpm-root.added";
+  | "tpm-root.added"
+  | "request.refused";
+
+/** The refusals that may be counted instead of written (see refusals.ts). */
+export type RefusalEvent = "attestation.failed" | "key.refused";
 
 export interface AuditEntry {
   readonly seq: number;
@@ -38,16 +49,6 @@ export interface AuditEntry {
   readonly detail: Readonly<Record<string, unknown>>;
   readonly prevHash: string;
   readonly hash: string;
-}
-
-export function entryHash(prevHash: string, e: Omit<AuditEntry, "prevHash" | "hash">): string {
-  return createHash("sha256")
-    .update(prevHash, "utf8")
-    .update(
-      canonicalJson({ seq: e.seq, at: e.at, event: e.event, hostId: e.hostId, detail: e.detail }),
-      "utf8",
-    )
-    .digest("hex");
 }
 
 /** Appends one entry inside the caller's transaction. */
@@ -91,7 +92,13 @@ export interface AuditFinding extends Finding {
     | "audit.prev-hash-mismatch"
     | "audit.hash-mismatch"
     | "audit.detail-not-canonical"
-    | "audit.head-mismatch";
+    | "audit.head-mismatch"
+    | "audit.emptied"
+    | "audit.truncated"
+    | "audit.rewritten"
+    | "audit.checkpoint-signature"
+    | "audit.checkpoints-unreadable"
+    | "audit.no-checkpoints";
   readonly expected: string;
   readonly got: string;
 }
@@ -99,6 +106,12 @@ export interface AuditFinding extends Finding {
 export interface AuditVerdict extends Verdict<AuditFinding> {
   readonly entries: number;
   readonly head: string;
+  /** Checkpoints proven in the chain. */
+  readonly checkpoints: number;
+  /** The newest checkpoint proven in the chain (its seq), when any. */
+  readonly anchoredAt?: number;
+  /** Where the `--head` hash is in the chain (its seq), when it is. */
+  readonly headAt?: number;
 }
 
 function broken(
@@ -107,16 +120,47 @@ function broken(
   expected: string,
   got: string,
   message: string,
+  severity: AuditFinding["severity"] = "error",
 ): AuditFinding {
-  return { seq, id, severity: "error", expected, got, message };
+  return { seq, id, severity, expected, got, message };
 }
 
-/** Recomputes the whole chain, page by page, and reports every broken link. */
-export async function verifyAuditChain(repo: Tables, expectHead?: string): Promise<AuditVerdict> {
+/**
+ * Recomputes the whole chain, page by page, and reports every broken link; with `anchors`,
+ * proves every checkpoint is in the chain (see the module comment); with `expectHead`, finds
+ * that hash in the chain (any earlier head will do: the chain must still contain it).
+ */
+export async function verifyAuditChain(
+  repo: Tables,
+  expectHead?: string,
+  anchors?: AuditAnchors,
+): Promise<AuditVerdict> {
   const findings: AuditFinding[] = [];
+  const passed: string[] = [];
+  // Checkpoints whose signature holds, by seq; the others are findings and prove nothing.
+  const bySeq = new Map<number, AuditCheckpoint[]>();
+  for (const c of anchors?.checkpoints ?? []) {
+    if (!checkpointSignatureValid(anchors!.signer, c)) {
+      findings.push(
+        broken(
+          c.seq,
+          "audit.checkpoint-signature",
+          `a signature by ${anchors!.signer.id}`,
+          c.signature.slice(0, 16),
+          "a checkpoint is not signed by this HGS's attestation signer (forged or from another fabric)",
+        ),
+      );
+      continue;
+    }
+    bySeq.set(c.seq, [...(bySeq.get(c.seq) ?? []), c]);
+  }
   let prev = GENESIS;
   let expectSeq = 1;
   let count = 0;
+  let headAt: number | undefined;
+  let proven = 0;
+  let anchoredAt: number | undefined;
+  let lastGood = 0;
   for (;;) {
     const rows = await repo.auditAfter(expectSeq - 1, 1000);
     if (rows.length === 0) break;
@@ -158,26 +202,98 @@ export async function verifyAuditChain(repo: Tables, expectHead?: string): Promi
         findings.push(
           broken(e.seq, "audit.hash-mismatch", h, e.hash, "the entry was edited after it was written"),
         );
+      if (expectHead !== undefined && e.hash === expectHead && headAt === undefined) headAt = e.seq;
+      for (const c of bySeq.get(e.seq) ?? []) {
+        if (c.hash === e.hash) {
+          proven++;
+          anchoredAt = e.seq;
+          lastGood = e.seq;
+        } else {
+          findings.push(
+            broken(
+              e.seq,
+              "audit.rewritten",
+              c.hash,
+              e.hash,
+              `entry #${e.seq} is not the one checkpointed at ${new Date(c.at).toISOString()}: the chain was rewritten after #${lastGood}`,
+            ),
+          );
+        }
+      }
+      bySeq.delete(e.seq);
       prev = e.hash;
       expectSeq = e.seq + 1;
       count++;
     }
   }
-  const passed = findings.length === 0 ? ["audit.chain"] : [];
-  if (expectHead !== undefined) {
-    if (expectHead !== prev)
+  // Checkpoints beyond the newest entry: the tail was removed, or everything was.
+  const beyond = [...bySeq.values()].flat().sort((a, b) => b.seq - a.seq)[0];
+  const initialised = (await repo.signerId()) !== undefined;
+  if (count === 0 && (beyond !== undefined || initialised)) {
+    findings.push(
+      broken(
+        0,
+        "audit.emptied",
+        beyond ? `entries up to #${beyond.seq} (checkpointed)` : "at least the entry of `hgs init`",
+        "no entries",
+        "the audit table was emptied",
+      ),
+    );
+  } else if (beyond !== undefined) {
+    findings.push(
+      broken(
+        beyond.seq,
+        "audit.truncated",
+        `entries up to #${beyond.seq} (checkpointed ${new Date(beyond.at).toISOString()})`,
+        `the chain ends at #${count === 0 ? 0 : expectSeq - 1}`,
+        "the newest entries were removed",
+      ),
+    );
+  }
+  if (anchors) {
+    if (anchors.unreadable !== undefined)
+      findings.push(
+        broken(0, "audit.checkpoints-unreadable", "a readable checkpoint file", anchors.unreadable, "the checkpoint file cannot be read"),
+      );
+    else if (anchors.checkpoints.length === 0)
       findings.push(
         broken(
-          expectSeq - 1,
+          0,
+          "audit.no-checkpoints",
+          "signed checkpoints",
+          "none",
+          "no checkpoint anchors the chain: a removed tail or a rewritten chain cannot be detected",
+          "warning",
+        ),
+      );
+  }
+  if (!findings.some((f) => f.severity === "error" && !f.id.startsWith("audit.head"))) {
+    passed.push("audit.chain");
+    if (proven > 0) passed.push("audit.checkpoints");
+  }
+  if (expectHead !== undefined) {
+    if (headAt === undefined)
+      findings.push(
+        broken(
+          count === 0 ? 0 : expectSeq - 1,
           "audit.head-mismatch",
           expectHead,
           prev,
-          "the newest entries are not the ones expected",
+          "the given head is not in the chain: entries up to it were removed or rewritten",
         ),
       );
     else passed.push("audit.head");
   }
-  return { ok: findings.length === 0, entries: count, head: prev, findings, passed };
+  return {
+    ok: !findings.some((f) => f.severity === "error"),
+    entries: count,
+    head: prev,
+    findings,
+    passed,
+    checkpoints: proven,
+    ...(anchoredAt !== undefined ? { anchoredAt } : {}),
+    ...(headAt !== undefined ? { headAt } : {}),
+  };
 }
 
 /** The verdict when the chain is intact; HGS_ERR_AUDIT_BROKEN (details = the verdict) when not. */
@@ -212,33 +328,113 @@ interface Pending {
   reject(e: unknown): void;
 }
 
+export interface AuditWriterOptions {
+  /** The request in progress (its source), for counting anonymous refusals per source. */
+  readonly scope?: RequestScope;
+  /** Told how many entries each commit wrote (the checkpointer counts them). */
+  readonly committed?: (entries: number) => void;
+  readonly refusals?: RefusalBook;
+}
+
 /**
  * Group commit for the hot path (attestations, key releases): entries queued while a
  * transaction commits are appended together in the next one, in queue order, so one commit
  * (and one hold of the cluster-wide audit lock) covers many requests. Each caller's promise
  * resolves only after its entry is committed: nothing is answered before it is audited. An
  * append may carry a claim (see {@link AuditClaim}) committed atomically with its entry.
+ *
+ * The exception: inside an HTTP request, a refusal of a caller that proved no identity may be
+ * counted instead of written (refusals.ts); its promise then resolves at once with `undefined`,
+ * and the count is written as one `request.refused` entry per source when the interval ends (or
+ * at {@link drain}).
  */
 export class AuditWriter {
   private queue: Pending[] = [];
   private flushing = false;
+  readonly refusals: RefusalBook;
+  private summaryTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly repo: HgsRepo) {}
+  constructor(
+    private readonly repo: HgsRepo,
+    private readonly opts: AuditWriterOptions = {},
+  ) {
+    this.refusals = opts.refusals ?? new RefusalBook();
+  }
 
+  append(
+    event: RefusalEvent,
+    hostId: string | null,
+    detail: Record<string, unknown>,
+    claim?: AuditClaim,
+  ): Promise<AuditEntry | undefined>;
   append(
     event: AuditEvent,
     hostId: string | null,
     detail: Record<string, unknown>,
     claim?: AuditClaim,
+  ): Promise<AuditEntry>;
+  append(
+    event: AuditEvent,
+    hostId: string | null,
+    detail: Record<string, unknown>,
+    claim?: AuditClaim,
+  ): Promise<AuditEntry | undefined> {
+    const source = this.opts.scope?.getStore()?.source;
+    if (
+      source !== undefined &&
+      claim === undefined &&
+      isAnonymousRefusal(event, hostId, detail) &&
+      !this.refusals.note(source, event, hostId, detail)
+    ) {
+      this.summariseLater();
+      return Promise.resolve(undefined);
+    }
+    return this.enqueue(event, hostId, detail, claim);
+  }
+
+  /** Counts a request the rate limiter turned away (written with its source's summary). */
+  rateLimited(source: string): void {
+    this.refusals.rateLimited(source);
+    this.summariseLater();
+  }
+
+  private enqueue(
+    event: AuditEvent,
+    hostId: string | null,
+    detail: Record<string, unknown>,
+    claim?: AuditClaim,
   ): Promise<AuditEntry> {
+    if (Date.now() >= this.refusals.dueAt) this.summarise();
     return new Promise((resolve, reject) => {
       this.queue.push({ event, hostId, detail, claim, resolve, reject });
       if (!this.flushing) void this.flush();
     });
   }
 
-  /** Resolves when every queued entry is committed (or failed). */
+  /** Writes the summaries of the interval that ended (nothing when nothing was counted). */
+  private summarise(now = Date.now()): Promise<unknown> {
+    if (this.summaryTimer) clearTimeout(this.summaryTimer);
+    this.summaryTimer = undefined;
+    const rows: RefusalSummary[] = this.refusals.close(now);
+    // A failed summary write must not fail the request that happened to trigger it.
+    return Promise.all(
+      rows.map((r) => this.enqueue("request.refused", null, { ...r }).catch(() => undefined)),
+    );
+  }
+
+  /** Makes sure the current interval's counts are written when it ends, even if traffic stops. */
+  private summariseLater(): void {
+    if (this.summaryTimer || !this.refusals.pending) return;
+    this.summaryTimer = setTimeout(
+      () => void this.summarise(),
+      Math.max(0, this.refusals.dueAt - Date.now()),
+    );
+    this.summaryTimer.unref();
+  }
+
+  /** Resolves when every queued entry is committed (or failed), pending summaries included. */
   async drain(): Promise<void> {
+    if (this.refusals.pending) await this.summarise();
     while (this.flushing || this.queue.length > 0) await new Promise((r) => setTimeout(r, 5));
   }
 
@@ -262,11 +458,16 @@ export class AuditWriter {
             }
             return out;
           });
+          let written = 0;
           batch.forEach((p, i) => {
             const o = outcomes[i] as AuditEntry | Error;
             if (o instanceof Error) p.reject(o);
-            else p.resolve(o);
+            else {
+              written++;
+              p.resolve(o);
+            }
           });
+          if (written > 0) this.opts.committed?.(written);
         } catch (e) {
           for (const p of batch) p.reject(e);
         }

@@ -17,6 +17,7 @@ import { PublicKeyCache } from "../attest/host-key.js";
 import { POLICIES } from "../attest/policies.js";
 import { EventLogJudge } from "../attest/tpm-judge.js";
 import { appendAudit, AuditWriter } from "./audit.js";
+import { AuditCheckpointer } from "./audit-checkpoints.js";
 import {
   createDirectory,
   hashCredential,
@@ -25,6 +26,7 @@ import {
   type InitOptions,
 } from "./directory.js";
 import { NonceBook } from "./nonces.js";
+import { newRequestScope, type RequestScope } from "./request-scope.js";
 import { DEFAULT_SETTINGS } from "./settings.js";
 import { openDriver, parseDbSpec } from "./store/driver.js";
 import { HgsRepo } from "./store/repo.js";
@@ -63,8 +65,12 @@ export interface HgsContext {
   /** Group-committed audit appends for the hot path. */
   readonly audit: AuditWriter;
   readonly nonces: NonceBook;
+  /** Signed audit checkpoints kept in the directory (audit-checkpoints.ts). */
+  readonly checkpoints: AuditCheckpointer;
+  /** The HTTP request in progress, as the server declares it (request-scope.ts). */
+  readonly requests: RequestScope;
   readonly caches: HgsCaches;
-  /** Drains the audit queue and closes the store. */
+  /** Drains the audit queue, checkpoints the head if it moved, and closes the store. */
   close(): Promise<void>;
 }
 
@@ -82,17 +88,24 @@ function newCaches(): HgsCaches {
 
 function contextOf(dir: HgsDirectory, repo: HgsRepo): HgsContext {
   const publicKey = createPublicKey(dir.attestationSigner);
-  const audit = new AuditWriter(repo);
+  const signer = { key: dir.attestationSigner, publicKey, id: signerId(publicKey) };
+  const requests = newRequestScope();
+  const checkpoints = new AuditCheckpointer(repo, signer, dir.dir);
+  const audit = new AuditWriter(repo, { scope: requests, committed: (n) => checkpoints.committed(n) });
   return {
     dir,
     repo,
-    signer: { key: dir.attestationSigner, publicKey, id: signerId(publicKey) },
+    signer,
     guardianThumbprint: guardianThumbprint(dir.guardian),
     audit,
-    nonces: new NonceBook(repo),
+    nonces: new NonceBook(repo, requests),
+    checkpoints,
+    requests,
     caches: newCaches(),
     async close() {
+      checkpoints.stop();
       await audit.drain();
+      await checkpoints.take().catch(() => undefined);
       await repo.close();
     },
   };
@@ -153,8 +166,11 @@ export async function initHgs(
     await repo.close();
     throw e;
   }
+  const ctx = contextOf(created.dir, repo);
+  // Entry #1 is anchored from the start: a chain rewritten from its genesis is then detected.
+  await ctx.checkpoints.take();
   return {
-    ctx: contextOf(created.dir, repo),
+    ctx,
     adminCredential: created.adminCredential,
     adminCredentialFile: created.adminCredentialFile,
   };

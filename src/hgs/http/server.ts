@@ -4,6 +4,10 @@
  * error catalogue (routes.ts types each handler's input from its TypeBox schemas, so the
  * table needs no type provider on the instance). One JSON log line per request (never a body: bodies carry credentials and
  * keys), and Prometheus metrics on GET /metrics from a registry of this server's own.
+ * Per-source limits (rate-limit.ts): a source whose failed requests drained its bucket is
+ * answered 429 before anything else; handlers run inside the context's request scope
+ * (request-scope.ts) so nonces and refusal audits are counted per source. While the server runs,
+ * the context checkpoints the audit chain every minute (audit-checkpoints.ts).
  */
 import { randomUUID } from "node:crypto";
 import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
@@ -17,10 +21,13 @@ import { HgsMetrics } from "../metrics.js";
 import { observed, type Observer } from "../observe.js";
 import { openApiDocument } from "./openapi.js";
 import { baseRoutes, type RouteDef } from "./routes.js";
+import { auditRoutes } from "./audit-routes.js";
+import { DEFAULT_SOURCE_LIMITS, FailureLimiter, type SourceLimits } from "./rate-limit.js";
 import { httpStatusOf } from "./statuses.js";
 import { tpmRoutes } from "./tpm-routes.js";
+import { sourceOf } from "../request-scope.js";
 
-export const routes: readonly RouteDef[] = [...baseRoutes, ...tpmRoutes];
+export const routes: readonly RouteDef[] = [...baseRoutes, ...tpmRoutes, ...auditRoutes];
 
 export interface ServerOptions {
   /** Serve HTTPS with the directory's TLS identity (default true). */
@@ -33,6 +40,8 @@ export interface ServerOptions {
    * answers with the sum over all workers, whichever worker the scrape reaches.
    */
   readonly exposition?: (own: HgsMetrics) => Promise<string>;
+  /** Per-source limits (default {@link DEFAULT_SOURCE_LIMITS}). */
+  readonly limits?: Partial<SourceLimits>;
 }
 
 export interface HgsServer {
@@ -63,13 +72,35 @@ export async function buildHgsServer(ctx: HgsContext, opts: ServerOptions = {}):
     keepAliveTimeout: 10_000,
   }) as unknown as FastifyInstance;
 
+  const limits: SourceLimits = { ...DEFAULT_SOURCE_LIMITS, ...opts.limits };
+  const limiter = new FailureLimiter(limits);
+  // Requests this server turned away itself: they take no further token.
+  const turnedAway = new WeakSet<object>();
+  app.addHook("onRequest", async (req, reply) => {
+    const source = sourceOf(req.ip);
+    const wait = limiter.refusal(source);
+    if (wait === undefined) return;
+    turnedAway.add(req);
+    ctx.audit.rateLimited(source);
+    const e = hgsError("HGS_ERR_RATE_LIMITED", "too many failed requests from this source; retry later", {
+      finding: "request.rate-limited",
+      retryAfterSeconds: wait,
+    });
+    req.log.info({ code: e.code, source }, e.message);
+    return reply.status(httpStatusOf(e.code)).header("retry-after", String(wait)).send(errorBody(e));
+  });
   app.addHook("onResponse", async (req, reply) => {
     metrics.request(req.routeOptions.url, req.method, reply.statusCode, reply.elapsedTime / 1000);
+    if (reply.statusCode >= 400 && !turnedAway.has(req)) limiter.failed(sourceOf(req.ip));
   });
+  ctx.checkpoints.start();
+  app.addHook("onClose", async () => ctx.checkpoints.stop());
 
   app.setErrorHandler((e: FastifyError, req, reply) => {
     if (isBulwarkError(e)) {
       const status = httpStatusOf(e.code);
+      const retry = e.details.retryAfterSeconds;
+      if (typeof retry === "number") void reply.header("retry-after", String(retry));
       if (status >= 500) req.log.error({ err: e }, e.message);
       else req.log.info({ code: e.code }, e.message);
       return reply.status(status).send(errorBody(e));
@@ -135,8 +166,9 @@ export async function buildHgsServer(ctx: HgsContext, opts: ServerOptions = {}):
         : {}),
       handler: async (req, reply) => {
         const observers: Observer[] = [metrics, ...(opts.logger ? [logObserver(req.log)] : [])];
-        const res = await observed(observers, () =>
-          r.handler(ctx, { body: req.body, params: req.params, query: req.query }),
+        const request = { source: sourceOf(req.ip), noncesPerSource: limits.noncesPerSource };
+        const res = await ctx.requests.run(request, () =>
+          observed(observers, () => r.handler(ctx, { body: req.body, params: req.params, query: req.query })),
         );
         return reply.status(res.status ?? 200).send(res.body);
       },

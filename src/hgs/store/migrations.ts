@@ -33,6 +33,45 @@ const appendOnlyAudit: Migration = {
         ],
 };
 
+/**
+ * v3 (hardening item 3): the audit table grows only at its head, and cannot be truncated.
+ * SQLite's INSERT OR REPLACE deletes the old row without firing DELETE triggers (unless the
+ * connection set recursive_triggers, which an attacker's connection would not), so a BEFORE
+ * INSERT trigger refuses any entry that is not the next one after the head and linked to it —
+ * that also refuses a REPLACE of an existing seq. PostgreSQL's TRUNCATE skips row triggers, so a
+ * statement-level BEFORE TRUNCATE trigger refuses it. Still defence in depth: the signed
+ * checkpoints outside the database (audit-checkpoints.ts) are the anchor.
+ * Nonces get the source of the challenge, so outstanding nonces can be capped per source.
+ */
+const auditHeadOnlyAndNonceSources: Migration = {
+  version: 3,
+  name: "audit grows at its head only; nonce sources",
+  sql: (t) => [
+    ...(t.kind === "sqlite"
+      ? [
+          `CREATE TRIGGER audit_append_at_head BEFORE INSERT ON audit
+           WHEN NEW.seq <> COALESCE((SELECT MAX(seq) FROM audit), 0) + 1
+             OR NEW.prev_hash <> COALESCE((SELECT hash FROM audit ORDER BY seq DESC LIMIT 1), '${"0".repeat(64)}')
+           BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: an entry goes after the head'); END`,
+        ]
+      : [
+          `CREATE FUNCTION audit_append_at_head() RETURNS trigger LANGUAGE plpgsql AS $$
+           DECLARE last_seq BIGINT; last_hash TEXT;
+           BEGIN
+             SELECT seq, hash INTO last_seq, last_hash FROM audit ORDER BY seq DESC LIMIT 1;
+             IF NEW.seq <> COALESCE(last_seq, 0) + 1 OR NEW.prev_hash <> COALESCE(last_hash, repeat('0', 64)) THEN
+               RAISE EXCEPTION 'the audit log is append-only: an entry goes after the head';
+             END IF;
+             RETURN NEW;
+           END $$`,
+          `CREATE TRIGGER audit_append_at_head BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION audit_append_at_head()`,
+          `CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()`,
+        ]),
+    `ALTER TABLE nonces ADD COLUMN source TEXT`,
+    `CREATE INDEX nonces_source ON nonces (source, expires_at)`,
+  ],
+};
+
 export const migrations: readonly Migration[] = [
   {
     version: 1,
@@ -77,6 +116,7 @@ export const migrations: readonly Migration[] = [
     ],
   },
   appendOnlyAudit,
+  auditHeadOnlyAndNonceSources,
 ];
 
 export const SCHEMA_VERSION = Math.max(...migrations.map((m) => m.version));

@@ -29,6 +29,8 @@ export interface HostRow {
 
 export interface NonceRow {
   readonly nonce: string;
+  /** Where the challenge came from (request-scope.ts `sourceOf`); null outside an HTTP request. */
+  readonly source?: string | null;
   readonly hostId: string;
   readonly purpose: string;
   readonly payload: Buffer | null;
@@ -205,9 +207,35 @@ export class Tables {
 
   async insertNonce(n: Omit<NonceRow, "usedAt">): Promise<void> {
     await this.q.run(
-      `INSERT INTO nonces (nonce, host_id, purpose, payload, expires_at) VALUES (?, ?, ?, ?, ?)`,
-      [n.nonce, n.hostId, n.purpose, n.payload, n.expiresAt],
+      `INSERT INTO nonces (nonce, host_id, purpose, payload, expires_at, source) VALUES (?, ?, ?, ?, ?, ?)`,
+      [n.nonce, n.hostId, n.purpose, n.payload, n.expiresAt, n.source ?? null],
     );
+  }
+
+  /**
+   * Unused, unexpired nonces (of one source, or all when `source` is null), counted up to
+   * `limit` only: the count costs at most `limit` index entries however full the table is.
+   */
+  async outstandingNonces(source: string | null, now: number, limit: number): Promise<number> {
+    const rows = await this.q.query<{ n: number }>(
+      source === null
+        ? `SELECT COUNT(*) AS n FROM (SELECT 1 FROM nonces WHERE expires_at > ? AND used_at IS NULL LIMIT ?) t`
+        : `SELECT COUNT(*) AS n FROM (SELECT 1 FROM nonces WHERE source = ? AND expires_at > ? AND used_at IS NULL LIMIT ?) t`,
+      source === null ? [now, limit] : [source, now, limit],
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  /** When the soonest of the outstanding nonces (of one source, or all) expires; undefined when none. */
+  async nextNonceExpiry(source: string | null, now: number): Promise<number | undefined> {
+    const rows = await this.q.query<{ t: number | null }>(
+      source === null
+        ? `SELECT MIN(expires_at) AS t FROM nonces WHERE expires_at > ? AND used_at IS NULL`
+        : `SELECT MIN(expires_at) AS t FROM nonces WHERE source = ? AND expires_at > ? AND used_at IS NULL`,
+      source === null ? [now] : [source, now],
+    );
+    const t = rows[0]?.t;
+    return t === null || t === undefined ? undefined : Number(t);
   }
 
   /**
@@ -335,6 +363,15 @@ export class Tables {
   }
 
   // audit (reads) ---------------------------------------------------------------------------
+
+  /** The newest committed entry's seq and hash (undefined when the table is empty). */
+  async auditHead(): Promise<{ seq: number; hash: string } | undefined> {
+    const rows = await this.q.query<{ seq: number; hash: string }>(
+      `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`,
+    );
+    const r = rows[0];
+    return r ? { seq: Number(r.seq), hash: r.hash } : undefined;
+  }
 
   /** Entries with seq > `after`, in order, at most `limit`. */
   async auditAfter(after: number, limit: number): Promise<AuditRow[]> {
