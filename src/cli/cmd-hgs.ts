@@ -323,7 +323,9 @@ export async function run(argv: string[]): Promise<number> {
           return HgsErrors.HGS_ERR_AUDIT_BROKEN.exit;
         }
         if (sub !== undefined && sub !== "list")
-          throw usageError("audit list | audit verify [--head HASH] [--checkpoints FILE] | audit checkpoints");
+          throw usageError(
+            "audit list | audit verify [--head HASH] [--checkpoints FILE] | audit checkpoints",
+          );
         const entries = await admin.listAuditEntries(ctx, Number(values.after ?? 0));
         out(
           json,

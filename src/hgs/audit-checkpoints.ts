@@ -292,7 +292,12 @@ export class AuditCheckpointer {
       onFile = readCheckpointsFile(this.dir);
     } catch (e) {
       // Never overwrite a file we cannot read: it may be the only evidence left.
-      const m: CheckpointMessage = { taken: false, seq: 0, reason: "unreadable", detail: (e as Error).message };
+      const m: CheckpointMessage = {
+        taken: false,
+        seq: 0,
+        reason: "unreadable",
+        detail: (e as Error).message,
+      };
       publish(m);
       return m;
     }
@@ -306,7 +311,8 @@ export class AuditCheckpointer {
       if (m.reason) publish(m);
       return m;
     }
-    if (newest && newest.seq === head.seq && newest.hash === head.hash) return { taken: false, seq: head.seq };
+    if (newest && newest.seq === head.seq && newest.hash === head.hash)
+      return { taken: false, seq: head.seq };
     const broken = await extendsFrom(this.repo, newest, head);
     if (broken !== undefined) {
       const m: CheckpointMessage = { taken: false, seq: head.seq, reason: "not-extended", detail: broken };
@@ -323,7 +329,12 @@ export class AuditCheckpointer {
     try {
       await writeFileAtomic(checkpointsPath(this.dir), `${JSON.stringify(doc, null, 1)}\n`, 0o644);
     } catch (e) {
-      const m: CheckpointMessage = { taken: false, seq: head.seq, reason: "write-failed", detail: (e as Error).message };
+      const m: CheckpointMessage = {
+        taken: false,
+        seq: head.seq,
+        reason: "write-failed",
+        detail: (e as Error).message,
+      };
       publish(m);
       return m;
     }

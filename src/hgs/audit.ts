@@ -253,7 +253,13 @@ export async function verifyAuditChain(
   if (anchors) {
     if (anchors.unreadable !== undefined)
       findings.push(
-        broken(0, "audit.checkpoints-unreadable", "a readable checkpoint file", anchors.unreadable, "the checkpoint file cannot be read"),
+        broken(
+          0,
+          "audit.checkpoints-unreadable",
+          "a readable checkpoint file",
+          anchors.unreadable,
+          "the checkpoint file cannot be read",
+        ),
       );
     else if (anchors.checkpoints.length === 0)
       findings.push(

@@ -64,10 +64,11 @@ export class NonceBook {
       }
     }
     if (now - this.totalAt >= TOTAL_RECOUNT_MS || this.total >= this.maxOutstanding) {
+      // At the limit by the local estimate: clean up first, then count what is really there.
+      if (this.total >= this.maxOutstanding) await this.sweep(now);
       this.total = await this.repo.outstandingNonces(null, now, this.maxOutstanding);
       this.totalAt = now;
       if (this.total >= this.maxOutstanding) {
-        await this.sweep(now);
         const seconds = retryAfter(await this.repo.nextNonceExpiry(null, now), now);
         throw hgsError(
           "HGS_ERR_NONCES_FULL",

@@ -131,7 +131,12 @@ export class RefusalBook {
   }
 
   /** Records an anonymous refusal; true when it is to be audited in full, false when counted. */
-  note(source: string, event: string, hostId: string | null, detail: Readonly<Record<string, unknown>>): boolean {
+  note(
+    source: string,
+    event: string,
+    hostId: string | null,
+    detail: Readonly<Record<string, unknown>>,
+  ): boolean {
     const t = this.tally(source);
     if (t.detailed < this.detailedPerSource) {
       t.detailed++;

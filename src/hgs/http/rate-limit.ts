@@ -47,7 +47,10 @@ export class FailureLimiter {
 
   private refill(source: string, now: number): Bucket {
     const b = this.buckets.get(source) ?? { tokens: this.limits.failureBurst, at: now };
-    b.tokens = Math.min(this.limits.failureBurst, b.tokens + ((now - b.at) / 1000) * this.limits.failuresPerSecond);
+    b.tokens = Math.min(
+      this.limits.failureBurst,
+      b.tokens + ((now - b.at) / 1000) * this.limits.failuresPerSecond,
+    );
     b.at = now;
     return b;
   }
