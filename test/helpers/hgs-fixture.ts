@@ -13,6 +13,7 @@ import { createKeyProtector } from "../../src/protector/key-protector.js";
 import type { TransportKey } from "../../src/protector/transport-key.js";
 import { initHgs, type HgsContext } from "../../src/hgs/context.js";
 import { buildServer } from "../../src/hgs/http/server.js";
+import type { SourceLimits } from "../../src/hgs/http/rate-limit.js";
 import { HgsClient } from "../../src/host/guarded/hgs-client.js";
 
 export interface HgsFixture {
@@ -24,11 +25,16 @@ export interface HgsFixture {
   close(): Promise<void>;
 }
 
-export async function startHgs(opts: { db?: string; tls?: boolean } = {}): Promise<HgsFixture> {
+export async function startHgs(
+  opts: { db?: string; tls?: boolean; limits?: Partial<SourceLimits> } = {},
+): Promise<HgsFixture> {
   const root = mkdtempSync(path.join(tmpdir(), "bulwark-hgs-"));
   const dir = path.join(root, "hgs");
   const init = await initHgs(dir, opts.db ? { db: opts.db } : {});
-  const app = await buildServer(init.ctx, { tls: opts.tls ?? true });
+  const app = await buildServer(init.ctx, {
+    tls: opts.tls ?? true,
+    ...(opts.limits ? { limits: opts.limits } : {}),
+  });
   return {
     root,
     dir,

@@ -164,7 +164,8 @@ describe("HGS decoders under random and mutated input", () => {
 describe("HGS routes under random bodies", () => {
   let fx: HgsFixture;
   before(async () => {
-    fx = await startHgs({ tls: false });
+    // The routes are fuzzed here, not the per-source failure limit (rate-limit.test.ts).
+    fx = await startHgs({ tls: false, limits: { failureBurst: 1_000_000 } });
   });
   after(() => fx.close());
 
