@@ -31,7 +31,7 @@
  */
 import diagnostics_channel from "node:diagnostics_channel";
 import { sign, verify, type KeyObject } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { hgsError } from "../attest/errors.js";
 import { canonicalJson } from "../attest/json.js";
@@ -160,6 +160,25 @@ export function readCheckpointsFile(dir: string): readonly AuditCheckpoint[] {
   return parseCheckpoints(readFileSync(file, "utf8"), file).checkpoints;
 }
 
+/** {@link readCheckpointsFile} parsed again only when the file changed (the public route reads it often). */
+class CheckpointsFileCache {
+  private seen: { key: string; checkpoints: readonly AuditCheckpoint[] } | undefined;
+
+  constructor(private readonly dir: string) {}
+
+  read(): readonly AuditCheckpoint[] {
+    let key: string;
+    try {
+      const st = statSync(checkpointsPath(this.dir));
+      key = `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      return readCheckpointsFile(this.dir);
+    }
+    if (this.seen?.key !== key) this.seen = { key, checkpoints: readCheckpointsFile(this.dir) };
+    return this.seen.checkpoints;
+  }
+}
+
 const keyOf = (c: AuditCheckpoint) => `${c.seq}:${c.hash}:${c.at}`;
 
 /**
@@ -244,13 +263,16 @@ export class AuditCheckpointer {
   private sinceLast = 0;
   private running: Promise<CheckpointMessage> = Promise.resolve({ taken: false, seq: 0 });
   private timer: NodeJS.Timeout | undefined;
+  private readonly file: CheckpointsFileCache;
 
   constructor(
     private readonly repo: Tables,
     private readonly signer: CheckpointSigner & { readonly key: KeyObject },
     private readonly dir: string,
     private readonly everyEntries = CHECKPOINT_EVERY_ENTRIES,
-  ) {}
+  ) {
+    this.file = new CheckpointsFileCache(dir);
+  }
 
   /** The AuditWriter reports committed entries; every `everyEntries` starts a checkpoint. */
   committed(n: number): void {
@@ -357,7 +379,7 @@ export class AuditCheckpointer {
     return {
       format: CHECKPOINTS_FORMAT,
       signerId: this.signer.id,
-      checkpoints: mergeCheckpoints(readCheckpointsFile(this.dir), this.own),
+      checkpoints: mergeCheckpoints(this.file.read(), this.own),
     };
   }
 }

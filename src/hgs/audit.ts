@@ -227,7 +227,12 @@ export async function verifyAuditChain(
     }
   }
   // Checkpoints beyond the newest entry: the tail was removed, or everything was.
-  const beyond = [...bySeq.values()].flat().sort((a, b) => b.seq - a.seq)[0];
+  // (Those at a seq missing in the middle are sequence gaps, reported above.)
+  const last = count === 0 ? 0 : expectSeq - 1;
+  const beyond = [...bySeq.values()]
+    .flat()
+    .filter((c) => c.seq > last)
+    .sort((a, b) => b.seq - a.seq)[0];
   const initialised = (await repo.signerId()) !== undefined;
   if (count === 0 && (beyond !== undefined || initialised)) {
     findings.push(
@@ -245,7 +250,7 @@ export async function verifyAuditChain(
         beyond.seq,
         "audit.truncated",
         `entries up to #${beyond.seq} (checkpointed ${new Date(beyond.at).toISOString()})`,
-        `the chain ends at #${count === 0 ? 0 : expectSeq - 1}`,
+        `the chain ends at #${last}`,
         "the newest entries were removed",
       ),
     );

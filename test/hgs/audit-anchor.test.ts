@@ -15,7 +15,12 @@ import pg from "pg";
 import { canonicalJson } from "../../src/attest/json.js";
 import { auditVerdict, updateSettings } from "../../src/hgs/admin.js";
 import { entryHash } from "../../src/hgs/audit-chain.js";
-import { CHECKPOINTS_FILE, parseCheckpoints } from "../../src/hgs/audit-checkpoints.js";
+import {
+  CHECKPOINTS_FILE,
+  MAX_CHECKPOINTS,
+  mergeCheckpoints,
+  parseCheckpoints,
+} from "../../src/hgs/audit-checkpoints.js";
 import { verifyAuditChain } from "../../src/hgs/audit.js";
 import { openHgs } from "../../src/hgs/context.js";
 import type { AuditRow } from "../../src/hgs/store/repo.js";
@@ -225,6 +230,25 @@ function anchorSuite(label: string, db: Db): void {
     });
   });
 }
+
+describe("the checkpoint file stays bounded", () => {
+  it(`keeps at most ${MAX_CHECKPOINTS}: the newest half all, the oldest always, older ones thinned`, () => {
+    const many = Array.from({ length: 5000 }, (_, i) => ({
+      seq: i + 1,
+      hash: "a".repeat(64),
+      at: i,
+      signature: "",
+    }));
+    const kept = mergeCheckpoints(many.slice(2500), many.slice(0, 2600));
+    assert.ok(kept.length <= MAX_CHECKPOINTS);
+    assert.equal(kept[0]?.seq, 1);
+    assert.deepEqual(
+      kept.slice(-MAX_CHECKPOINTS / 2).map((c) => c.seq),
+      many.slice(-MAX_CHECKPOINTS / 2).map((c) => c.seq),
+    );
+    assert.deepEqual(kept, mergeCheckpoints(kept), "merging is idempotent");
+  });
+});
 
 anchorSuite("sqlite", () => Promise.resolve(undefined));
 
