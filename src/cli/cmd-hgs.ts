@@ -11,6 +11,7 @@ import { parseCheckpoints } from "../hgs/audit-checkpoints.js";
 import { initHgs, openHgs, type HgsContext } from "../hgs/context.js";
 import { isLogLevel, LOG_LEVELS } from "../hgs/log.js";
 import { MAX_WORKERS, serve } from "../hgs/serve.js";
+import { DEFAULT_SOURCE_LIMITS } from "../hgs/http/rate-limit.js";
 import { HgsErrors } from "../attest/errors.js";
 import { writeFileAtomicSync } from "../io/atomic.js";
 import { parse, printJson, usageError } from "./args.js";
@@ -22,9 +23,11 @@ Service
                               create keys (HGS guardian, attestation signer, TLS) and the database;
                               the admin credential is written once to DIR/admin-credential (0600)
   serve --dir DIR [--listen HOST:PORT] [--db URL] [--workers N] [--log-level LEVEL]
+        [--nonces-per-source N]
                               HTTPS service (admin API + host API, GET /openapi.json,
                               GET /metrics); N processes share the socket and the database;
-                              JSON log lines on stderr (LEVEL: ${LOG_LEVELS.join("|")}, default info)
+                              JSON log lines on stderr (LEVEL: ${LOG_LEVELS.join("|")}, default info);
+                              N: unused challenges one source may hold (default ${DEFAULT_SOURCE_LIMITS.noncesPerSource})
 Administration (on an HGS node, through DIR's database)
   mode show | mode set key|tpm                     attestation mode (one at a time, as in Hyper-V)
   settings show | settings set [--health-lifetime SECONDS] [--nonce-ttl SECONDS]
@@ -73,6 +76,7 @@ export async function run(argv: string[]): Promise<number> {
     listen: { type: "string" },
     workers: { type: "string" },
     "log-level": { type: "string" },
+    "nonces-per-source": { type: "string" },
     "tls-name": { type: "string", multiple: true },
     name: { type: "string" },
     "public-key": { type: "string" },
@@ -124,10 +128,18 @@ export async function run(argv: string[]): Promise<number> {
         throw usageError(`--workers takes 1..${MAX_WORKERS}`);
       const logLevel = values["log-level"] ?? "info";
       if (!isLogLevel(logLevel)) throw usageError(`--log-level takes ${LOG_LEVELS.join(", ")}`);
+      const perSource = values["nonces-per-source"];
+      const noncesPerSource = Number(perSource);
+      if (
+        perSource !== undefined &&
+        (!Number.isInteger(noncesPerSource) || noncesPerSource < 1 || noncesPerSource > 1_000_000)
+      )
+        throw usageError("--nonces-per-source takes 1..1000000");
       const node = await serve({
         dir,
         workers,
         logLevel,
+        ...(perSource !== undefined ? { limits: { noncesPerSource } } : {}),
         ...(values.listen ? { listen: values.listen } : {}),
         ...(values.db ? { db: values.db } : {}),
       });

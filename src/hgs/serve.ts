@@ -12,6 +12,7 @@ import type { Logger } from "pino";
 import { AggregatorRegistry } from "prom-client";
 import { hgsError } from "../attest/errors.js";
 import { buildHgsServer } from "./http/server.js";
+import type { SourceLimits } from "./http/rate-limit.js";
 import { createLogger, type LogLevel } from "./log.js";
 import { openHgs } from "./context.js";
 
@@ -24,6 +25,8 @@ export interface ServeOptions {
   /** Server processes sharing the socket (1..64, default 1). */
   readonly workers?: number;
   readonly logLevel?: LogLevel;
+  /** Per-source limits overriding the defaults (http/rate-limit.ts). */
+  readonly limits?: Partial<SourceLimits>;
 }
 
 export interface Serving {
@@ -90,6 +93,7 @@ async function serveOne(opts: ServeOptions, workers: number, log: Logger): Promi
   const { app, metrics } = await buildHgsServer(ctx, {
     version: packageVersion(),
     logger: log,
+    ...(opts.limits ? { limits: opts.limits } : {}),
     ...(cluster.isWorker ? { exposition: clusterExposition } : {}),
   });
   if (cluster.isWorker) {

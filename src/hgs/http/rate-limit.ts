@@ -28,8 +28,9 @@ export interface SourceLimits {
 export const DEFAULT_SOURCE_LIMITS: SourceLimits = {
   failuresPerSecond: 10,
   failureBurst: 100,
-  // A fabric behind one NAT or proxy shares a source; bench/hgs-load holds 3000 at once.
-  noncesPerSource: 4096,
+  // A host holds one while it attests (two during AK enrollment); hosts behind one NAT or proxy
+  // share a source. `hgs serve --nonces-per-source` raises it (bench/hgs-load holds 3000 at once).
+  noncesPerSource: 256,
   sources: 65_536,
 };
 

@@ -86,7 +86,7 @@ export async function buildHgsServer(ctx: HgsContext, opts: ServerOptions = {}):
       finding: "request.rate-limited",
       retryAfterSeconds: wait,
     });
-    req.log.info({ code: e.code, source }, e.message);
+    req.log.debug({ code: e.code, source }, e.message);
     return reply.status(httpStatusOf(e.code)).header("retry-after", String(wait)).send(errorBody(e));
   });
   app.addHook("onResponse", async (req, reply) => {
