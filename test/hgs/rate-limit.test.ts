@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { Agent, request } from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -25,6 +25,7 @@ import { DETAILED_PER_SOURCE } from "../../src/hgs/refusals.js";
 import type { SourceLimits } from "../../src/hgs/http/rate-limit.js";
 import { releaseRequestBody } from "../../src/host/guarded/hgs-client.js";
 import { ecKey, pem, protectorFor } from "../helpers/hgs-fixture.js";
+import { hgsCli, startServe } from "../helpers/hgs-proc.js";
 
 interface Node {
   readonly root: string;
@@ -224,6 +225,31 @@ describe("HGS challenges are capped per source and in total (hardening item 3a)"
       assert.equal(Number(left[0]?.n), 1, "the expired ones were deleted");
     } finally {
       await init.ctx.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("bulwark hgs serve --nonces-per-source", () => {
+  it("sets the per-source challenge cap of the node (the benchmark raises it); 0 is a usage error", async () => {
+    const root = mkdtempSync(path.join(tmpdir(), "bulwark-hgs-serve-limit-"));
+    const dir = path.join(root, "hgs");
+    assert.equal(hgsCli(["init", "--dir", dir]).status, 0);
+    assert.equal(hgsCli(["serve", "--dir", dir, "--nonces-per-source", "0"]).status, 2);
+    const serve = await startServe(dir, ["--nonces-per-source", "3"]);
+    try {
+      const agent = new Agent({ keepAlive: true, ca: readFileSync(path.join(dir, "tls.crt"), "utf8") });
+      const node = { url: serve.url, agent } as unknown as Node;
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++)
+        statuses.push(
+          (await call(node, "POST", "/host/v1/challenge", { hostId: randomBytes(32).toString("hex") }))
+            .status,
+        );
+      agent.destroy();
+      assert.deepEqual(statuses, [200, 200, 200, 429]);
+    } finally {
+      await serve.stop();
       rmSync(root, { recursive: true, force: true });
     }
   });
