@@ -183,6 +183,14 @@ function anchorSuite(label: string, db: Db): void {
         writeFileSync(file, JSON.stringify(forged));
         const v = await auditVerdict(fx.ctx);
         assert.deepEqual(ids(v), ["audit.checkpoint-signature"]);
+        writeFileSync(file, "{ not json");
+        assert.deepEqual(ids(await auditVerdict(fx.ctx)), ["audit.checkpoints-unreadable"]);
+        assert.equal(
+          (await fx.ctx.checkpoints.take()).reason,
+          "unreadable",
+          "an unreadable file is never overwritten",
+        );
+        assert.equal(readFileSync(file, "utf8"), "{ not json");
         writeFileSync(file, JSON.stringify(doc));
         assert.equal((await auditVerdict(fx.ctx)).ok, true);
 
