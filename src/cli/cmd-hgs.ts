@@ -9,6 +9,7 @@ import * as admin from "../hgs/admin.js";
 import type { AuditVerdict } from "../hgs/audit.js";
 import { initHgs, openHgs, type HgsContext } from "../hgs/context.js";
 import { isLogLevel, LOG_LEVELS } from "../hgs/log.js";
+import { printableName } from "../hgs/names.js";
 import { MAX_WORKERS, serve } from "../hgs/serve.js";
 import { HgsErrors, isHgsError } from "../attest/errors.js";
 import { writeFileAtomicSync } from "../io/atomic.js";
@@ -180,7 +181,10 @@ export async function run(argv: string[]): Promise<number> {
               json,
               hosts,
               hosts
-                .map((h) => `${h.id}  ${h.kind.padEnd(3)}  ${h.revokedAt ? "REVOKED" : "active "}  ${h.name}`)
+                .map(
+                  (h) =>
+                    `${h.id}  ${h.kind.padEnd(3)}  ${h.revokedAt ? "REVOKED" : "active "}  ${printableName(h.name)}`,
+                )
                 .join("\n") || "(no hosts)",
             );
             return Exit.ok;
@@ -191,14 +195,14 @@ export async function run(argv: string[]): Promise<number> {
               need(values.name, "--name"),
               readFileSync(need(values["public-key"], "--public-key FILE"), "utf8"),
             );
-            out(json, h, `registered host ${h.name}: ${h.id}`);
+            out(json, h, `registered host ${printableName(h.name)}: ${h.id}`);
             return Exit.ok;
           }
           case "add-tpm": {
             const ek = readFileSync(need(values["ek-public"], "--ek-public FILE"));
             const cert = values["ek-cert"] ? readFileSync(values["ek-cert"]) : undefined;
             const h = await admin.addTpmHost(ctx, need(values.name, "--name"), ek, cert);
-            out(json, h, `registered TPM host ${h.name}: ${h.id}`);
+            out(json, h, `registered TPM host ${printableName(h.name)}: ${h.id}`);
             return Exit.ok;
           }
           case "revoke":
@@ -223,7 +227,7 @@ export async function run(argv: string[]): Promise<number> {
         switch (sub) {
           case "add": {
             const r = await admin.addBaseline(ctx, readFileSync(need(arg, "FILE"), "utf8"));
-            out(json, r, `registered ${r.baseline.kind} baseline '${r.baseline.name}': ${r.id}`);
+            out(json, r, `registered ${r.baseline.kind} baseline '${printableName(r.baseline.name)}': ${r.id}`);
             return Exit.ok;
           }
           case "list": {
@@ -231,7 +235,9 @@ export async function run(argv: string[]): Promise<number> {
             out(
               json,
               all,
-              all.map((b) => `${b.id}  ${b.baseline.kind.padEnd(13)}  ${b.baseline.name}`).join("\n") ||
+              all
+                .map((b) => `${b.id}  ${b.baseline.kind.padEnd(13)}  ${printableName(b.baseline.name)}`)
+                .join("\n") ||
                 "(no baselines)",
             );
             return Exit.ok;

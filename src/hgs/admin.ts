@@ -25,16 +25,9 @@ import {
 } from "./audit.js";
 import type { HgsContext } from "./context.js";
 import { hashCredential } from "./directory.js";
+import { checkName } from "./names.js";
 import { checkSettingsPatch, type HgsSettings } from "./settings.js";
 import type { HostRow } from "./store/repo.js";
-
-/** Host and baseline names: 1..256 characters, no control characters (they appear in logs and PEM text). */
-export function checkName(name: string): void {
-  const control = [...name].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
-  if (typeof name !== "string" || name.length === 0 || name.length > 256 || control) {
-    throw hgsError("HGS_ERR_INVALID", "names are 1..256 characters without control characters");
-  }
-}
 
 export async function checkAdmin(ctx: HgsContext, credential: string | undefined): Promise<void> {
   if (!credential) throw hgsError("HGS_ERR_UNAUTHENTICATED", "the admin credential is missing");
@@ -124,8 +117,8 @@ async function registerHost(
   return getHost(ctx, row.id);
 }
 
-export function addKeyHost(ctx: HgsContext, name: string, publicKeyText: string): Promise<HostRecord> {
-  checkName(name);
+export async function addKeyHost(ctx: HgsContext, name: string, publicKeyText: string): Promise<HostRecord> {
+  checkName(name, "host name");
   const key = readPublicKey(publicKeyText, "the host public key");
   checkHostKey(key);
   return registerHost(
@@ -156,7 +149,7 @@ export async function addTpmHost(
   ekPublic: Uint8Array,
   ekCertificate?: Uint8Array,
 ): Promise<HostRecord> {
-  checkName(name);
+  checkName(name, "host name");
   let loaded;
   try {
     loaded = loadPublicKey(ekPublic);
@@ -278,6 +271,7 @@ export async function addBaseline(
   input: unknown,
 ): Promise<{ id: string; baseline: Baseline }> {
   const baseline = parseBaseline(input);
+  checkName(baseline.name, "baseline name");
   const id = baselineId(baseline);
   await ctx.repo.transaction(async (tx) => {
     if (await tx.baselineExists(id))
