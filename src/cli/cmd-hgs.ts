@@ -227,7 +227,11 @@ export async function run(argv: string[]): Promise<number> {
         switch (sub) {
           case "add": {
             const r = await admin.addBaseline(ctx, readFileSync(need(arg, "FILE"), "utf8"));
-            out(json, r, `registered ${r.baseline.kind} baseline '${printableName(r.baseline.name)}': ${r.id}`);
+            out(
+              json,
+              r,
+              `registered ${r.baseline.kind} baseline '${printableName(r.baseline.name)}': ${r.id}`,
+            );
             return Exit.ok;
           }
           case "list": {
@@ -237,8 +241,7 @@ export async function run(argv: string[]): Promise<number> {
               all,
               all
                 .map((b) => `${b.id}  ${b.baseline.kind.padEnd(13)}  ${printableName(b.baseline.name)}`)
-                .join("\n") ||
-                "(no baselines)",
+                .join("\n") || "(no baselines)",
             );
             return Exit.ok;
           }

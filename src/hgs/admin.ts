@@ -65,6 +65,8 @@ export interface HostRecord {
   readonly ekCertificate?: string;
   readonly akPublic?: string;
   readonly revokedAt: string | null;
+  /** Health certificates issued before this instant are refused (the host's last restore). */
+  readonly certificatesNotBefore: string | null;
   readonly createdAt: string;
 }
 
@@ -88,6 +90,8 @@ function toHostRecord(r: HostRow): HostRecord {
     ...(ekCertificate ? { ekCertificate: ekCertificate.value } : {}),
     ...(akPublic ? { akPublic: akPublic.value } : {}),
     revokedAt: r.revokedAt === null ? null : new Date(r.revokedAt).toISOString(),
+    certificatesNotBefore:
+      r.certificatesNotBefore === null ? null : new Date(r.certificatesNotBefore).toISOString(),
     createdAt: new Date(r.createdAt).toISOString(),
   };
 }
@@ -105,7 +109,7 @@ export async function listHosts(ctx: HgsContext): Promise<HostRecord[]> {
 /** Inserts a host with its audit entry in one transaction; a duplicate is HGS_ERR_EXISTS. */
 async function registerHost(
   ctx: HgsContext,
-  row: Omit<HostRow, "revokedAt">,
+  row: Omit<HostRow, "revokedAt" | "certificatesNotBefore">,
   detail: Record<string, unknown>,
 ): Promise<HostRecord> {
   await ctx.repo.transaction(async (tx) => {
@@ -205,11 +209,24 @@ export async function addTpmHost(
   );
 }
 
+/**
+ * Revokes a host, or lifts its revocation. Restoring does not bring back the health
+ * certificates the host held: every certificate issued before the restore instant stays
+ * refused at key release (`health-certificate.issued-before-restore`), so the host attests again
+ * first. The restore instant rather than the revocation's, so a certificate issued by an
+ * attestation that was in flight while the host was being revoked is refused as well.
+ */
 export async function setRevoked(ctx: HgsContext, id: string, revoked: boolean): Promise<HostRecord> {
   await ctx.repo.transaction(async (tx) => {
-    if (!(await tx.setHostRevokedAt(id, revoked ? Date.now() : null)))
-      throw hgsError("HGS_ERR_NOT_FOUND", `no host ${id}`);
-    await appendAudit(tx, revoked ? "host.revoked" : "host.restored", id, {});
+    const now = Date.now();
+    const found = revoked ? await tx.setHostRevokedAt(id, now) : await tx.restoreHost(id, now);
+    if (!found) throw hgsError("HGS_ERR_NOT_FOUND", `no host ${id}`);
+    await appendAudit(
+      tx,
+      revoked ? "host.revoked" : "host.restored",
+      id,
+      revoked ? {} : { certificatesNotBefore: now },
+    );
   });
   return getHost(ctx, id);
 }

@@ -15,6 +15,7 @@ import { isBulwarkError, type BulwarkError } from "../core/errors.js";
 import { hgsError, refuse, type HgsErrorCode } from "../attest/errors.js";
 import { issueHealthCertificate, type AttestationMode } from "../attest/health.js";
 import { checkKeyReleaseKey, readPublicKey, spkiDer } from "../attest/host-key.js";
+import { loadPublicKey } from "../tpm/verify/keys.js";
 import {
   error,
   passed,
@@ -97,6 +98,38 @@ export function readKeyReleaseKey(ctx: HgsContext, text: string): KeyReleaseKey 
   } catch (e) {
     return error("key-release-key.unsupported", isBulwarkError(e) ? e.message : "invalid key-release key");
   }
+}
+
+/**
+ * True when `key` is one of the keys registered for `host`: its host key (host-key mode), its
+ * EK or its AK (TPM mode). A key-release key must be a key of its own: the host key signs
+ * attestations and the AK quotes, and a key used both to sign and to receive the VM's keys
+ * lets whoever obtains one use serve the other (docs/hgs.md).
+ */
+export function isRegisteredKey(ctx: HgsContext, host: HostRow, key: KeyObject): boolean {
+  if (host.publicKey && ctx.caches.keys.fromSpki(host.publicKey).equals(key)) return true;
+  for (const tpmPublic of [host.ekPublic, host.akPublic]) {
+    if (!tpmPublic) continue;
+    try {
+      if (loadPublicKey(tpmPublic).key.equals(key)) return true;
+    } catch {
+      // A stored area that no longer loads is judged elsewhere; it cannot equal the key.
+    }
+  }
+  return false;
+}
+
+/** The finding for a key-release key that is one of the host's registered keys. */
+export function keyReleaseKeyReuse(
+  ctx: HgsContext,
+  host: HostRow | undefined,
+  krk: KeyReleaseKey | AttestFinding,
+): AttestFinding | undefined {
+  if (!host || "id" in krk || !isRegisteredKey(ctx, host, krk.key)) return undefined;
+  return error(
+    "key-release-key.is-host-key",
+    "the key-release key must be a key of its own, not the host key, EK or AK",
+  );
 }
 
 /** One attestation's outcome, as {@link finishAttestation} takes it. */

@@ -4,7 +4,16 @@
  * PostgreSQL cluster.
  */
 import assert from "node:assert/strict";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -49,7 +58,14 @@ describe("hgs init: file modes (issue 11 item 7)", () => {
     assert.equal(hgsCli(["init", "--dir", fresh]).status, 0);
     assert.equal(mode(fresh), 0o700);
     for (const dir of [existing, fresh]) {
-      for (const f of ["hgs.db", "hgs.json", "guardian.pem", "tls.key", "attestation-signer.pem", "admin-credential"])
+      for (const f of [
+        "hgs.db",
+        "hgs.json",
+        "guardian.pem",
+        "tls.key",
+        "attestation-signer.pem",
+        "admin-credential",
+      ])
         assert.equal(mode(path.join(dir, f)), 0o600, `${dir}/${f}`);
     }
   });

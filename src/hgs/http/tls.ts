@@ -19,7 +19,11 @@ export const TLS12_CIPHERS = [
 ] as const;
 
 /** TLS 1.3 suites: OpenSSL's defaults, named so that `ciphers` does not drop them. */
-export const TLS13_CIPHERS = ["TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_128_GCM_SHA256"] as const;
+export const TLS13_CIPHERS = [
+  "TLS_AES_256_GCM_SHA384",
+  "TLS_CHACHA20_POLY1305_SHA256",
+  "TLS_AES_128_GCM_SHA256",
+] as const;
 
 export function httpsOptions(identity: { readonly tlsKeyPem: string; readonly tlsCertPem: string }) {
   return {

@@ -33,6 +33,16 @@ const appendOnlyAudit: Migration = {
         ],
 };
 
+/**
+ * v3: a host's health certificates issued before this instant (ms) are refused; `host restore`
+ * sets it, so lifting a revocation does not bring back certificates from before it.
+ */
+const hostCertificatesNotBefore: Migration = {
+  version: 3,
+  name: "host certificates not before",
+  sql: (t) => [`ALTER TABLE hosts ADD COLUMN certificates_not_before ${t.bigint}`],
+};
+
 export const migrations: readonly Migration[] = [
   {
     version: 1,
@@ -77,6 +87,7 @@ export const migrations: readonly Migration[] = [
     ],
   },
   appendOnlyAudit,
+  hostCertificatesNotBefore,
 ];
 
 export const SCHEMA_VERSION = Math.max(...migrations.map((m) => m.version));
