@@ -19,8 +19,10 @@ const help = `Usage: bulwark hgs <verb> --dir DIR [options] [--json]
 
 Service
   init --dir DIR [--db sqlite:PATH|postgres://…] [--listen HOST:PORT] [--tls-name NAME]…
-                              create keys (HGS guardian, attestation signer, TLS) and the database;
-                              the admin credential is written once to DIR/admin-credential (0600)
+                              create keys (HGS guardian, attestation signer, TLS) and the database,
+                              all or nothing; DIR is made 0700 (an existing DIR open to other users
+                              is refused); the admin credential is written once to
+                              DIR/admin-credential (0600)
   serve --dir DIR [--listen HOST:PORT] [--db URL] [--workers N] [--log-level LEVEL]
                               HTTPS service (admin API + host API, GET /openapi.json,
                               GET /metrics); N processes share the socket and the database;
@@ -31,7 +33,9 @@ Administration (on an HGS node, through DIR's database)
                  [--deny-before ISO-DATE|now|none] [--require-ek-cert true|false]
   host list | host add-key --name N --public-key FILE
   host add-tpm --name N --ek-public FILE [--ek-cert FILE]   (TPM2B_PUBLIC or PEM; DER/PEM cert)
-  host revoke ID | host restore ID
+                              names: 1..256 printable characters, NFC; no controls, bidi or
+                              invisible characters (HGS_ERR_INVALID_NAME)
+  host revoke ID | host restore ID                 restore: certificates issued before it stay refused
   tpm-root add FILE                                 trusted TPM manufacturer root (PEM/DER)
   baseline add FILE | baseline list | baseline remove ID
   policy list | policy enable ID | policy disable ID
