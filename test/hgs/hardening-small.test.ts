@@ -11,10 +11,17 @@ import { connect, getCiphers, type ConnectionOptions } from "node:tls";
 import { after, before, describe, it } from "node:test";
 import { createCertificate, derToPem } from "../../src/asn1/x509.js";
 import { attestKeyMessage, keyId, signWithHostKey, spkiDer } from "../../src/attest/host-key.js";
-import { issueHealthCertificate, verifyHealthCertificate } from "../../src/attest/health.js";
+import {
+  issueHealthCertificate,
+  parseHealthCertificate,
+  verifyHealthCertificate,
+  type HealthClaims,
+} from "../../src/attest/health.js";
 import { addKeyHost, addTpmHost, addBaseline, updateSettings } from "../../src/hgs/admin.js";
 import { buildServer, routes } from "../../src/hgs/http/server.js";
 import { printableName } from "../../src/hgs/names.js";
+import { decideRelease, judgeRelease, type ReleaseFacts } from "../../src/hgs/release.js";
+import type { HostRow } from "../../src/hgs/store/repo.js";
 import { releaseRequestBody } from "../../src/host/guarded/hgs-client.js";
 import { admin, ecKey, host, pem, protectorFor, startHgs, type HgsFixture } from "../helpers/hgs-fixture.js";
 
@@ -342,6 +349,78 @@ describe("HGS hardening: smaller findings (issue 11 item 7)", () => {
       assert.equal(r.status, 403, JSON.stringify(r.body));
       assert.equal(r.body.error.details?.finding, "key-release-key.is-host-key");
     });
+  });
+});
+
+describe("3, 4, 5. the release judgement's new checks, pure", () => {
+  const t = 1_700_000_000_500;
+  const claims: HealthClaims = {
+    v: 1,
+    iss: "a".repeat(64),
+    sub: "b".repeat(64),
+    name: "h",
+    mode: "key",
+    krk: "AA==",
+    iat: Math.floor(t / 1000),
+    iatMs: t,
+    nbf: 0,
+    exp: 1,
+    jti: "c".repeat(32),
+  };
+  const hostRow: HostRow = {
+    id: claims.sub,
+    name: "h",
+    kind: "key",
+    publicKey: null,
+    ekPublic: null,
+    ekCertificate: null,
+    akPublic: null,
+    revokedAt: null,
+    certificatesNotBefore: null,
+    createdAt: 0,
+  };
+  const facts = (c: HealthClaims, notBefore: number | null, reused = false): ReleaseFacts => ({
+    certificate: { claims: c, krk: createPublicKey(ecKey()) },
+    mode: "key",
+    host: { ...hostRow, certificatesNotBefore: notBefore },
+    requestId: "d".repeat(32),
+    timestamp: t,
+    now: t,
+    proofVerified: true,
+    alreadyAnswered: false,
+    keyReleaseKeyIsRegistered: reused,
+  });
+  const failing = (f: ReleaseFacts) => judgeRelease(f).findings.map((x) => x.id);
+
+  it("restore line: issued at it passes, 1 ms before is refused; without iatMs the iat second's start counts", () => {
+    assert.deepEqual(failing(facts(claims, null)), []);
+    assert.deepEqual(failing(facts(claims, t)), []);
+    assert.deepEqual(failing(facts(claims, t + 1)), ["health-certificate.issued-before-restore"]);
+    const { iatMs: _dropped, ...old } = claims;
+    assert.deepEqual(failing(facts(old, t - 500)), []);
+    assert.deepEqual(failing(facts(old, t - 499)), ["health-certificate.issued-before-restore"]);
+  });
+
+  it("a key-release key that is a registered key is refused", () => {
+    const d = decideRelease(judgeRelease(facts(claims, null, true)));
+    assert.ok(!d.release && d.refusal.details.finding === "key-release-key.is-host-key");
+  });
+
+  it("a certificate whose iatMs is outside its iat second is malformed", () => {
+    const signer = ecKey();
+    const { text } = issueHealthCertificate({
+      signer,
+      hostId: "ab".repeat(32),
+      name: "h",
+      mode: "key",
+      keyReleaseKey: createPublicKey(ecKey()),
+      lifetimeSeconds: 3600,
+    });
+    const [h, p] = text.split(".") as [string, string];
+    const payload = JSON.parse(Buffer.from(p, "base64url").toString()) as { iatMs: number };
+    payload.iatMs += 1000;
+    const forged = `${h}.${Buffer.from(JSON.stringify(payload)).toString("base64url")}.${"A".repeat(86)}`;
+    assert.throws(() => parseHealthCertificate(forged), /iatMs/);
   });
 });
 
