@@ -15,6 +15,12 @@ export const HgsErrors = defineErrors("HGS", {
     exit: Exit.invalidInput,
     http: 500,
   },
+  HGS_ERR_UNSAFE_PERMISSIONS: {
+    summary:
+      "The HGS directory or SQLite database file is accessible to other users (or owned by another user); `chmod 700 DIR` / `chmod 600 FILE`, or choose a new path.",
+    exit: Exit.refused,
+    http: 500,
+  },
   HGS_ERR_EXISTS: {
     summary:
       "The HGS directory is already initialised (or the object already exists); nothing was overwritten.",
@@ -96,6 +102,12 @@ export const HgsErrors = defineErrors("HGS", {
   },
   HGS_ERR_INVALID: {
     summary: "A value is not acceptable (key type or size, baseline format, EK certificate, lifetime).",
+    exit: Exit.invalidInput,
+    http: 400,
+  },
+  HGS_ERR_INVALID_NAME: {
+    summary:
+      "A host or baseline name is empty, longer than 256 characters, not NFC, or holds a control, bidi, invisible or separator character.",
     exit: Exit.invalidInput,
     http: 400,
   },

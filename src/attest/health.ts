@@ -8,8 +8,14 @@
  *
  * The parser is total and bounded: any input yields a value or an HGS_ERR_HEALTH_CERTIFICATE.
  * What verification checks: signature by *this* HGS's signer, `kid`/`iss` equal that signer,
- * validity at `now` (with `skewSeconds`), `iat` not before a deny-before date. Revocation of
- * the host is checked by the caller against the store.
+ * validity at `now` (with `skewSeconds`), the issue instant not before a deny-before date.
+ * Revocation of the host is checked by the caller against the store.
+ *
+ * `iat` is a JWT NumericDate (whole seconds); `iatMs` carries the same instant in milliseconds,
+ * so that a deny-before date ("now") and a host's restore are exact: a certificate issued in the
+ * same second after either is accepted, one issued before is refused. A certificate without
+ * `iatMs` (from a build before it) is taken as issued at the start of its `iat` second, which
+ * errs toward refusing. `iatMs` must lie within the `iat` second.
  */
 import { createHash, createPublicKey, randomBytes, sign, verify, type KeyObject } from "node:crypto";
 import { hgsError } from "./errors.js";
@@ -30,6 +36,8 @@ export interface HealthClaims {
   /** The host's key-release public key, SPKI DER base64. */
   readonly krk: string;
   readonly iat: number;
+  /** The issue instant in milliseconds since the epoch (absent in certificates of older builds). */
+  readonly iatMs?: number;
   readonly nbf: number;
   readonly exp: number;
   readonly jti: string;
@@ -109,10 +117,13 @@ export function parseHealthCertificate(text: unknown): ParsedHealthCertificate {
     mode,
     krk: str(o, "krk", 2048, /^[A-Za-z0-9+/]+={0,2}$/),
     iat: int(o, "iat"),
+    ...(o.iatMs !== undefined ? { iatMs: int(o, "iatMs") } : {}),
     nbf: int(o, "nbf"),
     exp: int(o, "exp"),
     jti: str(o, "jti", 64, /^[0-9a-f]{32}$/),
   };
+  if (claims.iatMs !== undefined && Math.floor(claims.iatMs / 1000) !== claims.iat)
+    bad("claim 'iatMs' is not within the 'iat' second");
   if (!B64URL.test(s)) bad("signature is not base64url");
   const signature = Buffer.from(s, "base64url");
   if (signature.length !== 64) bad("an ES256 signature is 64 bytes", { got: signature.length });
@@ -139,7 +150,8 @@ export interface IssueOptions {
 
 export function issueHealthCertificate(o: IssueOptions): { text: string; claims: HealthClaims } {
   const kid = o.kid ?? signerId(o.signer);
-  const now = Math.floor((o.now ?? Date.now()) / 1000);
+  const nowMs = Math.floor(o.now ?? Date.now());
+  const now = Math.floor(nowMs / 1000);
   const claims: HealthClaims = {
     v: 1,
     iss: kid,
@@ -150,6 +162,7 @@ export function issueHealthCertificate(o: IssueOptions): { text: string; claims:
       "base64",
     ),
     iat: now,
+    iatMs: nowMs,
     nbf: now - 60,
     exp: now + o.lifetimeSeconds,
     jti: randomBytes(16).toString("hex"),
@@ -164,7 +177,7 @@ export interface VerifyHealthOptions {
   readonly signerPublic: KeyObject;
   readonly now?: number;
   readonly skewSeconds?: number;
-  /** Certificates issued (iat) before this time (ms since epoch) are refused. */
+  /** Certificates issued before this instant (ms since epoch; {@link issuedAtMs}) are refused. */
   readonly denyBefore?: number;
   /** Precomputed `signerId(signerPublic)`. */
   readonly signerId?: string;
@@ -189,6 +202,11 @@ function checkSignature(c: ParsedHealthCertificate, signerPublic: KeyObject): vo
   }
 }
 
+/** When the certificate was issued, in ms (see the header: `iatMs`, else the start of `iat`). */
+export function issuedAtMs(claims: HealthClaims): number {
+  return claims.iatMs ?? claims.iat * 1000;
+}
+
 /** Validity period, deny-before date and the key-release key: checked on every call. */
 function checkClaims(
   c: ParsedHealthCertificate,
@@ -211,14 +229,14 @@ function checkClaims(
       now,
     });
   }
-  if (o.denyBefore !== undefined && c.claims.iat * 1000 < o.denyBefore) {
+  if (o.denyBefore !== undefined && issuedAtMs(c.claims) < o.denyBefore) {
     throw hgsError(
       "HGS_ERR_HEALTH_CERTIFICATE",
       "the health certificate was issued before the deny-before date",
       {
         finding: "health-certificate.issued-before-deny-date",
-        iat: c.claims.iat,
-        denyBefore: Math.floor(o.denyBefore / 1000),
+        issuedAt: issuedAtMs(c.claims),
+        denyBefore: o.denyBefore,
       },
     );
   }

@@ -10,6 +10,7 @@ import { verifyAuditChain } from "../hgs/audit.js";
 import { parseCheckpoints } from "../hgs/audit-checkpoints.js";
 import { initHgs, openHgs, type HgsContext } from "../hgs/context.js";
 import { isLogLevel, LOG_LEVELS } from "../hgs/log.js";
+import { printableName } from "../hgs/names.js";
 import { MAX_WORKERS, serve } from "../hgs/serve.js";
 import { DEFAULT_SOURCE_LIMITS } from "../hgs/http/rate-limit.js";
 import { HgsErrors } from "../attest/errors.js";
@@ -20,8 +21,10 @@ const help = `Usage: bulwark hgs <verb> --dir DIR [options] [--json]
 
 Service
   init --dir DIR [--db sqlite:PATH|postgres://…] [--listen HOST:PORT] [--tls-name NAME]…
-                              create keys (HGS guardian, attestation signer, TLS) and the database;
-                              the admin credential is written once to DIR/admin-credential (0600)
+                              create keys (HGS guardian, attestation signer, TLS) and the database,
+                              all or nothing; DIR is made 0700 (an existing DIR open to other users
+                              is refused); the admin credential is written once to
+                              DIR/admin-credential (0600)
   serve --dir DIR [--listen HOST:PORT] [--db URL] [--workers N] [--log-level LEVEL]
         [--nonces-per-source N]
                               HTTPS service (admin API + host API, GET /openapi.json,
@@ -34,7 +37,9 @@ Administration (on an HGS node, through DIR's database)
                  [--deny-before ISO-DATE|now|none] [--require-ek-cert true|false]
   host list | host add-key --name N --public-key FILE
   host add-tpm --name N --ek-public FILE [--ek-cert FILE]   (TPM2B_PUBLIC or PEM; DER/PEM cert)
-  host revoke ID | host restore ID
+                              names: 1..256 printable characters, NFC; no controls, bidi or
+                              invisible characters (HGS_ERR_INVALID_NAME)
+  host revoke ID | host restore ID                 restore: certificates issued before it stay refused
   tpm-root add FILE                                 trusted TPM manufacturer root (PEM/DER)
   baseline add FILE | baseline list | baseline remove ID
   policy list | policy enable ID | policy disable ID
@@ -198,7 +203,10 @@ export async function run(argv: string[]): Promise<number> {
               json,
               hosts,
               hosts
-                .map((h) => `${h.id}  ${h.kind.padEnd(3)}  ${h.revokedAt ? "REVOKED" : "active "}  ${h.name}`)
+                .map(
+                  (h) =>
+                    `${h.id}  ${h.kind.padEnd(3)}  ${h.revokedAt ? "REVOKED" : "active "}  ${printableName(h.name)}`,
+                )
                 .join("\n") || "(no hosts)",
             );
             return Exit.ok;
@@ -209,14 +217,14 @@ export async function run(argv: string[]): Promise<number> {
               need(values.name, "--name"),
               readFileSync(need(values["public-key"], "--public-key FILE"), "utf8"),
             );
-            out(json, h, `registered host ${h.name}: ${h.id}`);
+            out(json, h, `registered host ${printableName(h.name)}: ${h.id}`);
             return Exit.ok;
           }
           case "add-tpm": {
             const ek = readFileSync(need(values["ek-public"], "--ek-public FILE"));
             const cert = values["ek-cert"] ? readFileSync(values["ek-cert"]) : undefined;
             const h = await admin.addTpmHost(ctx, need(values.name, "--name"), ek, cert);
-            out(json, h, `registered TPM host ${h.name}: ${h.id}`);
+            out(json, h, `registered TPM host ${printableName(h.name)}: ${h.id}`);
             return Exit.ok;
           }
           case "revoke":
@@ -241,7 +249,11 @@ export async function run(argv: string[]): Promise<number> {
         switch (sub) {
           case "add": {
             const r = await admin.addBaseline(ctx, readFileSync(need(arg, "FILE"), "utf8"));
-            out(json, r, `registered ${r.baseline.kind} baseline '${r.baseline.name}': ${r.id}`);
+            out(
+              json,
+              r,
+              `registered ${r.baseline.kind} baseline '${printableName(r.baseline.name)}': ${r.id}`,
+            );
             return Exit.ok;
           }
           case "list": {
@@ -249,8 +261,9 @@ export async function run(argv: string[]): Promise<number> {
             out(
               json,
               all,
-              all.map((b) => `${b.id}  ${b.baseline.kind.padEnd(13)}  ${b.baseline.name}`).join("\n") ||
-                "(no baselines)",
+              all
+                .map((b) => `${b.id}  ${b.baseline.kind.padEnd(13)}  ${printableName(b.baseline.name)}`)
+                .join("\n") || "(no baselines)",
             );
             return Exit.ok;
           }

@@ -25,16 +25,9 @@ import {
 } from "./audit.js";
 import type { HgsContext } from "./context.js";
 import { hashCredential } from "./directory.js";
+import { checkName } from "./names.js";
 import { checkSettingsPatch, type HgsSettings } from "./settings.js";
 import type { HostRow } from "./store/repo.js";
-
-/** Host and baseline names: 1..256 characters, no control characters (they appear in logs and PEM text). */
-export function checkName(name: string): void {
-  const control = [...name].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
-  if (typeof name !== "string" || name.length === 0 || name.length > 256 || control) {
-    throw hgsError("HGS_ERR_INVALID", "names are 1..256 characters without control characters");
-  }
-}
 
 export async function checkAdmin(ctx: HgsContext, credential: string | undefined): Promise<void> {
   if (!credential) throw hgsError("HGS_ERR_UNAUTHENTICATED", "the admin credential is missing");
@@ -72,6 +65,8 @@ export interface HostRecord {
   readonly ekCertificate?: string;
   readonly akPublic?: string;
   readonly revokedAt: string | null;
+  /** Health certificates issued before this instant are refused (the host's last restore). */
+  readonly certificatesNotBefore: string | null;
   readonly createdAt: string;
 }
 
@@ -95,6 +90,8 @@ function toHostRecord(r: HostRow): HostRecord {
     ...(ekCertificate ? { ekCertificate: ekCertificate.value } : {}),
     ...(akPublic ? { akPublic: akPublic.value } : {}),
     revokedAt: r.revokedAt === null ? null : new Date(r.revokedAt).toISOString(),
+    certificatesNotBefore:
+      r.certificatesNotBefore === null ? null : new Date(r.certificatesNotBefore).toISOString(),
     createdAt: new Date(r.createdAt).toISOString(),
   };
 }
@@ -112,7 +109,7 @@ export async function listHosts(ctx: HgsContext): Promise<HostRecord[]> {
 /** Inserts a host with its audit entry in one transaction; a duplicate is HGS_ERR_EXISTS. */
 async function registerHost(
   ctx: HgsContext,
-  row: Omit<HostRow, "revokedAt">,
+  row: Omit<HostRow, "revokedAt" | "certificatesNotBefore">,
   detail: Record<string, unknown>,
 ): Promise<HostRecord> {
   await ctx.repo.transaction(async (tx) => {
@@ -124,8 +121,8 @@ async function registerHost(
   return getHost(ctx, row.id);
 }
 
-export function addKeyHost(ctx: HgsContext, name: string, publicKeyText: string): Promise<HostRecord> {
-  checkName(name);
+export async function addKeyHost(ctx: HgsContext, name: string, publicKeyText: string): Promise<HostRecord> {
+  checkName(name, "host name");
   const key = readPublicKey(publicKeyText, "the host public key");
   checkHostKey(key);
   return registerHost(
@@ -156,7 +153,7 @@ export async function addTpmHost(
   ekPublic: Uint8Array,
   ekCertificate?: Uint8Array,
 ): Promise<HostRecord> {
-  checkName(name);
+  checkName(name, "host name");
   let loaded;
   try {
     loaded = loadPublicKey(ekPublic);
@@ -212,11 +209,24 @@ export async function addTpmHost(
   );
 }
 
+/**
+ * Revokes a host, or lifts its revocation. Restoring does not bring back the health
+ * certificates the host held: every certificate issued before the restore instant stays
+ * refused at key release (`health-certificate.issued-before-restore`), so the host attests again
+ * first. The restore instant rather than the revocation's, so a certificate issued by an
+ * attestation that was in flight while the host was being revoked is refused as well.
+ */
 export async function setRevoked(ctx: HgsContext, id: string, revoked: boolean): Promise<HostRecord> {
   await ctx.repo.transaction(async (tx) => {
-    if (!(await tx.setHostRevokedAt(id, revoked ? Date.now() : null)))
-      throw hgsError("HGS_ERR_NOT_FOUND", `no host ${id}`);
-    await appendAudit(tx, revoked ? "host.revoked" : "host.restored", id, {});
+    const now = Date.now();
+    const found = revoked ? await tx.setHostRevokedAt(id, now) : await tx.restoreHost(id, now);
+    if (!found) throw hgsError("HGS_ERR_NOT_FOUND", `no host ${id}`);
+    await appendAudit(
+      tx,
+      revoked ? "host.revoked" : "host.restored",
+      id,
+      revoked ? {} : { certificatesNotBefore: now },
+    );
   });
   return getHost(ctx, id);
 }
@@ -278,6 +288,7 @@ export async function addBaseline(
   input: unknown,
 ): Promise<{ id: string; baseline: Baseline }> {
   const baseline = parseBaseline(input);
+  checkName(baseline.name, "baseline name");
   const id = baselineId(baseline);
   await ctx.repo.transaction(async (tx) => {
     if (await tx.baselineExists(id))

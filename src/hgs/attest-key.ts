@@ -8,6 +8,7 @@ import { attestationVerdict, error, type AttestFinding } from "../attest/verdict
 import {
   finishAttestation,
   hostFinding,
+  keyReleaseKeyReuse,
   readKeyReleaseKey,
   refuseOtherMode,
   type AttestResult,
@@ -34,7 +35,9 @@ export async function attestHostKey(ctx: HgsContext, req: KeyAttestRequest): Pro
   if (standing) findings.push(standing);
   else passed.push("host");
   const krk = readKeyReleaseKey(ctx, req.keyReleaseKey);
+  const reused = keyReleaseKeyReuse(ctx, host, krk);
   if ("id" in krk) findings.push(krk);
+  else if (reused) findings.push(reused);
   else passed.push("key-release-key");
   if (findings.length === 0 && host && !("id" in krk)) {
     const signed =

@@ -19,6 +19,7 @@ import { appendAudit } from "./audit.js";
 import {
   finishAttestation,
   hostFinding,
+  keyReleaseKeyReuse,
   readKeyReleaseKey,
   refuseOtherMode,
   type AttestResult,
@@ -141,6 +142,8 @@ export async function attestTpm(ctx: HgsContext, req: TpmAttestRequest): Promise
   }
   const krk = readKeyReleaseKey(ctx, req.keyReleaseKey);
   if ("id" in krk) findings.push(krk);
+  const reused = keyReleaseKeyReuse(ctx, host, krk);
+  if (reused) findings.push(reused);
   const finish = (verdict: AttestationVerdict) =>
     finishAttestation(ctx, {
       host,

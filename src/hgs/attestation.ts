@@ -15,6 +15,8 @@ import { isBulwarkError, type BulwarkError } from "../core/errors.js";
 import { hgsError, refuse, type HgsErrorCode } from "../attest/errors.js";
 import { issueHealthCertificate, type AttestationMode } from "../attest/health.js";
 import { checkKeyReleaseKey, readPublicKey, spkiDer } from "../attest/host-key.js";
+import type { PublicArea } from "../tpm/structures.js";
+import { parseTpm2bPublic } from "../attest/tpm-judge.js";
 import {
   error,
   passed,
@@ -97,6 +99,76 @@ export function readKeyReleaseKey(ctx: HgsContext, text: string): KeyReleaseKey 
   } catch (e) {
     return error("key-release-key.unsupported", isBulwarkError(e) ? e.message : "invalid key-release key");
   }
+}
+
+/** Big-endian integer bytes without leading zeros, as text (JWK and TPM encodings differ in padding). */
+function integerText(b: Uint8Array): string {
+  let i = 0;
+  while (i < b.length - 1 && b[i] === 0) i++;
+  return Buffer.from(b.subarray(i)).toString("hex");
+}
+
+/** A public key's numbers: the RSA modulus, or the EC point. Undefined for other key types. */
+function keyNumbers(key: KeyObject): string | undefined {
+  const j = key.export({ format: "jwk" });
+  if (j.kty === "RSA" && j.n) return `rsa:${integerText(Buffer.from(j.n, "base64url"))}`;
+  if (j.kty === "EC" && j.x && j.y)
+    return `ec:${integerText(Buffer.from(j.x, "base64url"))}:${integerText(Buffer.from(j.y, "base64url"))}`;
+  return undefined;
+}
+
+/** The numbers of a TPM public area (TPMU_PUBLIC_ID: an RSA modulus or an ECC point). */
+function areaNumbers(area: PublicArea): string {
+  const u = area.value.unique;
+  return u instanceof Uint8Array ? `rsa:${integerText(u)}` : `ec:${integerText(u.x)}:${integerText(u.y)}`;
+}
+
+/** A stored TPM2B_PUBLIC, decoded once per context (the AK cache is the one quotes use). */
+function storedArea(ctx: HgsContext, bytes: Buffer): PublicArea | undefined {
+  const k = bytes.toString("base64");
+  let area = ctx.caches.akAreas.get(k);
+  if (!area) {
+    try {
+      area = parseTpm2bPublic(bytes, "a stored TPM public area");
+    } catch {
+      return undefined; // judged where it is used; a key that does not decode equals nothing
+    }
+    ctx.caches.akAreas.set(k, area);
+  }
+  return area;
+}
+
+/**
+ * True when `key` is one of the keys registered for `host`: its host key (host-key mode), its
+ * EK or its AK (TPM mode). A key-release key must be a key of its own: the host key signs
+ * attestations and the AK quotes, and a key both signing and receiving the VM's keys lets one
+ * compromise or protocol confusion serve the other (docs/hgs.md). Keys are compared by their
+ * numbers, never by encoding; building a KeyObject from a TPM area would cost a point check per
+ * release.
+ */
+export function isRegisteredKey(ctx: HgsContext, host: HostRow, key: KeyObject): boolean {
+  if (host.publicKey && ctx.caches.keys.fromSpki(host.publicKey).equals(key)) return true;
+  if (!host.ekPublic && !host.akPublic) return false;
+  const numbers = keyNumbers(key);
+  if (numbers === undefined) return false;
+  for (const stored of [host.ekPublic, host.akPublic]) {
+    const area = stored ? storedArea(ctx, stored) : undefined;
+    if (area && areaNumbers(area) === numbers) return true;
+  }
+  return false;
+}
+
+/** The finding for a key-release key that is one of the host's registered keys. */
+export function keyReleaseKeyReuse(
+  ctx: HgsContext,
+  host: HostRow | undefined,
+  krk: KeyReleaseKey | AttestFinding,
+): AttestFinding | undefined {
+  if (!host || "id" in krk || !isRegisteredKey(ctx, host, krk.key)) return undefined;
+  return error(
+    "key-release-key.is-host-key",
+    "the key-release key must be a key of its own, not the host key, EK or AK",
+  );
 }
 
 /** One attestation's outcome, as {@link finishAttestation} takes it. */

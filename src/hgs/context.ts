@@ -19,10 +19,10 @@ import { EventLogJudge } from "../attest/tpm-judge.js";
 import { appendAudit, AuditWriter } from "./audit.js";
 import { AuditCheckpointer } from "./audit-checkpoints.js";
 import {
-  createDirectory,
   hashCredential,
   loadDirectory,
   type HgsDirectory,
+  stageDirectory,
   type InitOptions,
 } from "./directory.js";
 import { NonceBook } from "./nonces.js";
@@ -132,16 +132,19 @@ export async function openHgs(dirPath: string, dbOverride?: string): Promise<Hgs
 
 /**
  * `bulwark hgs init`: creates the directory (keys, TLS, admin credential file) and initialises
- * the database. A database already initialised by another fabric is refused.
+ * the database, all or nothing (directory.ts `stageDirectory`): the files are staged, the
+ * database initialised, then the files committed; on any failure what this init wrote is
+ * removed. A database already initialised by another fabric is refused.
  */
 export async function initHgs(
   dirPath: string,
   opts: InitOptions = {},
 ): Promise<{ ctx: HgsContext; adminCredential: string; adminCredentialFile: string }> {
   if (opts.db && !parseDbSpec(opts.db)) throw hgsError("HGS_ERR_CONFIG", BAD_DB);
-  const created = createDirectory(dirPath, opts);
-  const repo = new HgsRepo(await openDriver(created.dir.db));
+  const created = stageDirectory(dirPath, opts);
+  let repo: HgsRepo | undefined;
   try {
+    repo = new HgsRepo(await openDriver(created.dir.db));
     await repo.migrate();
     await repo.transaction(async (tx) => {
       if ((await tx.signerId()) !== undefined) {
@@ -162,8 +165,10 @@ export async function initHgs(
         guardian: guardianThumbprint(created.dir.guardian),
       });
     });
+    created.commit();
   } catch (e) {
-    await repo.close();
+    await repo?.close().catch(() => undefined);
+    created.abort();
     throw e;
   }
   const ctx = contextOf(created.dir, repo);

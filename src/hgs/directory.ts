@@ -20,7 +20,20 @@ import {
   X509Certificate,
   type KeyObject,
 } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import { hostname } from "node:os";
 import path from "node:path";
 import { createCertificate, derToPem } from "../asn1/x509.js";
@@ -85,26 +98,161 @@ export interface InitOptions {
   readonly tlsNames?: readonly string[];
 }
 
-export interface InitResult {
-  readonly dir: HgsDirectory;
-  readonly adminCredential: string;
-  readonly adminCredentialFile: string;
-}
-
 function keyPem(k: KeyObject): string {
   return k.export({ type: "pkcs8", format: "pem" }).toString();
 }
 
-/** Creates the directory's files (not the database: see context.ts `initHgs`). Refuses to overwrite. */
-export function createDirectory(dir: string, opts: InitOptions = {}): InitResult {
+/**
+ * `hgs init` is all or nothing: the files are written to a staging directory inside DIR
+ * (`.hgs-init-XXXX`, 0700), the database is initialised, and only then are the files renamed
+ * into place, `hgs.json` last (its presence is what "initialised" means). A failure before that
+ * removes the staging directory, a SQLite file this init created, and the directories it
+ * created, so a retry starts from the same state. A process killed midway can leave the
+ * staging directory behind (never `hgs.json`); delete it by hand.
+ */
+export interface StagedDirectory {
+  /** The directory as it will be once committed (`dir` is the final path). */
+  readonly dir: HgsDirectory;
+  readonly adminCredential: string;
+  readonly adminCredentialFile: string;
+  /** Moves the staged files into place, `hgs.json` last, and removes the staging directory. */
+  commit(): void;
+  /** Removes everything this init wrote: staged files, a SQLite file it created, new directories. */
+  abort(): void;
+}
+
+/** Other users' access bits: a directory holding private keys, or a database, has none. */
+const OTHERS = 0o077;
+
+function unsafe(what: string, p: string, fix: string): never {
+  throw hgsError(
+    "HGS_ERR_UNSAFE_PERMISSIONS",
+    `${what} ${p} is accessible to other users or owned by another user; ${fix}, or choose a new path (nothing was written)`,
+    { path: p },
+  );
+}
+
+function ownedByUs(st: { uid: number }): boolean {
+  return process.getuid === undefined || st.uid === process.getuid();
+}
+
+/**
+ * An existing directory is used only when it is ours and closed to others. `hgs init` does not
+ * chmod a directory it did not create: the operator may share it with something else, and a
+ * directory opened by mistake (`--dir /srv`) is better refused than silently closed.
+ */
+function prepareRoot(abs: string): string[] {
+  let st;
+  try {
+    st = statSync(abs);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    return makeDirectories(abs);
+  }
+  if (!st.isDirectory()) throw hgsError("HGS_ERR_CONFIG", `${abs} exists and is not a directory`);
+  if ((st.mode & OTHERS) !== 0 || !ownedByUs(st)) unsafe("the directory", abs, `\`chmod 700 ${abs}\``);
+  return [];
+}
+
+/** mkdir -p, 0700 for each directory made; returns them, deepest first (for {@link removeMade}). */
+function makeDirectories(abs: string): string[] {
+  const made: string[] = [];
+  for (let d = abs; !existsSync(d); d = path.dirname(d)) made.push(d);
+  for (const d of [...made].reverse()) {
+    mkdirSync(d, { mode: 0o700 });
+    chmodSync(d, 0o700); // the umask could have taken bits from the owner
+  }
+  return made;
+}
+
+function removeMade(made: readonly string[]): void {
+  for (const d of made) {
+    try {
+      rmdirSync(d);
+    } catch {
+      return; // not empty: something else lives there now
+    }
+  }
+}
+
+/** Refuses an existing SQLite database file that is not ours or is open to others. */
+function checkSqliteFile(file: string): void {
+  const st = statSync(file, { throwIfNoEntry: false });
+  if (st?.isFile() && ((st.mode & OTHERS) !== 0 || !ownedByUs(st)))
+    unsafe("the SQLite database", file, `\`chmod 600 ${file}\``);
+}
+
+/**
+ * Creates a missing SQLite database file, 0600, before SQLite opens it (SQLite gives the -wal
+ * and -shm files the mode of the database file, so they are 0600 too); true when it did.
+ */
+function createSqliteFile(file: string): boolean {
+  try {
+    closeSync(openSync(file, "wx", 0o600));
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw hgsError("HGS_ERR_STORE", `cannot create the SQLite database ${file}: ${(e as Error).message}`);
+  }
+}
+
+/** Writes the directory's files to a staging directory (the database is context.ts's `initHgs`). */
+export function stageDirectory(dir: string, opts: InitOptions = {}): StagedDirectory {
   const abs = path.resolve(dir);
   if (existsSync(path.join(abs, files.config))) {
     throw hgsError("HGS_ERR_EXISTS", `${abs} already holds an HGS (${files.config}); nothing was changed`);
   }
-  const db = opts.db ?? `sqlite:${path.join(abs, "hgs.db")}`;
-  if (!parseDbSpec(db)) throw hgsError("HGS_ERR_CONFIG", "--db must be sqlite:PATH or postgres://…");
-  mkdirSync(abs, { recursive: true, mode: 0o700 });
+  const dbText = opts.db ?? `sqlite:${path.join(abs, "hgs.db")}`;
+  const db = parseDbSpec(dbText);
+  if (!db) throw hgsError("HGS_ERR_CONFIG", "--db must be sqlite:PATH or postgres://…");
+  // Checked before anything is made, so a refusal leaves nothing behind.
+  if (db.kind === "sqlite") checkSqliteFile(db.path);
+  const made = prepareRoot(abs);
+  let stage: string | undefined;
+  let createdDb: string | undefined;
+  const abort = () => {
+    if (stage) rmSync(stage, { recursive: true, force: true });
+    if (createdDb)
+      for (const f of [createdDb, `${createdDb}-wal`, `${createdDb}-shm`, `${createdDb}-journal`])
+        rmSync(f, { force: true });
+    removeMade(made);
+  };
+  try {
+    stage = mkdtempSync(path.join(abs, ".hgs-init-"));
+    chmodSync(stage, 0o700);
+    const staged = writeFiles(stage, { ...opts, db: dbText });
+    if (db.kind === "sqlite" && createSqliteFile(db.path)) createdDb = db.path;
+    const stageDir = stage;
+    return {
+      dir: { ...loadDirectory(stageDir), dir: abs },
+      adminCredential: staged.credential,
+      adminCredentialFile: path.join(abs, files.adminCredential),
+      commit() {
+        // hgs.json last: until it is there, the directory is not an HGS.
+        const order = Object.values(files).filter((f) => f !== files.config);
+        for (const f of [...order, files.config]) renameSync(path.join(stageDir, f), path.join(abs, f));
+        fsyncDirectory(abs);
+        rmdirSync(stageDir);
+      },
+      abort,
+    };
+  } catch (e) {
+    abort();
+    throw e;
+  }
+}
 
+function fsyncDirectory(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The key material and configuration, written into `into`. */
+function writeFiles(into: string, opts: InitOptions & { readonly db: string }): { credential: string } {
   const guardian = createGuardian(opts.guardianName ?? "HGS", {
     signingKeyType: opts.guardianKeyType ?? "p256",
     host: hostname() || "hgs",
@@ -127,22 +275,18 @@ export function createDirectory(dir: string, opts: InitOptions = {}): InitResult
     extKeyUsage: ["1.3.6.1.5.5.7.3.1"],
     subjectAltNames: { dns: [...new Set(names.filter((n) => !/^[\d.]+$|:/.test(n)))], ip: [...new Set(ips)] },
   });
-  const config: HgsConfigFile = { version: 1, db, listen: opts.listen ?? DEFAULT_LISTEN };
+  const config: HgsConfigFile = { version: 1, db: opts.db, listen: opts.listen ?? DEFAULT_LISTEN };
   const credential = newAdminCredential();
 
-  writeFileAtomicSync(path.join(abs, files.guardian), exportGuardianPem(guardian), 0o600);
-  writeFileAtomicSync(path.join(abs, files.guardianPublic), exportGuardianPublicPem(guardian), 0o644);
-  writeFileAtomicSync(path.join(abs, files.signerKey), keyPem(signer.privateKey), 0o600);
-  writeFileAtomicSync(path.join(abs, files.signerCert), derToPem(signerCert), 0o644);
-  writeFileAtomicSync(path.join(abs, files.tlsKey), keyPem(tls.privateKey), 0o600);
-  writeFileAtomicSync(path.join(abs, files.tlsCert), derToPem(tlsCert), 0o644);
-  writeFileAtomicSync(path.join(abs, files.adminCredential), `${credential}\n`, 0o600);
-  writeFileAtomicSync(path.join(abs, files.config), `${JSON.stringify(config, null, 2)}\n`, 0o600);
-  return {
-    dir: loadDirectory(abs),
-    adminCredential: credential,
-    adminCredentialFile: path.join(abs, files.adminCredential),
-  };
+  writeFileAtomicSync(path.join(into, files.guardian), exportGuardianPem(guardian), 0o600);
+  writeFileAtomicSync(path.join(into, files.guardianPublic), exportGuardianPublicPem(guardian), 0o644);
+  writeFileAtomicSync(path.join(into, files.signerKey), keyPem(signer.privateKey), 0o600);
+  writeFileAtomicSync(path.join(into, files.signerCert), derToPem(signerCert), 0o644);
+  writeFileAtomicSync(path.join(into, files.tlsKey), keyPem(tls.privateKey), 0o600);
+  writeFileAtomicSync(path.join(into, files.tlsCert), derToPem(tlsCert), 0o644);
+  writeFileAtomicSync(path.join(into, files.adminCredential), `${credential}\n`, 0o600);
+  writeFileAtomicSync(path.join(into, files.config), `${JSON.stringify(config, null, 2)}\n`, 0o600);
+  return { credential };
 }
 
 function read(dir: string, name: string): string {

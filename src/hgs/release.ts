@@ -18,7 +18,7 @@ import { parseKeyProtector, rollTransportKey } from "../protector/key-protector.
 import { isProtectorError, type ProtectorErrorCode } from "../protector/errors.js";
 import { zeroize } from "../protector/kdf.js";
 import { hgsError, isHgsError, refuse, type HgsErrorCode } from "../attest/errors.js";
-import type { AttestationMode, HealthClaims } from "../attest/health.js";
+import { issuedAtMs, type AttestationMode, type HealthClaims } from "../attest/health.js";
 import {
   keysContext,
   RELEASE_WINDOW_MS,
@@ -27,7 +27,7 @@ import {
   wrapKeys,
   type WrappedKeysJson,
 } from "../attest/release.js";
-import { RELEASE_CHANNEL } from "./attestation.js";
+import { isRegisteredKey, RELEASE_CHANNEL } from "./attestation.js";
 import type { AuditClaim } from "./audit.js";
 import type { HgsContext } from "./context.js";
 import type { HostRow } from "./store/repo.js";
@@ -79,6 +79,8 @@ export type ReleaseFacts =
       readonly proofVerified: boolean;
       /** The request id is already in the shared nonce table. */
       readonly alreadyAnswered: boolean;
+      /** The certificate's key-release key is one of the host's registered keys (host key, EK, AK). */
+      readonly keyReleaseKeyIsRegistered: boolean;
     };
 
 const REPLAYED = "this key release request was already answered (replay)";
@@ -116,8 +118,23 @@ export function judgeRelease(facts: ReleaseFacts): Verdict<ReleaseFinding> {
       "HGS_ERR_UNAUTHORIZED_HOST",
       "the health certificate's host is no longer registered",
     )
-  )
+  ) {
     check("host.revoked", facts.host?.revokedAt === null, "HGS_ERR_UNAUTHORIZED_HOST", "the host is revoked");
+    const notBefore = facts.host?.certificatesNotBefore ?? null;
+    check(
+      "health-certificate.issued-before-restore",
+      notBefore === null || issuedAtMs(claims) >= notBefore,
+      "HGS_ERR_HEALTH_CERTIFICATE",
+      "the health certificate was issued before the host's revocation was lifted; attest again",
+      { expected: `issued at or after ${notBefore}`, got: String(issuedAtMs(claims)) },
+    );
+  }
+  check(
+    "key-release-key.is-host-key",
+    !facts.keyReleaseKeyIsRegistered,
+    "HGS_ERR_HEALTH_CERTIFICATE",
+    "the health certificate binds one of the host's registered keys as its key-release key",
+  );
   check(
     "request.malformed",
     /^[0-9a-f]{32}$/.test(facts.requestId),
@@ -197,6 +214,7 @@ async function gatherFacts(ctx: HgsContext, req: ReleaseRequest, kpBytes: Buffer
     now: Date.now(),
     proofVerified: verifyRelease(cert.krk, msg, Buffer.from(req.signature, "base64")),
     alreadyAnswered,
+    keyReleaseKeyIsRegistered: host !== undefined && isRegisteredKey(ctx, host, cert.krk),
   };
 }
 

@@ -124,7 +124,7 @@ describe("key release after a memoised success", () => {
   });
   after(() => fx.close());
 
-  it("refuses the same certificate once the host is revoked, and accepts it again when restored", async () => {
+  it("refuses the same certificate once the host is revoked, and still after it is restored (issue 11)", async () => {
     const r1 = await release();
     assert.equal(r1.status, 200, JSON.stringify(r1.body));
     keyProtector = Buffer.from(r1.body.keyProtector as string, "base64");
@@ -134,6 +134,11 @@ describe("key release after a memoised success", () => {
     assert.equal(r2.status, 403);
     assert.equal(r2.body.error?.details.finding, "host.revoked");
     assert.equal((await admin(fx, "POST", `/admin/v1/hosts/${hostId}/restore`)).status, 200);
+    // A restore does not revive a certificate issued before it, memoised or not: attest again.
+    const r3 = await release();
+    assert.equal(r3.status, 403);
+    assert.equal(r3.body.error?.details.finding, "health-certificate.issued-before-restore");
+    certificate = (await injectClient(fx).attestHostKey({ hostKey, keyReleaseKey: krk })).healthCertificate;
     assert.equal((await release()).status, 200);
   });
 

@@ -36,7 +36,7 @@ describe("HGS repository (SQLite)", () => {
       createdAt: 1234,
     };
     await repo.insertHost(row);
-    assert.deepEqual(await repo.host(row.id), { ...row, revokedAt: null });
+    assert.deepEqual(await repo.host(row.id), { ...row, revokedAt: null, certificatesNotBefore: null });
     assert.equal(await repo.setHostRevokedAt(row.id, 99), true);
     assert.equal((await repo.host(row.id))?.revokedAt, 99);
     assert.equal(await repo.setHostRevokedAt("nope", 1), false);

@@ -82,6 +82,7 @@ describe("key release: a pure judgement, then a decision", () => {
     ekCertificate: null,
     akPublic: null,
     revokedAt: null,
+    certificatesNotBefore: null,
     createdAt: 0,
   };
   const good: ReleaseFacts = {
@@ -93,6 +94,7 @@ describe("key release: a pure judgement, then a decision", () => {
     now: 1_000_000,
     proofVerified: true,
     alreadyAnswered: false,
+    keyReleaseKeyIsRegistered: false,
   };
 
   it("releases when every check passed", () => {

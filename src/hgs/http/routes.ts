@@ -202,7 +202,7 @@ export const baseRoutes: RouteDef[] = [
     tag: "admin",
     admin: true,
     bodyLimit: SMALL_BODY,
-    body: S.object({ name: S.text(256), publicKey: S.publicKeyText }),
+    body: S.object({ name: S.name, publicKey: S.publicKeyText }),
     response: { 200: S.host, ...err },
     handler: async (ctx, i) => ok(await admin.addKeyHost(ctx, i.body.name, i.body.publicKey)),
   }),

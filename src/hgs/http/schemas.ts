@@ -28,6 +28,11 @@ export const anyObject = Type.Unsafe<Record<string, unknown>>({ type: "object", 
 export const hostId = hex(32);
 export const nonce = hex(32);
 export const publicKeyText = text(16 * 1024);
+/**
+ * A host or baseline name: only bounded here; the name rule (names.ts) answers with its own
+ * code, HGS_ERR_INVALID_NAME, and says what is wrong.
+ */
+export const name = Type.String({ maxLength: 1024 });
 export const mode = Type.Union([Type.Literal("key"), Type.Literal("tpm")]);
 
 export const finding = out({
@@ -66,6 +71,7 @@ export const host = out({
   ekCertificate: Type.Optional(Type.String()),
   akPublic: Type.Optional(Type.String()),
   revokedAt: Type.Union([Type.String(), Type.Null()]),
+  certificatesNotBefore: Type.Union([Type.String(), Type.Null()]),
   createdAt: Type.String(),
 });
 
@@ -122,7 +128,7 @@ export const pcrMap = (indices: string, options: { minProperties?: number; maxPr
 export const baseline = object({
   format: Type.Literal("bulwark-hgs-baseline/v1"),
   kind: Type.Union([Type.Literal("secureboot"), Type.Literal("codeintegrity")]),
-  name: text(256),
+  name,
   bank: Type.Literal("sha256"),
   pcrs: pcrMap("4|7|8|9", { minProperties: 1 }),
   capturedAt: Type.Optional(text(64)),

@@ -24,6 +24,7 @@ import { baseRoutes, type RouteDef } from "./routes.js";
 import { auditRoutes } from "./audit-routes.js";
 import { DEFAULT_SOURCE_LIMITS, FailureLimiter, type SourceLimits } from "./rate-limit.js";
 import { httpStatusOf } from "./statuses.js";
+import { httpsOptions } from "./tls.js";
 import { tpmRoutes } from "./tpm-routes.js";
 import { sourceOf } from "../request-scope.js";
 
@@ -65,7 +66,7 @@ export async function buildHgsServer(ctx: HgsContext, opts: ServerOptions = {}):
     logController: new HgsLogController(),
     genReqId: () => randomUUID(),
     bodyLimit: 16 * 1024,
-    ...(tls ? { https: { key: ctx.dir.tlsKeyPem, cert: ctx.dir.tlsCertPem } } : {}),
+    ...(tls ? { https: httpsOptions(ctx.dir) } : {}),
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
     },
@@ -156,9 +157,11 @@ export async function buildHgsServer(ctx: HgsContext, opts: ServerOptions = {}):
         ...(r.querystring ? { querystring: r.querystring } : {}),
         response: r.response,
       },
+      // onRequest runs before the body is read or any schema is checked: an anonymous caller
+      // learns nothing about what a valid admin request looks like (issue 11).
       ...(r.admin
         ? {
-            preHandler: async (req) => {
+            onRequest: async (req) => {
               const h = req.headers.authorization;
               await checkAdmin(ctx, h?.startsWith("Bearer ") ? h.slice(7).trim() : undefined);
             },

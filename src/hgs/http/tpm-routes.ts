@@ -24,7 +24,7 @@ export const tpmRoutes: RouteDef[] = [
     admin: true,
     bodyLimit: SMALL_BODY,
     body: S.object({
-      name: S.text(256),
+      name: S.name,
       ekPublic: S.base64(4096),
       ekCertificate: Type.Optional(S.base64(8192)),
     }),

@@ -72,6 +72,16 @@ const auditHeadOnlyAndNonceSources: Migration = {
   ],
 };
 
+/**
+ * v4: a host's health certificates issued before this instant (ms) are refused; `host restore`
+ * sets it, so lifting a revocation does not bring back certificates from before it.
+ */
+const hostCertificatesNotBefore: Migration = {
+  version: 4,
+  name: "host certificates not before",
+  sql: (t) => [`ALTER TABLE hosts ADD COLUMN certificates_not_before ${t.bigint}`],
+};
+
 export const migrations: readonly Migration[] = [
   {
     version: 1,
@@ -117,6 +127,7 @@ export const migrations: readonly Migration[] = [
   },
   appendOnlyAudit,
   auditHeadOnlyAndNonceSources,
+  hostCertificatesNotBefore,
 ];
 
 export const SCHEMA_VERSION = Math.max(...migrations.map((m) => m.version));

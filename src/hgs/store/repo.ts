@@ -24,6 +24,8 @@ export interface HostRow {
   readonly ekCertificate: Buffer | null;
   readonly akPublic: Buffer | null;
   readonly revokedAt: number | null;
+  /** Health certificates issued before this instant are refused (set by restore; null = none). */
+  readonly certificatesNotBefore: number | null;
   readonly createdAt: number;
 }
 
@@ -79,6 +81,7 @@ interface HostColumns {
   ek_certificate: Buffer | null;
   ak_public: Buffer | null;
   revoked_at: number | null;
+  certificates_not_before: number | null;
   created_at: number;
 }
 
@@ -113,6 +116,7 @@ function hostOf(r: HostColumns): HostRow {
     ekCertificate: r.ek_certificate,
     akPublic: r.ak_public,
     revokedAt: num(r.revoked_at),
+    certificatesNotBefore: num(r.certificates_not_before),
     createdAt: Number(r.created_at),
   };
 }
@@ -187,7 +191,7 @@ export class Tables {
     return (await this.q.query(`SELECT id FROM hosts WHERE id = ?`, [id])).length > 0;
   }
 
-  async insertHost(h: Omit<HostRow, "revokedAt">): Promise<void> {
+  async insertHost(h: Omit<HostRow, "revokedAt" | "certificatesNotBefore">): Promise<void> {
     await this.q.run(
       `INSERT INTO hosts (id, name, kind, public_key, ek_public, ek_certificate, ak_public, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       [h.id, h.name, h.kind, h.publicKey, h.ekPublic, h.ekCertificate, h.akPublic, h.createdAt],
@@ -197,6 +201,21 @@ export class Tables {
   /** Sets or clears `revoked_at`; resolves to false when no such host exists. */
   async setHostRevokedAt(id: string, revokedAt: number | null): Promise<boolean> {
     return (await this.q.run(`UPDATE hosts SET revoked_at = ? WHERE id = ?`, [revokedAt, id])) > 0;
+  }
+
+  /**
+   * Clears `revoked_at` and moves `certificates_not_before` to `notBefore` (never back);
+   * resolves to false when no such host exists.
+   */
+  async restoreHost(id: string, notBefore: number): Promise<boolean> {
+    return (
+      (await this.q.run(
+        `UPDATE hosts SET revoked_at = NULL,
+           certificates_not_before = CASE WHEN certificates_not_before IS NULL OR certificates_not_before < ? THEN ? ELSE certificates_not_before END
+         WHERE id = ?`,
+        [notBefore, notBefore, id],
+      )) > 0
+    );
   }
 
   async setHostAk(id: string, akPublic: Buffer): Promise<void> {
