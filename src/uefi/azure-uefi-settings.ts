@@ -82,6 +82,20 @@ function prop(obj: Json, key: string): unknown {
   return k === undefined ? undefined : obj[k];
 }
 
+/**
+ * Refuses properties outside `allowed`, and one property spelt twice (`pk` and `PK`): with
+ * case-insensitive names either could be read, so neither is.
+ */
+function onlyKeys(obj: Json, allowed: readonly string[], where: string, why: string): void {
+  const seen = new Set<string>();
+  for (const k of Object.keys(obj)) {
+    const lower = k.toLowerCase();
+    if (!allowed.some((a) => a.toLowerCase() === lower)) invalid(`${where}.${k.slice(0, 40)}: ${why}`);
+    if (seen.has(lower)) invalid(`${where}.${k.slice(0, 40)}: given twice (names are case-insensitive)`);
+    seen.add(lower);
+  }
+}
+
 function refuseInventedShape(obj: Json, where: string): void {
   if (prop(obj, "signatures") !== undefined || prop(obj, "signatureMode") !== undefined) {
     invalid(
@@ -149,10 +163,7 @@ function base64(v: unknown, where: string): Uint8Array {
 /** One UefiKey → signature lists (one per certificate; one for all hashes). */
 function uefiKey(v: unknown, where: string, allowHashes: boolean): EfiSignatureList[] {
   const key = object(v) ?? invalid(`${where}: expected a UefiKey {type, value}`);
-  for (const k of Object.keys(key)) {
-    if (!["type", "value"].includes(k.toLowerCase()))
-      invalid(`${where}.${k.slice(0, 40)}: not a UefiKey property`);
-  }
+  onlyKeys(key, ["type", "value"], where, "not a UefiKey property");
   const type = prop(key, "type");
   const values = prop(key, "value");
   if (!Array.isArray(values) || values.length === 0)
@@ -200,10 +211,12 @@ export function parseAzureUefiSettings(jsonText: string): AzureUefiSettings {
   const root = object(doc) ?? invalid(`uefiSettings: expected a JSON object with ${DOCUMENTED_SHAPE}`);
   const { where, settings } = locate(root);
   refuseInventedShape(settings, where);
-  for (const k of Object.keys(settings)) {
-    if (!["signaturetemplatenames", "additionalsignatures"].includes(k.toLowerCase()))
-      invalid(`${where}.${k.slice(0, 40)}: not a uefiSettings property (${DOCUMENTED_SHAPE})`);
-  }
+  onlyKeys(
+    settings,
+    ["signatureTemplateNames", "additionalSignatures"],
+    where,
+    `not a uefiSettings property (${DOCUMENTED_SHAPE})`,
+  );
 
   const names = prop(settings, "signatureTemplateNames");
   if (!Array.isArray(names) || names.length === 0)
@@ -228,10 +241,7 @@ export function parseAzureUefiSettings(jsonText: string): AzureUefiSettings {
     additional === undefined
       ? {}
       : (object(additional) ?? invalid(`${where}.additionalSignatures: expected an object`));
-  for (const k of Object.keys(add)) {
-    if (!["pk", "kek", "db", "dbx"].includes(k.toLowerCase()))
-      invalid(`${where}.additionalSignatures.${k.slice(0, 40)}: expected pk, kek, db or dbx`);
-  }
+  onlyKeys(add, ["pk", "kek", "db", "dbx"], `${where}.additionalSignatures`, "expected pk, kek, db or dbx");
   const at = `${where}.additionalSignatures`;
   const pkValue = prop(add, "pk");
   let pk: EfiSignatureList | undefined;

@@ -281,6 +281,13 @@ test("what Azure's schema does not allow is refused with a typed error", () => {
       }),
     ],
     [
+      "one variable spelt twice",
+      wrap({
+        signatureTemplateNames: ["NoSignatureTemplate"],
+        additionalSignatures: { db: [{ type: "x509", value: [cert] }], DB: [] },
+      }),
+    ],
+    [
       "unknown type",
       wrap({
         signatureTemplateNames: ["NoSignatureTemplate"],
