@@ -111,8 +111,17 @@ function securityProfileSettings(resource: Json): Json | undefined {
   return securityProfile && object(prop(securityProfile, "uefiSettings"));
 }
 
+/** ARM nests child resources a few levels deep; a deeper document is refused, never recursed into. */
+const MAX_RESOURCE_DEPTH = 16;
+
 /** Resources of an ARM template (nested child resources included) that carry uefiSettings. */
-function armResources(resources: unknown[], where: string, found: { where: string; settings: Json }[]): void {
+function armResources(
+  resources: unknown[],
+  where: string,
+  found: { where: string; settings: Json }[],
+  depth = 0,
+): void {
+  if (depth >= MAX_RESOURCE_DEPTH) invalid(`${where}: resources nested more than ${MAX_RESOURCE_DEPTH} deep`);
   resources.forEach((r, i) => {
     const res = object(r);
     if (!res) return;
@@ -120,7 +129,7 @@ function armResources(resources: unknown[], where: string, found: { where: strin
     const settings = securityProfileSettings(res);
     if (settings) found.push({ where: `${at}.properties.securityProfile.uefiSettings`, settings });
     const children = prop(res, "resources");
-    if (Array.isArray(children)) armResources(children, `${at}.resources`, found);
+    if (Array.isArray(children)) armResources(children, `${at}.resources`, found, depth + 1);
   });
 }
 

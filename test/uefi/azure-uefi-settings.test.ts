@@ -310,6 +310,11 @@ test("what Azure's schema does not allow is refused with a typed error", () => {
       }),
     ],
   ];
+  const depth = 5_000; // written as text: JSON.stringify itself cannot nest this deep
+  bad.push([
+    `resources nested ${depth} deep`,
+    `${'{"resources":['.repeat(depth)}{"properties":{}}${"]}".repeat(depth)}`,
+  ]);
   for (const [what, text] of bad) {
     assert.throws(() => parseAzureUefiSettings(text), { code: "UEFI_ERR_TEMPLATE_INVALID" }, what);
   }
