@@ -22,7 +22,14 @@ import { createHash, X509Certificate, type KeyObject } from "node:crypto";
 import { decode } from "../core/codec.js";
 import { BoundedMap } from "../core/memo.js";
 import { isBulwarkError } from "../core/errors.js";
-import { EventType, GRUB_PREFIXES, isBound, parseEventLog, verifyEventLog } from "../eventlog/index.js";
+import {
+  EventType,
+  firstApplicationIndex,
+  GRUB_PREFIXES,
+  isBound,
+  parseEventLog,
+  verifyEventLog,
+} from "../eventlog/index.js";
 import { FactMemo } from "../eventlog/facts.js";
 import { TPM_ALG } from "../tpm/alg.js";
 import { TPM2B_PUBLIC_RAW, type PublicArea, type TpmsAttest } from "../tpm/structures.js";
@@ -285,11 +292,12 @@ export function judgeEventLog(
   const requireSecureBoot = enabledPolicies.has("Hgs_SecureBootEnabled");
   const v = verifyEventLog(log, { pcrs: new Map([["sha256", pcrs]]), requireSecureBoot }, memo);
   let evidenceFailed = false;
+  const first = firstApplicationIndex(log.events);
   // grub's PCR 8 strings are hashed without their prefix: the log's text must be what was measured.
   for (const e of log.events) {
     if (e.pcrIndex !== 8 || e.eventType !== EventType.EV_IPL) continue;
     const text = Buffer.from(e.data).toString("latin1");
-    if (!GRUB_PREFIXES.some((p) => text.startsWith(p)) || memo.proof(e).proven) continue;
+    if (!GRUB_PREFIXES.some((p) => text.startsWith(p)) || memo.proof(e, first).proven) continue;
     evidenceFailed = true;
     findings.push(
       error(
@@ -314,6 +322,19 @@ export function judgeEventLog(
     }
   }
   if (evidenceFailed) return { findings, evidenceFailed };
+  // The log was read through a firmware/shim quirk that a strict reading refuses: say which, so
+  // the attestation's verdict (and the audit log) show it. Evidence quirks do not change the PCR
+  // values the quote binds; the "info" ones only narrow what a proof covers and stay unreported.
+  for (const f of v.findings) {
+    if (f.id.startsWith("quirk.") && f.severity === "warning") {
+      findings.push({
+        id: `eventlog.${f.id}`,
+        severity: "warning",
+        message: f.message,
+        ...evidenceValues(f),
+      });
+    }
+  }
 
   const facts = v.facts;
   const bound = v.boundPcrs;

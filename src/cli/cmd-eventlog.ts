@@ -8,14 +8,17 @@ import {
   describeEvent,
   eventlogError,
   extractFacts,
+  FactMemo,
+  firstApplicationIndex,
   parseEventLog,
   parsePcrValues,
-  proveEvent,
+  quirkUses,
   replayEventLog,
   verifyEventLog,
   type EventLog,
   type EventLogFacts,
   type PcrValues,
+  type QuirkUse,
 } from "../eventlog/index.js";
 import { parse, printJson, usageError } from "./args.js";
 
@@ -28,7 +31,9 @@ const help = `Usage: bulwark eventlog <show|replay|verify> FILE [options]
   replay FILE    the PCR values the log produces, per bank
   verify FILE --pcrs PCRFILE [--require-secure-boot] [--ignore-pcr LIST]
                  replay compared with PCR values read from the TPM (tpm2_pcrread output or
-                 JSON {"sha256": {"0": "hex"}}), plus the checks in docs; exit 4 on any error
+                 JSON {"sha256": {"0": "hex"}}), plus the checks in docs; exit 4 on any error.
+                 Known firmware/shim quirks (docs/eventlog.md) are tried only after the strict
+                 reading fails, and every one used is named (show and verify)
 
 FILE is a TCG PC Client event log, e.g. /sys/kernel/security/tpm0/binary_bios_measurements
 (crypto-agile or legacy SHA-1 format).
@@ -57,7 +62,16 @@ function proofMark(proven: boolean): string {
   return proven ? "proven" : "UNPROVEN";
 }
 
-function showJson(log: EventLog, facts: EventLogFacts): unknown {
+/** One line per firmware/shim quirk the log was read through (quirks.ts). */
+function quirkLines(quirks: readonly QuirkUse[]): string[] {
+  return quirks.map(
+    (q) =>
+      `Quirk ${q.id} (PCR ${q.pcrs.join(", ")}${q.events.length ? `; events ${q.events.join(", ")}` : ""}): ${q.assumes}`,
+  );
+}
+
+function showJson(log: EventLog, facts: EventLogFacts, memo: FactMemo, quirks: readonly QuirkUse[]): unknown {
+  const first = firstApplicationIndex(log.events);
   return {
     format: log.format,
     banks: log.banks,
@@ -71,11 +85,12 @@ function showJson(log: EventLog, facts: EventLogFacts): unknown {
       eventType: e.eventType,
       digests: Object.fromEntries(e.digests.map((d) => [d.bank, hex(d.digest)])),
       size: e.data.length,
-      summary: describeEvent(e),
-      proof: proveEvent(e),
+      summary: describeEvent(e, first),
+      proof: memo.proof(e, first),
       data: e.data,
     })),
     facts,
+    quirks,
   };
 }
 
@@ -134,9 +149,12 @@ function factLines(f: EventLogFacts): string[] {
 }
 
 function show(log: EventLog, json: boolean): number {
-  const facts = extractFacts(log);
+  const memo = new FactMemo();
+  const facts = extractFacts(log, memo);
+  const quirks = quirkUses(log, facts, memo);
+  const first = firstApplicationIndex(log.events);
   if (json) {
-    printJson(showJson(log, facts));
+    printJson(showJson(log, facts, memo, quirks));
     return Exit.ok;
   }
   const lines: string[] = [];
@@ -146,11 +164,12 @@ function show(log: EventLog, json: boolean): number {
   lines.push("");
   lines.push("  #  PCR  Type                               Proof     Data");
   for (const e of log.events) {
-    const proof = proveEvent(e);
+    const proof = memo.proof(e, first);
     lines.push(
-      `${String(e.index).padStart(3)}  ${String(e.pcrIndex).padStart(3)}  ${e.typeName.padEnd(34)} ${(proof.proven ? "digest" : "-").padEnd(9)} ${describeEvent(e)}`,
+      `${String(e.index).padStart(3)}  ${String(e.pcrIndex).padStart(3)}  ${e.typeName.padEnd(34)} ${(proof.proven ? "digest" : "-").padEnd(9)} ${describeEvent(e, first)}`,
     );
   }
+  if (quirks.length) lines.push("", ...quirkLines(quirks));
   lines.push("", "Facts (proven = a digest in the log covers the data; still bind PCRs with `verify`):");
   lines.push(...factLines(facts).map((l) => `  ${l}`));
   process.stdout.write(`${lines.join("\n")}\n`);
@@ -193,7 +212,7 @@ function replay(log: EventLog, json: boolean, bank: string | undefined): number 
 function verify(log: EventLog, json: boolean, pcrs: PcrValues, requireSecureBoot: boolean): number {
   const v = verifyEventLog(log, { pcrs, requireSecureBoot });
   if (json) {
-    printJson({ ok: v.ok, boundPcrs: v.boundPcrs, findings: v.findings, facts: v.facts });
+    printJson({ ok: v.ok, boundPcrs: v.boundPcrs, findings: v.findings, quirks: v.quirks, facts: v.facts });
   } else {
     const lines = [
       `Verdict: ${v.ok ? "OK" : "FAILED"}; PCRs bound to the TPM values: ${v.boundPcrs.join(" ") || "none"}`,
@@ -205,6 +224,7 @@ function verify(log: EventLog, json: boolean, pcrs: PcrValues, requireSecureBoot
         `      got      ${f.got}`,
       );
     }
+    lines.push(...quirkLines(v.quirks).map((l) => `  ${l}`));
     lines.push(...factLines(v.facts).map((l) => `  ${l}`));
     process.stdout.write(`${lines.join("\n")}\n`);
   }

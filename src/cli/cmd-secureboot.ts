@@ -33,12 +33,16 @@ import {
   makeCustomTemplate,
   resolveTemplate,
   signatureListsFromFile,
-  uefiSettingsFromLists,
-  varsFromUefiSettings,
   type ImportedVars,
   type Template,
 } from "../uefi/templates.js";
 import { encodeVarStore, getVariable, parseVarStore } from "../uefi/varstore.js";
+import {
+  azureDocumentForLists,
+  azureDocumentForTemplate,
+  parseAzureUefiSettings,
+  varsFromAzureUefiSettings,
+} from "../uefi/azure-uefi-settings.js";
 import { applySignedUpdate, createSignedUpdate, verifySignedUpdate } from "../uefi/auth-variable.js";
 import { Attr, SECURE_BOOT_DB_ATTRS, efiTimeFromDate, secureBootVarGuid } from "../uefi/variables.js";
 import { entryLine, reportText, reportVarStore } from "../uefi/varstore-report.js";
@@ -52,10 +56,14 @@ Secure Boot for Generation 2 VMs: templates (Hyper-V's names and IDs), NVRAM fil
   template show NAME|ID                 a template's PK/KEK/db/dbx entries
   template import --name NAME [--id GUID] [--description TEXT]
                   (--uefi-settings FILE | [--pk FILE] [--kek FILE]... [--db FILE]... [--dbx FILE]...)
-                                        FILEs: PEM/DER certificates, ESL files, SHA-256 hash lists
+                                        FILEs: PEM/DER certificates, ESL files, SHA-256 hash lists;
+                                        --uefi-settings: Azure's securityProfile.uefiSettings
+                                        (signatureTemplateNames + additionalSignatures), alone, in
+                                        a resource or in a whole ARM template (docs/secure-boot.md)
+  template export NAME|ID [--out FILE]  a template as Azure's securityProfile.uefiSettings
   vars show FILE [--all] [--uefi-settings]
                                         decode PK/KEK/db/dbx of an OVMF NVRAM file; with
-                                        --uefi-settings print them as a Hyper-V/Azure document
+                                        --uefi-settings print them as Azure's securityProfile
   vars create --template NAME|ID [--secure-boot on|off] [--size 4m|2m] --out FILE
   vars sign --var PK|KEK|db|dbx --data FILE [--append] [--signer PK|KEK] [--key-dir DIR]
             [--time ISO-8601] --out FILE.auth
@@ -126,6 +134,7 @@ async function template(argv: string[]): Promise<number> {
     kek: { type: "string", multiple: true },
     db: { type: "string", multiple: true },
     dbx: { type: "string", multiple: true },
+    out: { type: "string" },
   });
   const verb = positionals[0];
   if (values.help) {
@@ -189,8 +198,17 @@ async function template(argv: string[]): Promise<number> {
       if (values.pk || values.kek || values.db || values.dbx)
         throw usageError("--uefi-settings excludes --pk/--kek/--db/--dbx");
       const text = new TextDecoder().decode(await readInputFile(values["uefi-settings"]));
-      vars = varsFromUefiSettings(text);
-      source = `uefiSettings ${path.basename(values["uefi-settings"])}`;
+      const settings = parseAzureUefiSettings(text);
+      const named = settings.signatureTemplateNames.some((n) => n !== "NoSignatureTemplate");
+      const imported = varsFromAzureUefiSettings(
+        settings,
+        named ? await loadMicrosoftSet(stateDir) : undefined,
+      );
+      vars = imported.vars;
+      source = `uefiSettings ${path.basename(values["uefi-settings"])}${
+        imported.templates.length ? ` (${imported.templates.join(" + ")} + additional signatures)` : ""
+      }`;
+      for (const u of imported.unavailable) process.stderr.write(`not available on this machine: ${u}\n`);
     } else {
       const lists = async (files: readonly string[] | undefined, allowHashes: boolean, what: string) => {
         const all: EfiSignatureList[] = [];
@@ -234,7 +252,24 @@ async function template(argv: string[]): Promise<number> {
     else out(`imported ${t.name} (${t.id}) → ${file}`);
     return 0;
   }
-  throw usageError(`expected 'template list|show|import'\n\n${help}`);
+  if (verb === "export") {
+    const key = positionals[1];
+    if (!key) throw usageError("template export needs NAME or ID");
+    const t = findTemplate(key, custom);
+    const ms = t.kind === "builtin" ? await loadMicrosoftSet(stateDir) : undefined;
+    // The installation PK is never exported (an imported template gets the importer's own).
+    const { document, skipped, notes } = azureDocumentForTemplate(
+      t,
+      resolveTemplate(t, new Uint8Array(0), ms),
+    );
+    const text = `${JSON.stringify(document, null, 2)}\n`;
+    if (values.out) await writeOutputFile(values.out, text);
+    else process.stdout.write(text);
+    for (const n of notes) process.stderr.write(`note: ${n}\n`);
+    for (const s of skipped) process.stderr.write(`not expressible in uefiSettings, skipped: ${s}\n`);
+    return 0;
+  }
+  throw usageError(`expected 'template list|show|import|export'\n\n${help}`);
 }
 
 async function vars(argv: string[]): Promise<number> {
@@ -269,7 +304,7 @@ async function vars(argv: string[]): Promise<number> {
         const v = getVariable(store, name, secureBootVarGuid(name) as string);
         return v ? decodeSignatureDatabase(v.data) : [];
       };
-      const { document, skipped } = uefiSettingsFromLists({
+      const { document, skipped } = azureDocumentForLists({
         PK: lists("PK"),
         KEK: lists("KEK"),
         db: lists("db"),

@@ -20,10 +20,15 @@ import { EventType } from "./event-types.js";
 import type { EventLog, TcgEvent } from "./parse.js";
 import { GRUB_PREFIXES, proveEvent, type Proof } from "./proof.js";
 import {
+  firstApplicationIndex,
+  readImageLoadEvent,
+  readShimAuthority,
+  SHIM_AUTHORITY_EXTRA_BYTE,
+} from "./quirks.js";
+import {
   asciiz,
   EFI_LOAD_OPTION,
   UEFI_GPT_DATA,
-  UEFI_IMAGE_LOAD_EVENT,
   UEFI_PLATFORM_FIRMWARE_BLOB,
   UEFI_VARIABLE_DATA,
   ucs2,
@@ -71,6 +76,8 @@ export interface ImageFact extends Evidence {
   /** Device path text; NOT covered by any digest. */
   readonly devicePath: string | null;
   readonly devicePathError?: string;
+  /** The quirk (quirks.ts) the event data was read through, when the strict reading failed. */
+  readonly quirk?: string;
 }
 
 export interface TextFact extends Evidence {
@@ -141,10 +148,10 @@ export interface EventLogFacts {
 
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const digestsOf = (e: TcgEvent) => Object.fromEntries(e.digests.map((d) => [d.bank, toHex(d.digest)]));
-const evidence = (m: FactMemo, e: TcgEvent): Evidence => ({
+const evidence = (m: FactMemo, e: TcgEvent, first: number): Evidence => ({
   event: e.index,
   pcr: e.pcrIndex,
-  proof: m.proof(e),
+  proof: m.proof(e, first),
 });
 
 const SIGNATURE_DATABASES = new Set(["PK", "KEK", "db", "dbx", "dbt", "dbr"]);
@@ -158,13 +165,19 @@ const SIGNATURE_DATABASES = new Set(["PK", "KEK", "db", "dbx", "dbt", "dbr"]);
  * bounded. Every entry is a pure function of the bytes it is keyed by.
  */
 export class FactMemo {
-  private readonly proofs = new WeakMap<TcgEvent, Proof>();
+  private readonly proofs = new WeakMap<TcgEvent, { first: number; proof: Proof }>();
   private readonly described = new BoundedMap<string, EntryDescription>(512);
 
-  proof(e: TcgEvent): Proof {
-    let p = this.proofs.get(e);
-    if (!p) this.proofs.set(e, (p = proveEvent(e)));
-    return p;
+  /**
+   * `first`: the log's first application event (quirks.ts `firstApplicationIndex`); without it
+   * (-1) the quirks of loaded applications are not tried, and the proof is remembered apart.
+   */
+  proof(e: TcgEvent, first = -1): Proof {
+    const hit = this.proofs.get(e);
+    if (hit && hit.first === first) return hit.proof;
+    const proof = proveEvent(e, first);
+    this.proofs.set(e, { first, proof });
+    return proof;
   }
 
   describe(type: string, e: { owner: string; data: Uint8Array }): EntryDescription {
@@ -187,15 +200,16 @@ function authorityEntry(m: FactMemo, data: Uint8Array): EntryDescription | null 
   return type ? m.describe(type, { owner, data: body }) : null;
 }
 
-function imageFact(m: FactMemo, e: TcgEvent): ImageFact {
-  const base = { ...evidence(m, e), typeName: e.typeName, digests: digestsOf(e) };
+function imageFact(m: FactMemo, e: TcgEvent, first: number): ImageFact {
+  const base = { ...evidence(m, e, first), typeName: e.typeName, digests: digestsOf(e) };
   try {
-    const img = decode(UEFI_IMAGE_LOAD_EVENT, e.data);
+    const { value: img, quirk } = readImageLoadEvent(e);
     try {
       return {
         ...base,
         imageLength: img.ImageLengthInMemory.toString(),
         devicePath: parseDevicePath(img.DevicePath).text,
+        ...(quirk ? { quirk } : {}),
       };
     } catch (err) {
       return {
@@ -215,7 +229,7 @@ function imageFact(m: FactMemo, e: TcgEvent): ImageFact {
   }
 }
 
-function bootVariableFact(m: FactMemo, e: TcgEvent): BootVariableFact | null {
+function bootVariableFact(m: FactMemo, e: TcgEvent, first: number): BootVariableFact | null {
   let v;
   try {
     v = decode(UEFI_VARIABLE_DATA, e.data);
@@ -223,7 +237,7 @@ function bootVariableFact(m: FactMemo, e: TcgEvent): BootVariableFact | null {
     return null;
   }
   const name = ucs2(v.UnicodeName);
-  const base = { ...evidence(m, e), name, guid: v.VariableName };
+  const base = { ...evidence(m, e, first), name, guid: v.VariableName };
   if (name === "BootOrder") {
     const order: string[] = [];
     for (let i = 0; i + 1 < v.VariableData.length && order.length < 1024; i += 2) {
@@ -256,6 +270,7 @@ function bootVariableFact(m: FactMemo, e: TcgEvent): BootVariableFact | null {
 
 /** Extracts every fact the log offers; pure, never throws on a parsed log. */
 export function extractFacts(log: EventLog, m: FactMemo = new FactMemo()): EventLogFacts {
+  const first = firstApplicationIndex(log.events);
   let secureBoot: SecureBootFact | null = null;
   const secureBootVariables: VariableFact[] = [];
   const authorities: AuthorityFact[] = [];
@@ -285,11 +300,14 @@ export function extractFacts(log: EventLog, m: FactMemo = new FactMemo()): Event
         }
         const name = ucs2(v.UnicodeName);
         if (name === "SecureBoot" && v.VariableName === Guids.EFI_GLOBAL_VARIABLE && e.pcrIndex === 7) {
-          secureBoot = { ...evidence(m, e), enabled: v.VariableData.length === 1 && v.VariableData[0] === 1 };
+          secureBoot = {
+            ...evidence(m, e, first),
+            enabled: v.VariableData.length === 1 && v.VariableData[0] === 1,
+          };
           break;
         }
         const fact: VariableFact = {
-          ...evidence(m, e),
+          ...evidence(m, e, first),
           name,
           guid: v.VariableName,
           size: v.VariableData.length,
@@ -318,15 +336,17 @@ export function extractFacts(log: EventLog, m: FactMemo = new FactMemo()): Event
         try {
           v = decode(UEFI_VARIABLE_DATA, e.data);
         } catch {
-          break;
+          // Read through shim's quirk only when its digest was matched that way (quirks.ts).
+          v = m.proof(e, first).quirk === SHIM_AUTHORITY_EXTRA_BYTE ? readShimAuthority(e) : undefined;
+          if (!v) break;
         }
         const name = ucs2(v.UnicodeName);
         if (name === "SbatLevel") {
-          sbatLevel = { ...evidence(m, e), text: asciiz(v.VariableData) };
+          sbatLevel = { ...evidence(m, e, first), text: asciiz(v.VariableData) };
           break;
         }
         authorities.push({
-          ...evidence(m, e),
+          ...evidence(m, e, first),
           variable: name,
           guid: v.VariableName,
           entry: authorityEntry(m, v.VariableData),
@@ -335,25 +355,25 @@ export function extractFacts(log: EventLog, m: FactMemo = new FactMemo()): Event
         break;
       }
       case EventType.EV_EFI_BOOT_SERVICES_APPLICATION:
-        bootApplications.push(imageFact(m, e));
+        bootApplications.push(imageFact(m, e, first));
         break;
       case EventType.EV_EFI_BOOT_SERVICES_DRIVER:
       case EventType.EV_EFI_RUNTIME_SERVICES_DRIVER:
-        drivers.push(imageFact(m, e));
+        drivers.push(imageFact(m, e, first));
         break;
       case EventType.EV_SEPARATOR: {
         const value = toHex(e.data);
         const kind = value === "00000000" ? "normal" : value === "ffffffff" ? "error" : "other";
-        separators.push({ ...evidence(m, e), value, kind });
+        separators.push({ ...evidence(m, e, first), value, kind });
         break;
       }
       case EventType.EV_EFI_ACTION:
       case EventType.EV_ACTION:
-        efiActions.push({ ...evidence(m, e), text: asciiz(e.data) });
+        efiActions.push({ ...evidence(m, e, first), text: asciiz(e.data) });
         break;
       case EventType.EV_EFI_VARIABLE_BOOT:
       case EventType.EV_EFI_VARIABLE_BOOT2: {
-        const f = bootVariableFact(m, e);
+        const f = bootVariableFact(m, e, first);
         if (f) bootVariables.push(f);
         break;
       }
@@ -361,15 +381,15 @@ export function extractFacts(log: EventLog, m: FactMemo = new FactMemo()): Event
         const text = asciiz(e.data);
         const prefix = GRUB_PREFIXES.find((p) => text.startsWith(p));
         if (e.pcrIndex === 8 && prefix) {
-          const fact = { ...evidence(m, e), text: text.slice(prefix.length) };
+          const fact = { ...evidence(m, e, first), text: text.slice(prefix.length) };
           if (prefix === "grub_cmd: ") grubCommands.push(fact);
           else kernelCommandLines.push(fact);
         } else if (e.pcrIndex === 9) {
-          grubFiles.push({ ...evidence(m, e), label: text, digests: digestsOf(e) });
+          grubFiles.push({ ...evidence(m, e, first), label: text, digests: digestsOf(e) });
         } else if (e.pcrIndex === 14) {
-          mokMeasurements.push({ ...evidence(m, e), label: text, digests: digestsOf(e) });
+          mokMeasurements.push({ ...evidence(m, e, first), label: text, digests: digestsOf(e) });
         } else {
-          iplEvents.push({ ...evidence(m, e), label: text, digests: digestsOf(e) });
+          iplEvents.push({ ...evidence(m, e, first), label: text, digests: digestsOf(e) });
         }
         break;
       }
@@ -377,7 +397,7 @@ export function extractFacts(log: EventLog, m: FactMemo = new FactMemo()): Event
         try {
           const g = decode(UEFI_GPT_DATA, e.data);
           gpt.push({
-            ...evidence(m, e),
+            ...evidence(m, e, first),
             diskGuid: g.UEFIPartitionHeader.DiskGUID,
             partitions: g.Partitions.map((p) => ({
               type: p.PartitionTypeGUID,
@@ -393,13 +413,13 @@ export function extractFacts(log: EventLog, m: FactMemo = new FactMemo()): Event
         break;
       }
       case EventType.EV_S_CRTM_VERSION:
-        crtmVersion = { ...evidence(m, e), text: ucs2(e.data) };
+        crtmVersion = { ...evidence(m, e, first), text: ucs2(e.data) };
         break;
       case EventType.EV_EFI_PLATFORM_FIRMWARE_BLOB: {
         try {
           const b = decode(UEFI_PLATFORM_FIRMWARE_BLOB, e.data);
           blobs.push({
-            ...evidence(m, e),
+            ...evidence(m, e, first),
             label: "firmware volume",
             digests: digestsOf(e),
             base: `0x${b.BlobBase.toString(16)}`,

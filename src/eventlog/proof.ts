@@ -11,8 +11,9 @@
  * the one that matches is named in {@link Proof.covers}:
  *   - "event-data": the whole event data (PFP 1.05 section 10.4.4 for EV_SEPARATOR, EV_EFI_ACTION,
  *     EV_EFI_VARIABLE_DRIVER_CONFIG, EV_EFI_VARIABLE_AUTHORITY, EV_EFI_GPT_EVENT, ...);
- *   - "event-data-without-nul", "variable-data": named firmware quirks (quirks.ts), tried only
- *     after the whole event data did not match, each use published on {@link quirkChannel};
+ *   - "event-data-without-nul", "variable-data", "event-data-without-last-byte": named firmware
+ *     and shim quirks (quirks.ts), tried only after the whole event data did not match, each use
+ *     named in `Proof.quirk` and published on {@link quirkChannel};
  *   - "string-after-prefix": grub's `grub_cmd: `, `kernel_cmdline: `, `module_cmdline: ` strings,
  *     whose digest covers the text after the prefix without the NUL (grub-core/commands/tpm.c).
  */
@@ -20,10 +21,15 @@ import { channel } from "node:diagnostics_channel";
 import { EventType } from "./event-types.js";
 import type { TcgEvent } from "./parse.js";
 import { digestOf, nodeHashName } from "./replay.js";
-import { FIRMWARE_QUIRKS, type FirmwareQuirk } from "./quirks.js";
+import { DIGEST_QUIRKS, type DigestQuirk } from "./quirks.js";
 import { bytesEqual } from "../core/bytes.js";
 
-export type Coverage = "event-data" | "event-data-without-nul" | "variable-data" | "string-after-prefix";
+export type Coverage =
+  | "event-data"
+  | "event-data-without-nul"
+  | "event-data-without-last-byte"
+  | "variable-data"
+  | "string-after-prefix";
 
 export interface Proof {
   /** True when a digest in the log equals the hash of the bytes the fact was read from. */
@@ -36,6 +42,8 @@ export interface Proof {
   readonly uncheckedBanks: readonly string[];
   /** Why the fact is, or is not, proven. */
   readonly note: string;
+  /** The quirk (quirks.ts) through which the digest matched, when the strict reading did not. */
+  readonly quirk?: string;
 }
 
 export const GRUB_PREFIXES = ["grub_cmd: ", "kernel_cmdline: ", "module_cmdline: "] as const;
@@ -78,10 +86,10 @@ const NOT_IN_LOG: Partial<Record<number, string>> = {
   [EventType.EV_POST_CODE]: "the digest covers firmware code; the event data is a label only",
 };
 
-function candidates(e: TcgEvent): [Coverage, Uint8Array, FirmwareQuirk?][] {
-  const out: [Coverage, Uint8Array, FirmwareQuirk?][] = [["event-data", e.data]];
-  for (const q of FIRMWARE_QUIRKS) {
-    const bytes = q.bytes(e);
+function candidates(e: TcgEvent, firstApplication: number): [Coverage, Uint8Array, DigestQuirk?][] {
+  const out: [Coverage, Uint8Array, DigestQuirk?][] = [["event-data", e.data]];
+  for (const q of DIGEST_QUIRKS) {
+    const bytes = q.bytes(e, firstApplication);
     if (bytes) out.push([q.covers, bytes, q]);
   }
   if (e.eventType === EventType.EV_IPL) {
@@ -99,8 +107,11 @@ function candidates(e: TcgEvent): [Coverage, Uint8Array, FirmwareQuirk?][] {
 /**
  * Decides what, if anything, the event's digests prove about its data. Hashes the data on every
  * call; a verifier asking about the same events again keeps a FactMemo (facts.ts).
+ * `firstApplication` is the index of the log's first EV_EFI_BOOT_SERVICES_APPLICATION
+ * (`firstApplicationIndex`): quirks of loaded applications (shim) apply only after it; -1 (the
+ * default) tries none of them.
  */
-export function proveEvent(e: TcgEvent): Proof {
+export function proveEvent(e: TcgEvent, firstApplication = -1): Proof {
   if (e.eventType === EventType.EV_NO_ACTION) {
     return {
       proven: false,
@@ -121,7 +132,7 @@ export function proveEvent(e: TcgEvent): Proof {
       note: "no digest this host can compute",
     };
   }
-  for (const [covers, bytes, quirk] of candidates(e)) {
+  for (const [covers, bytes, quirk] of candidates(e, firstApplication)) {
     const ok = checkable.every((d) => {
       const h = digestOf(d.alg, bytes);
       return h !== undefined && bytesEqual(h, d.digest);
@@ -142,7 +153,8 @@ export function proveEvent(e: TcgEvent): Proof {
         covers,
         banks: checkable.map((d) => d.bank),
         uncheckedBanks: unchecked,
-        note: `the ${checkable.map((d) => d.bank).join(", ")} digest${checkable.length > 1 ? "s equal" : " equals"} the hash of the ${covers}`,
+        note: `the ${checkable.map((d) => d.bank).join(", ")} digest${checkable.length > 1 ? "s equal" : " equals"} the hash of the ${covers}${quirk ? ` (quirk ${quirk.id})` : ""}`,
+        ...(quirk ? { quirk: quirk.id } : {}),
       };
     }
   }

@@ -19,6 +19,7 @@ import { extractFacts, FactMemo, type EventLogFacts, type Evidence } from "./fac
 import type { EventLog } from "./parse.js";
 import type { PcrValues } from "./pcr-values.js";
 import { replayEventLog, type Replay } from "./replay.js";
+import { firstApplicationIndex, NO_SEPARATORS_QUIRK, quirkById, type QuirkUse } from "./quirks.js";
 import { bytesEqual, toHex } from "../core/bytes.js";
 
 /** A finding on an event log: the core {@link Finding} plus where in the log it was made. */
@@ -44,6 +45,8 @@ export interface EventLogVerdict extends Verdict<EventLogFinding> {
   readonly facts: EventLogFacts;
   /** PCRs whose replay equals the given PCR values in every compared bank (and at least one). */
   readonly boundPcrs: readonly number[];
+  /** Every firmware/shim quirk (quirks.ts) the judgement went through; each also a `quirk.<id>` finding. */
+  readonly quirks: readonly QuirkUse[];
 }
 
 /**
@@ -153,10 +156,11 @@ export function verifyEventLog(
     });
   }
 
+  const first = firstApplicationIndex(log.events);
   for (const e of log.events) {
     const severity = DATA_HASHED.get(e.eventType);
     if (!severity) continue;
-    const p = memo.proof(e);
+    const p = memo.proof(e, first);
     if (!p.proven && e.digests.length > p.uncheckedBanks.length) {
       findings.push({
         id: "event-data-mismatch",
@@ -171,7 +175,9 @@ export function verifyEventLog(
   }
 
   const separatorPcrs = policy.separatorPcrs ?? [0, 1, 2, 3, 4, 5, 6, 7];
+  const noEarlySeparators = lacksEarlySeparators(facts, separatorPcrs);
   for (const pcr of separatorPcrs) {
+    if (noEarlySeparators && pcr <= 6) continue; // judged below, as the named quirk
     const seps = facts.separators.filter((s) => s.pcr === pcr);
     if (seps.length === 0) {
       findings.push({
@@ -246,6 +252,19 @@ export function verifyEventLog(
     }
   }
 
+  const quirks = quirkUses(log, facts, memo, noEarlySeparators);
+  for (const q of quirks) {
+    findings.push({
+      id: `quirk.${q.id}`,
+      severity: q.severity,
+      expected: "the strict reading of the TCG PC Client Platform Firmware Profile",
+      got: q.events.length
+        ? `events ${q.events.join(", ")} (PCR ${q.pcrs.join(", ")}) read through quirk ${q.id}`
+        : `PCRs ${q.pcrs.join(", ")} judged through quirk ${q.id}`,
+      message: `firmware/shim quirk ${q.id}: ${q.assumes}`,
+    });
+  }
+
   // A check passed when it ran and made no finding of its own (warnings included).
   const failed = new Set(findings.map((f) => f.id));
   const passedIf = (check: string, ran: boolean, ...ids: string[]): string[] =>
@@ -260,7 +279,7 @@ export function verifyEventLog(
       "pcr-mismatch",
     ),
     ...passedIf("event-data", true, "event-data-mismatch"),
-    ...passedIf("separators", true, "separator-missing", "separator-error"),
+    ...passedIf("separators", !noEarlySeparators, "separator-missing", "separator-error"),
     ...passedIf(
       "secure-boot",
       policy.requireSecureBoot === true,
@@ -269,5 +288,52 @@ export function verifyEventLog(
     ),
     ...passedIf("authorities", true, "authority-unproven"),
   ];
-  return { ...verdictOf(findings, passed), replay, facts, boundPcrs };
+  return { ...verdictOf(findings, passed), replay, facts, boundPcrs, quirks };
+}
+
+/**
+ * The separator quirk (quirks.ts {@link NO_SEPARATORS_QUIRK}): PCRs 0–6 are all required, none
+ * of them has any EV_SEPARATOR, and PCR 7 has a normal one proven by its digest.
+ */
+function lacksEarlySeparators(facts: EventLogFacts, separatorPcrs: readonly number[]): boolean {
+  const early = [0, 1, 2, 3, 4, 5, 6];
+  if (!early.every((p) => separatorPcrs.includes(p))) return false;
+  if (facts.separators.some((s) => s.pcr <= 6)) return false;
+  return facts.separators.some((s) => s.pcr === 7 && s.kind === "normal" && s.proof.proven);
+}
+
+/**
+ * Every quirk the log was read through: digest quirks from the proofs, reading quirks from the
+ * facts, and the separator quirk when `noEarlySeparators`. In the order of quirks.ts.
+ */
+export function quirkUses(
+  log: EventLog,
+  facts: EventLogFacts,
+  memo: FactMemo = new FactMemo(),
+  noEarlySeparators = lacksEarlySeparators(facts, [0, 1, 2, 3, 4, 5, 6, 7]),
+): QuirkUse[] {
+  const first = firstApplicationIndex(log.events);
+  const byId = new Map<string, { pcrs: Set<number>; events: number[] }>();
+  const use = (id: string, pcr: number, event?: number) => {
+    let u = byId.get(id);
+    if (!u) byId.set(id, (u = { pcrs: new Set(), events: [] }));
+    u.pcrs.add(pcr);
+    if (event !== undefined && !u.events.includes(event)) u.events.push(event);
+  };
+  for (const e of log.events) {
+    const q = memo.proof(e, first).quirk;
+    if (q) use(q, e.pcrIndex, e.index);
+  }
+  for (const f of [...facts.bootApplications, ...facts.drivers]) if (f.quirk) use(f.quirk, f.pcr, f.event);
+  if (noEarlySeparators) for (const p of [0, 1, 2, 3, 4, 5, 6]) use(NO_SEPARATORS_QUIRK.id, p);
+  return [...byId].map(([id, u]) => {
+    const info = quirkById(id);
+    return {
+      id,
+      severity: info?.severity ?? "warning",
+      pcrs: [...u.pcrs].sort((a, b) => a - b),
+      events: u.events.sort((a, b) => a - b),
+      assumes: info?.assumes ?? "",
+    };
+  });
 }

@@ -60,7 +60,7 @@ export const UefiErrors = defineErrors("UEFI", {
   },
   UEFI_ERR_TEMPLATE_INVALID: {
     summary:
-      "A Secure Boot template or import source (PEM/DER certificate, ESL, hash list, uefiSettings JSON) is not valid.",
+      "A Secure Boot template or import source (PEM/DER certificate, ESL, hash list, Azure `securityProfile.uefiSettings` JSON) is not valid, including the former invented `uefiSettings.signatures` shape.",
     exit: Exit.invalidInput,
     http: 400,
   },

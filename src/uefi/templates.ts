@@ -1,8 +1,8 @@
 /**
  * Secure Boot templates as data, addressable by Hyper-V's names and IDs
  * (`Set-VMFirmware -SecureBootTemplate NAME` / `-SecureBootTemplateId GUID`), and custom templates
- * imported from certificates, signature lists, hash lists or a Hyper-V/Azure `uefiSettings`
- * document. Pure: the Microsoft certificates come in as a {@link MicrosoftSet} (extracted at setup
+ * imported from certificates, signature lists, hash lists or Azure's documented
+ * `securityProfile.uefiSettings` (azure-uefi-settings.ts). Pure: the Microsoft certificates come in as a {@link MicrosoftSet} (extracted at setup
  * from Debian's OVMF_VARS_4M.ms.fd), the installation's PK as a certificate.
  *
  * Every template gets this installation's own PK unless a custom template brings one: Bulwark
@@ -17,13 +17,7 @@ import type { MicrosoftRole, MicrosoftSet } from "./ms-certs.js";
 import { MICROSOFT_ROLES } from "./ms-certs.js";
 import { sbatLevelVariableData } from "./sbat.js";
 import { NV_BS_ATTRS } from "./variables.js";
-import {
-  decodeSignatureDatabase,
-  encodeSignatureDatabase,
-  sha256List,
-  x509List,
-  type EfiSignatureList,
-} from "./siglist.js";
+import { decodeSignatureDatabase, sha256List, x509List, type EfiSignatureList } from "./siglist.js";
 
 export interface BuiltinTemplate {
   readonly kind: "builtin";
@@ -74,7 +68,7 @@ export const BUILTIN_TEMPLATES: readonly BuiltinTemplate[] = [
     sbatLevel: "latest",
     notes: [
       "Hyper-V's own template is signed off by a Microsoft key that is not public; this is Bulwark's reconstruction from its published meaning, not a copy.",
-      "The dbx is whatever the setup source holds: Debian's OVMF_VARS_4M.ms.fd carries a placeholder dbx (one SHA-256 of empty input), not Microsoft's current revocation list. Import a current dbx (e.g. as ESL or uefiSettings JSON) into a custom template to enforce it.",
+      "The dbx is whatever the setup source holds: Debian's OVMF_VARS_4M.ms.fd carries a placeholder dbx (one SHA-256 of empty input), not Microsoft's current revocation list. Import a current dbx (e.g. as ESL or Azure uefiSettings JSON) into a custom template to enforce it.",
       "SbatLevel (shim's SBAT revocations, NV|BS so the OS cannot lower it) is pre-seeded with the 'latest' level from the .sbatlevel section of Debian's signed shim when setup was given that shim; shim never lowers a newer level, so revocations it only applies on request are enforced from the first boot.",
     ],
   },
@@ -85,7 +79,7 @@ export interface CustomTemplate {
   readonly name: string;
   readonly id: Guid;
   readonly description: string;
-  /** Where it was imported from (file names or "uefiSettings"). */
+  /** Where it was imported from (file names or "uefiSettings FILE"). */
   readonly source: string;
   /** Encoded signature databases; PK undefined = use the installation PK. */
   readonly PK?: Uint8Array;
@@ -250,80 +244,11 @@ export function signatureListsFromFile(
   return templateInvalid(`${what}: not a PEM/DER certificate, SHA-256 hash list or EFI_SIGNATURE_LIST file`);
 }
 
-type JsonSigEntry = { type?: unknown; value?: unknown };
-
-function listsFromUefiSettingsEntry(entry: JsonSigEntry, where: string): EfiSignatureList[] {
-  if (typeof entry !== "object" || entry === null) templateInvalid(`${where}: expected {type, value}`);
-  const values = entry.value;
-  if (!Array.isArray(values) || !values.every((v) => typeof v === "string")) {
-    templateInvalid(`${where}.value: expected an array of base64 strings`);
-  }
-  const decoded = (values as string[]).map((v, i) => {
-    if (!/^[A-Za-z0-9+/=\s]*$/.test(v)) templateInvalid(`${where}.value[${i}]: not base64`);
-    return Uint8Array.from(Buffer.from(v, "base64"));
-  });
-  const type = typeof entry.type === "string" ? entry.type.toLowerCase() : "";
-  if (type === "x509") {
-    return decoded.map((d, i) =>
-      x509List(checkedCertificate(d, `${where}.value[${i}]`), Guids.MICROSOFT_VENDOR),
-    );
-  }
-  if (type === "sha256") {
-    decoded.forEach(
-      (d, i) => d.length !== 32 && templateInvalid(`${where}.value[${i}]: SHA-256 must be 32 bytes`),
-    );
-    return decoded.length ? [sha256List(decoded, Guids.MICROSOFT_VENDOR)] : [];
-  }
-  return templateInvalid(`${where}.type: expected "x509" or "sha256"`);
-}
-
 export interface ImportedVars {
   readonly PK?: Uint8Array;
   readonly KEK: Uint8Array;
   readonly db: Uint8Array;
   readonly dbx: Uint8Array;
-}
-
-/**
- * PK/KEK/db/dbx from a Hyper-V/Azure `uefiSettings` document: the full disk/VM resource
- * (`properties.uefiSettings`), the `uefiSettings` object, or just `{ signatures }`. Each of PK,
- * KEK, db, dbx is `{ type: "x509" | "sha256", value: [base64...] }` or an array of those.
- */
-export function varsFromUefiSettings(jsonText: string): ImportedVars {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(jsonText);
-  } catch (e) {
-    templateInvalid(`uefiSettings: not JSON (${e instanceof Error ? e.message : String(e)})`);
-  }
-  const obj = (v: unknown): Record<string, unknown> | undefined =>
-    typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-  const root = obj(doc) ?? templateInvalid("uefiSettings: expected a JSON object");
-  const settings = obj(obj(root["properties"])?.["uefiSettings"]) ?? obj(root["uefiSettings"]) ?? root;
-  const sigs = obj(settings["signatures"]) ?? templateInvalid("uefiSettings: no `signatures` object");
-  const known = new Set(["PK", "KEK", "db", "dbx"]);
-  for (const k of Object.keys(sigs))
-    if (!known.has(k)) templateInvalid(`uefiSettings.signatures.${k}: unknown variable`);
-  const take = (name: string): Uint8Array | undefined => {
-    const v = sigs[name];
-    if (v === undefined || v === null) return undefined;
-    const entries = Array.isArray(v) ? v : [v];
-    return encodeSignatureDatabase(
-      entries.flatMap((e, i) =>
-        listsFromUefiSettingsEntry(
-          e as JsonSigEntry,
-          `signatures.${name}${Array.isArray(v) ? `[${i}]` : ""}`,
-        ),
-      ),
-    );
-  };
-  const PK = take("PK");
-  return {
-    ...(PK ? { PK } : {}),
-    KEK: take("KEK") ?? new Uint8Array(0),
-    db: take("db") ?? new Uint8Array(0),
-    dbx: take("dbx") ?? new Uint8Array(0),
-  };
 }
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -412,44 +337,4 @@ export function parseCustomTemplate(text: string, where: string): CustomTemplate
     db: db64("db"),
     dbx: db64("dbx"),
   };
-}
-
-/**
- * A Hyper-V/Azure `uefiSettings` document for PK/KEK/db/dbx (the inverse of
- * {@link varsFromUefiSettings}): X.509 and SHA-256 entries as base64; other entry types cannot
- * be expressed there and are listed in `skipped`. Owner GUIDs are not part of that format.
- */
-export function uefiSettingsFromLists(vars: {
-  readonly PK?: readonly EfiSignatureList[];
-  readonly KEK: readonly EfiSignatureList[];
-  readonly db: readonly EfiSignatureList[];
-  readonly dbx: readonly EfiSignatureList[];
-}): { document: Record<string, unknown>; skipped: string[] } {
-  const skipped: string[] = [];
-  const entries = (name: string, lists: readonly EfiSignatureList[]) => {
-    const out: { type: "x509" | "sha256"; value: string[] }[] = [];
-    for (const l of lists) {
-      const type =
-        l.type === Guids.EFI_CERT_X509_GUID
-          ? "x509"
-          : l.type === Guids.EFI_CERT_SHA256_GUID
-            ? "sha256"
-            : undefined;
-      if (!type) {
-        skipped.push(`${name}: ${l.entries.length} entries of type ${l.type}`);
-        continue;
-      }
-      const value = l.entries.map((e) => Buffer.from(e.data).toString("base64"));
-      const last = out[out.length - 1];
-      if (type === "sha256" && last?.type === "sha256") last.value.push(...value);
-      else out.push({ type, value });
-    }
-    return out;
-  };
-  const signatures: Record<string, unknown> = {};
-  if (vars.PK?.length) signatures["PK"] = entries("PK", vars.PK)[0];
-  signatures["KEK"] = entries("KEK", vars.KEK);
-  signatures["db"] = entries("db", vars.db);
-  signatures["dbx"] = entries("dbx", vars.dbx);
-  return { document: { uefiSettings: { signatureMode: "Replace", signatures } }, skipped };
 }

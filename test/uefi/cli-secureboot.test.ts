@@ -158,6 +158,69 @@ test("setup, keys, import, vars create and show, end to end", () => {
   assert.match(text.stdout, /SecureBootEnable/);
 });
 
+test("Azure's documented uefiSettings: a whole ARM template imports; templates export as securityProfile", () => {
+  // Written as learn.microsoft.com "Secure Boot UEFI keys" shows it (test/vectors/uefi/README.md).
+  const arm = repoPath("test/vectors/uefi/azure/arm-image-version-replace-all.json");
+  const imp = sb(
+    "template",
+    "import",
+    "--name",
+    "AzureArm",
+    "--uefi-settings",
+    arm,
+    "--state-dir",
+    state,
+    "--json",
+  );
+  assert.equal(imp.status, 0, imp.stderr);
+  const shown = sb("template", "show", "AzureArm", "--state-dir", state, "--json").json();
+  assert.match((shown["PK"] as { subject: string }[])[0]!.subject, /CN=Microsoft Corporation KEK CA 2011/);
+  assert.equal((shown["db"] as unknown[]).length, 2);
+
+  const exported = sb("template", "export", "AzureArm", "--state-dir", state);
+  assert.equal(exported.status, 0, exported.stderr);
+  const doc = exported.json() as { securityProfile: { uefiSettings: { signatureTemplateNames: string[] } } };
+  assert.deepEqual(doc.securityProfile.uefiSettings.signatureTemplateNames, ["NoSignatureTemplate"]);
+  const file = path.join(dir, "azure-export.json");
+  writeFileSync(file, exported.stdout);
+  assert.equal(
+    sb("template", "import", "--name", "AzureArm2", "--uefi-settings", file, "--state-dir", state).status,
+    0,
+  );
+  const strip = (j: Record<string, unknown>) =>
+    ["PK", "KEK", "db", "dbx"].map((k) =>
+      (j[k] as { subject?: string; hash?: string }[]).map((e) => e.subject ?? e.hash),
+    );
+  assert.deepEqual(
+    strip(sb("template", "show", "AzureArm2", "--state-dir", state, "--json").json()),
+    strip(shown),
+  );
+
+  const win = sb("template", "export", "MicrosoftWindows", "--state-dir", state);
+  assert.equal(win.status, 0, win.stderr);
+  assert.deepEqual(JSON.parse(win.stdout), {
+    securityProfile: { uefiSettings: { signatureTemplateNames: ["MicrosoftWindowsTemplate"] } },
+  });
+
+  const old = path.join(dir, "invented.json");
+  writeFileSync(old, JSON.stringify({ uefiSettings: { signatureMode: "Replace", signatures: { db: [] } } }));
+  const refused = sb(
+    "template",
+    "import",
+    "--name",
+    "Old",
+    "--uefi-settings",
+    old,
+    "--state-dir",
+    state,
+    "--json",
+  );
+  assert.equal(refused.status, Exit.invalidInput);
+  const err = refused.json()["error"] as { code: string; message: string };
+  assert.equal(err.code, "UEFI_ERR_TEMPLATE_INVALID");
+  assert.match(err.message, /securityProfile\.uefiSettings.*signatureTemplateNames.*additionalSignatures/);
+});
+
 test("typed errors map to the catalogue's exit codes", () => {
   const notStore = path.join(dir, "not-a-store.fd");
   writeFileSync(notStore, Buffer.alloc(4096, 0x41));
