@@ -26,7 +26,14 @@ const hasSource = (f) =>
   existsSync(path.join(root, path.relative(path.join(root, "dist"), f)).replace(/\.js$/, ".ts"));
 let files = walk(path.join(root, "dist/test")).filter(hasSource).sort();
 if (unitOnly) files = files.filter((f) => !f.includes(`${path.sep}integration${path.sep}`));
-if (filters.length) files = files.filter((f) => filters.some((x) => f.includes(x)));
+// Filters match the path from the repository root (`test/hgs`, `dist/test/hgs/https`, `audit`).
+if (filters.length) files = files.filter((f) => filters.some((x) => path.relative(root, f).includes(x)));
+// `node --test` with no file runs every test-looking file it finds (capture helpers included,
+// which rewrite test/vectors): a filter that matches nothing is an error, not "run everything".
+if (files.length === 0) {
+  console.error(`run-tests: no compiled test matches ${filters.join(" ") || "(no filter)"}; build first?`);
+  process.exit(2);
+}
 const r = spawnSync(process.execPath, ["--test", "--test-concurrency=2", ...files], {
   cwd: root,
   stdio: "inherit",
