@@ -1,6 +1,7 @@
 /**
  * Runs `bulwark hgs …` as real processes (the compiled CLI) for HTTPS and multi-node tests.
- * `startServe` waits for the JSON "listening" line; `stop()` sends SIGTERM, then SIGKILL after
+ * `startServe` waits (up to 60 s: a `--workers 2` start takes ~20 s on a loaded 2-core machine)
+ * for the JSON "listening" line; `stop()` sends SIGTERM, then SIGKILL after
  * 5 s, and resolves when the process has exited. Tests call stop() in teardown.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -57,7 +58,7 @@ export async function startServe(
   proc.stderr?.on("data", (d: Buffer) => (err += d.toString()));
   try {
     const url = await new Promise<string>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`hgs serve did not start: ${err}`)), 20_000);
+      const t = setTimeout(() => reject(new Error(`hgs serve did not start: ${err}`)), 60_000);
       proc.stdout?.on("data", (d: Buffer) => {
         out += d.toString();
         const m = /"listening":\s*"([^"]+)"/.exec(out);
