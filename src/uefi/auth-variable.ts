@@ -12,7 +12,16 @@
  *
  * The signature is a detached PKCS #7 SignedData over
  * VariableName (UCS-2, no NUL) ‖ VendorGuid ‖ Attributes (UINT32 LE) ‖ TimeStamp ‖ Data
- * (section 8.2.2 step 1). The PKCS #7 itself is uefi-authenticode's (src/uefi/pkcs7.ts).
+ * (section 8.2.2 step 1; Attributes as passed to SetVariable(), APPEND_WRITE included). The
+ * PKCS #7 itself is src/uefi/pkcs7.ts, which judges it as edk2's Pkcs7Verify does.
+ *
+ * The verdict is meant to equal edk2's (SecurityPkg AuthVariableLib AuthService.c,
+ * VerifyTimeBasedPayload), and test/vectors/uefi/authvar-signedattrs holds cases OVMF itself
+ * judged. Beyond the spec's text that means: CertData must be a bare SignedData whose first
+ * digestAlgorithms entry is SHA-256 at the fixed byte offset 13 (edk2 compares those bytes; a
+ * ContentInfo-wrapped SignedData fails there); authenticatedAttributes, which step 3g says a
+ * signer does not have, are accepted and verified as OpenSSL's PKCS7_verify does (messageDigest
+ * checked, contentType not); every signer must verify and chain to one PK/KEK certificate.
  *
  * Who may sign (section 32.3 "Firmware/OS Key Exchange", section 8.2.2, as edk2 AuthService.c
  * enforces it): PK and KEK updates by the PK; db, dbx, dbt and dbr updates by a KEK or the PK.
@@ -179,6 +188,22 @@ export interface UpdateVerdict extends Verdict {
 
 const DB_NAMES = new Set(["db", "dbx", "dbt", "dbr"]);
 
+/** The contents octets of the SHA-256 OID (2.16.840.1.101.3.4.2.1), edk2's mSha256OidValue. */
+const SHA256_OID_VALUE = Uint8Array.of(0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01);
+
+/**
+ * edk2 VerifyTimeBasedPayload: `(SigData[1] & TWO_BYTE_ENCODE) == TWO_BYTE_ENCODE` and the OID
+ * value at SigData + 13 (SEQUENCE 30 82 LL LL, version 02 01 01, SET 31 xx, SEQUENCE 30 xx,
+ * OID 06 09): the layout of a bare DER SignedData of 256 bytes to 64 KiB with SHA-256 listed first.
+ */
+function sha256AtOffset13(certData: Uint8Array): boolean {
+  const TWO_BYTE_ENCODE = 0x82;
+  return (
+    ((certData[1] ?? 0) & TWO_BYTE_ENCODE) === TWO_BYTE_ENCODE &&
+    SHA256_OID_VALUE.every((b, i) => certData[13 + i] === b)
+  );
+}
+
 function certsOf(store: Edk2VarStore, name: string, guid: Guid): Uint8Array[] {
   const v = getVariable(store, name, guid);
   if (!v || v.data.length === 0) return [];
@@ -226,6 +251,14 @@ export function verifySignedUpdate(
       message: `TimeStamp ${efiTimeText(t)} is later than the stored ${efiTimeText(current.timestamp)} (8.2.2)`,
     });
   }
+  const cd = update.auth.certData;
+  add({
+    id: "uefi.auth.digestAlgorithmsAtOffset13",
+    ok: cd.length < 13 + SHA256_OID_VALUE.length || sha256AtOffset13(cd),
+    severity: "error",
+    message:
+      "CertData is a bare SignedData (two-byte length) whose first digestAlgorithms entry is SHA-256 at byte 13, where edk2's VerifyTimeBasedPayload looks for it (8.2.2 steps 3b, 4); a ContentInfo-wrapped SignedData is refused there",
+  });
   const pkCerts = certsOf(store, "PK", Guids.EFI_GLOBAL_VARIABLE);
   const setupMode = pkCerts.length === 0;
   const isPkOrKek = guid === Guids.EFI_GLOBAL_VARIABLE && (name === "PK" || name === "KEK");

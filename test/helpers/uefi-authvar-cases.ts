@@ -250,7 +250,8 @@ export const CASES: readonly CaseDefinition[] = [
   },
   {
     id: "gouefi-attrs",
-    description: "go-uefi layout: authenticatedAttributes contentType id-data + messageDigest, signed as a SET",
+    description:
+      "go-uefi layout: authenticatedAttributes contentType id-data + messageDigest, signed as a SET",
     build: (c) => ({
       certData: oneSigner({
         payload: c.payload,
@@ -284,7 +285,8 @@ export const CASES: readonly CaseDefinition[] = [
   },
   {
     id: "attrs-wrong-contenttype",
-    description: "contentType attribute says id-signedData while the content is id-data; digest and signature right",
+    description:
+      "contentType attribute says id-signedData while the content is id-data; digest and signature right",
     build: (c) => ({
       certData: oneSigner({
         payload: c.payload,

@@ -79,10 +79,14 @@ export async function judgeByFirmware(
     for (const line of (r.scriptOutput ?? "").split("\n")) {
       const m = new RegExp(`^${MARK} (\\S+) (accepted|refused)\\s*(.*)$`).exec(line.trim());
       if (!m) continue;
-      out.set(m[1] as string, m[2] === "accepted" ? { accepted: true } : { accepted: false, error: m[3] ?? "" });
+      out.set(
+        m[1] as string,
+        m[2] === "accepted" ? { accepted: true } : { accepted: false, error: m[3] ?? "" },
+      );
     }
     const missing = cases.filter((c) => !out.has(c.id)).map((c) => c.id);
-    if (missing.length) throw new Error(`no outcome for ${missing.join(", ")}; guest output:\n${r.scriptOutput}`);
+    if (missing.length)
+      throw new Error(`no outcome for ${missing.join(", ")}; guest output:\n${r.scriptOutput}`);
     progress(`one boot, ${cases.length} cases, ${r.seconds.toFixed(0)} s`);
 
     const accepted = cases.filter((c) => out.get(c.id)?.accepted);
@@ -92,10 +96,14 @@ export async function judgeByFirmware(
       if (accepted.length) throw new Error("the guest reported acceptances, yet the firmware stored no db");
     } else {
       if (!Buffer.from(db.data).equals(want)) {
-        throw new Error(`db as the firmware stored it is not the accepted cases' data (${accepted.map((c) => c.id)})`);
+        throw new Error(
+          `db as the firmware stored it is not the accepted cases' data (${accepted.map((c) => c.id)})`,
+        );
       }
       if (db.attributes !== SECURE_BOOT_DB_ATTRS) {
-        throw new Error(`db attributes 0x${db.attributes.toString(16)}, not 0x${SECURE_BOOT_DB_ATTRS.toString(16)}`);
+        throw new Error(
+          `db attributes 0x${db.attributes.toString(16)}, not 0x${SECURE_BOOT_DB_ATTRS.toString(16)}`,
+        );
       }
     }
     return out;

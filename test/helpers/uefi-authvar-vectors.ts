@@ -65,7 +65,8 @@ async function main(): Promise<void> {
       };
     });
     const doc = {
-      firmware: "Debian 12 ovmf 2022.11-6+deb12u2 OVMF_CODE_4M.secboot.fd (edk2-stable202211, SMM), QEMU q35 TCG",
+      firmware:
+        "Debian 12 ovmf 2022.11-6+deb12u2 OVMF_CODE_4M.secboot.fd (edk2-stable202211, SMM), QEMU q35 TCG",
       how: "test/helpers/uefi-authvar-vectors.ts: the guest test image (tpm2tools variant) writes each case through efivarfs to db (attributes 0x67 = NV|BS|RT|TIME_BASED_AUTH|APPEND_WRITE, then the .auth, one write() each, all through one open descriptor) on an NVRAM with PK and KEK enrolled, no db, SecureBootEnable 0; accepted = the write succeeded, and db as the firmware left it is exactly the accepted cases' data in order",
       recorded: new Date().toISOString().slice(0, 10),
       cases: recorded,
