@@ -25,8 +25,10 @@
  *
  * Who may sign (section 32.3 "Firmware/OS Key Exchange", section 8.2.2, as edk2 AuthService.c
  * enforces it): PK and KEK updates by the PK; db, dbx, dbt and dbr updates by a KEK or the PK.
- * In setup mode (no PK) KEK/db/dbx writes need no signature and a PK write must be signed by the
- * new PK itself.
+ * "By the PK" is edk2's reading: the first signer's certificate IS the PK's first certificate
+ * (no chain to it); "by a KEK" may chain to any X.509 certificate in KEK. In setup mode (no PK)
+ * KEK/db/dbx writes need no signature and a PK write must be signed by a key chaining to the
+ * first certificate of the new PK.
  *
  * NOT checked here: the other authenticated variables (private ones, via certdb), the
  * EFI_VARIABLE_ENHANCED_AUTHENTICATED_ACCESS format, certificate validity periods (firmware has
@@ -36,7 +38,14 @@ import type { KeyObject } from "node:crypto";
 import { Reader, Writer, encode } from "../core/codec.js";
 import { isBulwarkError } from "../core/errors.js";
 import { VerdictBuilder, type Severity, type Verdict } from "../core/verdict.js";
-import { verifyDetached, signDetachedForUefiVariable } from "./pkcs7.js";
+import { findSignerCertificate } from "../asn1/cms.js";
+import { bytesEqual } from "../core/bytes.js";
+import {
+  parseUefiSignedData,
+  signDetachedForUefiVariable,
+  verifyDetached,
+  type DetachedVerdict,
+} from "./pkcs7.js";
 import { EFI_GUID, Guids, type Guid } from "./guid.js";
 import { uefiError } from "./errors.js";
 import {
@@ -265,18 +274,55 @@ export function verifySignedUpdate(
   const isDb = guid === Guids.EFI_IMAGE_SECURITY_DATABASE_GUID && DB_NAMES.has(name);
   const payload = signedPayload(name, guid, attributes, t, update.data);
   let authorisedBy: UpdateVerdict["authorisedBy"];
-  const check = (trusted: Uint8Array[], who: string) => {
-    const d = verifyDetached(update.auth.certData, payload, { trusted });
+  const record = (d: DetachedVerdict) => {
     if (d.trustedBy)
       authorisedBy = { subject: d.trustedBy.subject, fingerprint256: d.trustedBy.fingerprint256 };
-    add({
-      id: "uefi.auth.signature",
-      ok: d.ok && d.trustedBy !== undefined,
-      severity: "error",
-      message: d.trustedBy
-        ? `signed by a key chaining to ${who} certificate ${d.trustedBy.subject}`
-        : `no valid signature chaining to ${who} (${d.findings.map((f) => f.message).join("; ")})`,
-    });
+  };
+  const why = (d: DetachedVerdict) =>
+    d.findings
+      .filter((f) => f.severity === "error")
+      .map((f) => f.message)
+      .join("; ");
+  /**
+   * edk2 AuthVarTypePk ("no chaining for PK"): the first signer's certificate must be the PK's
+   * first certificate byte for byte (Pkcs7GetSigners' TopLevelCert is the certificate of
+   * SignerInfos[0]), and Pkcs7Verify then trusts only it. Returns why not, or the verdict.
+   */
+  const byThePk = (): DetachedVerdict | string => {
+    const pk = pkCerts[0];
+    if (!pk) return "no PK";
+    const sd = parseUefiSignedData(update.auth.certData);
+    const first = sd.signerInfos[0];
+    const cert = first && findSignerCertificate(sd, first);
+    if (!cert) return "the first signer's certificate is not in the SignedData";
+    if (!bytesEqual(cert.raw, pk)) {
+      return `the first signer's certificate (${cert.subject.text}) is not the PK's certificate itself (edk2 does not chain to the PK)`;
+    }
+    return verifyDetached(update.auth.certData, payload, { trusted: [pk] });
+  };
+  const signature = (ok: boolean, message: string) =>
+    add({ id: "uefi.auth.signature", ok, severity: "error", message });
+  const checkPk = (also?: { readonly trusted: Uint8Array[]; readonly who: string }) => {
+    const d = byThePk();
+    if (typeof d !== "string" && d.ok) {
+      record(d);
+      signature(true, `signed by the PK certificate ${d.trustedBy?.subject ?? ""}`);
+      return;
+    }
+    const pkWhy = typeof d === "string" ? d : why(d);
+    if (!also) {
+      signature(false, `not signed by the PK: ${pkWhy}`);
+      return;
+    }
+    // edk2 ProcessVarWithKek: Pkcs7Verify once per X.509 certificate in KEK, chains allowed.
+    const k = verifyDetached(update.auth.certData, payload, { trusted: also.trusted });
+    record(k);
+    signature(
+      k.ok,
+      k.ok
+        ? `signed by a key chaining to ${also.who} certificate ${k.trustedBy?.subject ?? ""}`
+        : `not signed by the PK (${pkWhy}), nor by a key chaining to ${also.who} (${why(k)})`,
+    );
   };
   if (!isPkOrKek && !isDb) {
     add({
@@ -292,7 +338,15 @@ export function verifySignedUpdate(
     } catch (e) {
       if (!isBulwarkError(e)) throw e;
     }
-    check(newPk, "the new PK (setup mode: PK must be self-signed)");
+    // edk2 AuthVarTypePayload: the first certificate of the new PK is the one trusted certificate.
+    const d = verifyDetached(update.auth.certData, payload, { trusted: newPk.slice(0, 1) });
+    record(d);
+    signature(
+      d.ok,
+      d.ok
+        ? `signed by a key chaining to the new PK certificate ${d.trustedBy?.subject ?? ""} (setup mode: PK is self-signed)`
+        : `no valid signature chaining to the new PK (setup mode: PK must be self-signed): ${why(d)}`,
+    );
   } else if (setupMode) {
     add({
       id: "uefi.auth.setupMode",
@@ -301,9 +355,9 @@ export function verifySignedUpdate(
       message: "setup mode (no PK): the update needs no trusted signer",
     });
   } else if (isPkOrKek) {
-    check(pkCerts, "the PK");
+    checkPk();
   } else {
-    check([...certsOf(store, "KEK", Guids.EFI_GLOBAL_VARIABLE), ...pkCerts], "a KEK or the PK");
+    checkPk({ trusted: certsOf(store, "KEK", Guids.EFI_GLOBAL_VARIABLE), who: "a KEK" });
   }
   if (update.data.length > 0 && (isPkOrKek || isDb)) {
     let ok = true;

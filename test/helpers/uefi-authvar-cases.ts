@@ -38,11 +38,30 @@ export const DB_GUID: Guid = Guids.EFI_IMAGE_SECURITY_DATABASE_GUID;
 export const CASE_ATTRS = SECURE_BOOT_DB_ATTRS | Attr.EFI_VARIABLE_APPEND_WRITE;
 export const CASE_TIME: EfiTime = efiTimeFromDate(new Date("2026-06-01T12:00:00Z"));
 
-export interface CaseKeys {
-  readonly pk: { readonly key: KeyObject; readonly keyPem: string; readonly cert: Uint8Array };
-  readonly kek: { readonly key: KeyObject; readonly keyPem: string; readonly cert: Uint8Array };
-  readonly stranger: { readonly key: KeyObject; readonly keyPem: string; readonly cert: Uint8Array };
+export interface CaseKey {
+  readonly key: KeyObject;
+  readonly keyPem: string;
+  readonly cert: Uint8Array;
 }
+
+export interface CaseKeys {
+  readonly pk: CaseKey;
+  readonly kek: CaseKey;
+  readonly stranger: CaseKey;
+  /** A leaf certificate the PK issued (not itself in PK). */
+  readonly pkLeaf: CaseKey;
+  /** A leaf certificate the KEK issued (not itself in KEK). */
+  readonly kekLeaf: CaseKey;
+}
+
+/** Who issues each test certificate (undefined: self-signed). */
+export const KEY_ISSUERS: Readonly<Record<keyof CaseKeys, keyof CaseKeys | undefined>> = {
+  pk: undefined,
+  kek: undefined,
+  stranger: undefined,
+  pkLeaf: "pk",
+  kekLeaf: "kek",
+};
 
 export type KeyName = keyof CaseKeys;
 
@@ -56,7 +75,13 @@ export function readCaseKeys(dir: string): CaseKeys {
       cert: new Uint8Array(readFileSync(path.join(dir, `${n}.crt.der`))),
     };
   };
-  return { pk: one("pk"), kek: one("kek"), stranger: one("stranger") };
+  return {
+    pk: one("pk"),
+    kek: one("kek"),
+    stranger: one("stranger"),
+    pkLeaf: one("pkLeaf"),
+    kekLeaf: one("kekLeaf"),
+  };
 }
 
 /**
@@ -432,6 +457,57 @@ export const CASES: readonly CaseDefinition[] = [
         ),
       };
     },
+  },
+  {
+    id: "attrs-empty-set",
+    description:
+      "authenticatedAttributes present but empty ([0] with no attribute), signature over the payload",
+    build: (c) => ({
+      certData: oneSigner({ payload: c.payload, signer: c.keys.kek, attrs: [], signOver: "payload" }),
+    }),
+  },
+  {
+    id: "pk-signer",
+    description: "go-uefi layout signed by the PK itself (db may be changed by the PK as well as a KEK)",
+    build: (c) => ({
+      certData: oneSigner({
+        payload: c.payload,
+        signer: c.keys.pk,
+        attrs: [contentTypeAttr(), messageDigestAttr(sha256(c.payload))],
+      }),
+    }),
+  },
+  {
+    id: "kek-issued-signer",
+    description: "go-uefi layout signed by a leaf the KEK issued; the bag holds the leaf and the KEK",
+    build: (c) => ({
+      certData: handSignedData(
+        [
+          signerInfo({
+            payload: c.payload,
+            signer: c.keys.kekLeaf,
+            attrs: [contentTypeAttr(), messageDigestAttr(sha256(c.payload))],
+          }),
+        ],
+        [c.keys.kekLeaf.cert, c.keys.kek.cert],
+      ),
+    }),
+  },
+  {
+    id: "pk-issued-signer",
+    description: "go-uefi layout signed by a leaf the PK issued; the bag holds the leaf and the PK",
+    build: (c) => ({
+      certData: handSignedData(
+        [
+          signerInfo({
+            payload: c.payload,
+            signer: c.keys.pkLeaf,
+            attrs: [contentTypeAttr(), messageDigestAttr(sha256(c.payload))],
+          }),
+        ],
+        [c.keys.pkLeaf.cert, c.keys.pk.cert],
+      ),
+    }),
   },
   {
     id: "contentinfo-wrapped",

@@ -7,11 +7,18 @@
  * cases and `openssl cms -noattr` are deterministic (RSA PKCS #1 v1.5); only the two cases with
  * openssl's default attributes change, through its signingTime.
  */
-import { generateKeyPairSync } from "node:crypto";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { createPrivateKey, generateKeyPairSync } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { createCertificate } from "../../src/asn1/x509.js";
-import { CASES, buildCase, caseVarStore, readCaseKeys, type KeyName } from "./uefi-authvar-cases.js";
+import {
+  CASES,
+  KEY_ISSUERS,
+  buildCase,
+  caseVarStore,
+  readCaseKeys,
+  type KeyName,
+} from "./uefi-authvar-cases.js";
 import { judgeByFirmware } from "./uefi-authvar-oracle.js";
 import { AUTHVAR_VECTOR_DIR, caseAuthPath, type RecordedCase } from "./uefi-authvar-vectors-read.js";
 import { tempDir } from "./uefi-varstore-fixtures.js";
@@ -20,17 +27,26 @@ const SUBJECTS: Record<KeyName, string> = {
   pk: "CN=Bulwark authvar test PK",
   kek: "CN=Bulwark authvar test KEK",
   stranger: "CN=Bulwark authvar test stranger",
+  pkLeaf: "CN=Bulwark authvar test leaf of the PK",
+  kekLeaf: "CN=Bulwark authvar test leaf of the KEK",
 };
 
+/** Makes the keys a folder lacks; issuers first (KEY_ISSUERS lists self-signed ones first). */
 function ensureKeys(dir: string): void {
   for (const n of Object.keys(SUBJECTS) as KeyName[]) {
     if (existsSync(path.join(dir, `${n}.key.pem`))) continue;
     const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const issuer = KEY_ISSUERS[n];
     const cert = createCertificate({
       subject: SUBJECTS[n],
       publicKey,
-      signingKey: privateKey,
-      ca: true,
+      signingKey: issuer
+        ? createPrivateKey(readFileSync(path.join(dir, `${issuer}.key.pem`), "utf8"))
+        : privateKey,
+      ...(issuer
+        ? { issuerCertificate: new Uint8Array(readFileSync(path.join(dir, `${issuer}.crt.der`))) }
+        : {}),
+      ca: issuer === undefined,
       notBefore: new Date("2026-01-01T00:00:00Z"),
       notAfter: new Date("2046-01-01T00:00:00Z"),
     });

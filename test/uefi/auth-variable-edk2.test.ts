@@ -56,7 +56,7 @@ for (const c of recorded) {
       `${c.description}\nedk2 ${c.edk2}; ours: ${JSON.stringify(v.findings, null, 1)}`,
     );
     if (v.ok) {
-      assert.match(v.authorisedBy?.subject ?? "", /Bulwark authvar test KEK/);
+      assert.match(v.authorisedBy?.subject ?? "", /Bulwark authvar test (KEK|PK)$/);
       const next = applySignedUpdate(store, TARGET, DB_GUID, CASE_ATTRS, auth);
       assert.ok(getVariable(next, TARGET, DB_GUID), "applied: db created");
     } else {
