@@ -110,7 +110,8 @@ function signerInfoOf(node: DerNode, si: AsnSignerInfo): SignerInfo {
     version: si.version,
     sid,
     digestAlgorithm: si.digestAlgorithm.algorithm,
-    signedAttrsRaw: node.children.find((c) => isContext(c, 0))?.raw,
+    // After version, sid and digestAlgorithm: a subjectKeyIdentifier sid is itself a [0].
+    signedAttrsRaw: node.children.slice(3).find((c) => isContext(c, 0))?.raw,
     signedAttrs: attributesOf(si.signedAttrs),
     signatureAlgorithm: si.signatureAlgorithm.algorithm,
     signature: new Uint8Array(si.signature.buffer),
@@ -225,7 +226,8 @@ export function findSignerCertificate(
  * - "openssl-pkcs7": OpenSSL 1.1.1's PKCS7_signatureVerify and PKCS7_dataInit
  *   (crypto/pkcs7/pk7_doit.c), which edk2's Pkcs7Verify (CryptoPkg BaseCryptLib
  *   CryptPkcs7VerifyCommon.c, through PKCS7_verify) calls for UEFI authenticated variables:
- *   the signer's digest algorithm must be one of SignedData.digestAlgorithms (OpenSSL keeps a
+ *   the signer must be named by issuerAndSerialNumber (PKCS7_SIGNER_INFO has no other choice,
+ *   so d2i_PKCS7 fails on a subjectKeyIdentifier); the signer's digest algorithm must be one of SignedData.digestAlgorithms (OpenSSL keeps a
  *   digest per listed algorithm and finds none otherwise); an empty attribute set counts as none
  *   (`sk_X509_ATTRIBUTE_num(sk) != 0`); the contentType attribute is not looked at; the
  *   messageDigest is the first value of the first messageDigest attribute
@@ -363,6 +365,13 @@ function verifyOneSigner(
   const digest = new Uint8Array(createHash(hash).update(data).digest());
   const openssl = rule === "openssl-pkcs7";
   if (openssl) {
+    b.check(
+      "cms.signer.issuerAndSerialNumber",
+      si.sid.kind === "issuerAndSerialNumber",
+      "issuerAndSerialNumber",
+      si.sid.kind,
+      "the signer is named by subjectKeyIdentifier, which PKCS #7 (RFC 2315 9.2) and so OpenSSL's PKCS7 cannot read",
+    );
     b.check(
       "cms.signer.digestAlgorithmListed",
       sd.digestAlgorithms.includes(si.digestAlgorithm),
@@ -578,7 +587,7 @@ export function buildSignedData(opts: BuildSignedDataOptions): Uint8Array {
 
 /** RFC 5652 5.4: the signed attributes of a SignerInfo node as signed, with the SET tag. */
 function signedAttrsToVerify(signerInfo: DerNode): Uint8Array {
-  const attrs = signerInfo.children.find((c) => isContext(c, 0));
+  const attrs = signerInfo.children.slice(3).find((c) => isContext(c, 0));
   if (!attrs) throw asn1Error("ASN1_ERR_INVALID_CMS", "the encoder dropped the signed attributes");
   const bytes = attrs.raw.slice();
   bytes[0] = Tag.SET;

@@ -171,6 +171,8 @@ export interface SignerInfoOptions {
   readonly signOver?: "set" | "implicit" | "payload";
   /** SignerInfo.digestAlgorithm and the signature's hash; default sha256. */
   readonly hash?: "sha256" | "sha384";
+  /** How the signer is named: issuerAndSerialNumber (PKCS #7, default) or CMS's [0] subjectKeyIdentifier (version 3). */
+  readonly sid?: "issuerAndSerialNumber" | "subjectKeyIdentifier";
 }
 
 /** One SignerInfo (RFC 2315 9.2), version 1, issuerAndSerialNumber, rsaEncryption. */
@@ -182,10 +184,12 @@ export function signerInfo(o: SignerInfoOptions): Uint8Array {
     over === "payload" ? o.payload : tlv(over === "set" ? SET : 0xa0, attrsBody ?? new Uint8Array(0));
   const hash = o.hash ?? "sha256";
   const signature = new Uint8Array(sign(hash, signed, o.signer.key));
+  const ski = o.sid === "subjectKeyIdentifier";
+  if (ski && !cert.subjectKeyId) throw new Error("the signer certificate has no subjectKeyIdentifier");
   return tlv(
     SEQ,
-    INT1,
-    tlv(SEQ, cert.issuer.raw, tlv(0x02, cert.serialRaw)),
+    ski ? hex("020103") : INT1,
+    ski ? tlv(0x80, cert.subjectKeyId as Uint8Array) : tlv(SEQ, cert.issuer.raw, tlv(0x02, cert.serialRaw)),
     tlv(SEQ, hash === "sha256" ? OID_SHA256 : OID_SHA384, NULL),
     ...(attrsBody ? [tlv(0xa0, attrsBody)] : []),
     tlv(SEQ, OID_RSA, NULL),
@@ -507,6 +511,19 @@ export const CASES: readonly CaseDefinition[] = [
         ],
         [c.keys.pkLeaf.cert, c.keys.pk.cert],
       ),
+    }),
+  },
+  {
+    id: "signer-subject-key-id",
+    description:
+      "go-uefi layout, but the SignerInfo (version 3) names the KEK by subjectKeyIdentifier, as CMS allows and PKCS #7 does not",
+    build: (c) => ({
+      certData: oneSigner({
+        payload: c.payload,
+        signer: c.keys.kek,
+        sid: "subjectKeyIdentifier",
+        attrs: [contentTypeAttr(), messageDigestAttr(sha256(c.payload))],
+      }),
     }),
   },
   {

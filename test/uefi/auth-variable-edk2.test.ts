@@ -10,7 +10,13 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { applySignedUpdate, verifySignedUpdate } from "../../src/uefi/auth-variable.js";
+import { parseSignedData, verifySigners } from "../../src/asn1/cms.js";
+import {
+  applySignedUpdate,
+  parseSignedUpdate,
+  signedPayload,
+  verifySignedUpdate,
+} from "../../src/uefi/auth-variable.js";
 import { getVariable, parseVarStore } from "../../src/uefi/varstore.js";
 import { Exit } from "../../src/core/errors.js";
 import {
@@ -105,4 +111,19 @@ test("`secureboot vars update --append` applies exactly the updates edk2 accepte
     }
   }
   assert.deepEqual(readFileSync(nvram), before, "the input NVRAM is never modified with --out");
+});
+
+test("a CMS signer named by subjectKeyIdentifier: its [0] sid is not mistaken for the signed attributes", () => {
+  // edk2 refuses the case (PKCS #7 has no such signer identifier); RFC 5652 allows it, and under
+  // RFC 5652's rule the signature verifies: the attributes are the [0] after digestAlgorithm.
+  const update = parseSignedUpdate(caseAuth("signer-subject-key-id"));
+  const sd = parseSignedData(update.auth.certData);
+  const payload = signedPayload(TARGET, DB_GUID, CASE_ATTRS, update.auth.timeStamp, update.data);
+  const [rfc] = verifySigners(sd, { detachedContent: payload });
+  assert.equal(rfc?.ok, true, JSON.stringify(rfc?.findings));
+  const [pkcs7] = verifySigners(sd, { detachedContent: payload, signedAttrsRule: "openssl-pkcs7" });
+  assert.deepEqual(
+    pkcs7?.findings.map((f) => f.id),
+    ["cms.signer.issuerAndSerialNumber"],
+  );
 });
