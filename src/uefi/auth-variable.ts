@@ -30,6 +30,10 @@
  * KEK/db/dbx writes need no signature and a PK write must be signed by a key chaining to the
  * first certificate of the new PK.
  *
+ * Known difference from edk2: its AuthVariableLibProcessVariable protects only db, dbx and dbt
+ * with PK/KEK; dbr is a private authenticated variable there (first signer owns it), while this
+ * verifier holds dbr to the PK/KEK rule of the spec, so it refuses dbr updates edk2 would take.
+ *
  * NOT checked here: the other authenticated variables (private ones, via certdb), the
  * EFI_VARIABLE_ENHANCED_AUTHENTICATED_ACCESS format, certificate validity periods (firmware has
  * no trusted time), and dbx revocation of the signer.
