@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import fc from "fast-check";
 import { parseSignedData, verifySigners } from "../../src/asn1/cms.js";
 import {
   applySignedUpdate,
@@ -18,7 +19,7 @@ import {
   verifySignedUpdate,
 } from "../../src/uefi/auth-variable.js";
 import { getVariable, parseVarStore } from "../../src/uefi/varstore.js";
-import { Exit } from "../../src/core/errors.js";
+import { Exit, isBulwarkError } from "../../src/core/errors.js";
 import {
   CASES,
   CASE_ATTRS,
@@ -125,5 +126,29 @@ test("a CMS signer named by subjectKeyIdentifier: its [0] sid is not mistaken fo
   assert.deepEqual(
     pkcs7?.findings.map((f) => f.id),
     ["cms.signer.issuerAndSerialNumber"],
+  );
+});
+
+test("fast-check: mutated updates with authenticatedAttributes get a verdict or a typed error", () => {
+  const seed = caseAuth("attrs-signingtime-unsorted");
+  const mutated = fc
+    .array(fc.tuple(fc.nat({ max: seed.length - 1 }), fc.integer({ min: 0, max: 255 })), {
+      minLength: 1,
+      maxLength: 4,
+    })
+    .map((edits) => {
+      const b = Uint8Array.from(seed);
+      for (const [o, v] of edits) b[o] = v;
+      return b;
+    });
+  fc.assert(
+    fc.property(mutated, (b) => {
+      try {
+        verifySignedUpdate(store, TARGET, DB_GUID, CASE_ATTRS, b);
+      } catch (e) {
+        assert.ok(isBulwarkError(e) && e.code.startsWith("UEFI_ERR_"), String(e));
+      }
+    }),
+    { numRuns: 500 },
   );
 });
