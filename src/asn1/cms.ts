@@ -14,6 +14,10 @@
  * the sid; contentType and messageDigest attributes (when signed attributes are present); the
  * signature. It does NOT check certificate chains, validity periods, key usages or revocation —
  * callers (Authenticode policy, UEFI variable checks) decide trust.
+ *
+ * Signed attributes are read by one of two rules ({@link SignedAttrsRule}): RFC 5652's (the
+ * default), or OpenSSL's PKCS7_signatureVerify, the function edk2's Pkcs7Verify ends in (UEFI
+ * authenticated variables are judged by it, so a verdict that must equal the firmware's uses it).
  */
 import { createHash, type KeyObject } from "node:crypto";
 import {
@@ -106,7 +110,8 @@ function signerInfoOf(node: DerNode, si: AsnSignerInfo): SignerInfo {
     version: si.version,
     sid,
     digestAlgorithm: si.digestAlgorithm.algorithm,
-    signedAttrsRaw: node.children.find((c) => isContext(c, 0))?.raw,
+    // After version, sid and digestAlgorithm: a subjectKeyIdentifier sid is itself a [0].
+    signedAttrsRaw: node.children.slice(3).find((c) => isContext(c, 0))?.raw,
     signedAttrs: attributesOf(si.signedAttrs),
     signatureAlgorithm: si.signatureAlgorithm.algorithm,
     signature: new Uint8Array(si.signature.buffer),
@@ -213,26 +218,105 @@ export function findSignerCertificate(
 }
 
 /**
+ * How a SignerInfo's signed attributes are judged.
+ *
+ * - "rfc5652" (default): RFC 5652 5.4 and 11: exactly one contentType attribute equal to
+ *   eContentType, exactly one single-valued messageDigest equal to the content digest, the
+ *   signature over the received attributes with the SET OF tag.
+ * - "openssl-pkcs7": OpenSSL 1.1.1's PKCS7_signatureVerify and PKCS7_dataInit
+ *   (crypto/pkcs7/pk7_doit.c), which edk2's Pkcs7Verify (CryptoPkg BaseCryptLib
+ *   CryptPkcs7VerifyCommon.c, through PKCS7_verify) calls for UEFI authenticated variables:
+ *   the signer must be named by issuerAndSerialNumber (PKCS7_SIGNER_INFO has no other choice,
+ *   so d2i_PKCS7 fails on a subjectKeyIdentifier); the signer's digest algorithm must be one of SignedData.digestAlgorithms (OpenSSL keeps a
+ *   digest per listed algorithm and finds none otherwise); an empty attribute set counts as none
+ *   (`sk_X509_ATTRIBUTE_num(sk) != 0`); the contentType attribute is not looked at; the
+ *   messageDigest is the first value of the first messageDigest attribute
+ *   (X509at_get_attr_by_NID(sk, nid, -1), X509_ATTRIBUTE_get0_type(xa, 0)) and must be an OCTET
+ *   STRING equal to the digest; the signature covers OpenSSL's re-encoding of the attributes
+ *   (PKCS7_ATTR_VERIFY: received attribute order, SET tag, each attribute's values re-encoded as
+ *   a DER SET OF, i.e. sorted).
+ */
+export type SignedAttrsRule = "rfc5652" | "openssl-pkcs7";
+
+export interface VerifySignersOptions {
+  readonly detachedContent?: Uint8Array;
+  readonly signedAttrsRule?: SignedAttrsRule;
+}
+
+/**
  * Verifies every SignerInfo of `sd` against its certificate in the bag. For detached signatures
  * pass `detachedContent` (the signed bytes); when given it is verified even if the SignedData
  * also carries content (as OpenSSL's PKCS7_verify with a data BIO, which edk2 uses). Never
  * throws for a bad signature: returns verdicts.
  */
-export function verifySigners(sd: SignedData, opts: { detachedContent?: Uint8Array } = {}): SignerVerdict[] {
+export function verifySigners(sd: SignedData, opts: VerifySignersOptions = {}): SignerVerdict[] {
   const bag = bagCertificates(sd);
-  return sd.signerInfos.map((si, index) => verifyOneSigner(sd, si, index, bag, opts.detachedContent));
+  const rule = opts.signedAttrsRule ?? "rfc5652";
+  return sd.signerInfos.map((si, index) => verifyOneSigner(sd, si, index, bag, opts.detachedContent, rule));
 }
 
-/** The single value of attribute `oid` as a DER node, when present exactly once and well-formed. */
-function singleValue(attrs: readonly Attribute[], oid: string): DerNode | undefined {
-  const a = attrs.find((x) => x.oid === oid);
-  if (!a || a.values.length !== 1) return undefined;
+/** The value of attribute `oid` as a DER node: "single" → present once with one value; "first" → OpenSSL's first-of-first. */
+function attributeValue(
+  attrs: readonly Attribute[],
+  oid: string,
+  pick: "single" | "first",
+): DerNode | undefined {
+  const found = attrs.filter((x) => x.oid === oid);
+  const a = found[0];
+  if (!a || (pick === "single" && (found.length !== 1 || a.values.length !== 1))) return undefined;
+  const v = a.values[0];
+  if (!v) return undefined;
   try {
-    return parseDer(a.values[0] as Uint8Array, oidName(oid));
+    return parseDer(v, oidName(oid));
   } catch (e) {
     if (isAsn1Error(e)) return undefined;
     throw e;
   }
+}
+
+/** DER TLV with a definite, minimal length (X.690 8.1.3). */
+function derElement(tag: number, body: Uint8Array): Uint8Array {
+  const n = body.length;
+  const len =
+    n < 0x80
+      ? [n]
+      : n < 0x100
+        ? [0x81, n]
+        : n < 0x10000
+          ? [0x82, n >> 8, n & 0xff]
+          : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
+  const out = new Uint8Array(1 + len.length + n);
+  out[0] = tag;
+  out.set(len, 1);
+  out.set(body, 1 + len.length);
+  return out;
+}
+
+const concatBytes = (parts: readonly Uint8Array[]): Uint8Array => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+};
+
+/**
+ * OpenSSL's PKCS7_ATTR_VERIFY encoding of received signed attributes ([0] IMPLICIT element):
+ * SET tag, attributes in received order, each attribute's values sorted as a DER SET OF. The
+ * gate already made every element DER, so only the value order can differ from what was sent.
+ */
+function opensslAttributesEncoding(signedAttrsRaw: Uint8Array): Uint8Array {
+  const attrs = parseDer(signedAttrsRaw, "signedAttrs").children.map((a) => {
+    const [type, set] = a.children;
+    if (!type || !set) return a.raw;
+    const values = set.children.map((v) => v.raw);
+    const sorted = [...values].sort(compareBytes);
+    if (sorted.every((v, i) => v === values[i])) return a.raw;
+    return derElement(Tag.SEQUENCE, concatBytes([type.raw, derElement(Tag.SET, concatBytes(sorted))]));
+  });
+  return derElement(Tag.SET, concatBytes(attrs));
 }
 
 function verifyOneSigner(
@@ -241,6 +325,7 @@ function verifyOneSigner(
   index: number,
   bag: Certificate[],
   detached: Uint8Array | undefined,
+  rule: SignedAttrsRule,
 ): SignerVerdict {
   const b = new VerdictBuilder<Finding>();
   const done = (
@@ -278,33 +363,60 @@ function verifyOneSigner(
     return done(cert, hash);
   }
   const digest = new Uint8Array(createHash(hash).update(data).digest());
-  let signedBytes: Uint8Array;
-  if (si.signedAttrsRaw && si.signedAttrs) {
-    const ct = singleValue(si.signedAttrs, OID.contentType);
-    let ctValue: string | undefined;
-    try {
-      ctValue = ct ? readOid(ct) : undefined;
-    } catch (e) {
-      if (!isAsn1Error(e)) throw e;
-    }
+  const openssl = rule === "openssl-pkcs7";
+  if (openssl) {
     b.check(
-      "cms.signer.contentType",
-      ctValue === sd.contentType,
-      oidName(sd.contentType),
-      ctValue ? oidName(ctValue) : "(absent)",
-      "the contentType signed attribute differs from eContentType (RFC 5652 11.1)",
+      "cms.signer.issuerAndSerialNumber",
+      si.sid.kind === "issuerAndSerialNumber",
+      "issuerAndSerialNumber",
+      si.sid.kind,
+      "the signer is named by subjectKeyIdentifier, which PKCS #7 (RFC 2315 9.2) and so OpenSSL's PKCS7 cannot read",
     );
-    const md = singleValue(si.signedAttrs, OID.messageDigest);
+    b.check(
+      "cms.signer.digestAlgorithmListed",
+      sd.digestAlgorithms.includes(si.digestAlgorithm),
+      `one of ${sd.digestAlgorithms.map(oidName).join(", ")}`,
+      oidName(si.digestAlgorithm),
+      "the signer's digest algorithm is not in SignedData.digestAlgorithms (OpenSSL PKCS7_signatureVerify: no digest for it)",
+    );
+  }
+  let signedBytes: Uint8Array;
+  // OpenSSL treats an empty attribute set as no attributes at all.
+  const hasAttrs = si.signedAttrsRaw && si.signedAttrs && (!openssl || si.signedAttrs.length > 0);
+  if (hasAttrs && si.signedAttrsRaw && si.signedAttrs) {
+    if (!openssl) {
+      const ct = attributeValue(si.signedAttrs, OID.contentType, "single");
+      let ctValue: string | undefined;
+      try {
+        ctValue = ct ? readOid(ct) : undefined;
+      } catch (e) {
+        if (!isAsn1Error(e)) throw e;
+      }
+      b.check(
+        "cms.signer.contentType",
+        ctValue === sd.contentType,
+        oidName(sd.contentType),
+        ctValue ? oidName(ctValue) : "(absent)",
+        "the contentType signed attribute differs from eContentType (RFC 5652 11.1)",
+      );
+    }
+    const md = attributeValue(si.signedAttrs, OID.messageDigest, openssl ? "first" : "single");
     const mdValue = md?.tag === Tag.OCTET_STRING ? md.content : undefined;
     b.check(
       "cms.signer.messageDigest",
       mdValue !== undefined && bytesEqual(mdValue, digest),
       toHex(digest),
       mdValue ? toHex(mdValue) : "(absent)",
-      "the messageDigest signed attribute differs from the content digest (RFC 5652 11.2)",
+      openssl
+        ? "the first messageDigest attribute's first value is not an OCTET STRING equal to the content digest (OpenSSL PKCS7_signatureVerify)"
+        : "the messageDigest signed attribute differs from the content digest (RFC 5652 11.2)",
     );
-    signedBytes = si.signedAttrsRaw.slice();
-    signedBytes[0] = Tag.SET; // RFC 5652 5.4: the DER of SET OF Attribute, not the [0] IMPLICIT tag
+    if (openssl) {
+      signedBytes = opensslAttributesEncoding(si.signedAttrsRaw);
+    } else {
+      signedBytes = si.signedAttrsRaw.slice();
+      signedBytes[0] = Tag.SET; // RFC 5652 5.4: the DER of SET OF Attribute, not the [0] IMPLICIT tag
+    }
   } else {
     signedBytes = data;
   }
@@ -475,7 +587,7 @@ export function buildSignedData(opts: BuildSignedDataOptions): Uint8Array {
 
 /** RFC 5652 5.4: the signed attributes of a SignerInfo node as signed, with the SET tag. */
 function signedAttrsToVerify(signerInfo: DerNode): Uint8Array {
-  const attrs = signerInfo.children.find((c) => isContext(c, 0));
+  const attrs = signerInfo.children.slice(3).find((c) => isContext(c, 0));
   if (!attrs) throw asn1Error("ASN1_ERR_INVALID_CMS", "the encoder dropped the signed attributes");
   const bytes = attrs.raw.slice();
   bytes[0] = Tag.SET;

@@ -12,12 +12,27 @@
  *
  * The signature is a detached PKCS #7 SignedData over
  * VariableName (UCS-2, no NUL) ‖ VendorGuid ‖ Attributes (UINT32 LE) ‖ TimeStamp ‖ Data
- * (section 8.2.2 step 1). The PKCS #7 itself is uefi-authenticode's (src/uefi/pkcs7.ts).
+ * (section 8.2.2 step 1; Attributes as passed to SetVariable(), APPEND_WRITE included). The
+ * PKCS #7 itself is src/uefi/pkcs7.ts, which judges it as edk2's Pkcs7Verify does.
+ *
+ * The verdict is meant to equal edk2's (SecurityPkg AuthVariableLib AuthService.c,
+ * VerifyTimeBasedPayload), and test/vectors/uefi/authvar-signedattrs holds cases OVMF itself
+ * judged. Beyond the spec's text that means: CertData must be a bare SignedData whose first
+ * digestAlgorithms entry is SHA-256 at the fixed byte offset 13 (edk2 compares those bytes; a
+ * ContentInfo-wrapped SignedData fails there); authenticatedAttributes, which step 3g says a
+ * signer does not have, are accepted and verified as OpenSSL's PKCS7_verify does (messageDigest
+ * checked, contentType not); every signer must verify and chain to one PK/KEK certificate.
  *
  * Who may sign (section 32.3 "Firmware/OS Key Exchange", section 8.2.2, as edk2 AuthService.c
  * enforces it): PK and KEK updates by the PK; db, dbx, dbt and dbr updates by a KEK or the PK.
- * In setup mode (no PK) KEK/db/dbx writes need no signature and a PK write must be signed by the
- * new PK itself.
+ * "By the PK" is edk2's reading: the first signer's certificate IS the PK's first certificate
+ * (no chain to it); "by a KEK" may chain to any X.509 certificate in KEK. In setup mode (no PK)
+ * KEK/db/dbx writes need no signature and a PK write must be signed by a key chaining to the
+ * first certificate of the new PK.
+ *
+ * Known difference from edk2: its AuthVariableLibProcessVariable protects only db, dbx and dbt
+ * with PK/KEK; dbr is a private authenticated variable there (first signer owns it), while this
+ * verifier holds dbr to the PK/KEK rule of the spec, so it refuses dbr updates edk2 would take.
  *
  * NOT checked here: the other authenticated variables (private ones, via certdb), the
  * EFI_VARIABLE_ENHANCED_AUTHENTICATED_ACCESS format, certificate validity periods (firmware has
@@ -27,7 +42,14 @@ import type { KeyObject } from "node:crypto";
 import { Reader, Writer, encode } from "../core/codec.js";
 import { isBulwarkError } from "../core/errors.js";
 import { VerdictBuilder, type Severity, type Verdict } from "../core/verdict.js";
-import { verifyDetached, signDetachedForUefiVariable } from "./pkcs7.js";
+import { findSignerCertificate } from "../asn1/cms.js";
+import { bytesEqual } from "../core/bytes.js";
+import {
+  parseUefiSignedData,
+  signDetachedForUefiVariable,
+  verifyDetached,
+  type DetachedVerdict,
+} from "./pkcs7.js";
 import { EFI_GUID, Guids, type Guid } from "./guid.js";
 import { uefiError } from "./errors.js";
 import {
@@ -179,6 +201,22 @@ export interface UpdateVerdict extends Verdict {
 
 const DB_NAMES = new Set(["db", "dbx", "dbt", "dbr"]);
 
+/** The contents octets of the SHA-256 OID (2.16.840.1.101.3.4.2.1), edk2's mSha256OidValue. */
+const SHA256_OID_VALUE = Uint8Array.of(0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01);
+
+/**
+ * edk2 VerifyTimeBasedPayload: `(SigData[1] & TWO_BYTE_ENCODE) == TWO_BYTE_ENCODE` and the OID
+ * value at SigData + 13 (SEQUENCE 30 82 LL LL, version 02 01 01, SET 31 xx, SEQUENCE 30 xx,
+ * OID 06 09): the layout of a bare DER SignedData of 256 bytes to 64 KiB with SHA-256 listed first.
+ */
+function sha256AtOffset13(certData: Uint8Array): boolean {
+  const TWO_BYTE_ENCODE = 0x82;
+  return (
+    ((certData[1] ?? 0) & TWO_BYTE_ENCODE) === TWO_BYTE_ENCODE &&
+    SHA256_OID_VALUE.every((b, i) => certData[13 + i] === b)
+  );
+}
+
 function certsOf(store: Edk2VarStore, name: string, guid: Guid): Uint8Array[] {
   const v = getVariable(store, name, guid);
   if (!v || v.data.length === 0) return [];
@@ -226,24 +264,69 @@ export function verifySignedUpdate(
       message: `TimeStamp ${efiTimeText(t)} is later than the stored ${efiTimeText(current.timestamp)} (8.2.2)`,
     });
   }
+  const cd = update.auth.certData;
+  add({
+    id: "uefi.auth.digestAlgorithmsAtOffset13",
+    ok: cd.length < 13 + SHA256_OID_VALUE.length || sha256AtOffset13(cd),
+    severity: "error",
+    message:
+      "CertData is a bare SignedData (two-byte length) whose first digestAlgorithms entry is SHA-256 at byte 13, where edk2's VerifyTimeBasedPayload looks for it (8.2.2 steps 3b, 4); a ContentInfo-wrapped SignedData is refused there",
+  });
   const pkCerts = certsOf(store, "PK", Guids.EFI_GLOBAL_VARIABLE);
   const setupMode = pkCerts.length === 0;
   const isPkOrKek = guid === Guids.EFI_GLOBAL_VARIABLE && (name === "PK" || name === "KEK");
   const isDb = guid === Guids.EFI_IMAGE_SECURITY_DATABASE_GUID && DB_NAMES.has(name);
   const payload = signedPayload(name, guid, attributes, t, update.data);
   let authorisedBy: UpdateVerdict["authorisedBy"];
-  const check = (trusted: Uint8Array[], who: string) => {
-    const d = verifyDetached(update.auth.certData, payload, { trusted });
+  const record = (d: DetachedVerdict) => {
     if (d.trustedBy)
       authorisedBy = { subject: d.trustedBy.subject, fingerprint256: d.trustedBy.fingerprint256 };
-    add({
-      id: "uefi.auth.signature",
-      ok: d.ok && d.trustedBy !== undefined,
-      severity: "error",
-      message: d.trustedBy
-        ? `signed by a key chaining to ${who} certificate ${d.trustedBy.subject}`
-        : `no valid signature chaining to ${who} (${d.findings.map((f) => f.message).join("; ")})`,
-    });
+  };
+  const why = (d: DetachedVerdict) =>
+    d.findings
+      .filter((f) => f.severity === "error")
+      .map((f) => f.message)
+      .join("; ");
+  /**
+   * edk2 AuthVarTypePk ("no chaining for PK"): the first signer's certificate must be the PK's
+   * first certificate byte for byte (Pkcs7GetSigners' TopLevelCert is the certificate of
+   * SignerInfos[0]), and Pkcs7Verify then trusts only it. Returns why not, or the verdict.
+   */
+  const byThePk = (): DetachedVerdict | string => {
+    const pk = pkCerts[0];
+    if (!pk) return "no PK";
+    const sd = parseUefiSignedData(update.auth.certData);
+    const first = sd.signerInfos[0];
+    const cert = first && findSignerCertificate(sd, first);
+    if (!cert) return "the first signer's certificate is not in the SignedData";
+    if (!bytesEqual(cert.raw, pk)) {
+      return `the first signer's certificate (${cert.subject.text}) is not the PK's certificate itself (edk2 does not chain to the PK)`;
+    }
+    return verifyDetached(update.auth.certData, payload, { trusted: [pk] });
+  };
+  const signature = (ok: boolean, message: string) =>
+    add({ id: "uefi.auth.signature", ok, severity: "error", message });
+  const checkPk = (also?: { readonly trusted: Uint8Array[]; readonly who: string }) => {
+    const d = byThePk();
+    if (typeof d !== "string" && d.ok) {
+      record(d);
+      signature(true, `signed by the PK certificate ${d.trustedBy?.subject ?? ""}`);
+      return;
+    }
+    const pkWhy = typeof d === "string" ? d : why(d);
+    if (!also) {
+      signature(false, `not signed by the PK: ${pkWhy}`);
+      return;
+    }
+    // edk2 ProcessVarWithKek: Pkcs7Verify once per X.509 certificate in KEK, chains allowed.
+    const k = verifyDetached(update.auth.certData, payload, { trusted: also.trusted });
+    record(k);
+    signature(
+      k.ok,
+      k.ok
+        ? `signed by a key chaining to ${also.who} certificate ${k.trustedBy?.subject ?? ""}`
+        : `not signed by the PK (${pkWhy}), nor by a key chaining to ${also.who} (${why(k)})`,
+    );
   };
   if (!isPkOrKek && !isDb) {
     add({
@@ -259,7 +342,15 @@ export function verifySignedUpdate(
     } catch (e) {
       if (!isBulwarkError(e)) throw e;
     }
-    check(newPk, "the new PK (setup mode: PK must be self-signed)");
+    // edk2 AuthVarTypePayload: the first certificate of the new PK is the one trusted certificate.
+    const d = verifyDetached(update.auth.certData, payload, { trusted: newPk.slice(0, 1) });
+    record(d);
+    signature(
+      d.ok,
+      d.ok
+        ? `signed by a key chaining to the new PK certificate ${d.trustedBy?.subject ?? ""} (setup mode: PK is self-signed)`
+        : `no valid signature chaining to the new PK (setup mode: PK must be self-signed): ${why(d)}`,
+    );
   } else if (setupMode) {
     add({
       id: "uefi.auth.setupMode",
@@ -268,9 +359,9 @@ export function verifySignedUpdate(
       message: "setup mode (no PK): the update needs no trusted signer",
     });
   } else if (isPkOrKek) {
-    check(pkCerts, "the PK");
+    checkPk();
   } else {
-    check([...certsOf(store, "KEK", Guids.EFI_GLOBAL_VARIABLE), ...pkCerts], "a KEK or the PK");
+    checkPk({ trusted: certsOf(store, "KEK", Guids.EFI_GLOBAL_VARIABLE), who: "a KEK" });
   }
   if (update.data.length > 0 && (isPkOrKek || isDb)) {
     let ok = true;

@@ -10,16 +10,22 @@
  *      contentInfo.contentType id-data with the content ABSENT (detached), certificates with at
  *      least the signer's, signerInfos: version 1, issuerAndSerialNumber, NO authenticated
  *      attributes, digestEncryptionAlgorithm RSA, encryptedDigest, NO unauthenticated attributes;
- *   4. AuthInfo.CertData = that DER SignedData. The spec (and edk2's Pkcs7Verify/WrapPkcs7Data)
- *      accept it both with and without the outer ContentInfo; sbvarsign and our default emit
- *      the bare SignedData.
+ *   4. AuthInfo.CertData = that DER SignedData. edk2's Pkcs7Verify accepts it with and without
+ *      the outer ContentInfo (WrapPkcs7Data adds one when missing), but its VerifyTimeBasedPayload
+ *      refuses the wrapped form for time-based variables (auth-variable.ts says why); sbvarsign,
+ *      go-uefi and our default emit the bare SignedData.
  *
- * {@link verifyDetached} accepts either form, verifies the signature over `data`, and, when
- * trusted certificates are given (PK for PK/KEK updates, KEK or PK for db/dbx), decides trust
- * like edk2: a trusted certificate is in the signer's chain from the certificates bag, or issued
- * a certificate in it, over a path that keeps the RFC 5280 rules of asn1/chain.ts. It does NOT
- * check the timestamp ordering, the variable's attributes or validity dates (firmware has no
- * trusted time).
+ * {@link verifyDetached} is edk2's Pkcs7Verify (CryptoPkg BaseCryptLib CryptPkcs7VerifyCommon.c):
+ * OpenSSL's PKCS7_verify(p7, NULL, store{trusted}, data, NULL, PKCS7_BINARY) with partial chains
+ * allowed, no time checks and any purpose. So it accepts either form; reads authenticatedAttributes
+ * as OpenSSL does (cms.ts, rule "openssl-pkcs7": messageDigest checked, contentType not, signature
+ * over OpenSSL's re-encoding) although section 8.2.2 step 3g says a signer has none; and needs
+ * EVERY signer to verify over `data` and, when trusted certificates are given, to chain to one
+ * and the same trusted certificate (PKCS7_verify checks each signer against the one-certificate
+ * store edk2 builds per PK/KEK entry). Chains keep the RFC 5280 rules of asn1/chain.ts: a trusted
+ * certificate is in a signer's chain from the certificates bag, or issued a certificate in it. It
+ * does NOT check the timestamp ordering, the variable's attributes or validity dates (firmware
+ * has no trusted time).
  */
 import type { KeyObject } from "node:crypto";
 import { anchorMatch, buildChain, trusts } from "../asn1/chain.js";
@@ -116,7 +122,7 @@ export function verifyDetached(
     "contentInfo is not id-data with content absent (8.2.2 steps 3c, 3d)",
     "warning",
   );
-  const signers = verifySigners(sd, { detachedContent: data });
+  const signers = verifySigners(sd, { detachedContent: data, signedAttrsRule: "openssl-pkcs7" });
   for (const s of signers) {
     const si = sd.signerInfos[s.index];
     b.check(
@@ -124,18 +130,29 @@ export function verifyDetached(
       si?.signedAttrs === undefined,
       "none",
       "present",
-      `signer ${s.index} has authenticatedAttributes (8.2.2 step 3g forbids them)`,
+      `signer ${s.index} has authenticatedAttributes (8.2.2 step 3g says none; edk2 verifies them as OpenSSL does)`,
       "warning",
     );
   }
-  const good = signers.filter((s) => s.ok && s.certificate);
+  const bad = signers.filter((s) => !s.ok || !s.certificate);
   b.check(
     "uefi.pkcs7.signature",
-    good.length > 0,
-    "a signer that verifies over the data",
-    `${signers.length} signer(s), none verifies`,
-    "no signer verifies over the data",
+    signers.length > 0 && bad.length === 0,
+    "every signer verifies over the data",
+    signers.length === 0 ? "no signer" : `${bad.length} of ${signers.length} signer(s) do not`,
+    signers.length === 0
+      ? "the SignedData has no signer"
+      : bad
+          .map(
+            (s) =>
+              `signer ${s.index}: ${s.findings
+                .filter((f) => f.severity === "error")
+                .map((f) => f.message)
+                .join("; ")}`,
+          )
+          .join("; "),
   );
+  const good = bad.length === 0 ? signers : [];
   let trustedBy: DetachedVerdict["trustedBy"];
   if (opts.trusted) {
     const bag = bagCertificates(sd);
@@ -147,27 +164,37 @@ export function verifyDetached(
         if (!isAsn1Error(e)) throw e;
       }
     }
+    // One trusted certificate must anchor every signer (edk2 calls Pkcs7Verify once per PK/KEK
+    // certificate, each time with a store holding only that one).
     let refused: string | undefined;
-    outer: for (const s of good) {
-      const chain = buildChain(s.certificate as Certificate, bag);
-      for (const a of anchors) {
-        const m = anchorMatch(chain, a);
-        if (!m) continue;
-        if (trusts(m)) {
-          trustedBy = { fingerprint256: fingerprint256(a), subject: a.subject.text, how: m.how };
-          break outer;
+    for (const a of good.length > 0 ? anchors : []) {
+      let all = true;
+      let how = "";
+      for (const s of good) {
+        const m = anchorMatch(buildChain(s.certificate as Certificate, bag), a);
+        if (m && trusts(m)) {
+          how ||= m.how;
+          continue;
         }
-        refused ??= m.problem;
+        if (m) refused ??= m.problem;
+        all = false;
+        break;
+      }
+      if (all) {
+        trustedBy = { fingerprint256: fingerprint256(a), subject: a.subject.text, how };
+        break;
       }
     }
     b.check(
       "uefi.pkcs7.trusted",
       trustedBy !== undefined,
-      "a signer chain anchored by a trusted certificate",
+      "every signer chained to one trusted certificate",
       refused ?? "none",
       refused
         ? `the path to a trusted certificate is not valid: ${refused}`
-        : "no verified signer chains to a trusted certificate",
+        : good.length === 0
+          ? "no trusted certificate is considered: not every signer verifies"
+          : "no trusted certificate anchors every signer",
     );
   }
   return { ...b.verdict(), signers, trustedBy, signedData: sd };
