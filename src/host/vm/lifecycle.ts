@@ -265,14 +265,23 @@ function refusePlainSavedState(name: string, v: SettingsCheck, saved: SavedState
  * A VM started by an older Bulwark, or whose copy is gone or altered, is gated as shielded
  * when it has a key protector: nothing proves it is less.
  */
-export async function runningGateSettings(ctx: VmContext, name: string, pid: number): Promise<QmpGateSettings> {
+export async function runningGateSettings(
+  ctx: VmContext,
+  name: string,
+  pid: number,
+): Promise<QmpGateSettings> {
   const p = ctx.store.paths(name);
-  const strictest: QmpGateSettings = { name, security: { policy: "Shielded", encryptStateAndMigration: true } };
+  const strictest: QmpGateSettings = {
+    name,
+    security: { policy: "Shielded", encryptStateAndMigration: true },
+  };
   const marker = markerOf(pid);
   if (marker === "none") return { name, security: { policy: "None", encryptStateAndMigration: false } };
   if (marker !== undefined) {
     const s = await settingsVerifiedAtStart(p, marker);
-    return s ? { name, security: { policy: s.policy, encryptStateAndMigration: s.encryptStateAndMigration } } : strictest;
+    return s
+      ? { name, security: { policy: s.policy, encryptStateAndMigration: s.encryptStateAndMigration } }
+      : strictest;
   }
   return (await hasKeyProtector(p)) ? strictest : ctx.store.load(name);
 }

@@ -23,11 +23,7 @@ import { isBulwarkError } from "../../core/errors.js";
 import { writeFileAtomic } from "../../io/atomic.js";
 import { guardianThumbprint, type Guardian } from "../../protector/guardian.js";
 import { parseKeyProtector, verifyOwnerSignature, type KeyProtector } from "../../protector/key-protector.js";
-import {
-  parseSignedSettings,
-  signSettings,
-  verifySignedSettings,
-} from "../../protector/signed-settings.js";
+import { parseSignedSettings, signSettings, verifySignedSettings } from "../../protector/signed-settings.js";
 import { decodeSignatureDatabase } from "../../uefi/siglist.js";
 import { SECURE_BOOT_VAR_NAMES, secureBootVarGuid } from "../../uefi/variables.js";
 import { getVariable, parseVarStore } from "../../uefi/varstore.js";
@@ -68,7 +64,10 @@ export interface StatementSettings {
 
 /** Where a VM's statement lives, and the copy verified at start that the running VM's gate reads. */
 export function statementPaths(p: VmPaths): { readonly file: string; readonly runCopy: string } {
-  return { file: path.join(p.dir, "signed-settings.bss"), runCopy: path.join(p.runDir, "signed-settings.bss") };
+  return {
+    file: path.join(p.dir, "signed-settings.bss"),
+    runCopy: path.join(p.runDir, "signed-settings.bss"),
+  };
 }
 
 const sha256 = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
@@ -193,7 +192,8 @@ export function differences(signed: StatementSettings, actual: StatementSettings
   if (JSON.stringify(signed.shares) !== JSON.stringify(actual.shares)) out.push("shares");
   const a = actual.nvram;
   const s = signed.nvram;
-  if (a.secureBoot !== s.secureBoot) out.push(`nvram Secure Boot state (${a.secureBoot}, signed ${s.secureBoot})`);
+  if (a.secureBoot !== s.secureBoot)
+    out.push(`nvram Secure Boot state (${a.secureBoot}, signed ${s.secureBoot})`);
   for (const v of ["PK", "KEK", "db"] as const) if (a[v] !== s[v]) out.push(`nvram ${v}`);
   if (a.dbx !== s.dbx) {
     // dbx may grow (the guest applied a signed revocation update); it never loses an entry.
@@ -250,7 +250,8 @@ export async function verifySettings(c: VmConfig, p: VmPaths): Promise<SettingsC
       `VM '${c.name}' has a key protector but no settings signed by its owner: run 'bulwark vm settings sign ${c.name}' on a host holding the owner's key; no key is released`,
     );
   }
-  if (protectors.length === 0) tampered(c.name, "no copy of the key protector carries a valid owner signature");
+  if (protectors.length === 0)
+    tampered(c.name, "no copy of the key protector carries a valid owner signature");
   let payload: Uint8Array | undefined;
   for (const kp of protectors) {
     try {
@@ -319,7 +320,8 @@ export async function settingsVerdict(c: VmConfig, p: VmPaths): Promise<Settings
     return { status: v.kind, nvramSecureBoot };
   } catch (e) {
     if (!isBulwarkError(e)) throw e;
-    if (e.code === "VM_ERR_SETTINGS_UNSIGNED") return { status: "unsigned", message: e.message, nvramSecureBoot };
+    if (e.code === "VM_ERR_SETTINGS_UNSIGNED")
+      return { status: "unsigned", message: e.message, nvramSecureBoot };
     if (e.code !== "VM_ERR_SETTINGS_TAMPERED") throw e;
     const differ = e.details["differences"];
     return {
