@@ -201,6 +201,11 @@ describe("a shielded VM on a granted host", () => {
     refused("shield", "pmemsave", JSON.stringify({ val: 0, size: 4096, filename: path.join(root, "ram2") }));
     refused("shield", "query-block");
     assert.equal(existsSync(path.join(root, "ram2")), false);
+    // Nor does it make a save plain: the save is refused and the VM keeps running.
+    const save = cli(["vm", "save", "shield"]);
+    assert.equal(save.json.error?.code, "VM_ERR_SETTINGS_TAMPERED", save.stdout + save.stderr);
+    assert.equal(existsSync(granted.store.paths("shield").savedState), false);
+    assert.notEqual(qemuPidOf(granted.store.paths("shield")), null);
     await turnOffVm(granted, "shield");
     // Weakened while off: the next start is refused before any key.
     const again = cli(["vm", "start", "shield"]);

@@ -5,7 +5,7 @@
  * a VM with a vTPM or encrypted state gets its keys from the context's key source. Each
  * operation that drives QEMU holds the VM's lock.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { writeFileAtomic } from "../../io/atomic.js";
 import { VM_SECRET } from "../../protector/vm-secrets.js";
@@ -14,7 +14,7 @@ import { chooseAccelerator } from "../probe.js";
 import type { VmConfig } from "./config.js";
 import type { VmContext, VmSecrets } from "./context.js";
 import { vmError } from "./errors.js";
-import { hasKeyProtector, secret, unlockVm, zeroSecrets } from "./keys.js";
+import { secret, unlockVm, zeroSecrets } from "./keys.js";
 import { provisionNvram } from "./nvram.js";
 import {
   assertOff,
@@ -26,14 +26,10 @@ import {
   waitGone,
 } from "./processes.js";
 import { qemuArgs } from "./qemu-args.js";
-import { checkQmpCommand, type QmpGateSettings } from "./qmp-gate.js";
+import { checkQmpCommand } from "./qmp-gate.js";
+import { runningSettings, startMarker } from "./running-settings.js";
 import { readSavedMeta, restoreInto, type SavedStateMeta } from "./saved-state.js";
-import {
-  settingsVerifiedAtStart,
-  statementPaths,
-  verifySettings,
-  type SettingsCheck,
-} from "./security-statement.js";
+import { statementPaths, verifySettings, type SettingsCheck } from "./security-statement.js";
 import type { VmPaths } from "./store.js";
 import { startVtpm } from "./vtpm.js";
 
@@ -226,64 +222,16 @@ export async function deleteVm(ctx: VmContext, name: string, opts: { force?: boo
   await ctx.store.remove(name);
 }
 
-/**
- * What the running QEMU was started with, written where only its starter could write it: the
- * kernel's copy of its command line. A harmless secret object (its data is no secret) carries the
- * digest of the statement verified at start ("none" for a VM without a key protector).
- */
-const MARKER_ID = "bulwark-settings";
-
-function startMarker(v: SettingsCheck): string[] {
-  return ["-object", `secret,id=${MARKER_ID},data=${v.kind === "verified" ? v.digest : "none"}`];
-}
-
-function markerOf(pid: number): string | undefined {
-  try {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-    const prefix = `secret,id=${MARKER_ID},data=`;
-    return argv.find((a) => a.startsWith(prefix))?.slice(prefix.length);
-  } catch {
-    return undefined;
-  }
-}
-
 /** A saved state is restored only as the owner decided it is kept: encrypted when encryption is on. */
 function refusePlainSavedState(name: string, v: SettingsCheck, saved: SavedStateMeta | null): void {
   if (!saved || saved.encrypted || v.kind !== "verified") return;
-  if (v.settings.encryptStateAndMigration || v.settings.policy !== "None") {
+  if (v.settings.encryptStateAndMigration || v.settings.policy === "Shielded") {
     throw vmError(
       "VM_ERR_SETTINGS_TAMPERED",
       `VM '${name}': its saved state is plain, but its owner's settings require encrypted state; no key is released`,
       { differences: ["savedState.encrypted"] },
     );
   }
-}
-
-/**
- * The settings the running VM's QMP gate decides from: those verified when it started (the run
- * directory's copy of the statement whose digest is on QEMU's command line), never config.json.
- * A VM started by an older Bulwark, or whose copy is gone or altered, is gated as shielded
- * when it has a key protector: nothing proves it is less.
- */
-export async function runningGateSettings(
-  ctx: VmContext,
-  name: string,
-  pid: number,
-): Promise<QmpGateSettings> {
-  const p = ctx.store.paths(name);
-  const strictest: QmpGateSettings = {
-    name,
-    security: { policy: "Shielded", encryptStateAndMigration: true },
-  };
-  const marker = markerOf(pid);
-  if (marker === "none") return { name, security: { policy: "None", encryptStateAndMigration: false } };
-  if (marker !== undefined) {
-    const s = await settingsVerifiedAtStart(p, marker);
-    return s
-      ? { name, security: { policy: s.policy, encryptStateAndMigration: s.encryptStateAndMigration } }
-      : strictest;
-  }
-  return (await hasKeyProtector(p)) ? strictest : ctx.store.load(name);
 }
 
 /** One operator QMP command to a running VM, through its security policy's gate (qmp-gate.ts). */
@@ -296,7 +244,7 @@ export async function operatorQmp(
   await ctx.store.load(name); // VM_ERR_NOT_FOUND first
   const p = ctx.store.paths(name);
   const pid = assertRunning(p, name);
-  checkQmpCommand(await runningGateSettings(ctx, name, pid), command);
+  checkQmpCommand(await runningSettings(ctx, name, pid), command);
   const q = await connectQmp(p);
   try {
     return await q.execute(command, args);
