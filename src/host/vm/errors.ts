@@ -57,7 +57,7 @@ export const VmErrors = defineErrors("VM", {
   },
   VM_ERR_QMP_REFUSED: {
     summary:
-      "The VM's security policy refuses this QMP command (it could read guest memory or write plaintext state).",
+      "The VM's security policy refuses this QMP command: only status and power commands (with encryption on, also host-side queries) pass; the message says the command's class.",
     exit: Exit.refused,
     http: 403,
   },
