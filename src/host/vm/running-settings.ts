@@ -37,11 +37,7 @@ function markerOf(pid: number): string | undefined {
  * A VM started by an older Bulwark, or whose copy is gone or altered, is gated as shielded
  * when it has a key protector: nothing proves it is less.
  */
-export async function runningSettings(
-  ctx: VmContext,
-  name: string,
-  pid: number,
-): Promise<QmpGateSettings> {
+export async function runningSettings(ctx: VmContext, name: string, pid: number): Promise<QmpGateSettings> {
   const p = ctx.store.paths(name);
   const strictest: QmpGateSettings = {
     name,
