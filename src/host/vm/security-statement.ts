@@ -282,6 +282,12 @@ export async function verifySettings(c: VmConfig, p: VmPaths): Promise<SettingsC
 export async function signSettingsFor(c: VmConfig, p: VmPaths, owner: Guardian): Promise<StatementSettings> {
   const kp = parseKeyProtector(new Uint8Array(await readFile(p.keyProtector)));
   const settings = settingsOf(c, nvramFacts(await readOptional(p.nvram)));
+  if (settings.nvram.secureBoot === "unreadable") {
+    // Signing "no NVRAM" would let any NVRAM written at the next start pass once.
+    throw vmError("VM_ERR_INVALID_CONFIG", `nvram.fd of VM '${c.name}' is not a readable variable store`, {
+      field: "nvram",
+    });
+  }
   const statement = signSettings(kp, owner, Buffer.from(JSON.stringify(settings), "utf8"));
   await writeFileAtomic(statementPaths(p).file, statement);
   return settings;

@@ -12,6 +12,7 @@
  * Each setter takes the VM's lock, enforces every rule, persists (atomic writes, NVRAM before
  * config) and returns what changed with the equivalent `bulwark` command.
  */
+import { existsSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import type { KeyProtectorInfo } from "../../protector/key-protector.js";
 import {
@@ -330,6 +331,9 @@ export async function signSettings(ctx: VmContext, name: string): Promise<Settin
   return whileOff(ctx, name, async (c) => {
     await assertKeyProtector(ctx, name, "before its settings can be signed");
     await assertOwnerPresent(ctx, c);
+    const p = ctx.store.paths(name);
+    // A VM whose NVRAM was never written gets it from its template first, as its start would.
+    if (!existsSync(p.nvram)) await provisionNvram(ctx.store.stateDir, c, p, { fresh: true });
     await signIfOwner(ctx, c);
     return { config: c, changes: [], command: ["bulwark", "vm", "settings", "sign", name] };
   });
