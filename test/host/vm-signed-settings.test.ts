@@ -186,6 +186,19 @@ describe("signed settings on a granted host", () => {
     assert.match(shown.text, /Signed settings: +TAMPERED/);
   });
 
+  it("nvram.fd deleted (so a start would write a fresh one) or garbled is refused", async () => {
+    await rm(paths().nvram);
+    assert.match(
+      String((await refusedBeforeAnyKey("VM_ERR_SETTINGS_TAMPERED"))["differences"]),
+      /unreadable/,
+    );
+    await writeFile(paths().nvram, Buffer.alloc(540672, 0xff));
+    assert.match(
+      String((await refusedBeforeAnyKey("VM_ERR_SETTINGS_TAMPERED"))["differences"]),
+      /unreadable/,
+    );
+  });
+
   it("another template's keys in nvram.fd (same Secure Boot state) are refused", async () => {
     const c = JSON.parse(await readFile(paths().config, "utf8")) as VmConfig;
     const other = await buildNvram(granted.store.stateDir, {

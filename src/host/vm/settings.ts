@@ -140,6 +140,9 @@ async function signIfOwner(ctx: VmContext, c: VmConfig): Promise<boolean> {
   if (!(await hasKeyProtector(p))) return false;
   const owner = await localOwner(p, ctx.guardians);
   if (!owner) return false;
+  // A VM whose NVRAM was never written gets it from its template now, as its start would, so
+  // the keys signed are the keys it boots with.
+  if (!existsSync(p.nvram)) await provisionNvram(ctx.store.stateDir, c, p, { fresh: true });
   await signSettingsFor(c, p, owner);
   return true;
 }
@@ -331,9 +334,6 @@ export async function signSettings(ctx: VmContext, name: string): Promise<Settin
   return whileOff(ctx, name, async (c) => {
     await assertKeyProtector(ctx, name, "before its settings can be signed");
     await assertOwnerPresent(ctx, c);
-    const p = ctx.store.paths(name);
-    // A VM whose NVRAM was never written gets it from its template first, as its start would.
-    if (!existsSync(p.nvram)) await provisionNvram(ctx.store.stateDir, c, p, { fresh: true });
     await signIfOwner(ctx, c);
     return { config: c, changes: [], command: ["bulwark", "vm", "settings", "sign", name] };
   });
