@@ -26,8 +26,10 @@ import {
   setSecurity,
   setSecurityPolicy,
   setTpm,
+  signSettings,
   type SettingResult,
 } from "../host/vm/settings.js";
+import { settingsVerdict } from "../host/vm/security-statement.js";
 import { parse, printJson, usageError } from "./args.js";
 
 const help = `Usage: bulwark vm <verb> [options]        (all verbs: --state-dir DIR, --json)
@@ -45,10 +47,13 @@ Security (Hyper-V's Security page):
   key-protector restore-last-known-good NAME
   security set NAME --encrypt-state-and-migration on|off
   security-policy set NAME --shielded on|off [--encryption-supported on|off]
+  settings sign NAME                sign the current settings and NVRAM keys (owner key needed)
 
 Settings change only while the VM is off. Shielded forces and locks Secure Boot, the vTPM and
-state encryption, removes the console, guest agent, shares and debug stub, and refuses QMP
-commands that read guest memory; changing a shielded VM needs the owner guardian's key here.
+state encryption, removes the console, guest agent, shares and debug stub, and lets only status
+and power QMP commands through (encryption on: also host-side queries). A VM with a key
+protector has its settings signed by its owner: changing them needs the owner guardian's key
+here, and a VM whose config.json or nvram.fd differ from what the owner signed does not start.
 The state directory defaults to $BULWARK_STATE_DIR or /var/lib/bulwark.`;
 
 const options = {
@@ -86,6 +91,7 @@ async function describe(ctx: VmContext, name: string) {
   const s = await vmStatus(ctx, name);
   const p = ctx.store.paths(name);
   const kp = (await hasKeyProtector(p)) ? inspectKeyProtector(await readKeyProtector(p)) : null;
+  const signed = await settingsVerdict(c, p);
   return {
     name,
     id: c.id,
@@ -104,6 +110,8 @@ async function describe(ctx: VmContext, name: string) {
       lockedByShielding: lockedByShielding(c),
       console: c.console,
       guestAgent: c.guestAgent,
+      /** Whether config.json and nvram.fd hold what the owner signed (the start checks the same). */
+      signedSettings: signed,
     },
     keyProtector: kp
       ? { owner: kp.owner.name, guardians: kp.guardians.map((g) => g.name), keyGeneration: kp.keyGeneration }
@@ -114,18 +122,36 @@ async function describe(ctx: VmContext, name: string) {
 
 function printShow(d: Awaited<ReturnType<typeof describe>>): void {
   const yes = (b: boolean) => (b ? "On" : "Off");
-  const lock = (k: string) => (d.security.lockedByShielding.includes(k) ? "  (locked by shielding)" : "");
+  const signed = d.security.signedSettings;
+  const trusted = signed.status === "verified" || signed.status === "unprotected";
+  // A lock is only claimed for settings the owner's signature still covers.
+  const lock = (k: string) =>
+    trusted && d.security.lockedByShielding.includes(k) ? "  (locked by shielding)" : "";
+  const nvramSb = signed.nvramSecureBoot;
+  const secureBoot =
+    d.security.secureBoot && nvramSb !== "enabled"
+      ? `Off (nvram.fd: ${nvramSb}; config.json says On)`
+      : `${yes(d.security.secureBoot)}${lock("secureBoot")}`;
+  const signedLine =
+    signed.status === "verified"
+      ? "verified (config.json and nvram.fd match what the owner signed)"
+      : signed.status === "unprotected"
+        ? "none (no key protector)"
+        : signed.status === "unsigned"
+          ? "UNSIGNED: the VM will not start until its owner runs 'bulwark vm settings sign'"
+          : `TAMPERED: ${(signed.differences ?? []).join(", ") || (signed.message ?? "")}; the VM will not start`;
   process.stdout.write(
     [
       `Name:                      ${d.name}`,
       `State:                     ${d.state}`,
       `Processors / memory:       ${d.cpus} / ${d.memoryMiB} MiB`,
-      `Secure Boot:               ${yes(d.security.secureBoot)}${lock("secureBoot")}`,
+      `Secure Boot:               ${secureBoot}`,
       `Secure Boot template:      ${d.security.template}`,
       `Trusted Platform Module:   ${yes(d.security.tpm)}${lock("tpm")}`,
       `Encrypt state & migration: ${yes(d.security.encryptStateAndMigration)}${lock("encryptStateAndMigration")}`,
       `Security policy:           ${d.security.policy}`,
       `Console:                   ${d.security.console ? "serial (bulwark vm console)" : "none"}`,
+      `Signed settings:           ${signedLine}`,
       `Key protector:             ${d.keyProtector ? `owner ${d.keyProtector.owner}; guardians ${d.keyProtector.guardians.join(", ")}` : "none"}`,
       `Saved state:               ${d.savedState ? `${d.savedState.bytes} bytes, ${d.savedState.encrypted ? "encrypted" : "PLAIN"}` : "none"}`,
       "",
@@ -269,6 +295,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     case "firmware":
     case "tpm":
+    case "settings":
     case "key-protector":
     case "security":
     case "security-policy":
@@ -334,6 +361,10 @@ async function settings(
         r = await setKeyProtector(ctx, name, { kind: "bytes", keyProtector, file: values.file });
       } else throw usageError("key-protector set needs --new-local or --file KP");
       return done(r, () => `key protector of '${name}' set`);
+    }
+    case "settings sign": {
+      const r = await signSettings(ctx, name);
+      return done(r, () => `settings of '${name}' signed by its owner`);
     }
     case "key-protector restore-last-known-good": {
       const r = await restoreKeyProtector(ctx, name);

@@ -6,7 +6,9 @@
  *   second Ctrl-C reaps it.
  * - detached: the child is a VM's (QEMU, its swtpm) and must outlive the command that started
  *   it. It runs in its own session with its output appended to a log file, and is not registered.
- * A secret (a state key) reaches a child only through a pipe on its file descriptor 3.
+ * A secret (a state key) reaches a child only through a pipe on its file descriptor 3. Programs
+ * come from the system directories, never the caller's PATH, and every child gets the same
+ * minimal environment (tools.ts).
  *
  * The registry of attached children is process-wide on purpose: signal handlers are
  * process-wide, and a child started anywhere in this process must be reaped by them.
@@ -14,7 +16,7 @@
 import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { findProgram, requireProgram } from "./tools.js";
+import { childEnvironment, findProgram, requireProgram } from "./tools.js";
 
 const live = new Set<ChildProcess>();
 
@@ -55,7 +57,7 @@ export function spawnChild(program: string, args: readonly string[], opts: Child
   ];
   let child: ChildProcess;
   try {
-    child = spawn(cmd, argv, { stdio, detached });
+    child = spawn(cmd, argv, { stdio, detached, env: childEnvironment() });
   } finally {
     if (logFd !== undefined) closeSync(logFd); // the child holds its own copy
   }

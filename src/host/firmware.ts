@@ -1,10 +1,11 @@
 /**
  * OVMF images found through QEMU's firmware descriptors (docs/interop/firmware.json in QEMU),
- * read from /usr/share/qemu/firmware, /etc/qemu/firmware and ~/.config/qemu/firmware with the
- * usual precedence (same file name: the later directory wins).
+ * read from /usr/share/qemu/firmware and /etc/qemu/firmware with the usual precedence (same file
+ * name: the later directory wins). QEMU's third place, ~/.config/qemu/firmware, is not read: the
+ * firmware that measures and enforces a VM's boot is the system's, not whatever the caller's
+ * home directory names.
  */
 import { readdirSync, readFileSync, existsSync } from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { hostError } from "./errors.js";
 
@@ -19,11 +20,7 @@ export interface FirmwareDescriptor {
   readonly machines: readonly string[];
 }
 
-export const firmwareDirs = (): string[] => [
-  "/usr/share/qemu/firmware",
-  "/etc/qemu/firmware",
-  path.join(os.homedir(), ".config/qemu/firmware"),
-];
+export const firmwareDirs = (): string[] => ["/usr/share/qemu/firmware", "/etc/qemu/firmware"];
 
 interface RawDescriptor {
   description?: string;

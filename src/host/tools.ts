@@ -1,6 +1,7 @@
 /**
- * Finding and running the external programs Bulwark drives. Every missing program maps to the
- * Debian package that provides it, so errors and `bulwark doctor` can say what to install.
+ * Finding and running the external programs Bulwark drives: from the system directories only,
+ * with a minimal environment. Every missing program maps to the Debian package that provides
+ * it, so errors and `bulwark doctor` can say what to install.
  */
 import { execFile, type ExecFileOptions } from "node:child_process";
 import { accessSync, constants } from "node:fs";
@@ -31,12 +32,25 @@ export const debianPackageOf: Readonly<Record<string, string>> = {
   ldd: "libc-bin",
 };
 
-const searchPath = (): string[] =>
-  (process.env["PATH"] ?? "/usr/bin:/bin").split(":").concat(["/usr/sbin", "/sbin", "/usr/bin", "/bin"]);
+/**
+ * Where programs are looked up: the system's own directories, never the caller's PATH. A
+ * `qemu-system-x86_64` or `swtpm` placed earlier in someone's PATH would otherwise run with the
+ * VM's keys on its file descriptor 3 or add a monitor to a shielded VM.
+ */
+export const SYSTEM_PROGRAM_DIRS: readonly string[] = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 
-/** Absolute path of `program`, or undefined. */
+/**
+ * The whole environment of every child Bulwark starts: nothing inherited (no LD_PRELOAD,
+ * QEMU_*, SWTPM_* or proxy settings reach QEMU or swtpm), only a fixed PATH and the C locale.
+ */
+export function childEnvironment(): NodeJS.ProcessEnv {
+  return { PATH: SYSTEM_PROGRAM_DIRS.join(":"), LANG: "C", LC_ALL: "C" };
+}
+
+/** Absolute path of `program` in the system directories, or undefined. */
 export function findProgram(program: string): string | undefined {
-  for (const dir of searchPath()) {
+  if (program.includes("/")) return undefined; // a name, not a path: callers pass paths directly
+  for (const dir of SYSTEM_PROGRAM_DIRS) {
     const p = path.join(dir, program);
     try {
       accessSync(p, constants.X_OK);
@@ -64,7 +78,10 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs a program to completion; failure is HOST_ERR_TOOL_FAILED with the tail of its stderr. */
+/**
+ * Runs a program to completion; failure is HOST_ERR_TOOL_FAILED with the tail of its stderr. The
+ * child gets {@link childEnvironment} unless the caller passes an environment of its own.
+ */
 export function runProgram(
   program: string,
   args: readonly string[],
@@ -75,7 +92,7 @@ export function runProgram(
     const child = execFile(
       exe,
       args,
-      { maxBuffer: 256 << 20, encoding: "utf8", ...opts },
+      { maxBuffer: 256 << 20, encoding: "utf8", ...opts, env: opts.env ?? childEnvironment() },
       (err, stdout, stderr) => {
         const out = String(stdout);
         const errText = String(stderr);

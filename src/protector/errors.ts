@@ -147,6 +147,24 @@ export const ProtectorErrors = defineErrors("PROTECTOR", {
     exit: Exit.refused,
     http: 422,
   },
+  PROTECTOR_ERR_SETTINGS_FORMAT: {
+    summary:
+      "The signed VM settings (security statement) are malformed: truncated, bad magic, unknown version or oversized.",
+    exit: Exit.invalidInput,
+    http: 400,
+  },
+  PROTECTOR_ERR_SETTINGS_SIGNATURE: {
+    summary:
+      "The signed VM settings do not verify under the key protector's owner: they were altered or signed by someone else.",
+    exit: Exit.refused,
+    http: 422,
+  },
+  PROTECTOR_ERR_SETTINGS_PROTECTOR: {
+    summary:
+      "The signed VM settings belong to another key protector (protector id differs): they were copied from another VM.",
+    exit: Exit.refused,
+    http: 422,
+  },
   PROTECTOR_ERR_STREAM_CHUNK_AUTH: {
     summary:
       "An encrypted state chunk failed authentication: altered, reordered, dropped, duplicated or from another stream.",

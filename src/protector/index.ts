@@ -87,3 +87,9 @@ export {
   type DecryptOptions,
 } from "./stream.js";
 export { zeroize } from "./kdf.js";
+export {
+  parseSignedSettings,
+  signSettings,
+  verifySignedSettings,
+  type SignedSettings,
+} from "./signed-settings.js";

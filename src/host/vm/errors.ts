@@ -43,9 +43,21 @@ export const VmErrors = defineErrors("VM", {
     exit: Exit.refused,
     http: 409,
   },
+  VM_ERR_SETTINGS_TAMPERED: {
+    summary:
+      "The VM's files differ from the settings its owner signed (config.json, nvram.fd or the signed statement); no key is released. The message names what differs.",
+    exit: Exit.refused,
+    http: 409,
+  },
+  VM_ERR_SETTINGS_UNSIGNED: {
+    summary:
+      "The VM has a key protector but no settings signed by its owner (made by an older Bulwark); run 'bulwark vm settings sign VM' on a host holding the owner's key.",
+    exit: Exit.refused,
+    http: 409,
+  },
   VM_ERR_QMP_REFUSED: {
     summary:
-      "The VM's security policy refuses this QMP command (it could read guest memory or write plaintext state).",
+      "The VM's security policy refuses this QMP command: only status and power commands (with encryption on, also host-side queries) pass; the message says the command's class.",
     exit: Exit.refused,
     http: 403,
   },

@@ -30,6 +30,7 @@ import type {
   VmSecrets,
 } from "./context.js";
 import { vmError } from "./errors.js";
+import { verifySettings } from "./security-statement.js";
 import type { VmPaths } from "./store.js";
 
 async function readOptional(file: string): Promise<Uint8Array | undefined> {
@@ -83,8 +84,13 @@ export async function unlockRequest(ctx: VmContext, name: string): Promise<Unloc
   return { name, paths, files: await readVmKeyFiles(paths), progress: ctx.progress ?? (() => undefined) };
 }
 
-/** Asks the context's key source for a VM's secrets (the caller zeroizes them). */
+/**
+ * Asks the context's key source for a VM's secrets (the caller zeroizes them). Every key source
+ * — this host's guardians, a Host Guardian Service — is asked only once config.json and nvram.fd
+ * match the settings the VM's owner signed (security-statement.ts).
+ */
 export async function unlockVm(ctx: VmContext, name: string): Promise<VmSecrets> {
+  await verifySettings(await ctx.store.load(name), ctx.store.paths(name));
   return ctx.unlock(await unlockRequest(ctx, name));
 }
 

@@ -7,6 +7,7 @@
  */
 import { existsSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
+import { writeFileAtomic } from "../../io/atomic.js";
 import { VM_SECRET } from "../../protector/vm-secrets.js";
 import { findSecureBootFirmware } from "../firmware.js";
 import { chooseAccelerator } from "../probe.js";
@@ -26,7 +27,9 @@ import {
 } from "./processes.js";
 import { qemuArgs } from "./qemu-args.js";
 import { checkQmpCommand } from "./qmp-gate.js";
+import { runningSettings, startMarker } from "./running-settings.js";
 import { readSavedMeta, restoreInto, type SavedStateMeta } from "./saved-state.js";
+import { statementPaths, verifySettings, type SettingsCheck } from "./security-statement.js";
 import type { VmPaths } from "./store.js";
 import { startVtpm } from "./vtpm.js";
 
@@ -99,6 +102,9 @@ export async function startVm(
     const p = ctx.store.paths(name);
     await assertOff(p, name);
     const saved = await readSavedMeta(p);
+    // The owner's signed settings decide, before any key is asked for and before QEMU exists.
+    const verified = await verifySettings(c, p);
+    refusePlainSavedState(name, verified, saved);
     let secrets = opts.secrets;
     try {
       if (!secrets && needsSecrets(c, saved)) {
@@ -107,6 +113,7 @@ export async function startVm(
       }
       if (!existsSync(p.nvram)) await provisionNvram(ctx.store.stateDir, c, p, { fresh: true });
       await cleanRunDir(p);
+      if (verified.kind === "verified") await writeFileAtomic(statementPaths(p).runCopy, verified.statement);
       const accelerator = await chooseAccelerator();
       const firmwareCode = findSecureBootFirmware().code;
       if (c.tpm.enabled) await startVtpm(p, secret(secrets as VmSecrets, VM_SECRET.vtpmStateKey), say);
@@ -116,6 +123,7 @@ export async function startVm(
         ...(c.tpm.enabled ? { tpmSocket: p.swtpmSocket } : {}),
         ...(saved ? { incoming: true } : {}),
       });
+      args.push(...startMarker(verified));
       say(`starting QEMU (${accelerator})`);
       try {
         await spawnQemu(args, p);
@@ -214,6 +222,18 @@ export async function deleteVm(ctx: VmContext, name: string, opts: { force?: boo
   await ctx.store.remove(name);
 }
 
+/** A saved state is restored only as the owner decided it is kept: encrypted when encryption is on. */
+function refusePlainSavedState(name: string, v: SettingsCheck, saved: SavedStateMeta | null): void {
+  if (!saved || saved.encrypted || v.kind !== "verified") return;
+  if (v.settings.encryptStateAndMigration || v.settings.policy === "Shielded") {
+    throw vmError(
+      "VM_ERR_SETTINGS_TAMPERED",
+      `VM '${name}': its saved state is plain, but its owner's settings require encrypted state; no key is released`,
+      { differences: ["savedState.encrypted"] },
+    );
+  }
+}
+
 /** One operator QMP command to a running VM, through its security policy's gate (qmp-gate.ts). */
 export async function operatorQmp(
   ctx: VmContext,
@@ -221,9 +241,10 @@ export async function operatorQmp(
   command: string,
   args?: Record<string, unknown>,
 ): Promise<unknown> {
-  checkQmpCommand(await ctx.store.load(name), command);
+  await ctx.store.load(name); // VM_ERR_NOT_FOUND first
   const p = ctx.store.paths(name);
-  assertRunning(p, name);
+  const pid = assertRunning(p, name);
+  checkQmpCommand(await runningSettings(ctx, name, pid), command);
   const q = await connectQmp(p);
   try {
     return await q.execute(command, args);

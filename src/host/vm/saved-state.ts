@@ -20,6 +20,7 @@ import type { VmContext, VmSecrets } from "./context.js";
 import { vmError } from "./errors.js";
 import { secret, unlockVm, zeroSecrets } from "./keys.js";
 import { assertRunning, connectQmp, killPidFile, waitGone } from "./processes.js";
+import { runningSettings } from "./running-settings.js";
 import type { VmPaths } from "./store.js";
 
 export interface SavedStateMeta {
@@ -127,7 +128,9 @@ export async function saveVm(ctx: VmContext, name: string, opts: SaveOptions = {
     const c = await ctx.store.load(name);
     const p = ctx.store.paths(name);
     const pid = assertRunning(p, name);
-    const encrypted = c.security.encryptStateAndMigration || c.security.policy === "Shielded";
+    // Decided by the settings verified at start, not by config.json (editable while it runs).
+    const { security } = await runningSettings(ctx, name, pid);
+    const encrypted = security.encryptStateAndMigration || security.policy === "Shielded";
     const secrets = encrypted ? await unlockVm(ctx, name) : undefined;
     // A temporary file left by an interrupted save is garbage: the last good state is the real file.
     for (const f of await readdir(p.dir)) {

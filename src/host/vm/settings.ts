@@ -4,13 +4,16 @@
  * so every front end — the CLI, the Manager, the agent API — refuses the same things:
  * - settings change only while the VM is off;
  * - Shielded forces Secure Boot, the vTPM and state encryption on: turning one off is refused;
- * - a shielded VM changes only on a host holding the owner guardian's private key;
+ * - a VM with a key protector (every shielded VM) changes only on a host holding the owner
+ *   guardian's private key, and each change is signed with it (security-statement.ts);
  * - the vTPM, state encryption and a security policy need a key protector first;
  * - turning Secure Boot on re-provisions the NVRAM from the VM's template;
  * - a shielded VM has no console.
  * Each setter takes the VM's lock, enforces every rule, persists (atomic writes, NVRAM before
  * config) and returns what changed with the equivalent `bulwark` command.
  */
+import { existsSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import type { KeyProtectorInfo } from "../../protector/key-protector.js";
 import {
   assertNotLockedByShielding,
@@ -32,6 +35,7 @@ import {
 import { vmStatus } from "./lifecycle.js";
 import { provisionNvram } from "./nvram.js";
 import { qemuPidOf } from "./processes.js";
+import { signSettingsFor, statementPaths } from "./security-statement.js";
 
 export interface SettingChange {
   readonly setting: string;
@@ -103,17 +107,44 @@ async function whileOff<R extends SettingResult>(
   });
 }
 
-/** A shielded VM's settings change only where the owner guardian's private key is present. */
+/**
+ * A VM with a key protector has settings its owner signed, so they change only where the owner
+ * guardian's private key is present (a shielded VM's always did); elsewhere the change would
+ * leave settings no key is released to.
+ */
 async function assertOwnerPresent(ctx: VmContext, c: VmConfig): Promise<void> {
-  if (!isShielded(c)) return;
   const p = ctx.store.paths(c.name);
-  const owner = (await hasKeyProtector(p)) ? await localOwner(p, ctx.guardians) : undefined;
+  const protectedVm = await hasKeyProtector(p);
+  if (!protectedVm && !isShielded(c)) return;
+  const owner = protectedVm ? await localOwner(p, ctx.guardians) : undefined;
   if (!owner) {
     throw vmError(
       "VM_ERR_OWNER_KEY_REQUIRED",
-      `VM '${c.name}' is shielded: its settings change only on a host holding the owner guardian's private key`,
+      `VM '${c.name}' is ${isShielded(c) ? "shielded" : "protected by a key protector"}: its settings are signed by its owner and change only on a host holding the owner guardian's private key`,
     );
   }
+}
+
+/**
+ * Saves a settings change and, for a VM with a key protector, signs the new settings with the
+ * owner's key (present: assertOwnerPresent ran first). Config first, then the statement: a crash
+ * between the two leaves settings that no key is released to until the verb is run again.
+ */
+async function saveAndSign(ctx: VmContext, next: VmConfig): Promise<void> {
+  await ctx.store.save(next);
+  await signIfOwner(ctx, next);
+}
+
+async function signIfOwner(ctx: VmContext, c: VmConfig): Promise<boolean> {
+  const p = ctx.store.paths(c.name);
+  if (!(await hasKeyProtector(p))) return false;
+  const owner = await localOwner(p, ctx.guardians);
+  if (!owner) return false;
+  // A VM whose NVRAM was never written gets it from its template now, as its start would, so
+  // the keys signed are the keys it boots with.
+  if (!existsSync(p.nvram)) await provisionNvram(ctx.store.stateDir, c, p, { fresh: true });
+  await signSettingsFor(c, p, owner);
+  return true;
 }
 
 async function assertKeyProtector(ctx: VmContext, name: string, why: string): Promise<void> {
@@ -140,7 +171,7 @@ export async function setFirmware(
     };
     validateConfig(next);
     await provisionNvram(ctx.store.stateDir, next, ctx.store.paths(name));
-    await ctx.store.save(next);
+    await saveAndSign(ctx, next);
     return {
       config: next,
       changes: diff(c, next),
@@ -166,7 +197,7 @@ export async function setTpm(ctx: VmContext, name: string, enabled: boolean): Pr
     }
     await assertOwnerPresent(ctx, c);
     const next: VmConfig = { ...c, tpm: { enabled } };
-    await ctx.store.save(next);
+    await saveAndSign(ctx, next);
     return {
       config: next,
       changes: diff(c, next),
@@ -194,6 +225,9 @@ export async function setKeyProtector(
       source.kind === "new-local"
         ? await setNewLocalKeyProtector(p, ctx.guardians)
         : await setKeyProtectorFromBytes(p, ctx.guardians, source.keyProtector);
+    // The statement is bound to the old protector's id: sign for the new one, or drop it so
+    // the VM says it is unsigned rather than tampered.
+    if (!(await signIfOwner(ctx, c))) await rm(statementPaths(p).file, { force: true });
     return {
       config: c,
       changes: [{ setting: "keyProtector", to: protectorSummary(info) }],
@@ -239,7 +273,7 @@ export async function setSecurity(
     if (enc) await assertKeyProtector(ctx, name, "to encrypt its state");
     await assertOwnerPresent(ctx, c);
     const next: VmConfig = { ...c, security: { ...c.security, encryptStateAndMigration: enc } };
-    await ctx.store.save(next);
+    await saveAndSign(ctx, next);
     return {
       config: next,
       changes: diff(c, next),
@@ -276,7 +310,7 @@ export async function setSecurityPolicy(
     if (next.firmware.secureBoot && !c.firmware.secureBoot) {
       await provisionNvram(ctx.store.stateDir, next, ctx.store.paths(name));
     }
-    await ctx.store.save(next);
+    await saveAndSign(ctx, next);
     return {
       config: next,
       changes: diff(c, next),
@@ -288,6 +322,20 @@ export async function setSecurityPolicy(
           : ["--encryption-supported", onOff(want.encryptionSupported)]),
       ],
     };
+  });
+}
+
+/**
+ * `vm settings sign`: the owner signs the VM's current settings and NVRAM as they are on disk —
+ * for a VM made by an older Bulwark (no statement), or after the guest changed its Secure Boot
+ * databases. The owner's key must be here; the result lists what is now signed.
+ */
+export async function signSettings(ctx: VmContext, name: string): Promise<SettingResult> {
+  return whileOff(ctx, name, async (c) => {
+    await assertKeyProtector(ctx, name, "before its settings can be signed");
+    await assertOwnerPresent(ctx, c);
+    await signIfOwner(ctx, c);
+    return { config: c, changes: [], command: ["bulwark", "vm", "settings", "sign", name] };
   });
 }
 
