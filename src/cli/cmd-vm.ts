@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { inspectKeyProtector } from "../protector/key-protector.js";
 import { hostContext } from "../host/index.js";
-import { isShielded, newVmConfig } from "../host/vm/config.js";
+import { isNetworkMode, isShielded, networkModes, newVmConfig, type VmConfig } from "../host/vm/config.js";
 import type { VmContext } from "../host/vm/context.js";
 import { hasKeyProtector, readKeyProtector } from "../host/vm/keys.js";
 import {
@@ -29,6 +29,7 @@ import {
   type SettingResult,
 } from "../host/vm/settings.js";
 import { parse, printJson, usageError } from "./args.js";
+import { stateDirOption } from "./state-dir.js";
 
 const help = `Usage: bulwark vm <verb> [options]        (all verbs: --state-dir DIR, --json)
 
@@ -74,6 +75,12 @@ function onOff(v: string | undefined, flag: string): boolean | undefined {
   if (v === "on" || v === "true") return true;
   if (v === "off" || v === "false") return false;
   throw usageError(`--${flag} takes on or off`);
+}
+
+function networkOption(v: string): VmConfig["network"] {
+  if (!isNetworkMode(v))
+    throw usageError(`--network takes ${networkModes.join(" or ")}, not ${JSON.stringify(v.slice(0, 40))}`);
+  return v;
 }
 
 function need(v: string | undefined, what: string): string {
@@ -143,7 +150,7 @@ export async function run(argv: string[]): Promise<number> {
   const progress = (m: string) => {
     if (!json && !values.quiet) process.stderr.write(`vm: ${m}\n`);
   };
-  const ctx = hostContext(values["state-dir"], progress);
+  const ctx = hostContext(stateDirOption(values["state-dir"]), progress);
   const [verb, a1, a2, a3] = positionals;
   const out = (value: unknown, human: () => void) => {
     if (json) printJson(value);
@@ -167,7 +174,7 @@ export async function run(argv: string[]): Promise<number> {
         disks,
         ...(values.memory ? { memoryMiB: Number(values.memory) } : {}),
         ...(values.cpus ? { cpus: Number(values.cpus) } : {}),
-        ...(values.network ? { network: values.network as "user" | "none" } : {}),
+        ...(values.network === undefined ? {} : { network: networkOption(values.network) }),
         ...(values.template ? { template: values.template } : {}),
         ...(sb === undefined ? {} : { secureBoot: sb }),
       });
