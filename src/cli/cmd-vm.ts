@@ -17,6 +17,7 @@ import {
   vmStatus,
 } from "../host/vm/lifecycle.js";
 import { saveVm } from "../host/vm/saved-state.js";
+import { resetVtpm } from "../host/vm/vtpm-reset.js";
 import {
   consoleFor,
   lockedByShielding,
@@ -42,6 +43,10 @@ Lifecycle (Hyper-V: New-VM, Start-VM, Stop-VM, Save-VM, ...):
 Security (Hyper-V's Security page):
   firmware set NAME [--secure-boot on|off] [--template NAME|ID]
   tpm enable NAME | tpm disable NAME
+  tpm reset NAME --yes              discard the vTPM (its EK and what the guest sealed); the
+                                    next start makes a new one (VM off; recorded in the VM's
+                                    history.jsonl). Never implied: a start whose vTPM state is
+                                    missing refuses (VM_ERR_VTPM_STATE_MISSING)
   key-protector set NAME (--new-local | --file KP) | key-protector show NAME
   key-protector restore-last-known-good NAME
   security set NAME --encrypt-state-and-migration on|off
@@ -68,6 +73,7 @@ const options = {
   shielded: { type: "string" },
   "encryption-supported": { type: "string" },
   quiet: { type: "boolean" },
+  yes: { type: "boolean" },
 } as const;
 
 function onOff(v: string | undefined, flag: string): boolean | undefined {
@@ -326,6 +332,16 @@ async function settings(
         (c) =>
           `firmware of '${name}': Secure Boot ${c.firmware.secureBoot ? "on" : "off"}, template ${c.firmware.template}`,
       );
+    }
+    case "tpm reset": {
+      const r = await resetVtpm(ctx, name, { confirmed: values.yes === true });
+      if (json) printJson(r);
+      else {
+        process.stdout.write(
+          `vTPM of '${name}' reset${r.discardedManufacturedAt ? ` (the vTPM made ${r.discardedManufacturedAt} is gone)` : ""}; the next start makes a new one\n`,
+        );
+      }
+      return 0;
     }
     case "tpm enable":
     case "tpm disable": {

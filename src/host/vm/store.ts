@@ -36,6 +36,8 @@ export interface VmPaths {
   readonly swtpmPid: string;
   readonly swtpmSocket: string;
   readonly lock: string;
+  /** Destructive operations on the VM, one JSON line each (who, when, what): `vm tpm reset`. */
+  readonly history: string;
 }
 
 export interface VmLock {
@@ -89,6 +91,7 @@ export class VmStore {
       swtpmPid: path.join(run, "swtpm.pid"),
       swtpmSocket: path.join(run, "swtpm.sock"),
       lock: path.join(dir, ".lock"),
+      history: path.join(dir, "history.jsonl"),
     };
   }
 
