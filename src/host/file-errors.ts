@@ -23,11 +23,13 @@ const ROLES: readonly (readonly [RegExp, string])[] = [
   [/\/vms\/[^/]+\/tpm(\/|$)/, "the VM's vTPM state"],
   [/\/vms\/[^/]+\/run(\/|$)/, "the VM's runtime directory"],
   [/\/vms\/[^/]+$/, "the VM's directory"],
-  [/\/guardians\/[^/]+\.key\.pem$/, "a guardian's private key"],
-  [/\/guardians\/[^/]+\.pem$/, "a guardian's certificates"],
+  [/\/guardians\/[^/]+\.guardian\.pem$/, "a local guardian (its certificates and private keys)"],
+  [/\/guardians\/[^/]+\.public\.pem$/, "a guardian's public certificates"],
   [/\/guardians$/, "the guardians directory"],
   [/\/secureboot\/templates(\/|$)/, "a custom Secure Boot template"],
-  [/\/secureboot\//, "a Secure Boot file of this installation"],
+  [/\/secureboot\/microsoft(\/|$)/, "the Microsoft Secure Boot certificates of this installation"],
+  [/\/secureboot\/PK\.[a-z]+$/, "this installation's Secure Boot platform key"],
+  [/\/secureboot(\/|$)/, "a Secure Boot file of this installation"],
   [/\/host\//, "a guarded-host file"],
 ];
 
@@ -35,12 +37,12 @@ export function roleOf(file: string): string | undefined {
   return ROLES.find(([re]) => re.test(file))?.[1];
 }
 
-function errnoOf(e: unknown): { code: string; path?: string; syscall?: string } | undefined {
+function errnoOf(e: unknown): { code: string; path?: string } | undefined {
   if (!(e instanceof Error) || isBulwarkError(e)) return undefined;
-  const n = e as NodeJS.ErrnoException;
-  return typeof n.code === "string"
-    ? { code: n.code, ...(n.path ? { path: n.path } : {}), ...(n.syscall ? { syscall: n.syscall } : {}) }
-    : undefined;
+  const n = e as NodeJS.ErrnoException & { dest?: string };
+  // A failed rename names the temporary file first; the file that matters is its destination.
+  const file = n.syscall === "rename" && n.dest ? n.dest : n.path;
+  return typeof n.code === "string" ? { code: n.code, ...(file ? { path: file } : {}) } : undefined;
 }
 
 /**

@@ -189,11 +189,11 @@ test("file-system failures become catalogue errors naming the file and what it i
   const eisdir = Object.assign(new Error("EISDIR"), {
     code: "EISDIR",
     syscall: "read",
-    path: "/s/guardians/g.key.pem",
+    path: "/s/host/guardians/g.guardian.pem",
   });
   const f = asFileError(eisdir) as Error & { code: string };
   assert.equal(f.code, "HOST_ERR_FILE_ACCESS");
-  assert.match(f.message, /guardian's private key/);
+  assert.match(f.message, /local guardian/);
   const other = new Error("EIO");
   assert.equal(asFileError(other), other);
 });
