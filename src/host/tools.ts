@@ -6,6 +6,7 @@ import { execFile, type ExecFileOptions } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import path from "node:path";
 import { hostError } from "./errors.js";
+import { tiedToParent } from "./lifetime.js";
 
 /** Program → Debian package that installs it. */
 export const debianPackageOf: Readonly<Record<string, string>> = {
@@ -64,17 +65,21 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs a program to completion; failure is HOST_ERR_TOOL_FAILED with the tail of its stderr. */
+/**
+ * Runs a program to completion; failure is HOST_ERR_TOOL_FAILED with the tail of its stderr.
+ * The program dies with this process (lifetime.ts): a killed CLI leaves no tool running.
+ */
 export function runProgram(
   program: string,
   args: readonly string[],
   opts: ExecFileOptions & { input?: Uint8Array | string } = {},
 ): Promise<RunResult> {
   const exe = program.includes("/") ? program : requireProgram(program);
+  const { command, argv } = tiedToParent(exe, args);
   return new Promise((resolve, reject) => {
     const child = execFile(
-      exe,
-      args,
+      command,
+      argv,
       { maxBuffer: 256 << 20, encoding: "utf8", ...opts },
       (err, stdout, stderr) => {
         const out = String(stdout);

@@ -5,15 +5,19 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { accessSync, constants } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { asFileError } from "../../src/host/file-errors.js";
+import { tiedToParent } from "../../src/host/lifetime.js";
 import { checkStateDir } from "../../src/host/state-dir.js";
 import { newVmConfig, validateConfig, type VmConfig } from "../../src/host/vm/config.js";
 import { VmStore } from "../../src/host/vm/store.js";
 import { codeOf, rejectsWith } from "../helpers/errors.js";
+import { childrenOf, processAlive, processesMatching } from "../helpers/processes.js";
 import { repoPath } from "../helpers/paths.js";
 
 const bin = repoPath("dist/src/cli/main.js");
@@ -196,4 +200,79 @@ test("file-system failures become catalogue errors naming the file and what it i
   assert.match(f.message, /local guardian/);
   const other = new Error("EIO");
   assert.equal(asFileError(other), other);
+});
+
+async function until(what: string, cond: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/**
+ * Starts a Node process running `code` (an ES module importing from dist/), waits for `child` to
+ * find the process it starts, kill -9s the Node process, and returns the child's pids.
+ */
+async function killParentMidway(code: string, child: (parent: number) => number[]): Promise<number[]> {
+  const parent = spawn(process.execPath, ["--input-type=module", "-e", code], { stdio: "ignore" });
+  const pid = parent.pid as number;
+  let kids: number[] = [];
+  try {
+    await until("the child", () => (kids = child(pid)).length > 0, 15_000);
+  } finally {
+    parent.kill("SIGKILL");
+  }
+  await new Promise((r) => parent.once("exit", r));
+  return kids;
+}
+
+const dist = (m: string) => JSON.stringify(repoPath("dist/src/host", m));
+
+test("kill -9 of the CLI mid-probe leaves no probe QEMU behind", async (t) => {
+  try {
+    accessSync("/dev/kvm", constants.R_OK | constants.W_OK);
+  } catch {
+    t.skip("/dev/kvm is not usable here: the probe starts no QEMU");
+    return;
+  }
+  for (let round = 0; round < 2; round++) {
+    const kids = await killParentMidway(
+      `import { probeKvm } from ${dist("probe.js")}; await probeKvm(); setInterval(() => {}, 1000);`,
+      (parent) =>
+        childrenOf(parent).filter((k) => {
+          try {
+            return processesMatching("-accel kvm -machine q35").includes(k);
+          } catch {
+            return false;
+          }
+        }),
+    );
+    await until("the probe QEMU to die with its parent", () => kids.every((k) => !processAlive(k)), 3000);
+  }
+});
+
+test("kill -9 of the CLI while a tool runs: the tool dies too (runProgram and spawnChild alike)", async () => {
+  for (const how of ["runProgram", "spawnChild"] as const) {
+    const seconds = String(3000 + Math.floor(Math.random() * 5000));
+    const code =
+      how === "runProgram"
+        ? `import { runProgram } from ${dist("tools.js")}; runProgram("/bin/sleep", [${JSON.stringify(seconds)}]).catch(() => {}); setInterval(() => {}, 1000);`
+        : `import { spawnChild } from ${dist("children.js")}; spawnChild("/bin/sleep", [${JSON.stringify(seconds)}]); setInterval(() => {}, 1000);`;
+    const kids = await killParentMidway(code, () => processesMatching(`/bin/sleep ${seconds}`));
+    await until(`the ${how} child to die with its parent`, () => kids.every((k) => !processAlive(k)), 3000);
+  }
+});
+
+test("a child whose parent died before the parent-death signal was armed exits at once", () => {
+  // As if this process had died between fork and prctl: the pid the child checks is not its parent.
+  const { command, argv } = tiedToParent("/bin/sleep", ["30"]);
+  const orphaned = argv.map((a) => (a === String(process.pid) ? "1" : a));
+  const t0 = Date.now();
+  const r = spawnSync(command, orphaned, { timeout: 10_000 });
+  assert.equal(r.status, 137);
+  assert.ok(Date.now() - t0 < 5000);
+  // And with the right parent the program runs.
+  const ok = tiedToParent("/bin/echo", ["tied"]);
+  assert.equal(spawnSync(ok.command, ok.argv, { encoding: "utf8" }).stdout, "tied\n");
 });
