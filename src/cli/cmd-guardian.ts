@@ -2,8 +2,8 @@ import { readFile } from "node:fs/promises";
 import { writeFileAtomic } from "../io/atomic.js";
 import { GuardianStore } from "../host/guardians.js";
 import { guardianThumbprint } from "../protector/guardian.js";
-import { defaultStateDir } from "../host/vm/store.js";
 import { parse, printJson, usageError } from "./args.js";
+import { stateDirOption } from "./state-dir.js";
 
 const help = `Usage: bulwark guardian <verb> [--state-dir DIR] [--json]
 
@@ -39,7 +39,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${help}\n`);
     return values.help ? 0 : 2;
   }
-  const store = new GuardianStore(values["state-dir"] ?? defaultStateDir());
+  const store = new GuardianStore(stateDirOption(values["state-dir"]));
   const [verb, arg] = positionals;
   const json = values.json === true;
   switch (verb) {

@@ -24,8 +24,8 @@ import {
 import { hostGuardError } from "../host/guarded/errors.js";
 import { HOST_KEY_TYPES, hostKeyPublic, keyReleaseKey, type HostKeyType } from "../host/guarded/identity.js";
 import { captureBaseline, exportEkPublic } from "../host/guarded/tpm-host.js";
-import { defaultStateDir } from "../host/vm/store.js";
 import { parse, printJson, usageError } from "./args.js";
+import { stateDirOption } from "./state-dir.js";
 
 const help = `Usage: bulwark host <verb> [--state-dir DIR] [--json]
 
@@ -115,7 +115,7 @@ export async function run(argv: string[]): Promise<number> {
     return values.help ? 0 : 2;
   }
   const json = values.json === true;
-  const stateDir = values["state-dir"] ?? defaultStateDir();
+  const stateDir = stateDirOption(values["state-dir"]);
   const show = (c: HgsClientConfig) => {
     const { caPem, ...rest } = c;
     const shown = { ...rest, ca: caPem ? "(PEM certificate)" : null };

@@ -11,7 +11,7 @@ import { writeFileAtomic } from "../io/atomic.js";
 import { GuardianStore } from "../host/guardians.js";
 import { vmError } from "../host/vm/errors.js";
 import { localOwnerOf } from "../host/vm/keys.js";
-import { defaultStateDir, VmStore } from "../host/vm/store.js";
+import { VmStore } from "../host/vm/store.js";
 import { parse, printJson, usageError } from "./args.js";
 
 const help = `Usage: bulwark key-protector <verb> [--state-dir DIR] [--json]
@@ -26,6 +26,7 @@ const help = `Usage: bulwark key-protector <verb> [--state-dir DIR] [--json]
 A key protector wraps a VM's transport key to each guardian; the owner signs the guardian set.
 Moving a VM to another host: export that host's guardian (guardian export UntrustedGuardian),
 import it here, grant it, and copy the VM directory. See docs/formats/key-protector.md.`;
+import { stateDirOption } from "./state-dir.js";
 
 async function ownerFor(store: GuardianStore, kpBytes: Uint8Array): Promise<Guardian> {
   const kp = parseKeyProtector(kpBytes);
@@ -51,7 +52,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${help}\n`);
     return values.help ? 0 : 2;
   }
-  const stateDir = values["state-dir"] ?? defaultStateDir();
+  const stateDir = stateDirOption(values["state-dir"]);
   const store = new GuardianStore(stateDir);
   const [verb, file] = positionals;
   const json = values.json === true;

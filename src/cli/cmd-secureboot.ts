@@ -47,6 +47,7 @@ import { applySignedUpdate, createSignedUpdate, verifySignedUpdate } from "../ue
 import { Attr, SECURE_BOOT_DB_ATTRS, efiTimeFromDate, secureBootVarGuid } from "../uefi/variables.js";
 import { entryLine, reportText, reportVarStore } from "../uefi/varstore-report.js";
 import { parse, printJson, usageError } from "./args.js";
+import { stateDirOption } from "./state-dir.js";
 
 const help = `Usage: bulwark secureboot <verb> [options]
 
@@ -141,7 +142,7 @@ async function template(argv: string[]): Promise<number> {
     out(help);
     return 0;
   }
-  const stateDir = values["state-dir"];
+  const stateDir = values["state-dir"] === undefined ? undefined : stateDirOption(values["state-dir"]);
   const custom = await loadCustomTemplates(stateDir);
   if (verb === "list") {
     const all: Template[] = [...BUILTIN_TEMPLATES, ...custom];

@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { inspectKeyProtector } from "../protector/key-protector.js";
 import { hostContext } from "../host/index.js";
-import { isShielded, newVmConfig } from "../host/vm/config.js";
+import { isNetworkMode, isShielded, networkModes, newVmConfig, type VmConfig } from "../host/vm/config.js";
 import type { VmContext } from "../host/vm/context.js";
 import { hasKeyProtector, readKeyProtector } from "../host/vm/keys.js";
 import {
@@ -17,6 +17,7 @@ import {
   vmStatus,
 } from "../host/vm/lifecycle.js";
 import { saveVm } from "../host/vm/saved-state.js";
+import { resetVtpm } from "../host/vm/vtpm-reset.js";
 import {
   consoleFor,
   lockedByShielding,
@@ -31,6 +32,7 @@ import {
 } from "../host/vm/settings.js";
 import { settingsVerdict } from "../host/vm/security-statement.js";
 import { parse, printJson, usageError } from "./args.js";
+import { stateDirOption } from "./state-dir.js";
 
 const help = `Usage: bulwark vm <verb> [options]        (all verbs: --state-dir DIR, --json)
 
@@ -43,6 +45,10 @@ Lifecycle (Hyper-V: New-VM, Start-VM, Stop-VM, Save-VM, ...):
 Security (Hyper-V's Security page):
   firmware set NAME [--secure-boot on|off] [--template NAME|ID]
   tpm enable NAME | tpm disable NAME
+  tpm reset NAME --yes              discard the vTPM (its EK and what the guest sealed); the
+                                    next start makes a new one (VM off; recorded in the VM's
+                                    history.jsonl). Never implied: a start whose vTPM state is
+                                    missing refuses (VM_ERR_VTPM_STATE_MISSING)
   key-protector set NAME (--new-local | --file KP) | key-protector show NAME
   key-protector restore-last-known-good NAME
   security set NAME --encrypt-state-and-migration on|off
@@ -72,6 +78,7 @@ const options = {
   shielded: { type: "string" },
   "encryption-supported": { type: "string" },
   quiet: { type: "boolean" },
+  yes: { type: "boolean" },
 } as const;
 
 function onOff(v: string | undefined, flag: string): boolean | undefined {
@@ -79,6 +86,12 @@ function onOff(v: string | undefined, flag: string): boolean | undefined {
   if (v === "on" || v === "true") return true;
   if (v === "off" || v === "false") return false;
   throw usageError(`--${flag} takes on or off`);
+}
+
+function networkOption(v: string): VmConfig["network"] {
+  if (!isNetworkMode(v))
+    throw usageError(`--network takes ${networkModes.join(" or ")}, not ${JSON.stringify(v.slice(0, 40))}`);
+  return v;
 }
 
 function need(v: string | undefined, what: string): string {
@@ -169,7 +182,7 @@ export async function run(argv: string[]): Promise<number> {
   const progress = (m: string) => {
     if (!json && !values.quiet) process.stderr.write(`vm: ${m}\n`);
   };
-  const ctx = hostContext(values["state-dir"], progress);
+  const ctx = hostContext(stateDirOption(values["state-dir"]), progress);
   const [verb, a1, a2, a3] = positionals;
   const out = (value: unknown, human: () => void) => {
     if (json) printJson(value);
@@ -193,7 +206,7 @@ export async function run(argv: string[]): Promise<number> {
         disks,
         ...(values.memory ? { memoryMiB: Number(values.memory) } : {}),
         ...(values.cpus ? { cpus: Number(values.cpus) } : {}),
-        ...(values.network ? { network: values.network as "user" | "none" } : {}),
+        ...(values.network === undefined ? {} : { network: networkOption(values.network) }),
         ...(values.template ? { template: values.template } : {}),
         ...(sb === undefined ? {} : { secureBoot: sb }),
       });
@@ -346,6 +359,16 @@ async function settings(
         (c) =>
           `firmware of '${name}': Secure Boot ${c.firmware.secureBoot ? "on" : "off"}, template ${c.firmware.template}`,
       );
+    }
+    case "tpm reset": {
+      const r = await resetVtpm(ctx, name, { confirmed: values.yes === true });
+      if (json) printJson(r);
+      else {
+        process.stdout.write(
+          `vTPM of '${name}' reset${r.discardedManufacturedAt ? ` (the vTPM made ${r.discardedManufacturedAt} is gone)` : ""}; the next start makes a new one\n`,
+        );
+      }
+      return 0;
     }
     case "tpm enable":
     case "tpm disable": {

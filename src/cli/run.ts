@@ -54,7 +54,10 @@ export async function runCli(argv: string[]): Promise<number> {
 }
 
 /** Prints an error the way every verb does and returns the catalogue's exit status. */
-export async function reportError(e: unknown, json: boolean): Promise<number> {
+export async function reportError(thrown: unknown, json: boolean): Promise<number> {
+  // A file-system failure that no domain named is still not an internal error: it names the file.
+  const { asFileError } = await import("../host/file-errors.js");
+  const e = asFileError(thrown);
   if (isBulwarkError(e)) {
     // Lazy: the catalogue imports every domain, which --version must not pay for.
     const { specFor } = await import("../catalogue.js");

@@ -1,8 +1,9 @@
 /**
  * Every child process Bulwark starts (QEMU, swtpm, swtpm_setup) goes through `spawnChild`, with
  * one of two lifetimes:
- * - attached: the child must not outlive this process. It runs under `setpriv --pdeathsig
- *   SIGKILL` (so even a SIGKILL of Node leaves nothing behind) and is registered below so a
+ * - attached: the child must not outlive this process. It runs tied to our life (lifetime.ts:
+ *   setpriv's parent-death SIGKILL plus a check that closes its race, so even a SIGKILL of Node
+ *   leaves nothing behind; without setpriv it is not started) and is registered below so a
  *   second Ctrl-C reaps it.
  * - detached: the child is a VM's (QEMU, its swtpm) and must outlive the command that started
  *   it. It runs in its own session with its output appended to a log file, and is not registered.
@@ -16,6 +17,7 @@
 import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
+import { tiedToParent } from "./lifetime.js";
 import { childEnvironment, findProgram, requireProgram } from "./tools.js";
 
 const live = new Set<ChildProcess>();
@@ -46,8 +48,7 @@ const TAIL_BYTES = 8192;
 export function spawnChild(program: string, args: readonly string[], opts: ChildOptions = {}): Supervised {
   const exe = program.includes("/") ? program : requireProgram(program);
   const detached = opts.lifetime === "detached";
-  const setpriv = detached ? undefined : findProgram("setpriv");
-  const [cmd, argv] = setpriv ? [setpriv, ["--pdeathsig", "SIGKILL", "--", exe, ...args]] : [exe, [...args]];
+  const { command: cmd, argv } = detached ? { command: exe, argv: [...args] } : tiedToParent(exe, args);
   const logFd = opts.log === undefined ? undefined : openSync(opts.log, "a", 0o600);
   const stdio: StdioOptions = [
     "ignore",

@@ -33,6 +33,24 @@ export const HostErrors = defineErrors("HOST", {
     exit: Exit.externalFailure,
     http: 502,
   },
+  HOST_ERR_STATE_DIR: {
+    summary:
+      "The state directory cannot hold Bulwark's files: not a directory, on procfs/sysfs or another pseudo file system, not owned by this user, writable by others, or not writable; the message says which.",
+    exit: Exit.invalidInput,
+    http: 500,
+  },
+  HOST_ERR_FILE_MISSING: {
+    summary:
+      "A file or directory Bulwark needs does not exist (or a path component is not a directory); the message names it and what it is.",
+    exit: Exit.notFound,
+    http: 500,
+  },
+  HOST_ERR_FILE_ACCESS: {
+    summary:
+      "A file Bulwark needs cannot be read or written: permission denied, a directory where a file belongs, too many symbolic links or a read-only file system; the message names it.",
+    exit: Exit.io,
+    http: 500,
+  },
   HOST_ERR_INTERRUPTED: {
     summary: "The operation was interrupted (Ctrl-C or a signal); child processes were stopped.",
     exit: Exit.interrupted,

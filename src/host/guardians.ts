@@ -22,6 +22,7 @@ import {
 import { exportGuardianPkcs12, importGuardianPkcs12 } from "../protector/pkcs12.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { guardianError } from "./errors.js";
+import { asFileError } from "./file-errors.js";
 
 export interface GuardianEntry {
   readonly name: string;
@@ -91,7 +92,7 @@ export class GuardianStore {
       try {
         return publicGuardian(importGuardianPublicPem(await readFile(p, "utf8")));
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw asFileError(e, p);
       }
     }
     throw guardianError("GUARDIAN_ERR_NOT_FOUND", `no guardian named '${name}' on this host`, { name });

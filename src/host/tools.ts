@@ -7,6 +7,7 @@ import { execFile, type ExecFileOptions } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import path from "node:path";
 import { hostError } from "./errors.js";
+import { tiedToParent } from "./lifetime.js";
 
 /** Program → Debian package that installs it. */
 export const debianPackageOf: Readonly<Record<string, string>> = {
@@ -80,7 +81,8 @@ export interface RunResult {
 
 /**
  * Runs a program to completion; failure is HOST_ERR_TOOL_FAILED with the tail of its stderr. The
- * child gets {@link childEnvironment} unless the caller passes an environment of its own.
+ * child gets {@link childEnvironment} unless the caller passes an environment of its own, and
+ * dies with this process (lifetime.ts): a killed CLI leaves no tool running.
  */
 export function runProgram(
   program: string,
@@ -88,10 +90,11 @@ export function runProgram(
   opts: ExecFileOptions & { input?: Uint8Array | string } = {},
 ): Promise<RunResult> {
   const exe = program.includes("/") ? program : requireProgram(program);
+  const { command, argv } = tiedToParent(exe, args);
   return new Promise((resolve, reject) => {
     const child = execFile(
-      exe,
-      args,
+      command,
+      argv,
       { maxBuffer: 256 << 20, encoding: "utf8", ...opts, env: opts.env ?? childEnvironment() },
       (err, stdout, stderr) => {
         const out = String(stdout);

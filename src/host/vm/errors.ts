@@ -62,9 +62,22 @@ export const VmErrors = defineErrors("VM", {
     http: 403,
   },
   VM_ERR_START_FAILED: {
-    summary: "QEMU or swtpm failed to start the VM; their stderr is included.",
+    summary:
+      "QEMU or swtpm failed to start the VM or died right after starting; the tail of their logs is included, nothing is left running and nothing was changed.",
     exit: Exit.externalFailure,
     http: 500,
+  },
+  VM_ERR_VTPM_STATE_MISSING: {
+    summary:
+      "The VM's vTPM was manufactured before but its state is gone; Bulwark will not silently make a new vTPM (new EK, the guest's sealed secrets lost). Restore the tpm/ directory, or run 'bulwark vm tpm reset VM --yes'.",
+    exit: Exit.refused,
+    http: 409,
+  },
+  VM_ERR_CONFIRMATION_REQUIRED: {
+    summary:
+      "This operation destroys data (e.g. 'vm tpm reset' discards the vTPM and its EK); repeat it with --yes.",
+    exit: Exit.refused,
+    http: 400,
   },
   VM_ERR_SAVED_STATE: {
     summary:

@@ -20,6 +20,7 @@ import {
 } from "../../protector/key-protector.js";
 import type { TransportKey } from "../../protector/transport-key.js";
 import { openVmSecrets, sealVmSecrets, VM_SECRET } from "../../protector/vm-secrets.js";
+import { asFileError } from "../file-errors.js";
 import type { GuardianStore } from "../guardians.js";
 import type {
   KeyProtectorCopy,
@@ -38,7 +39,7 @@ async function readOptional(file: string): Promise<Uint8Array | undefined> {
     return new Uint8Array(await readFile(file));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw e;
+    throw asFileError(e, file);
   }
 }
 

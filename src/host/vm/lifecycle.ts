@@ -8,6 +8,8 @@
 import { existsSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { writeFileAtomic } from "../../io/atomic.js";
+import path from "node:path";
+import { isBulwarkError } from "../../core/errors.js";
 import { VM_SECRET } from "../../protector/vm-secrets.js";
 import { findSecureBootFirmware } from "../firmware.js";
 import { chooseAccelerator } from "../probe.js";
@@ -19,8 +21,11 @@ import { provisionNvram } from "./nvram.js";
 import {
   assertOff,
   assertRunning,
+  confirmStarted,
   connectQmp,
   killPidFile,
+  killVmProcesses,
+  logTail,
   qemuPidOf,
   spawnQemu,
   waitGone,
@@ -31,7 +36,7 @@ import { runningSettings, startMarker } from "./running-settings.js";
 import { readSavedMeta, restoreInto, type SavedStateMeta } from "./saved-state.js";
 import { statementPaths, verifySettings, type SettingsCheck } from "./security-statement.js";
 import type { VmPaths } from "./store.js";
-import { startVtpm } from "./vtpm.js";
+import { discardVtpmState, startVtpm } from "./vtpm.js";
 
 export type VmState = "Off" | "Running" | "Paused" | "Saved";
 
@@ -87,9 +92,32 @@ function needsSecrets(c: VmConfig, saved: SavedStateMeta | null): boolean {
 }
 
 /**
- * Starts a VM that is off or saved. With a saved state it restores through the decrypting
- * stream and resumes; a refused saved state leaves the VM off with the saved state intact.
- * `opts.secrets` (already opened by the caller, who zeroizes them) skips the key source.
+ * Why a start failed, from what QEMU and swtpm logged: the tails of their logs (no secrets: keys
+ * reach swtpm by file descriptor only, and logTail drops long hex/base64 runs anyway).
+ */
+function startFailure(p: VmPaths, why: string, withVtpm: boolean, cause?: unknown): Error {
+  const parts = [why];
+  if (isBulwarkError(cause) && cause.code === "VM_ERR_START_FAILED") parts[0] = cause.message;
+  const qemuLog = logTail(path.join(p.runDir, "qemu.log"), 6);
+  if (qemuLog && !parts[0]?.includes(qemuLog)) parts.push(`QEMU said:\n${qemuLog}`);
+  const swtpmLog = withVtpm ? logTail(path.join(p.runDir, "swtpm.log"), 8) : "";
+  if (swtpmLog) parts.push(`swtpm said:\n${swtpmLog}`);
+  return vmError("VM_ERR_START_FAILED", parts.join("\n"), {
+    program: "qemu-system-x86_64",
+    ...(withVtpm ? { vtpmLog: swtpmLog } : {}),
+  });
+}
+
+/**
+ * Starts a VM that is off or saved, and confirms it runs: QEMU answers QMP and, with its swtpm,
+ * is still alive a moment later. A start that fails anywhere — QEMU or swtpm refusing or dying
+ * at once (a damaged vTPM state) — leaves nothing running and nothing changed: a vTPM or NVRAM
+ * made by this start is removed again, and VM_ERR_START_FAILED carries QEMU's and swtpm's words.
+ * With a saved state it restores through the decrypting stream and resumes; a refused saved state
+ * leaves the VM off with the saved state intact. A vTPM is manufactured only on the VM's first
+ * start with one (recorded in config.json); a vTPM state lost later is refused
+ * (VM_ERR_VTPM_STATE_MISSING). `opts.secrets` (already opened by the caller, who zeroizes them)
+ * skips the key source.
  */
 export async function startVm(
   ctx: VmContext,
@@ -106,35 +134,57 @@ export async function startVm(
     const verified = await verifySettings(c, p);
     refusePlainSavedState(name, verified, saved);
     let secrets = opts.secrets;
+    let madeNvram = false;
+    let madeVtpm = false;
     try {
       if (!secrets && needsSecrets(c, saved)) {
         say("unwrapping the key protector");
         secrets = await unlockVm(ctx, name);
       }
-      if (!existsSync(p.nvram)) await provisionNvram(ctx.store.stateDir, c, p, { fresh: true });
+      if (!existsSync(p.nvram)) {
+        await provisionNvram(ctx.store.stateDir, c, p, { fresh: true });
+        madeNvram = true;
+      }
       await cleanRunDir(p);
       if (verified.kind === "verified") await writeFileAtomic(statementPaths(p).runCopy, verified.statement);
       const accelerator = await chooseAccelerator();
       const firmwareCode = findSecureBootFirmware().code;
-      if (c.tpm.enabled) await startVtpm(p, secret(secrets as VmSecrets, VM_SECRET.vtpmStateKey), say);
-      const args = qemuArgs(c, p, {
-        accelerator,
-        firmwareCode,
-        ...(c.tpm.enabled ? { tpmSocket: p.swtpmSocket } : {}),
-        ...(saved ? { incoming: true } : {}),
-      });
-      args.push(...startMarker(verified));
-      say(`starting QEMU (${accelerator})`);
       try {
-        await spawnQemu(args, p);
+        if (c.tpm.enabled) {
+          const key = secret(secrets as VmSecrets, VM_SECRET.vtpmStateKey);
+          madeVtpm = (await startVtpm(p, key, say, c.vtpmManufacturedAt !== undefined)).manufactured;
+        }
+        const args = qemuArgs(c, p, {
+          accelerator,
+          firmwareCode,
+          ...(c.tpm.enabled ? { tpmSocket: p.swtpmSocket } : {}),
+          ...(saved ? { incoming: true } : {}),
+        });
+        args.push(...startMarker(verified));
+        say(`starting QEMU (${accelerator})`);
+        try {
+          await spawnQemu(args, p);
+        } catch (e) {
+          throw startFailure(p, "QEMU failed to start", c.tpm.enabled, e);
+        }
+        const notRunning = await confirmStarted(p, c.tpm.enabled);
+        if (notRunning) throw startFailure(p, notRunning, c.tpm.enabled);
+        if (saved) {
+          say("restoring the saved state");
+          await restoreInto(p, saved, secrets, say);
+        }
       } catch (e) {
-        await killPidFile(p.swtpmPid);
+        await killVmProcesses(p);
+        if (madeVtpm) await discardVtpmState(p);
         throw e;
       }
-      if (saved) {
-        say("restoring the saved state");
-        await restoreInto(p, saved, secrets, say);
+      // Recorded once the vTPM has run (also for a VM whose vTPM predates the record).
+      if (c.tpm.enabled && c.vtpmManufacturedAt === undefined) {
+        await ctx.store.save({ ...c, vtpmManufacturedAt: new Date().toISOString() });
       }
+    } catch (e) {
+      if (madeNvram) await rm(p.nvram, { force: true });
+      throw e;
     } finally {
       if (!opts.secrets) zeroSecrets(secrets);
     }

@@ -105,3 +105,63 @@ export async function spawnQemu(args: string[], p: VmPaths): Promise<void> {
     );
   }
 }
+
+/** How long a started VM must stay up, answering QMP, before start reports it running. */
+const SETTLE_MS = 300;
+
+/**
+ * The tail of a child's log for an error message: at most `n` lines, each cut short, and no line
+ * that carries a long hex or base64 run (swtpm is never given a key in argv or its log, but a
+ * message is no place to find out otherwise).
+ */
+export function logTail(file: string, n: number): string {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8").slice(-8192);
+  } catch {
+    return "";
+  }
+  return text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !/[0-9A-Fa-f]{32,}|[A-Za-z0-9+/=]{44,}/.test(l))
+    .slice(-n)
+    .map((l) => (l.length > 200 ? `${l.slice(0, 200)}…` : l))
+    .join("\n");
+}
+
+/**
+ * Confirms that a VM just started is running: QEMU answers QMP (it does so only once the machine
+ * is set up, so a vTPM that failed its CMD_INIT has made QEMU exit by then), and QEMU — and its
+ * swtpm when it has a vTPM — are still alive a moment later. Returns why not, or null.
+ */
+export async function confirmStarted(p: VmPaths, withVtpm: boolean): Promise<string | null> {
+  let status: string;
+  try {
+    const q = await connectQmp(p, QEMU_START_TIMEOUT_MS);
+    try {
+      status = (await q.execute<{ status: string }>("query-status", undefined, { timeoutMs: 10_000 })).status;
+    } finally {
+      q.close();
+    }
+  } catch {
+    return qemuPidOf(p) === null ? "QEMU exited right after starting" : "QEMU does not answer QMP";
+  }
+  await sleep(SETTLE_MS);
+  if (qemuPidOf(p) === null) return `QEMU exited right after starting (it was ${status})`;
+  if (withVtpm) {
+    const tpm = readPid(p.swtpmPid);
+    if (tpm === null || !pidAlive(tpm)) return "the vTPM (swtpm) exited right after starting";
+  }
+  return null;
+}
+
+/** Kills whatever of a VM's QEMU and swtpm is alive (a start that failed part-way). */
+export async function killVmProcesses(p: VmPaths): Promise<void> {
+  const pid = qemuPidOf(p);
+  if (pid !== null) {
+    process.kill(pid, "SIGKILL");
+    await waitGone(pid, 5000);
+  }
+  await killPidFile(p.swtpmPid);
+}

@@ -7,6 +7,8 @@ import { constants } from "node:fs";
 import { mkdir, open, readdir, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { writeFileAtomic } from "../../io/atomic.js";
+import { asFileError } from "../file-errors.js";
+import { checkStateDir } from "../state-dir.js";
 import { validateConfig, validateVmName, type VmConfig } from "./config.js";
 import { vmError } from "./errors.js";
 
@@ -34,6 +36,8 @@ export interface VmPaths {
   readonly swtpmPid: string;
   readonly swtpmSocket: string;
   readonly lock: string;
+  /** Destructive operations on the VM, one JSON line each (who, when, what): `vm tpm reset`. */
+  readonly history: string;
 }
 
 export interface VmLock {
@@ -52,8 +56,9 @@ function pidAlive(pid: number): boolean {
 export class VmStore {
   readonly stateDir: string;
 
+  /** Throws HOST_ERR_STATE_DIR when `stateDir` cannot hold a VM's files (state-dir.ts). */
   constructor(stateDir: string = defaultStateDir()) {
-    this.stateDir = path.resolve(stateDir);
+    this.stateDir = checkStateDir(stateDir);
   }
 
   get vmsDir(): string {
@@ -86,6 +91,7 @@ export class VmStore {
       swtpmPid: path.join(run, "swtpm.pid"),
       swtpmSocket: path.join(run, "swtpm.sock"),
       lock: path.join(dir, ".lock"),
+      history: path.join(dir, "history.jsonl"),
     };
   }
 
@@ -113,14 +119,16 @@ export class VmStore {
       }
     }
     const p = this.paths(config.name);
-    await mkdir(this.vmsDir, { recursive: true, mode: 0o700 });
+    await mkdir(this.vmsDir, { recursive: true, mode: 0o700 }).catch((e: unknown) => {
+      throw asFileError(e, this.vmsDir, "the VMs directory");
+    });
     try {
       await mkdir(p.dir, { mode: 0o700 });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === "EEXIST") {
         throw vmError("VM_ERR_EXISTS", `VM '${config.name}' already exists in ${this.stateDir}`);
       }
-      throw e;
+      throw asFileError(e);
     }
     await writeFileAtomic(p.config, `${JSON.stringify(config, null, 2)}\n`);
     return p;
@@ -131,14 +139,30 @@ export class VmStore {
     let text: string;
     try {
       text = await readFile(p.config, "utf8");
-    } catch {
-      throw vmError("VM_ERR_NOT_FOUND", `no VM named '${name}' in ${this.stateDir}`, { name });
+    } catch (e) {
+      const dirThere = await stat(p.dir).then(
+        (st) => st.isDirectory(),
+        () => false,
+      );
+      if (!dirThere) throw vmError("VM_ERR_NOT_FOUND", `no VM named '${name}' in ${this.stateDir}`, { name });
+      // The VM's directory is there but its configuration is not readable: say which file.
+      throw asFileError(e, p.config);
     }
     let c: VmConfig;
     try {
       c = JSON.parse(text) as VmConfig;
     } catch {
       throw vmError("VM_ERR_INVALID_CONFIG", `${p.config} is not valid JSON`);
+    }
+    if (typeof c === "object" && c !== null && c.name !== name) {
+      // A config copied from another VM's directory would start that VM's identity here.
+      throw vmError(
+        "VM_ERR_INVALID_CONFIG",
+        `name: ${p.config} names VM ${JSON.stringify(String(c.name))}, not '${name}'`,
+        {
+          field: "name",
+        },
+      );
     }
     validateConfig(c);
     return c;
@@ -187,7 +211,8 @@ export class VmStore {
         if ((e as NodeJS.ErrnoException).code === "ENOENT") {
           throw vmError("VM_ERR_NOT_FOUND", `no VM named '${name}' in ${this.stateDir}`, { name });
         }
-        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST")
+          throw asFileError(e, p.lock, "the VM's lock file");
         const holder = Number((await readFile(p.lock, "utf8").catch(() => "")).trim());
         if (Number.isInteger(holder) && holder > 0 && pidAlive(holder) && holder !== process.pid) {
           throw vmError("VM_ERR_LOCKED", `VM '${name}' is locked by process ${holder}`, {

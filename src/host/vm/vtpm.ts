@@ -3,18 +3,47 @@
  * the vTPM state key from the VM secrets. The key reaches swtpm_setup and swtpm only through a
  * pipe on file descriptor 3.
  */
-import { mkdir, readdir } from "node:fs/promises";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { isBulwarkError } from "../../core/errors.js";
 import { lastLines, spawnChild } from "../children.js";
+import { asFileError } from "../file-errors.js";
 import { startSwtpm } from "../swtpm.js";
 import { vmError } from "./errors.js";
 import type { VmPaths } from "./store.js";
 
-/** Manufactures the vTPM on first start (EK created, state encrypted under the VM's key). */
-async function ensureManufactured(p: VmPaths, key: Uint8Array): Promise<void> {
+/** swtpm's whole TPM 2.0 state (libtpms "permanent all"); the vTPM exists while this file does. */
+export const VTPM_STATE_FILE = "tpm2-00.permall";
+
+/**
+ * Manufactures the vTPM (EK created, state encrypted under the VM's key) when it has none —
+ * only if it never had one: a vTPM manufactured before whose state is gone is refused
+ * (VM_ERR_VTPM_STATE_MISSING), since a new one has a new EK and loses what the guest sealed.
+ * Returns true when it manufactured.
+ */
+async function ensureManufactured(
+  p: VmPaths,
+  key: Uint8Array,
+  manufacturedBefore: boolean,
+): Promise<boolean> {
+  const present = await readdir(p.tpmDir).then(
+    (files) => files.includes(VTPM_STATE_FILE),
+    (e: unknown) => {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
+      throw asFileError(e, p.tpmDir);
+    },
+  );
+  if (present) return false;
+  if (manufacturedBefore) {
+    throw vmError(
+      "VM_ERR_VTPM_STATE_MISSING",
+      `the vTPM state of this VM (${path.join(p.tpmDir, VTPM_STATE_FILE)}) is missing, but its vTPM was manufactured before: ` +
+        "a new vTPM would have a new EK and lose everything the guest sealed to the old one. Restore the tpm/ " +
+        `directory from a backup, or make a new vTPM with 'bulwark vm tpm reset ${path.basename(p.dir)} --yes'`,
+      { file: path.join(p.tpmDir, VTPM_STATE_FILE) },
+    );
+  }
   await mkdir(p.tpmDir, { recursive: true, mode: 0o700 });
-  if ((await readdir(p.tpmDir)).some((f) => f.startsWith("tpm2-00.permall"))) return;
   const setup = spawnChild(
     "swtpm_setup",
     [
@@ -33,20 +62,28 @@ async function ensureManufactured(p: VmPaths, key: Uint8Array): Promise<void> {
   );
   const { code } = await setup.exited;
   if (code !== 0) {
+    await discardVtpmState(p); // a half-made vTPM would count as made on the next start
     throw vmError(
       "VM_ERR_START_FAILED",
       `swtpm_setup failed (exit ${code}): ${lastLines(setup.stderrTail(), 10)}`,
       { program: "swtpm_setup" },
     );
   }
+  return true;
 }
 
 /**
- * Starts the VM's vTPM, manufacturing it on first start. The swtpm is detached: it outlives this
- * command and ends by itself when QEMU disconnects.
+ * Starts the VM's vTPM, manufacturing it on its first start (`manufacturedBefore` false). The
+ * swtpm is detached: it outlives this command and ends by itself when QEMU disconnects. Returns
+ * whether it manufactured (the caller records that, or discards the new state if the start fails).
  */
-export async function startVtpm(p: VmPaths, key: Uint8Array, say: (m: string) => void): Promise<void> {
-  await ensureManufactured(p, key);
+export async function startVtpm(
+  p: VmPaths,
+  key: Uint8Array,
+  say: (m: string) => void,
+  manufacturedBefore: boolean,
+): Promise<{ manufactured: boolean }> {
+  const manufactured = await ensureManufactured(p, key, manufacturedBefore);
   say("starting the vTPM (swtpm)");
   try {
     await startSwtpm({
@@ -58,6 +95,7 @@ export async function startVtpm(p: VmPaths, key: Uint8Array, say: (m: string) =>
       log: path.join(p.runDir, "swtpm.log"),
     });
   } catch (e) {
+    if (manufactured) await discardVtpmState(p);
     if (!isBulwarkError(e) || e.code !== "HOST_ERR_TOOL_FAILED") throw e;
     const output = typeof e.details["output"] === "string" ? e.details["output"] : "";
     throw vmError(
@@ -68,4 +106,10 @@ export async function startVtpm(p: VmPaths, key: Uint8Array, say: (m: string) =>
       },
     );
   }
+  return { manufactured };
+}
+
+/** Removes the vTPM's state (a start that manufactured it failed, or `vm tpm reset`). */
+export async function discardVtpmState(p: VmPaths): Promise<void> {
+  await rm(p.tpmDir, { recursive: true, force: true });
 }
