@@ -18,7 +18,7 @@ import { spawn, type ChildProcess, type StdioOptions } from "node:child_process"
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { tiedToParent } from "./lifetime.js";
-import { childEnvironment, findProgram, requireProgram } from "./tools.js";
+import { childEnvironment, requireProgram } from "./tools.js";
 
 const live = new Set<ChildProcess>();
 
