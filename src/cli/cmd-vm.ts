@@ -16,6 +16,7 @@ import {
   turnOffVm,
   vmStatus,
 } from "../host/vm/lifecycle.js";
+import { rekeyVm } from "../host/vm/rekey.js";
 import { saveVm } from "../host/vm/saved-state.js";
 import {
   consoleFor,
@@ -43,6 +44,7 @@ Security (Hyper-V's Security page):
   tpm enable NAME | tpm disable NAME
   key-protector set NAME (--new-local | --file KP) | key-protector show NAME
   key-protector restore-last-known-good NAME
+  key-protector roll NAME           new transport, vTPM-state and saved-state keys (VM off)
   security set NAME --encrypt-state-and-migration on|off
   security-policy set NAME --shielded on|off [--encryption-supported on|off]
 
@@ -334,6 +336,17 @@ async function settings(
         r = await setKeyProtector(ctx, name, { kind: "bytes", keyProtector, file: values.file });
       } else throw usageError("key-protector set needs --new-local or --file KP");
       return done(r, () => `key protector of '${name}' set`);
+    }
+    case "key-protector roll": {
+      const r = await rekeyVm(ctx, name);
+      if (json) printJson(r);
+      else {
+        process.stdout.write(
+          `keys of '${name}' rolled: key generation ${r.keyProtector.keyGeneration}` +
+            `${r.vtpmRekeyed ? ", vTPM state re-encrypted under a new key" : ""}, new saved-state key\n`,
+        );
+      }
+      return 0;
     }
     case "key-protector restore-last-known-good": {
       const r = await restoreKeyProtector(ctx, name);

@@ -76,7 +76,7 @@ function releaseError(e: unknown): HostGuardError {
 export async function unlockVmViaHgs(stateDir: string, vm: UnlockRequest): Promise<VmSecrets | undefined> {
   const c = await readConfig(stateDir);
   if (c.mode === "Local") return undefined;
-  const { current, lastKnownGood: lkg, secrets: blob } = vm.files;
+  const { current, secrets: blob } = vm.files;
   if (!blob) return undefined;
   const header = vmSecretsHeader(blob);
   // The protector whose generation the secrets are sealed for; the last known good copy when the

@@ -135,7 +135,7 @@ export function checkNotForeign(files: VmKeyFiles, header: VmSecretsHeader, secr
  * guardian is in the copy used, PROTECTOR_ERR_VMSECRETS_BINDING when no copy matches the secrets
  * (an older protector put back: the secrets moved on).
  */
-async function openWithLocalGuardians(
+export async function openWithLocalGuardians(
   guardians: GuardianStore,
   paths: VmPaths,
   files: VmKeyFiles,

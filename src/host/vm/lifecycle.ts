@@ -7,13 +7,12 @@
  */
 import { existsSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
-import { VM_SECRET } from "../../protector/vm-secrets.js";
 import { findSecureBootFirmware } from "../firmware.js";
 import { chooseAccelerator } from "../probe.js";
 import type { VmConfig } from "./config.js";
 import type { VmContext, VmSecrets } from "./context.js";
 import { vmError } from "./errors.js";
-import { secret, unlockVm, zeroSecrets } from "./keys.js";
+import { unlockVm, zeroSecrets } from "./keys.js";
 import { provisionNvram } from "./nvram.js";
 import {
   assertOff,
@@ -109,7 +108,7 @@ export async function startVm(
       await cleanRunDir(p);
       const accelerator = await chooseAccelerator();
       const firmwareCode = findSecureBootFirmware().code;
-      if (c.tpm.enabled) await startVtpm(p, secret(secrets as VmSecrets, VM_SECRET.vtpmStateKey), say);
+      if (c.tpm.enabled) await startVtpm(p, secrets as VmSecrets, say, { restoring: saved !== null });
       const args = qemuArgs(c, p, {
         accelerator,
         firmwareCode,

@@ -8,13 +8,17 @@ import path from "node:path";
 import { isBulwarkError } from "../../core/errors.js";
 import { lastLines, spawnChild } from "../children.js";
 import { startSwtpm } from "../swtpm.js";
+import { VM_SECRET } from "../../protector/vm-secrets.js";
+import type { VmSecrets } from "./context.js";
 import { vmError } from "./errors.js";
+import { secret } from "./keys.js";
+import { advanceVtpmVersion, settleVtpmRekey } from "./vtpm-version.js";
 import type { VmPaths } from "./store.js";
 
-/** Manufactures the vTPM on first start (EK created, state encrypted under the VM's key). */
-async function ensureManufactured(p: VmPaths, key: Uint8Array): Promise<void> {
+/** Manufactures the vTPM on first start (EK created, state encrypted under the VM's key); true when it did. */
+async function ensureManufactured(p: VmPaths, key: Uint8Array): Promise<boolean> {
   await mkdir(p.tpmDir, { recursive: true, mode: 0o700 });
-  if ((await readdir(p.tpmDir)).some((f) => f.startsWith("tpm2-00.permall"))) return;
+  if ((await readdir(p.tpmDir)).some((f) => f.startsWith("tpm2-00.permall"))) return false;
   const setup = spawnChild(
     "swtpm_setup",
     [
@@ -39,14 +43,28 @@ async function ensureManufactured(p: VmPaths, key: Uint8Array): Promise<void> {
       { program: "swtpm_setup" },
     );
   }
+  return true;
 }
 
 /**
  * Starts the VM's vTPM, manufacturing it on first start. The swtpm is detached: it outlives this
- * command and ends by itself when QEMU disconnects.
+ * command and ends by itself when QEMU disconnects. Before that, on a cold start, the vTPM
+ * state's version is checked against the sealed one and moved on (./vtpm-version.ts); a restore
+ * skips it, because the saved state (bound by its own generation) brings the vTPM state with it.
  */
-export async function startVtpm(p: VmPaths, key: Uint8Array, say: (m: string) => void): Promise<void> {
-  await ensureManufactured(p, key);
+export async function startVtpm(
+  p: VmPaths,
+  secrets: VmSecrets,
+  say: (m: string) => void,
+  opts: { restoring?: boolean } = {},
+): Promise<void> {
+  await settleVtpmRekey(p);
+  const key = secret(secrets, VM_SECRET.vtpmStateKey);
+  const fresh = await ensureManufactured(p, key);
+  if (!opts.restoring) {
+    say("checking the vTPM state's version");
+    await advanceVtpmVersion(p, secrets, { fresh });
+  }
   say("starting the vTPM (swtpm)");
   try {
     await startSwtpm({
