@@ -52,7 +52,9 @@ export async function startSwtpm(opts: SwtpmOptions): Promise<SwtpmProcess> {
       `dir=${stateDir},mode=0600`,
       "--ctrl",
       `type=unixio,path=${socketPath},mode=0600`,
-      ...(opts.dataSocketPath ? ["--server", `type=unixio,path=${path.resolve(opts.dataSocketPath)},mode=0600`] : []),
+      ...(opts.dataSocketPath
+        ? ["--server", `type=unixio,path=${path.resolve(opts.dataSocketPath)},mode=0600`]
+        : []),
       ...(opts.stateKey ? ["--key", "fd=3,mode=aes-256-cbc,format=hex"] : []),
       ...(opts.pidFile ? ["--pid", `file=${opts.pidFile}`] : []),
       "--terminate",

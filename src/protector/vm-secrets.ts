@@ -56,7 +56,8 @@ export const VM_SECRET = {
 export function readVersion(secrets: ReadonlyMap<string, Uint8Array>, name: string): bigint | undefined {
   const v = secrets.get(name);
   if (!v) return undefined;
-  if (v.length !== 8) throw protectorError("PROTECTOR_ERR_VMSECRETS_FORMAT", `VM secret '${name}' is not a u64`);
+  if (v.length !== 8)
+    throw protectorError("PROTECTOR_ERR_VMSECRETS_FORMAT", `VM secret '${name}' is not a u64`);
   return Buffer.from(v).readBigUInt64BE(0);
 }
 

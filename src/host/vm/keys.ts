@@ -105,7 +105,10 @@ export async function unlockVm(ctx: VmContext, name: string): Promise<VmSecrets>
 }
 
 /** Whether `copy` is the protector generation the secrets blob is sealed for. */
-export function sealedFor(copy: KeyProtectorCopy | undefined, header: VmSecretsHeader): copy is KeyProtectorCopy {
+export function sealedFor(
+  copy: KeyProtectorCopy | undefined,
+  header: VmSecretsHeader,
+): copy is KeyProtectorCopy {
   return (
     copy?.model !== undefined &&
     copy.model.keyGeneration === header.keyGeneration &&
@@ -182,7 +185,10 @@ export async function openWithLocalGuardians(
 /** The copies (current first, each once) whose protector id and key generation the secrets are sealed for. */
 export function sealedForCopies(files: VmKeyFiles, header: VmSecretsHeader): KeyProtectorCopy[] {
   const out = [files.current, files.lastKnownGood].filter((c) => sealedFor(c, header));
-  if (out.length === 2 && bytesEqual((out[0] as KeyProtectorCopy).bytes, (out[1] as KeyProtectorCopy).bytes)) {
+  if (
+    out.length === 2 &&
+    bytesEqual((out[0] as KeyProtectorCopy).bytes, (out[1] as KeyProtectorCopy).bytes)
+  ) {
     out.pop();
   }
   return out;

@@ -59,7 +59,9 @@ async function requireOff(ctx: VmContext, name: string, what: string): Promise<v
     throw vmError(
       "VM_ERR_STATE",
       `${what} needs VM '${name}' off (it is ${s.state})` +
-        (s.state === "Saved" ? ": its saved state is sealed under the old keys; start it and shut it down first" : ""),
+        (s.state === "Saved"
+          ? ": its saved state is sealed under the old keys; start it and shut it down first"
+          : ""),
     );
   }
 }

@@ -133,7 +133,9 @@ async function readIndex(tpm: Tpm, auth: Uint8Array): Promise<bigint | "missing"
   } catch (e) {
     if (isRc(e, RC.NV_UNINITIALIZED)) return "unwritten";
     if (isRc(e, RC.AUTH_FAIL) || isRc(e, RC.BAD_AUTH)) {
-      rollback("the vTPM state's version index does not answer to this VM's secrets (not this VM's vTPM state)");
+      rollback(
+        "the vTPM state's version index does not answer to this VM's secrets (not this VM's vTPM state)",
+      );
     }
     throw e;
   }
@@ -283,11 +285,8 @@ export async function stageVtpmRekey(
   const staging = vtpmStagingDir(p);
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true, mode: 0o700 });
-  const plain = await withSwtpm(
-    p,
-    p.tpmDir,
-    oldKey,
-    async (_tpm, _ctrl, ctrlPath) => getPermanentState(ctrlPath),
+  const plain = await withSwtpm(p, p.tpmDir, oldKey, async (_tpm, _ctrl, ctrlPath) =>
+    getPermanentState(ctrlPath),
   );
   try {
     await withSwtpm(
