@@ -6,7 +6,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { copyFile, cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -25,6 +25,7 @@ import { parseKeyProtector } from "../../src/protector/key-protector.js";
 import { exportGuardianPublicPem } from "../../src/protector/guardian.js";
 import { readVersion, VM_SECRET } from "../../src/protector/vm-secrets.js";
 import { rejectsWith } from "../helpers/errors.js";
+import { repoPath } from "../helpers/paths.js";
 
 let dir: string;
 let ctx: VmContext;
@@ -178,6 +179,68 @@ describe("key-protector roll and revoke", () => {
     await writeFile(p.savedState, "x");
     await writeFile(p.savedStateMeta, JSON.stringify({ version: 1, encrypted: true }));
     await rejectsWith(rekeyVm(ctx, "r2"), "VM_ERR_STATE");
+  });
+});
+
+describe("key-protector grant and revoke --vm hold the VM's lock", () => {
+  const bin = repoPath("dist/src/cli/main.js");
+  const cli = (args: string[]) => {
+    const r = spawnSync(process.execPath, [bin, ...args, "--state-dir", dir, "--json"], { encoding: "utf8" });
+    const err = (JSON.parse(r.stderr.trim() || r.stdout.trim() || "{}") as { error?: { code?: string } })
+      .error;
+    return { status: r.status, code: err?.code };
+  };
+  const idle = () => spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
+
+  it("refuse while another process drives the VM, and revoke refuses a running VM; grant does not need it off", async () => {
+    await newVm(ctx, "lk");
+    const g = new GuardianStore(dir);
+    await g.import(
+      exportGuardianPublicPem(
+        await hostContext(await mkdtemp(path.join(dir, "h-"))).guardians.untrustedGuardian(),
+      ),
+      {
+        name: "hostL",
+      },
+    );
+    const p = ctx.store.paths("lk");
+    const before = await readFile(p.keyProtector);
+    const holder = idle();
+    try {
+      await writeFile(p.lock, String(holder.pid));
+      assert.deepEqual(
+        cli(["key-protector", "grant", "--vm", "lk", "--guardian", "hostL"]).code,
+        "VM_ERR_LOCKED",
+      );
+      assert.deepEqual(
+        cli(["key-protector", "revoke", "--vm", "lk", "--guardian", "hostL"]).code,
+        "VM_ERR_LOCKED",
+      );
+      assert.deepEqual(await readFile(p.keyProtector), before, "nothing written while locked");
+    } finally {
+      holder.kill("SIGKILL");
+      await rm(p.lock, { force: true });
+    }
+    // A running VM (a live process holding its pid file and QMP path): grant works, revoke is refused.
+    await mkdir(p.runDir, { recursive: true });
+    const qemu = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)", p.qmpSocket], {
+      stdio: "ignore",
+    });
+    try {
+      await writeFile(p.qemuPid, String(qemu.pid));
+      assert.equal(cli(["key-protector", "grant", "--vm", "lk", "--guardian", "hostL"]).status, 0);
+      assert.equal(
+        cli(["key-protector", "revoke", "--vm", "lk", "--guardian", "hostL"]).code,
+        "VM_ERR_STATE",
+      );
+      assert.equal(cli(["vm", "key-protector", "roll", "lk"]).code, "VM_ERR_STATE");
+    } finally {
+      qemu.kill("SIGKILL");
+      await rm(p.qemuPid, { force: true });
+    }
+    assert.equal(cli(["key-protector", "revoke", "--vm", "lk", "--guardian", "hostL"]).status, 0);
+    assert.equal(cli(["vm", "key-protector", "roll", "lk"]).status, 0);
+    await startTpmOnly(ctx, "lk");
   });
 });
 
