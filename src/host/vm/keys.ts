@@ -288,6 +288,19 @@ async function install(
   }
 }
 
+/**
+ * Installs a protector this host may not be able to unwrap (an owner provisioning a VM for HGS
+ * only), with fresh VM secrets sealed under the transport key its creator still holds; zeroizes it.
+ */
+export async function installWithFreshSecrets(
+  paths: VmPaths,
+  keyProtector: Uint8Array,
+  transportKey: TransportKey,
+): Promise<KeyProtectorInfo> {
+  await install(paths, keyProtector, transportKey, freshSecrets());
+  return inspectKeyProtector(keyProtector);
+}
+
 /** `vm key-protector set --new-local`: owner and guardian = this host's UntrustedGuardian. */
 export async function setNewLocalKeyProtector(
   paths: VmPaths,
