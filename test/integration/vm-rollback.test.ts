@@ -73,7 +73,7 @@ test("an older or already restored saved state is refused; the newest restores; 
 
     await putBack("2");
     await startVm(host.ctx, "rb");
-    tick = await waitForTick(host, "rb", tick, 60_000);
+    await waitForTick(host, "rb", tick, 60_000);
     await turnOffVm(host.ctx, "rb");
     // The restored (consumed) saved state put back: refused as well.
     await putBack("2");
