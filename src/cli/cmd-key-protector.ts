@@ -27,6 +27,8 @@ const help = `Usage: bulwark key-protector <verb> [--state-dir DIR] [--json]
         remove guardian G and roll the transport key (what G unwrapped before opens nothing
         sealed for the new protector). With --vm: the VM must be off (not saved); its vTPM
         state and saved-state keys are replaced too, so G's old copies open nothing current
+        (a FILE installed later with vm key-protector set keeps the VM's keys: follow it with
+        bulwark vm key-protector roll NAME)
   show (FILE | --vm NAME)
 
 A key protector wraps a VM's transport key to each guardian; the owner signs the guardian set.
