@@ -13,6 +13,7 @@ import { startVtpm } from "../../src/host/vm/vtpm.js";
 const [stateDir, name, op] = process.argv.slice(2) as [string, string, string];
 const ctx = hostContext(stateDir);
 for (;;) {
+  process.stdout.write("go\n"); // the parent times its SIGKILL from the first one
   if (op === "roll") {
     await rekeyVm(ctx, name);
   } else {

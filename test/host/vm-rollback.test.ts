@@ -272,8 +272,10 @@ describe("SIGKILL never bricks", () => {
   const child = path.join(here, "vm-rollback-child.js");
 
   async function killDuring(op: "start" | "roll", name: string, afterMs: number): Promise<void> {
-    const proc = spawn(process.execPath, [child, dir, name, op], { stdio: "ignore" });
+    const proc = spawn(process.execPath, [child, dir, name, op], { stdio: ["ignore", "pipe", "ignore"] });
     const exited = new Promise((r) => proc.once("exit", r));
+    // Timed from the child's first operation, not from its start (module loading varies with load).
+    await new Promise<void>((r) => proc.stdout.once("data", () => r()));
     await sleep(afterMs);
     proc.kill("SIGKILL");
     await exited;
