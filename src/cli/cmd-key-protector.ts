@@ -10,7 +10,9 @@ import {
 import { writeFileAtomic } from "../io/atomic.js";
 import { GuardianStore } from "../host/guardians.js";
 import { vmError } from "../host/vm/errors.js";
+import { hostContext } from "../host/index.js";
 import { localOwnerOf } from "../host/vm/keys.js";
+import { grantVmGuardian, rekeyVm } from "../host/vm/rekey.js";
 import { VmStore } from "../host/vm/store.js";
 import { parse, printJson, usageError } from "./args.js";
 
@@ -19,8 +21,14 @@ const help = `Usage: bulwark key-protector <verb> [--state-dir DIR] [--json]
   new --owner G [--guardian G]... --out FILE
         a key protector owned by local guardian G (its signing key signs the guardian set)
   grant (FILE | --vm NAME) --guardian G [--out FILE]
-        add guardian G (public is enough); needs the owner's private key on this host
+        add guardian G (public is enough); needs the owner's private key on this host.
+        With --vm: holds the VM's lock; the VM may be running (its keys do not change)
   revoke (FILE | --vm NAME) --guardian G [--out FILE]
+        remove guardian G and roll the transport key (what G unwrapped before opens nothing
+        sealed for the new protector). With --vm: the VM must be off (not saved); its vTPM
+        state and saved-state keys are replaced too, so G's old copies open nothing current
+        (a FILE installed later with vm key-protector set keeps the VM's keys: follow it with
+        bulwark vm key-protector roll NAME)
   show (FILE | --vm NAME)
 
 A key protector wraps a VM's transport key to each guardian; the owner signs the guardian set.
@@ -84,13 +92,22 @@ export async function run(argv: string[]): Promise<number> {
       if (!source) throw usageError(`key-protector ${verb} needs FILE or --vm NAME`);
       const names = values.guardian ?? [];
       if (names.length !== 1) throw usageError(`key-protector ${verb} needs exactly one --guardian G`);
+      const guardian = names[0] as string;
+      if (values.vm && values.out === undefined) {
+        // The VM's own protector: under the VM's lock, and a revocation re-keys the VM (host/vm/rekey.ts).
+        const ctx = hostContext(stateDir);
+        if (verb === "grant") await grantVmGuardian(ctx, values.vm, await store.getPublic(guardian));
+        else await rekeyVm(ctx, values.vm, { revoke: guardian });
+        show(new Uint8Array(await readFile(source)));
+        return 0;
+      }
       const bytes = new Uint8Array(await readFile(source));
       const owner = await ownerFor(store, bytes);
       const unwrapWith = await store.localGuardians();
       const next =
         verb === "grant"
-          ? grantGuardian(bytes, await store.getPublic(names[0] as string), { owner, unwrapWith })
-          : revokeGuardian(bytes, names[0] as string, { owner, unwrapWith });
+          ? grantGuardian(bytes, await store.getPublic(guardian), { owner, unwrapWith })
+          : revokeGuardian(bytes, guardian, { owner, unwrapWith });
       await writeFileAtomic(values.out ?? source, next, 0o644);
       show(next);
       return 0;

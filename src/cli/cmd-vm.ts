@@ -16,6 +16,7 @@ import {
   turnOffVm,
   vmStatus,
 } from "../host/vm/lifecycle.js";
+import { rekeyVm } from "../host/vm/rekey.js";
 import { saveVm } from "../host/vm/saved-state.js";
 import { resetVtpm } from "../host/vm/vtpm-reset.js";
 import {
@@ -51,6 +52,7 @@ Security (Hyper-V's Security page):
                                     missing refuses (VM_ERR_VTPM_STATE_MISSING)
   key-protector set NAME (--new-local | --file KP) | key-protector show NAME
   key-protector restore-last-known-good NAME
+  key-protector roll NAME           new transport, vTPM-state and saved-state keys (VM off)
   security set NAME --encrypt-state-and-migration on|off
   security-policy set NAME --shielded on|off [--encryption-supported on|off]
   settings sign NAME                sign the current settings and NVRAM keys (owner key needed)
@@ -388,6 +390,17 @@ async function settings(
     case "settings sign": {
       const r = await signSettings(ctx, name);
       return done(r, () => `settings of '${name}' signed by its owner`);
+    }
+    case "key-protector roll": {
+      const r = await rekeyVm(ctx, name);
+      if (json) printJson(r);
+      else {
+        process.stdout.write(
+          `keys of '${name}' rolled: key generation ${r.keyProtector.keyGeneration}` +
+            `${r.vtpmRekeyed ? ", vTPM state re-encrypted under a new key" : ""}, new saved-state key\n`,
+        );
+      }
+      return 0;
     }
     case "key-protector restore-last-known-good": {
       const r = await restoreKeyProtector(ctx, name);

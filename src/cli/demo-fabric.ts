@@ -19,14 +19,12 @@ import { isBulwarkError } from "../core/errors.js";
 import { buildServer } from "../hgs/http/server.js";
 import { addKeyHost, listAuditEntries, updateSettings } from "../hgs/admin.js";
 import { initHgs, type HgsContext } from "../hgs/context.js";
-import { guardianThumbprint, importGuardianPublicPem } from "../protector/guardian.js";
+import { importGuardianPublicPem } from "../protector/guardian.js";
 import {
   createKeyProtector,
   inspectKeyProtector,
-  revokeGuardian,
   type KeyProtectorInfo,
 } from "../protector/key-protector.js";
-import { writeFileAtomic } from "../io/atomic.js";
 import { ensureGuestImage } from "../lab/guest-image.js";
 import { scriptFwCfgName } from "../lab/guest-init.js";
 import { hostGuardStatus } from "../host/guarded/attestation.js";
@@ -35,7 +33,8 @@ import { hostKeyPublic, keyReleaseKey } from "../host/guarded/identity.js";
 import { newVmConfig, type VmConfig } from "../host/vm/config.js";
 import { hostContext } from "../host/index.js";
 import { createVm, startVm, turnOffVm, vmStatus } from "../host/vm/lifecycle.js";
-import { setKeyProtector, setSecurityPolicy } from "../host/vm/settings.js";
+import { installWithFreshSecrets } from "../host/vm/keys.js";
+import { setSecurityPolicy } from "../host/vm/settings.js";
 import { formatStatus } from "./cmd-host.js";
 
 /** An in-process HGS with one or more HTTPS nodes (fastify servers over one service and database). */
@@ -160,14 +159,15 @@ export async function provisionShieldedVmForHgs(o: {
     ...o.patch,
   };
   const p = await createVm(ownerHost, base);
-  const { keyProtector, transportKey } = createKeyProtector({ owner, guardians: [hgsGuardian] });
-  transportKey.key.fill(0);
-  // Fresh VM secrets sealed under the transport key (the owner unwraps: it is still a guardian).
-  await setKeyProtector(ownerHost, o.name, { kind: "bytes", keyProtector });
+  // HGS is the only guardian; the owner signs, and seals fresh VM secrets under the transport key
+  // it made (a guardian revoked afterwards would roll that key away from the sealed secrets).
+  const { keyProtector: hgsOnly, transportKey } = createKeyProtector({
+    owner,
+    guardians: [hgsGuardian],
+    ownerCanUnwrap: false,
+  });
+  await installWithFreshSecrets(p, hgsOnly, transportKey);
   await setSecurityPolicy(ownerHost, o.name, { shielded: true });
-  const hgsOnly = revokeGuardian(keyProtector, guardianThumbprint(owner), { owner });
-  await writeFileAtomic(p.keyProtector, hgsOnly);
-  await writeFileAtomic(p.keyProtectorLastKnownGood, hgsOnly);
   const dest = hostContext(o.guardedStateDir).store.paths(o.name).dir;
   await cp(p.dir, dest, { recursive: true, errorOnExist: true, force: false });
   await rm(p.dir, { recursive: true, force: true });

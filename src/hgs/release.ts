@@ -308,6 +308,31 @@ async function release(
       newKeyGeneration: roll.newKey.keyGeneration,
       keys,
     };
+    // Rollback: a generation older than one a host already presented (which proves that host
+    // installed it) is refused. The newest presented one stays acceptable until its successor is
+    // presented, so a host that died between this release and installing the rolled protector
+    // still starts with what it has; recorded only now, after the roll verified the protector, so
+    // a forged generation number cannot move the record. docs/hgs.md "Rollback".
+    const fresh = await ctx.repo.presentKeyGeneration(
+      result.protectorId,
+      roll.oldKey.keyGeneration,
+      roll.newKey.keyGeneration,
+      Date.now(),
+    );
+    if (!fresh) {
+      const known = await ctx.repo.keyGenerations(result.protectorId);
+      refuse(
+        "key-protector.rollback",
+        `the key protector is generation ${roll.oldKey.keyGeneration}, older than generation ` +
+          `${known?.presented ?? "?"} a host already presented for it (a rolled-back copy)`,
+        "HGS_ERR_KEY_PROTECTOR",
+        {
+          expected: `>= ${known?.presented ?? "?"}`,
+          got: String(roll.oldKey.keyGeneration),
+          protectorId: result.protectorId,
+        },
+      );
+    }
     // Single use across every node: the request id goes in the shared nonce table, inserted in
     // the same transaction as the release's audit entry (one commit per group, not two per
     // request), before anything is answered. One already committed was refused by the

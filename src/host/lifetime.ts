@@ -21,8 +21,12 @@ import { hostError } from "./errors.js";
 const SETPRIV = ["/usr/bin/setpriv", "/bin/setpriv"];
 const SH = "/bin/sh";
 
-/** Runs "$@" only if the parent is still the pid given as $0 (an orphan exits 137, as if killed). */
-const PARENT_CHECK = 'if [ "$PPID" != "$0" ]; then exit 137; fi; exec "$@"';
+/**
+ * Runs "$@" only if the parent is still the pid given as $0 (an orphan exits 137, as if killed).
+ * `unset PWD`: the shell exports the directory it starts in, and a child gets only the
+ * environment tools.ts chooses (childEnvironment).
+ */
+const PARENT_CHECK = 'if [ "$PPID" != "$0" ]; then exit 137; fi; unset PWD; exec "$@"';
 
 function executable(p: string): boolean {
   try {

@@ -16,6 +16,8 @@ export interface SwtpmOptions {
   readonly stateDir: string;
   /** Control socket path QEMU connects to. */
   readonly socketPath: string;
+  /** A TPM command socket too (`--server`): the host's own session before QEMU connects. */
+  readonly dataSocketPath?: string;
   /** Encrypts the state at rest (AES-256-CBC); passed by file descriptor, never argv. */
   readonly stateKey?: Uint8Array;
   /** swtpm writes its pid here (a VM's swtpm, found again by later commands). */
@@ -50,6 +52,9 @@ export async function startSwtpm(opts: SwtpmOptions): Promise<SwtpmProcess> {
       `dir=${stateDir},mode=0600`,
       "--ctrl",
       `type=unixio,path=${socketPath},mode=0600`,
+      ...(opts.dataSocketPath
+        ? ["--server", `type=unixio,path=${path.resolve(opts.dataSocketPath)},mode=0600`]
+        : []),
       ...(opts.stateKey ? ["--key", "fd=3,mode=aes-256-cbc,format=hex"] : []),
       ...(opts.pidFile ? ["--pid", `file=${opts.pidFile}`] : []),
       "--terminate",
@@ -60,7 +65,9 @@ export async function startSwtpm(opts: SwtpmOptions): Promise<SwtpmProcess> {
       ...(opts.stateKey ? { secretFd3: Buffer.from(opts.stateKey).toString("hex") } : {}),
     },
   );
-  const startup = await waitReady(proc, () => existsSync(socketPath), START_TIMEOUT_MS);
+  const ready = () =>
+    existsSync(socketPath) && (!opts.dataSocketPath || existsSync(path.resolve(opts.dataSocketPath)));
+  const startup = await waitReady(proc, ready, START_TIMEOUT_MS);
   if (startup !== "ready") {
     await proc.stop(0);
     const output = lastLines(proc.stderrTail(), 5);

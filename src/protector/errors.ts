@@ -116,6 +116,12 @@ export const ProtectorErrors = defineErrors("PROTECTOR", {
     exit: Exit.refused,
     http: 409,
   },
+  PROTECTOR_ERR_FOREIGN_PROTECTOR: {
+    summary:
+      "The key protector in place belongs to another VM (its protector id is not the one this VM's secrets and last known good copy are bound to); it is refused, not replaced.",
+    exit: Exit.refused,
+    http: 409,
+  },
   PROTECTOR_ERR_VMSECRETS_FORMAT: {
     summary: "The VM secrets blob is malformed or of an unknown version.",
     exit: Exit.invalidInput,

@@ -529,8 +529,10 @@ function findGuardian(kp: KeyProtector, ref: string): number {
 }
 
 /**
- * Removes a guardian (by name or thumbprint). The transport key is unchanged: a revoked
- * guardian that already unwrapped it still knows it, so follow with {@link rollTransportKey}.
+ * Removes a guardian (by name or thumbprint) and rolls the transport key: a revoked guardian
+ * that already unwrapped the old key still knows it, so the remaining guardians get a fresh key
+ * at the next key generation (and VM secrets sealed under the old key no longer open with the
+ * new protector: the host re-seals them, host/vm/rekey.ts).
  */
 export function revokeGuardian(
   bytes: Uint8Array,
@@ -543,7 +545,9 @@ export function revokeGuardian(
   if (kp.guardians.length === 1) {
     throw protectorError("PROTECTOR_ERR_LAST_GUARDIAN", `'${guardian}' is the key protector's last guardian`);
   }
+  // The old key is unwrapped only to prove this caller may change the protector (the MAC checks).
   const t = unwrapKeyProtector(kp, opts.unwrapWith ?? [opts.owner], opts.memo ? { memo: opts.memo } : {});
+  const key = randomBytes(TRANSPORT_KEY_BYTES);
   try {
     const signed = signedGuardianSet(
       {
@@ -554,16 +558,17 @@ export function revokeGuardian(
       },
       opts.owner.signingKey,
     );
+    const keyGeneration = nextGeneration(kp.keyGeneration, "transport key");
     return assemble({
       ...signed,
-      keyGeneration: kp.keyGeneration,
-      wraps: kp.wraps
+      keyGeneration,
+      wraps: kp.guardians
         .filter((_, i) => i !== idx)
-        .map((w) => ({ scheme: WrapScheme[w.scheme], enc: w.enc, ciphertext: w.ciphertext })),
-      transportKey: t.key,
+        .map((g) => wrapFor(g, key, kp.protectorId, keyGeneration, opts.memo)),
+      transportKey: key,
     });
   } finally {
-    zeroize(t.key);
+    zeroize(t.key, key);
   }
 }
 
@@ -653,23 +658,28 @@ export function inspectKeyProtector(bytes: Uint8Array): KeyProtectorInfo {
 // must descend from it (same protector id and owner, generations never decreasing).
 
 /**
+ * A key protector whose protector id is not the VM's: a copy of another VM's protector put in
+ * place. Never a reason to fall back to the last known good copy — that would hide the swap.
+ */
+export function foreignProtector(expected: Uint8Array, got: Uint8Array): ProtectorError {
+  const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+  return protectorError(
+    "PROTECTOR_ERR_FOREIGN_PROTECTOR",
+    `the key protector belongs to another VM: its protector id ${hex(got)} is not this VM's ${hex(expected)}`,
+    { expected: hex(expected), got: hex(got) },
+  );
+}
+
+/**
  * Checks that `candidate` may replace `lastKnownGood`: same protector id and owner, guardian-set
  * and key generations not lower, and not a different protector at the same generations.
- * Throws PROTECTOR_ERR_OWNER_MISMATCH or PROTECTOR_ERR_ROLLBACK. Signatures are not checked here.
+ * Throws PROTECTOR_ERR_FOREIGN_PROTECTOR (another VM's protector), PROTECTOR_ERR_OWNER_MISMATCH or
+ * PROTECTOR_ERR_ROLLBACK. Signatures are not checked here.
  */
 export function checkSuccessor(lastKnownGood: Uint8Array, candidate: Uint8Array): void {
   const a = parseKeyProtector(lastKnownGood);
   const b = parseKeyProtector(candidate);
-  if (!bytesEqual(a.protectorId, b.protectorId)) {
-    throw protectorError(
-      "PROTECTOR_ERR_ROLLBACK",
-      "the key protector belongs to another VM (protector id differs)",
-      {
-        expected: Buffer.from(a.protectorId).toString("hex"),
-        got: Buffer.from(b.protectorId).toString("hex"),
-      },
-    );
-  }
+  if (!bytesEqual(a.protectorId, b.protectorId)) throw foreignProtector(a.protectorId, b.protectorId);
   if (!bytesEqual(a.owner.signingCertificate, b.owner.signingCertificate)) {
     throw protectorError("PROTECTOR_ERR_OWNER_MISMATCH", "the key protector's owner changed", {
       expected: who(a.owner),
@@ -739,7 +749,9 @@ export interface LastKnownGoodResult {
 /**
  * Unwraps the current protector, falling back to the last known good one when the current is
  * corrupt, altered, or does not descend from it. A current protector that simply does not list
- * this host (PROTECTOR_ERR_NOT_AUTHORIZED) does not fall back: that is a revocation.
+ * this host (PROTECTOR_ERR_NOT_AUTHORIZED) does not fall back: that is a revocation; nor does
+ * one of another VM (PROTECTOR_ERR_FOREIGN_PROTECTOR, checked first, before any unwrap): falling
+ * back would start the VM while hiding that its protector was swapped.
  */
 export function unwrapWithLastKnownGood(
   current: Uint8Array,
@@ -748,6 +760,11 @@ export function unwrapWithLastKnownGood(
   opts: UnwrapOptions = {},
 ): LastKnownGoodResult {
   if (lastKnownGood && !parsesAsKeyProtector(lastKnownGood)) lastKnownGood = undefined; // a corrupt cache is no cache
+  if (lastKnownGood && parsesAsKeyProtector(current)) {
+    const a = parseKeyProtector(lastKnownGood).protectorId;
+    const b = parseKeyProtector(current).protectorId;
+    if (!bytesEqual(a, b)) throw foreignProtector(a, b);
+  }
   try {
     const transportKey = unwrapKeyProtector(current, localGuardians, opts);
     try {

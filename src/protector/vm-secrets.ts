@@ -42,7 +42,30 @@ export const VM_SECRET = {
   vtpmStateKey: "vtpm-state-key",
   /** Input key of saved-state / migration stream encryption (./stream.ts). */
   stateKey: "state-key",
+  /** authValue of the version index Bulwark keeps inside the vTPM state (host/vm/vtpm-version.ts). */
+  vtpmVersionAuth: "vtpm-version-auth",
+  /** The value (u64 BE) that index must hold: an older vTPM state holds less. */
+  vtpmVersion: "vtpm-version",
+  /** Protector id the current protector replaced (host/vm/keys.ts: a crash mid-replacement). */
+  replacedProtectorId: "replaced-protector-id",
+  /** Generation (u64 BE) of the one saved state that may be restored (host/vm/saved-state.ts). */
+  savedStateGeneration: "saved-state-generation",
 } as const;
+
+/** A version kept among the VM secrets: u64 big-endian; absent is undefined. */
+export function readVersion(secrets: ReadonlyMap<string, Uint8Array>, name: string): bigint | undefined {
+  const v = secrets.get(name);
+  if (!v) return undefined;
+  if (v.length !== 8)
+    throw protectorError("PROTECTOR_ERR_VMSECRETS_FORMAT", `VM secret '${name}' is not a u64`);
+  return Buffer.from(v).readBigUInt64BE(0);
+}
+
+export function versionBytes(n: bigint): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, n, false);
+  return b;
+}
 
 const Header = struct("BULWARK_VM_SECRETS_HEADER", {
   magic: constant(u32be, VS_MAGIC),

@@ -113,8 +113,13 @@ test("grant and revoke need the owner's key; guardian set generation increases; 
     codeOf(() => unwrapKeyProtector(kp3, [hostA])),
     "PROTECTOR_ERR_NOT_AUTHORIZED",
   );
-  assert.deepEqual(unwrapKeyProtector(kp3, [hostB]).key, transportKey.key);
+  // Revoking rolls the transport key: what hostA unwrapped before no longer opens anything sealed
+  // for the new protector.
+  const after = unwrapKeyProtector(kp3, [hostB]);
+  assert.notDeepEqual(after.key, transportKey.key);
+  assert.equal(after.keyGeneration, parseKeyProtector(kp2).keyGeneration + 1);
   assert.equal(parseKeyProtector(kp3).guardianSetGeneration, 3);
+  assert.doesNotThrow(() => checkSuccessor(kp2, kp3));
   // The owner may unwrap through another guardian when it is not one itself.
   const { keyProtector: solo } = createKeyProtector({ owner, guardians: [hostA], ownerCanUnwrap: false });
   assert.equal(
@@ -149,7 +154,7 @@ test("owner signature: an altered guardian set fails; re-signing with another ke
   );
   assert.equal(
     codeOf(() => checkSuccessor(keyProtector, fake)),
-    "PROTECTOR_ERR_ROLLBACK",
+    "PROTECTOR_ERR_FOREIGN_PROTECTOR",
   ); // other protector id
 });
 
@@ -276,6 +281,13 @@ test("last known good: fall back on a corrupt or rolled-back current protector, 
   assert.equal(
     codeOf(() => checkSuccessor(v2, forkA)),
     "PROTECTOR_ERR_ROLLBACK",
+  );
+  // Another VM's protector (same owner and guardians, this host can unwrap it) put in place is
+  // refused loudly, not silently replaced by the last known good copy.
+  const { keyProtector: otherVm } = createKeyProtector({ owner, guardians: [hostA, hostB] });
+  assert.equal(
+    codeOf(() => unwrapWithLastKnownGood(otherVm, v2, [hostA])),
+    "PROTECTOR_ERR_FOREIGN_PROTECTOR",
   );
   // A corrupt last-known-good copy is ignored.
   assert.equal(unwrapWithLastKnownGood(v2, Buffer.from("garbage"), [hostA]).used, "current");

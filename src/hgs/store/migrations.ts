@@ -128,7 +128,28 @@ export const migrations: readonly Migration[] = [
   appendOnlyAudit,
   auditHeadOnlyAndNonceSources,
   hostCertificatesNotBefore,
+  keyProtectorGenerations(5),
 ];
+
+/**
+ * Rollback of key protectors in HGS mode (release.ts): per protector id, the newest transport-key
+ * generation a host has presented (so a host held it) and the newest HGS issued. A release of an
+ * older generation than `presented` is refused. (The version number is assigned where the list
+ * is assembled: other migrations may land before this one.)
+ */
+function keyProtectorGenerations(version: number): Migration {
+  return {
+    version,
+    name: "key-protector generations",
+    sql: (t) => [
+      `CREATE TABLE key_protector_generations (
+         protector_id TEXT PRIMARY KEY,
+         presented ${t.bigint} NOT NULL,
+         released ${t.bigint} NOT NULL,
+         updated_at ${t.bigint} NOT NULL)`,
+    ],
+  };
+}
 
 export const SCHEMA_VERSION = Math.max(...migrations.map((m) => m.version));
 

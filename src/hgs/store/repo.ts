@@ -137,6 +137,42 @@ function auditOf(r: AuditColumns): AuditRow {
 export class Tables {
   constructor(protected readonly q: Queryable) {}
 
+  // key-protector generations (release.ts: rollback) -----------------------------------------
+
+  /**
+   * Records that a host presented generation `presented` of protector `protectorId` and was issued
+   * `released`, unless a newer generation was presented before: one conditional upsert, atomic
+   * across nodes. Resolves to false (nothing recorded) when `presented` is older than the newest.
+   */
+  async presentKeyGeneration(
+    protectorId: string,
+    presented: number,
+    released: number,
+    now: number,
+  ): Promise<boolean> {
+    const n = await this.q.run(
+      `INSERT INTO key_protector_generations (protector_id, presented, released, updated_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (protector_id) DO UPDATE SET
+         presented = excluded.presented,
+         released = CASE WHEN excluded.released > key_protector_generations.released
+                         THEN excluded.released ELSE key_protector_generations.released END,
+         updated_at = excluded.updated_at
+       WHERE key_protector_generations.presented <= excluded.presented`,
+      [protectorId, presented, released, now],
+    );
+    return n > 0;
+  }
+
+  /** The newest generations recorded for a protector, when any. */
+  async keyGenerations(protectorId: string): Promise<{ presented: number; released: number } | undefined> {
+    const rows = await this.q.query<{ presented: number | string; released: number | string }>(
+      `SELECT presented, released FROM key_protector_generations WHERE protector_id = ?`,
+      [protectorId],
+    );
+    const r = rows[0];
+    return r ? { presented: Number(r.presented), released: Number(r.released) } : undefined;
+  }
+
   // config ---------------------------------------------------------------------------------
 
   async signerId(): Promise<string | undefined> {

@@ -11,12 +11,17 @@
  */
 import { bytesEqual } from "../../core/bytes.js";
 import { isBulwarkError } from "../../core/errors.js";
-import { checkSuccessor, parseKeyProtector, verifyOwnerSignature } from "../../protector/key-protector.js";
+import {
+  checkSuccessor,
+  foreignProtector,
+  parseKeyProtector,
+  verifyOwnerSignature,
+} from "../../protector/key-protector.js";
 import { guardianThumbprint, importGuardianPublicPem } from "../../protector/guardian.js";
 import { openVmSecrets, sealVmSecrets, vmSecretsHeader } from "../../protector/vm-secrets.js";
 import { zeroize } from "../../protector/kdf.js";
 import type { KeyProtectorCopy, UnlockRequest, VmSecrets } from "../vm/context.js";
-import { installKeyProtector } from "../vm/keys.js";
+import { checkNotForeign, installKeyProtector, rememberSealKey, sealedForCopies } from "../vm/keys.js";
 import { HgsRefusal, type HgsClient } from "./hgs-client.js";
 import { readConfig } from "./config.js";
 import { attestNow, ensureHealthCertificate, openClient, readRecord, updateRecord } from "./attestation.js";
@@ -71,18 +76,19 @@ function releaseError(e: unknown): HostGuardError {
 export async function unlockVmViaHgs(stateDir: string, vm: UnlockRequest): Promise<VmSecrets | undefined> {
   const c = await readConfig(stateDir);
   if (c.mode === "Local") return undefined;
-  const { current, lastKnownGood: lkg, secrets: blob } = vm.files;
+  const { current, secrets: blob } = vm.files;
   if (!blob) return undefined;
   const header = vmSecretsHeader(blob);
-  const sealedFor = (kp: KeyProtectorCopy | undefined): kp is KeyProtectorCopy =>
-    kp?.model !== undefined &&
-    kp.model.keyGeneration === header.keyGeneration &&
-    bytesEqual(kp.model.protectorId, header.protectorId);
   // The protector whose generation the secrets are sealed for; the last known good copy when the
   // current one does not match, or HGS refuses it as malformed or tampered.
-  const candidates = [current, lkg].filter(sealedFor);
-  if (candidates.length === 2 && bytesEqual(current.bytes, (lkg as KeyProtectorCopy).bytes)) candidates.pop();
-  if (candidates.length === 0) candidates.push(current);
+  const candidates = sealedForCopies(vm.files, header);
+  if (candidates.length === 0) {
+    // Another VM's protector in place, with this VM's nowhere: refused before asking HGS.
+    if (current.model && !bytesEqual(current.model.protectorId, header.protectorId)) {
+      throw foreignProtector(header.protectorId, current.model.protectorId);
+    }
+    candidates.push(current);
+  }
   const client = openClient(c);
   const say = vm.progress;
   try {
@@ -147,9 +153,10 @@ export async function unlockVmViaHgs(stateDir: string, vm: UnlockRequest): Promi
           { cause: e },
         );
       }
+      checkNotForeign(vm.files, header, secrets);
       await installKeyProtector(vm.paths, r.keyProtector, sealVmSecrets(r.newKey, secrets));
       say(`keys released; key protector rolled to generation ${rolled.keyGeneration}`);
-      return secrets;
+      return rememberSealKey(secrets, r.newKey);
     } finally {
       zeroize(r.oldKey.key, r.newKey.key);
     }

@@ -85,6 +85,18 @@ export const VmErrors = defineErrors("VM", {
     exit: Exit.externalFailure,
     http: 500,
   },
+  VM_ERR_STATE_ROLLBACK: {
+    summary:
+      "The vTPM state or saved state is older than the version sealed in the VM's secrets (a rolled-back copy); it is refused and left as it is.",
+    exit: Exit.refused,
+    http: 409,
+  },
+  VM_ERR_VTPM_KEY: {
+    summary:
+      "The vTPM state does not open with the vTPM key in the VM's secrets (re-keyed by key-protector roll or revoke after those secrets were sealed, damaged, or another VM's).",
+    exit: Exit.refused,
+    http: 409,
+  },
   VM_ERR_CONSOLE_UNAVAILABLE: {
     summary: "This VM has no console (shielded VMs have none, and the VM must be running).",
     exit: Exit.refused,

@@ -10,13 +10,12 @@ import { mkdir, rm } from "node:fs/promises";
 import { writeFileAtomic } from "../../io/atomic.js";
 import path from "node:path";
 import { isBulwarkError } from "../../core/errors.js";
-import { VM_SECRET } from "../../protector/vm-secrets.js";
 import { findSecureBootFirmware } from "../firmware.js";
 import { chooseAccelerator } from "../probe.js";
 import type { VmConfig } from "./config.js";
 import type { VmContext, VmSecrets } from "./context.js";
 import { vmError } from "./errors.js";
-import { secret, unlockVm, zeroSecrets } from "./keys.js";
+import { unlockVm, zeroSecrets } from "./keys.js";
 import { provisionNvram } from "./nvram.js";
 import {
   assertOff,
@@ -151,8 +150,11 @@ export async function startVm(
       const firmwareCode = findSecureBootFirmware().code;
       try {
         if (c.tpm.enabled) {
-          const key = secret(secrets as VmSecrets, VM_SECRET.vtpmStateKey);
-          madeVtpm = (await startVtpm(p, key, say, c.vtpmManufacturedAt !== undefined)).manufactured;
+          const started = await startVtpm(p, secrets as VmSecrets, say, {
+            restoring: saved !== null,
+            manufacturedBefore: c.vtpmManufacturedAt !== undefined,
+          });
+          madeVtpm = started.manufactured;
         }
         const args = qemuArgs(c, p, {
           accelerator,

@@ -15,10 +15,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { isBulwarkError } from "../../core/errors.js";
 import { commitFile, tempPathFor, writeFileAtomic } from "../../io/atomic.js";
 import { createDecryptStream, createEncryptStream } from "../../protector/stream.js";
-import { VM_SECRET } from "../../protector/vm-secrets.js";
+import { readVersion, versionBytes, VM_SECRET } from "../../protector/vm-secrets.js";
 import type { VmContext, VmSecrets } from "./context.js";
 import { vmError } from "./errors.js";
-import { secret, unlockVm, zeroSecrets } from "./keys.js";
+import { resealVmSecrets, secret, unlockVm, zeroSecrets } from "./keys.js";
 import { assertRunning, connectQmp, killPidFile, waitGone } from "./processes.js";
 import { runningSettings } from "./running-settings.js";
 import type { VmPaths } from "./store.js";
@@ -29,6 +29,43 @@ export interface SavedStateMeta {
   readonly bytes: number;
   readonly createdAt: string;
   readonly vmId: string;
+  /**
+   * An encrypted saved state's generation (decimal u64): the one sealed in the VM secrets when it
+   * was written, bound into the stream's key derivation. Absent on saved states of older Bulwark.
+   */
+  readonly generation?: string;
+}
+
+/**
+ * Rollback of a saved state: each encrypted save takes the next generation, sealed among the VM
+ * secrets (VM_SECRET.savedStateGeneration) before the stream is written, and carried in the meta
+ * file and the stream's key-derivation context. A restore takes only the sealed generation, and
+ * moves the sealed one on once the saved state is consumed, so an older copy — or the consumed
+ * one put back — is refused (VM_ERR_STATE_ROLLBACK); an edited meta generation fails the stream's
+ * key check. A plain saved state (encryption off, not shielded) has no secrets to bind to.
+ */
+function savedStateContext(vmId: string, generation: bigint): Uint8Array {
+  return Buffer.concat([Buffer.from(`bulwark saved-state v1\0${vmId}\0`), versionBytes(generation)]);
+}
+
+/** The generation a restore may take: the sealed one, checked against the saved state's meta. */
+function restorableGeneration(meta: SavedStateMeta, secrets: VmSecrets): bigint | undefined {
+  const sealed = readVersion(secrets, VM_SECRET.savedStateGeneration);
+  const carried =
+    meta.generation === undefined || !/^[0-9]{1,20}$/.test(meta.generation)
+      ? undefined
+      : BigInt(meta.generation);
+  if (sealed === undefined && meta.generation === undefined) return undefined; // saved before generations existed
+  if (sealed === undefined || carried === undefined || carried !== sealed) {
+    throw vmError(
+      "VM_ERR_STATE_ROLLBACK",
+      `the saved state is generation ${meta.generation ?? "(none)"}, but this VM's secrets allow only generation ` +
+        `${sealed ?? "(none)"}: it is an older or already restored copy. It is left as it is; ` +
+        "delete it (rm the VM's saved-state files) to start the VM from its disks",
+      { expected: sealed === undefined ? null : String(sealed), got: meta.generation ?? null },
+    );
+  }
+  return sealed;
 }
 
 export async function readSavedMeta(p: VmPaths): Promise<SavedStateMeta | null> {
@@ -63,6 +100,14 @@ export async function restoreInto(
   secrets: VmSecrets | undefined,
   say: (m: string) => void,
 ): Promise<void> {
+  let generation: bigint | undefined;
+  try {
+    generation = meta.encrypted ? restorableGeneration(meta, secrets as VmSecrets) : undefined;
+  } catch (e) {
+    await killPidFile(p.qemuPid);
+    await killPidFile(p.swtpmPid);
+    throw e;
+  }
   const q = await connectQmp(p);
   const sock = path.join(p.runDir, `incoming-${randomBytes(4).toString("hex")}.sock`);
   try {
@@ -79,7 +124,8 @@ export async function restoreInto(
       const source = fh.createReadStream({ highWaterMark: 4 << 20 });
       if (meta.encrypted) {
         const key = secret(secrets as VmSecrets, VM_SECRET.stateKey);
-        await pipeline(source, createDecryptStream(key, { purpose: "savedState" }), conn);
+        const ctx = generation === undefined ? {} : { context: savedStateContext(meta.vmId, generation) };
+        await pipeline(source, createDecryptStream(key, { purpose: "savedState", ...ctx }), conn);
       } else {
         await pipeline(source, conn);
       }
@@ -108,9 +154,14 @@ export async function restoreInto(
     throw vmError("VM_ERR_SAVED_STATE", `restore failed: ${e instanceof Error ? e.message : String(e)}`);
   }
   q.close();
-  // The VM runs from the restored state: the saved state is consumed.
+  // The VM runs from the restored state: the saved state is consumed, and then its generation
+  // (removed first: a crash in between leaves no copy that the moved-on generation would refuse).
   await rm(p.savedStateMeta, { force: true });
   await rm(p.savedState, { force: true });
+  if (generation !== undefined) {
+    (secrets as VmSecrets).set(VM_SECRET.savedStateGeneration, versionBytes(generation + 1n));
+    await resealVmSecrets(p, secrets as VmSecrets);
+  }
 }
 
 export interface SaveOptions {
@@ -132,6 +183,18 @@ export async function saveVm(ctx: VmContext, name: string, opts: SaveOptions = {
     const { security } = await runningSettings(ctx, name, pid);
     const encrypted = security.encryptStateAndMigration || security.policy === "Shielded";
     const secrets = encrypted ? await unlockVm(ctx, name) : undefined;
+    let generation: bigint | undefined;
+    if (secrets) {
+      // Sealed before the stream is written: a crash after leaves no saved state of this generation.
+      generation = (readVersion(secrets, VM_SECRET.savedStateGeneration) ?? 0n) + 1n;
+      secrets.set(VM_SECRET.savedStateGeneration, versionBytes(generation));
+      try {
+        await resealVmSecrets(p, secrets);
+      } catch (e) {
+        zeroSecrets(secrets);
+        throw e;
+      }
+    }
     // A temporary file left by an interrupted save is garbage: the last good state is the real file.
     for (const f of await readdir(p.dir)) {
       if (f.startsWith(`.${path.basename(p.savedState)}.`) && f.endsWith(".tmp"))
@@ -162,7 +225,8 @@ export async function saveVm(ctx: VmContext, name: string, opts: SaveOptions = {
               conn.on("data", (d: Buffer) => (bytes += d.length));
               if (encrypted) {
                 const key = secret(secrets as VmSecrets, VM_SECRET.stateKey);
-                await pipeline(conn, createEncryptStream(key, { purpose: "savedState" }), sink);
+                const context = savedStateContext(c.id, generation as bigint);
+                await pipeline(conn, createEncryptStream(key, { purpose: "savedState", context }), sink);
               } else {
                 await pipeline(conn, sink);
               }
@@ -207,6 +271,7 @@ export async function saveVm(ctx: VmContext, name: string, opts: SaveOptions = {
         bytes: (await stat(p.savedState)).size,
         createdAt: new Date().toISOString(),
         vmId: c.id,
+        ...(generation === undefined ? {} : { generation: String(generation) }),
       };
       await writeFileAtomic(p.savedStateMeta, `${JSON.stringify({ ...meta, plainBytes: bytes }, null, 2)}\n`);
       say("saved; stopping QEMU");

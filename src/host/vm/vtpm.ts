@@ -9,7 +9,11 @@ import { isBulwarkError } from "../../core/errors.js";
 import { lastLines, spawnChild } from "../children.js";
 import { asFileError } from "../file-errors.js";
 import { startSwtpm } from "../swtpm.js";
+import { VM_SECRET } from "../../protector/vm-secrets.js";
+import type { VmSecrets } from "./context.js";
 import { vmError } from "./errors.js";
+import { secret } from "./keys.js";
+import { advanceVtpmVersion, settleVtpmRekey } from "./vtpm-version.js";
 import type { VmPaths } from "./store.js";
 
 /** swtpm's whole TPM 2.0 state (libtpms "permanent all"); the vTPM exists while this file does. */
@@ -74,16 +78,30 @@ async function ensureManufactured(
 
 /**
  * Starts the VM's vTPM, manufacturing it on its first start (`manufacturedBefore` false). The
- * swtpm is detached: it outlives this command and ends by itself when QEMU disconnects. Returns
- * whether it manufactured (the caller records that, or discards the new state if the start fails).
+ * swtpm is detached: it outlives this command and ends by itself when QEMU disconnects. Before
+ * that, on a cold start, the vTPM state's version is checked against the sealed one and moved on
+ * (./vtpm-version.ts); a restore skips it, because the saved state (bound by its own generation)
+ * brings the vTPM state with it. Returns whether it manufactured (the caller records that, or
+ * discards the new state if the start fails).
  */
 export async function startVtpm(
   p: VmPaths,
-  key: Uint8Array,
+  secrets: VmSecrets,
   say: (m: string) => void,
-  manufacturedBefore: boolean,
+  opts: { restoring?: boolean; manufacturedBefore: boolean },
 ): Promise<{ manufactured: boolean }> {
-  const manufactured = await ensureManufactured(p, key, manufacturedBefore);
+  await settleVtpmRekey(p);
+  const key = secret(secrets, VM_SECRET.vtpmStateKey);
+  const manufactured = await ensureManufactured(p, key, opts.manufacturedBefore);
+  if (!opts.restoring) {
+    say("checking the vTPM state's version");
+    try {
+      await advanceVtpmVersion(p, secrets, { fresh: manufactured });
+    } catch (e) {
+      if (manufactured) await discardVtpmState(p);
+      throw e;
+    }
+  }
   say("starting the vTPM (swtpm)");
   try {
     await startSwtpm({
