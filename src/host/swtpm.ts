@@ -5,8 +5,8 @@
  * a test boot's throwaway vTPM (attached, plain state). swtpm changes directory to /, so every
  * path is absolute.
  */
-import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { lastLines, spawnChild, waitReady, type Supervised } from "./children.js";
 import { hostError } from "./errors.js";
@@ -43,6 +43,8 @@ export async function startSwtpm(opts: SwtpmOptions): Promise<SwtpmProcess> {
   const stateDir = path.resolve(opts.stateDir);
   const socketPath = path.resolve(opts.socketPath);
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  // A pid file left by an earlier swtpm would pass for this one's before it writes its own.
+  if (opts.pidFile) await rm(opts.pidFile, { force: true });
   const proc = spawnChild(
     "swtpm",
     [
@@ -65,8 +67,12 @@ export async function startSwtpm(opts: SwtpmOptions): Promise<SwtpmProcess> {
       ...(opts.stateKey ? { secretFd3: Buffer.from(opts.stateKey).toString("hex") } : {}),
     },
   );
+  // The pid file too: whoever stops this swtpm later (a detached one outlives us) finds it there,
+  // and a stop that came before swtpm wrote it would leave swtpm waiting forever.
   const ready = () =>
-    existsSync(socketPath) && (!opts.dataSocketPath || existsSync(path.resolve(opts.dataSocketPath)));
+    existsSync(socketPath) &&
+    (!opts.dataSocketPath || existsSync(path.resolve(opts.dataSocketPath))) &&
+    (!opts.pidFile || pidFileWritten(opts.pidFile));
   const startup = await waitReady(proc, ready, START_TIMEOUT_MS);
   if (startup !== "ready") {
     await proc.stop(0);
@@ -80,4 +86,12 @@ export async function startSwtpm(opts: SwtpmOptions): Promise<SwtpmProcess> {
     );
   }
   return { socketPath, proc, stop: () => proc.stop() };
+}
+
+function pidFileWritten(file: string): boolean {
+  try {
+    return /^\d+\s*$/.test(readFileSync(file, "utf8"));
+  } catch {
+    return false;
+  }
 }

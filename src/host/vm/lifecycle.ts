@@ -82,6 +82,9 @@ export async function vmStatus(ctx: VmContext, name: string): Promise<VmStatus> 
 }
 
 async function cleanRunDir(p: VmPaths): Promise<void> {
+  // A start killed after its swtpm came up and before QEMU connected leaves that swtpm waiting,
+  // the vTPM key in its memory: its pid file is in the run directory about to go.
+  await killPidFile(p.swtpmPid);
   await rm(p.runDir, { recursive: true, force: true });
   await mkdir(p.runDir, { recursive: true, mode: 0o700 });
 }

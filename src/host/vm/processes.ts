@@ -51,11 +51,24 @@ export async function waitGone(pid: number, timeoutMs: number): Promise<boolean>
   return true;
 }
 
+/**
+ * Kills the process a pid file names — only if it is still the one that wrote it: QEMU and swtpm
+ * both carry their pid file's path on their command line, so a pid reused by another process
+ * after a crash is left alone.
+ */
 export async function killPidFile(file: string): Promise<void> {
   const pid = readPid(file);
-  if (pid !== null && pidAlive(pid)) {
+  if (pid !== null && pidAlive(pid) && commandLineNames(pid, file)) {
     process.kill(pid, "SIGKILL");
     await waitGone(pid, 5000);
+  }
+}
+
+function commandLineNames(pid: number, file: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(file);
+  } catch {
+    return false; // gone meanwhile
   }
 }
 
