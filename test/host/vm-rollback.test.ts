@@ -19,6 +19,7 @@ import { unlockVm, zeroSecrets } from "../../src/host/vm/keys.js";
 import { killPidFile } from "../../src/host/vm/processes.js";
 import { grantVmGuardian, rekeyVm } from "../../src/host/vm/rekey.js";
 import { restoreKeyProtector, setKeyProtector } from "../../src/host/vm/settings.js";
+import { statementPaths } from "../../src/host/vm/security-statement.js";
 import { startVtpm } from "../../src/host/vm/vtpm.js";
 import { GuardianStore } from "../../src/host/guardians.js";
 import { parseKeyProtector } from "../../src/protector/key-protector.js";
@@ -252,17 +253,23 @@ describe("another VM's key protector", () => {
     const p1 = ctx.store.paths("f1");
     await copyFile(ctx.store.paths("f2").keyProtector, p1.keyProtector);
     await rejectsWith(startTpmOnly(ctx, "f1"), "PROTECTOR_ERR_FOREIGN_PROTECTOR");
+    // With the other VM's signed settings copied too, the owner's signed settings name another VM.
+    await copyFile(statementPaths(ctx.store.paths("f2")).file, statementPaths(p1).file);
+    await rejectsWith(startTpmOnly(ctx, "f1"), "VM_ERR_SETTINGS_TAMPERED");
     // And with its last known good copy too: nothing of this VM's is left to open its secrets.
     await copyFile(ctx.store.paths("f2").keyProtector, p1.keyProtectorLastKnownGood);
-    await rejectsWith(startTpmOnly(ctx, "f1"), "PROTECTOR_ERR_FOREIGN_PROTECTOR");
+    await rejectsWith(startTpmOnly(ctx, "f1"), "VM_ERR_SETTINGS_TAMPERED");
   });
 
   it("a crash between the secrets and the protector of `key-protector set` is not mistaken for one", async () => {
     await newVm(ctx, "f3");
     const p = ctx.store.paths("f3");
     const before = await readFile(p.keyProtector);
+    const signedBefore = await readFile(statementPaths(p).file);
     await setKeyProtector(ctx, "f3", { kind: "new-local" }); // a new protector id
-    await writeFile(p.keyProtector, before); // as if killed before the protector itself was written
+    // As if killed before the protector itself (and the settings signed after it) were written.
+    await writeFile(p.keyProtector, before);
+    await writeFile(statementPaths(p).file, signedBefore);
     await startTpmOnly(ctx, "f3");
   });
 });

@@ -19,11 +19,17 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
+import { bytesEqual } from "../../core/bytes.js";
 import { isBulwarkError } from "../../core/errors.js";
 import { writeFileAtomic } from "../../io/atomic.js";
 import { guardianThumbprint, type Guardian } from "../../protector/guardian.js";
 import { parseKeyProtector, verifyOwnerSignature, type KeyProtector } from "../../protector/key-protector.js";
-import { parseSignedSettings, signSettings, verifySignedSettings } from "../../protector/signed-settings.js";
+import {
+  parseSignedSettings,
+  signSettings,
+  verifySignedSettings,
+  type SignedSettings,
+} from "../../protector/signed-settings.js";
 import { decodeSignatureDatabase } from "../../uefi/siglist.js";
 import { SECURE_BOOT_VAR_NAMES, secureBootVarGuid } from "../../uefi/variables.js";
 import { getVariable, parseVarStore } from "../../uefi/varstore.js";
@@ -204,6 +210,15 @@ export function differences(signed: StatementSettings, actual: StatementSettings
   return out;
 }
 
+function parseSignedStatement(name: string, statement: Uint8Array): SignedSettings {
+  try {
+    return parseSignedSettings(statement);
+  } catch (e) {
+    if (!isBulwarkError(e)) throw e;
+    return tampered(name, `the signed settings do not decode: ${e.message}`, { reason: e.code });
+  }
+}
+
 /** The decodable copies of the VM's key protector (current, last known good) whose owner signature holds. */
 async function ownerSignedProtectors(p: VmPaths): Promise<KeyProtector[] | undefined> {
   const current = await readOptional(p.keyProtector);
@@ -252,8 +267,15 @@ export async function verifySettings(c: VmConfig, p: VmPaths): Promise<SettingsC
   }
   if (protectors.length === 0)
     tampered(c.name, "no copy of the key protector carries a valid owner signature");
+  // Copies of another protector id (a crash inside `key-protector set` leaves the new protector's
+  // last-known-good copy beside the old protector) are not this statement's: the unwrap uses only
+  // the copy the VM secrets are sealed for (keys.ts), and those copies open no secrets of this
+  // statement's protector. Every copy of the statement's own protector must carry its owner's
+  // signature over it; at least one copy must be of it.
+  const boundTo = parseSignedStatement(c.name, statement).protectorId;
+  const own = protectors.filter((kp) => bytesEqual(kp.protectorId, boundTo));
   let payload: Uint8Array | undefined;
-  for (const kp of protectors) {
+  for (const kp of own.length > 0 ? own : protectors) {
     try {
       payload = verifySignedSettings(statement, kp).payload;
     } catch (e) {
