@@ -183,6 +183,12 @@ export async function saveVm(ctx: VmContext, name: string, opts: SaveOptions = {
     const { security } = await runningSettings(ctx, name, pid);
     const encrypted = security.encryptStateAndMigration || security.policy === "Shielded";
     const secrets = encrypted ? await unlockVm(ctx, name) : undefined;
+    // A temporary file of an atomic write (io/atomic.ts) in the VM's directory is what an
+    // interrupted save left — of the saved state or of the secrets it re-seals: garbage, since the
+    // last good copy is the real file, and we hold the VM's lock, so no write is in progress.
+    for (const f of await readdir(p.dir)) {
+      if (/^\..+\.[0-9a-f]{12}\.tmp$/.test(f)) await rm(path.join(p.dir, f), { force: true });
+    }
     let generation: bigint | undefined;
     if (secrets) {
       // Sealed before the stream is written: a crash after leaves no saved state of this generation.
@@ -194,11 +200,6 @@ export async function saveVm(ctx: VmContext, name: string, opts: SaveOptions = {
         zeroSecrets(secrets);
         throw e;
       }
-    }
-    // A temporary file left by an interrupted save is garbage: the last good state is the real file.
-    for (const f of await readdir(p.dir)) {
-      if (f.startsWith(`.${path.basename(p.savedState)}.`) && f.endsWith(".tmp"))
-        await rm(path.join(p.dir, f), { force: true });
     }
     const q = await connectQmp(p);
     const sock = path.join(p.runDir, `outgoing-${randomBytes(4).toString("hex")}.sock`);

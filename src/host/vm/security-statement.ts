@@ -34,6 +34,7 @@ import { decodeSignatureDatabase } from "../../uefi/siglist.js";
 import { SECURE_BOOT_VAR_NAMES, secureBootVarGuid } from "../../uefi/variables.js";
 import { getVariable, parseVarStore } from "../../uefi/varstore.js";
 import { reportVarStore } from "../../uefi/varstore-report.js";
+import { asFileError } from "../file-errors.js";
 import type { SecurityPolicy, VmConfig } from "./config.js";
 import { vmError } from "./errors.js";
 import type { VmPaths } from "./store.js";
@@ -83,7 +84,7 @@ async function readOptional(file: string): Promise<Uint8Array | undefined> {
     return new Uint8Array(await readFile(file));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw e;
+    throw asFileError(e, file); // a directory in the file's place, no permission: named
   }
 }
 
