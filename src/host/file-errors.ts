@@ -5,6 +5,7 @@
  * `asFileError` turns Node's errno errors (ENOENT, ENOTDIR, EACCES, EPERM, EISDIR, ELOOP, EROFS)
  * into HOST_ERR_FILE_MISSING / HOST_ERR_FILE_ACCESS; anything else is returned unchanged.
  */
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { isBulwarkError } from "../core/errors.js";
 import { hostError } from "./errors.js";
@@ -83,5 +84,15 @@ export async function withFileErrors<T>(fn: () => Promise<T>, file?: string, rol
     return await fn();
   } catch (e) {
     throw asFileError(e, file, role);
+  }
+}
+
+/** A file's bytes, or undefined when it does not exist; any other failure names the file. */
+export async function readFileIfExists(file: string): Promise<Uint8Array | undefined> {
+  try {
+    return new Uint8Array(await readFile(file));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw asFileError(e, file);
   }
 }

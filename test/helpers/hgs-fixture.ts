@@ -3,6 +3,7 @@
  * owner guardian and key protectors that list the HGS guardian, host keys. Everything real:
  * no mocks. Call `close()` in teardown.
  */
+import assert from "node:assert/strict";
 import { createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,6 +16,7 @@ import { initHgs, type HgsContext } from "../../src/hgs/context.js";
 import { buildServer } from "../../src/hgs/http/server.js";
 import type { SourceLimits } from "../../src/hgs/http/rate-limit.js";
 import { HgsClient } from "../../src/host/guarded/hgs-client.js";
+import { attestKeyMessage, keyId, signWithHostKey, spkiDer } from "../../src/attest/host-key.js";
 
 export interface HgsFixture {
   readonly root: string;
@@ -98,6 +100,27 @@ export async function host<T = unknown>(
 ): Promise<{ status: number; body: T }> {
   const r = await fx.app.inject({ method: "POST", url, payload: payload as object });
   return { status: r.statusCode, body: r.json() as T };
+}
+
+/** Host-key attestation over the routes: challenge, then the signed attestation. */
+export async function attestOverRoutes(fx: HgsFixture, hostKey: KeyObject, krk: KeyObject) {
+  const hostId = keyId(hostKey);
+  const c = await host<{ nonce: string }>(fx, "/host/v1/challenge", { hostId });
+  assert.equal(c.status, 200);
+  const sig = signWithHostKey(
+    hostKey,
+    attestKeyMessage(Buffer.from(c.body.nonce, "hex"), createPublicKey(krk), hostId),
+  );
+  return host<{ healthCertificate?: string; verdict: { status: string; findings: { id: string }[] } }>(
+    fx,
+    "/host/v1/attest/key",
+    {
+      hostId,
+      nonce: c.body.nonce,
+      keyReleaseKey: spkiDer(krk).toString("base64"),
+      signature: sig.toString("base64"),
+    },
+  );
 }
 
 /** An HgsClient whose requests go through fastify `inject` (no sockets). */

@@ -10,7 +10,7 @@ import type { AddressInfo } from "node:net";
 import { connect, getCiphers, type ConnectionOptions } from "node:tls";
 import { after, before, describe, it } from "node:test";
 import { createCertificate, derToPem } from "../../src/asn1/x509.js";
-import { attestKeyMessage, keyId, signWithHostKey, spkiDer } from "../../src/attest/host-key.js";
+import { keyId } from "../../src/attest/host-key.js";
 import {
   issueHealthCertificate,
   parseHealthCertificate,
@@ -23,29 +23,18 @@ import { printableName } from "../../src/hgs/names.js";
 import { decideRelease, judgeRelease, type ReleaseFacts } from "../../src/hgs/release.js";
 import type { HostRow } from "../../src/hgs/store/repo.js";
 import { releaseRequestBody } from "../../src/host/guarded/hgs-client.js";
-import { admin, ecKey, host, pem, protectorFor, startHgs, type HgsFixture } from "../helpers/hgs-fixture.js";
+import {
+  admin,
+  attestOverRoutes,
+  ecKey,
+  host,
+  pem,
+  protectorFor,
+  startHgs,
+  type HgsFixture,
+} from "../helpers/hgs-fixture.js";
 
 type ErrorBody = { error: { code: string; message: string; details?: Record<string, unknown> } };
-
-async function attest(fx: HgsFixture, hostKey: KeyObject, krk: KeyObject) {
-  const hostId = keyId(hostKey);
-  const c = await host<{ nonce: string }>(fx, "/host/v1/challenge", { hostId });
-  assert.equal(c.status, 200);
-  const sig = signWithHostKey(
-    hostKey,
-    attestKeyMessage(Buffer.from(c.body.nonce, "hex"), createPublicKey(krk), hostId),
-  );
-  return host<{ healthCertificate?: string; verdict: { status: string; findings: { id: string }[] } }>(
-    fx,
-    "/host/v1/attest/key",
-    {
-      hostId,
-      nonce: c.body.nonce,
-      keyReleaseKey: spkiDer(krk).toString("base64"),
-      signature: sig.toString("base64"),
-    },
-  );
-}
 
 async function release(fx: HgsFixture, healthCertificate: string, krk: KeyObject) {
   const { keyProtector } = protectorFor(fx.ctx.dir.guardianPublicPem);
@@ -243,7 +232,7 @@ describe("HGS hardening: smaller findings (issue 11 item 7)", () => {
           .status,
         200,
       );
-      const old = await attest(fx, hostKey, krk);
+      const old = await attestOverRoutes(fx, hostKey, krk);
       const oldCert = old.body.healthCertificate as string;
       assert.equal((await release(fx, oldCert, krk)).status, 200, "released before the revocation");
 
@@ -257,7 +246,7 @@ describe("HGS hardening: smaller findings (issue 11 item 7)", () => {
       assert.equal(refused.body.error.code, "HGS_ERR_HEALTH_CERTIFICATE");
       assert.equal(refused.body.error.details?.finding, "health-certificate.issued-before-restore");
 
-      const fresh = await attest(fx, hostKey, krk);
+      const fresh = await attestOverRoutes(fx, hostKey, krk);
       assert.equal(fresh.status, 200, JSON.stringify(fresh.body));
       assert.equal((await release(fx, fresh.body.healthCertificate as string, krk)).status, 200);
       // A second revoke/restore cycle moves the line again.
@@ -306,11 +295,11 @@ describe("HGS hardening: smaller findings (issue 11 item 7)", () => {
         (await admin(fx, "POST", "/admin/v1/hosts/key", { name: "deny", publicKey: pem(hostKey) })).status,
         200,
       );
-      const before = await attest(fx, hostKey, hk);
+      const before = await attestOverRoutes(fx, hostKey, hk);
       // Start early in a second so the date and the next attestation share it.
       while (Date.now() % 1000 > 300) await new Promise((r) => setTimeout(r, 20));
       await updateSettings(fx.ctx, { denyBefore: Date.now() });
-      const after = await attest(fx, hostKey, hk);
+      const after = await attestOverRoutes(fx, hostKey, hk);
       assert.equal(after.status, 200);
       const r = await release(fx, after.body.healthCertificate as string, hk);
       assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -326,11 +315,11 @@ describe("HGS hardening: smaller findings (issue 11 item 7)", () => {
         (await admin(fx, "POST", "/admin/v1/hosts/key", { name: "samekey", publicKey: pem(hostKey) })).status,
         200,
       );
-      const r = await attest(fx, hostKey, hostKey);
+      const r = await attestOverRoutes(fx, hostKey, hostKey);
       assert.equal(r.status, 403, JSON.stringify(r.body));
       assert.equal((r.body as unknown as ErrorBody).error.code, "HGS_ERR_ATTESTATION_FAILED");
       assert.ok(r.body.verdict.findings.some((f) => f.id === "key-release-key.is-host-key"));
-      assert.equal((await attest(fx, hostKey, ecKey())).status, 200, "a separate key passes");
+      assert.equal((await attestOverRoutes(fx, hostKey, ecKey())).status, 200, "a separate key passes");
     });
 
     it("refuses a release under a certificate that binds the host key (issued before this check)", async () => {

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { createPublicKey } from "node:crypto";
 import {
   inspectKeyProtector,
   parseKeyProtector,
@@ -8,10 +7,11 @@ import {
 } from "../../src/protector/key-protector.js";
 import type { TransportKey } from "../../src/protector/transport-key.js";
 import { openVmSecrets, sealVmSecrets } from "../../src/protector/vm-secrets.js";
-import { attestKeyMessage, keyId, signWithHostKey, spkiDer } from "../../src/attest/host-key.js";
+import { keyId } from "../../src/attest/host-key.js";
 import { HgsClient, openReleaseResponse, releaseRequestBody } from "../../src/host/guarded/hgs-client.js";
 import {
   admin,
+  attestOverRoutes,
   ecKey,
   host,
   owner,
@@ -21,26 +21,6 @@ import {
   startHgs,
   type HgsFixture,
 } from "../helpers/hgs-fixture.js";
-
-async function attest(fx: HgsFixture, hostKey: ReturnType<typeof ecKey>, krk: ReturnType<typeof ecKey>) {
-  const hostId = keyId(hostKey);
-  const c = await host<{ nonce: string }>(fx, "/host/v1/challenge", { hostId });
-  assert.equal(c.status, 200);
-  const sig = signWithHostKey(
-    hostKey,
-    attestKeyMessage(Buffer.from(c.body.nonce, "hex"), createPublicKey(krk), hostId),
-  );
-  return host<{ healthCertificate?: string; verdict: { status: string; findings: { id: string }[] } }>(
-    fx,
-    "/host/v1/attest/key",
-    {
-      hostId,
-      nonce: c.body.nonce,
-      keyReleaseKey: spkiDer(krk).toString("base64"),
-      signature: sig.toString("base64"),
-    },
-  );
-}
 
 describe("HGS host-key mode, in process", () => {
   let fx: HgsFixture;
@@ -60,7 +40,7 @@ describe("HGS host-key mode, in process", () => {
       assert.equal(reg.status, 200, JSON.stringify(reg.body));
       assert.equal(reg.body.id, keyId(hostKey));
       const krk = ecKey();
-      const a = await attest(fx, hostKey, krk);
+      const a = await attestOverRoutes(fx, hostKey, krk);
       assert.equal(a.status, 200, JSON.stringify(a.body));
       assert.equal(a.body.verdict.status, "Passed");
       const hc = a.body.healthCertificate as string;

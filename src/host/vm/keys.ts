@@ -13,7 +13,6 @@
  * sealed secrets name it as the protector they replaced (a crash mid-replacement).
  */
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import { bytesEqual } from "../../core/bytes.js";
 import { isBulwarkError } from "../../core/errors.js";
 import { writeFileAtomic } from "../../io/atomic.js";
@@ -36,7 +35,7 @@ import {
   VM_SECRET,
   type VmSecretsHeader,
 } from "../../protector/vm-secrets.js";
-import { asFileError } from "../file-errors.js";
+import { readFileIfExists } from "../file-errors.js";
 import type { GuardianStore } from "../guardians.js";
 import type {
   KeyProtectorCopy,
@@ -50,21 +49,12 @@ import { vmError } from "./errors.js";
 import { verifySettings } from "./security-statement.js";
 import type { VmPaths } from "./store.js";
 
-async function readOptional(file: string): Promise<Uint8Array | undefined> {
-  try {
-    return new Uint8Array(await readFile(file));
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw asFileError(e, file);
-  }
-}
-
 export async function hasKeyProtector(paths: VmPaths): Promise<boolean> {
-  return (await readOptional(paths.keyProtector)) !== undefined;
+  return (await readFileIfExists(paths.keyProtector)) !== undefined;
 }
 
 export async function readKeyProtector(paths: VmPaths): Promise<Uint8Array> {
-  const kp = await readOptional(paths.keyProtector);
+  const kp = await readFileIfExists(paths.keyProtector);
   if (!kp) {
     throw vmError(
       "VM_ERR_KEY_PROTECTOR_REQUIRED",
@@ -87,11 +77,11 @@ function copyOf(bytes: Uint8Array): KeyProtectorCopy {
 /** Reads the VM's key protector, its last known good copy and the sealed secrets, decoding each once. */
 export async function readVmKeyFiles(paths: VmPaths): Promise<VmKeyFiles> {
   const current = copyOf(await readKeyProtector(paths));
-  const lkg = await readOptional(paths.keyProtectorLastKnownGood);
+  const lkg = await readFileIfExists(paths.keyProtectorLastKnownGood);
   return {
     current,
     lastKnownGood: lkg ? copyOf(lkg) : undefined,
-    secrets: await readOptional(paths.vmSecrets),
+    secrets: await readFileIfExists(paths.vmSecrets),
   };
 }
 
@@ -283,7 +273,7 @@ async function install(
   try {
     // A new protector id: the secrets remember the one they replace, so a crash before the
     // protector itself is written is told apart from another VM's protector put in place.
-    const previous = await readOptional(paths.keyProtector);
+    const previous = await readFileIfExists(paths.keyProtector);
     const previousId = previous ? copyOf(previous).model?.protectorId : undefined;
     if (previousId && !bytesEqual(previousId, tk.protectorId)) {
       secrets.set(VM_SECRET.replacedProtectorId, new Uint8Array(previousId));
@@ -342,7 +332,7 @@ export async function setKeyProtectorFromBytes(
 
 /** Replaces the current protector with the last known good copy. */
 export async function restoreLastKnownGood(paths: VmPaths): Promise<KeyProtectorInfo> {
-  const lkg = await readOptional(paths.keyProtectorLastKnownGood);
+  const lkg = await readFileIfExists(paths.keyProtectorLastKnownGood);
   if (!lkg) throw vmError("VM_ERR_KEY_PROTECTOR_REQUIRED", "the VM has no last known good key protector");
   await writeFileAtomic(paths.keyProtector, lkg);
   return inspectKeyProtector(lkg);

@@ -34,7 +34,7 @@ import { decodeSignatureDatabase } from "../../uefi/siglist.js";
 import { SECURE_BOOT_VAR_NAMES, secureBootVarGuid } from "../../uefi/variables.js";
 import { getVariable, parseVarStore } from "../../uefi/varstore.js";
 import { reportVarStore } from "../../uefi/varstore-report.js";
-import { asFileError } from "../file-errors.js";
+import { readFileIfExists } from "../file-errors.js";
 import type { SecurityPolicy, VmConfig } from "./config.js";
 import { vmError } from "./errors.js";
 import type { VmPaths } from "./store.js";
@@ -78,15 +78,6 @@ export function statementPaths(p: VmPaths): { readonly file: string; readonly ru
 }
 
 const sha256 = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
-
-async function readOptional(file: string): Promise<Uint8Array | undefined> {
-  try {
-    return new Uint8Array(await readFile(file));
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw asFileError(e, file); // a directory in the file's place, no permission: named
-  }
-}
 
 /** Reads the facts of an NVRAM image; an image that does not parse is "unreadable" (never matches). */
 export function nvramFacts(bytes: Uint8Array | undefined): NvramFacts {
@@ -222,10 +213,10 @@ function parseSignedStatement(name: string, statement: Uint8Array): SignedSettin
 
 /** The decodable copies of the VM's key protector (current, last known good) whose owner signature holds. */
 async function ownerSignedProtectors(p: VmPaths): Promise<KeyProtector[] | undefined> {
-  const current = await readOptional(p.keyProtector);
+  const current = await readFileIfExists(p.keyProtector);
   if (!current) return undefined;
   const out: KeyProtector[] = [];
-  for (const bytes of [current, await readOptional(p.keyProtectorLastKnownGood)]) {
+  for (const bytes of [current, await readFileIfExists(p.keyProtectorLastKnownGood)]) {
     if (!bytes) continue;
     try {
       const kp = parseKeyProtector(bytes);
@@ -259,7 +250,7 @@ export type SettingsCheck =
 export async function verifySettings(c: VmConfig, p: VmPaths): Promise<SettingsCheck> {
   const protectors = await ownerSignedProtectors(p);
   if (protectors === undefined) return { kind: "unprotected" };
-  const statement = await readOptional(statementPaths(p).file);
+  const statement = await readFileIfExists(statementPaths(p).file);
   if (!statement) {
     throw vmError(
       "VM_ERR_SETTINGS_UNSIGNED",
@@ -288,7 +279,7 @@ export async function verifySettings(c: VmConfig, p: VmPaths): Promise<SettingsC
     }
   }
   const signed = decodePayload(c.name, payload as Uint8Array);
-  const actual = settingsOf(c, nvramFacts(await readOptional(p.nvram)));
+  const actual = settingsOf(c, nvramFacts(await readFileIfExists(p.nvram)));
   const differ = differences(signed, actual);
   if (differ.length > 0) {
     tampered(c.name, `the files differ from the settings its owner signed: ${differ.join(", ")}`, {
@@ -304,7 +295,7 @@ export async function verifySettings(c: VmConfig, p: VmPaths): Promise<SettingsC
  */
 export async function signSettingsFor(c: VmConfig, p: VmPaths, owner: Guardian): Promise<StatementSettings> {
   const kp = parseKeyProtector(new Uint8Array(await readFile(p.keyProtector)));
-  const settings = settingsOf(c, nvramFacts(await readOptional(p.nvram)));
+  const settings = settingsOf(c, nvramFacts(await readFileIfExists(p.nvram)));
   if (settings.nvram.secureBoot === "unreadable") {
     // Signing "no NVRAM" would let any NVRAM written at the next start pass once.
     throw vmError("VM_ERR_INVALID_CONFIG", `nvram.fd of VM '${c.name}' is not a readable variable store`, {
@@ -321,7 +312,7 @@ export async function settingsVerifiedAtStart(
   p: VmPaths,
   digest: string,
 ): Promise<StatementSettings | undefined> {
-  const copy = await readOptional(statementPaths(p).runCopy);
+  const copy = await readFileIfExists(statementPaths(p).runCopy);
   if (!copy || sha256(copy) !== digest) return undefined;
   try {
     const payload = JSON.parse(Buffer.from(parseSignedSettings(copy).payload).toString("utf8")) as unknown;
@@ -343,7 +334,7 @@ export interface SettingsVerdict {
 }
 
 export async function settingsVerdict(c: VmConfig, p: VmPaths): Promise<SettingsVerdict> {
-  const nvramSecureBoot = nvramFacts(await readOptional(p.nvram)).secureBoot;
+  const nvramSecureBoot = nvramFacts(await readFileIfExists(p.nvram)).secureBoot;
   try {
     const v = await verifySettings(c, p);
     return { status: v.kind, nvramSecureBoot };
