@@ -54,7 +54,10 @@ const ecdhProto = Object.getPrototypeOf(nodeCrypto.createECDH("prime256v1")) as 
 for (const m of ["computeSecret", "generateKeys", "setPrivateKey"]) {
   ecdhProto[m] = counted(`ECDH.${m}`, ecdhProto[m] as (...a: never[]) => unknown);
 }
-const x509Proto = nodeCrypto.X509Certificate.prototype as unknown as Record<string, (...a: never[]) => unknown>;
+const x509Proto = nodeCrypto.X509Certificate.prototype as unknown as Record<
+  string,
+  (...a: never[]) => unknown
+>;
 x509Proto.verify = counted("X509Certificate.verify", x509Proto.verify as (...a: never[]) => unknown);
 syncBuiltinESMExports();
 
@@ -90,8 +93,18 @@ function opensslEcdh(): { p256: number; x25519: number } {
     encoding: "utf8",
   });
   if (r.error)
-    throw new Error(`openssl is needed for the reference figures (apt-get install openssl): ${r.error.message}`);
-  const opsOf = (re: RegExp) => Number(r.stdout.split("\n").find((l) => re.test(l))?.trim().split(/\s+/).at(-1));
+    throw new Error(
+      `openssl is needed for the reference figures (apt-get install openssl): ${r.error.message}`,
+    );
+  const opsOf = (re: RegExp) =>
+    Number(
+      r.stdout
+        .split("\n")
+        .find((l) => re.test(l))
+        ?.trim()
+        .split(/\s+/)
+        .at(-1),
+    );
   return { p256: opsOf(/ecdh \(nistp256\)/), x25519: opsOf(/ecdh \(X25519\)/) };
 }
 

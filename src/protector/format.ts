@@ -3,11 +3,16 @@
  * prose description; keep the two in step). All integers are big-endian.
  *
  *   BULWARK_KEY_PROTECTOR  := header body mac
- *   header                 := magic "BWKP" (u32) | version u16 (= 1) | reserved u16 (= 0)
+ *   header                 := magic "BWKP" (u32) | version u16 (1 or 2) | reserved u16 (= 0)
  *   body                   := u32 length | BULWARK_GUARDIAN_SET        (signed by the owner)
  *                             | BULWARK_OWNER_SIGNATURE | keyGeneration u32
  *                             | u16 count | BULWARK_WRAPPED_KEY[count]  (one per guardian, same order)
  *   mac                    := HMAC-SHA256 (RFC 2104) over header||body, 32 octets
+ *
+ * Versions differ only in the wrapping schemes they may hold: version 1 schemes 1..3, version 2
+ * adds scheme 4 (HPKE DHKEM(X25519)). A writer uses the lowest version that can hold its wraps,
+ * so a protector without X25519 guardians stays readable by a Bulwark that knows only version 1
+ * (and one with them is refused there as PROTECTOR_ERR_VERSION, not as a damaged file).
  */
 import {
   constant,
@@ -24,7 +29,12 @@ import {
 } from "../core/codec.js";
 
 export const KP_MAGIC = 0x42574b50; // "BWKP"
-export const KP_VERSION = 1;
+/** The newest format version this code reads and writes. */
+export const KP_VERSION = 2;
+export const KP_VERSIONS: readonly number[] = [1, 2];
+
+/** The first format version that may hold each wrapping scheme id (keys.ts `WrapScheme`). */
+export const KP_VERSION_OF_SCHEME: Readonly<Record<number, number>> = { 1: 1, 2: 1, 3: 1, 4: 2 };
 export const MAX_GUARDIANS = 256;
 export const MAX_CERTIFICATE_BYTES = 16 * 1024;
 export const MAX_GUARDIAN_SET_BYTES = 16 * 1024 * 1024;
@@ -80,26 +90,27 @@ export const OwnerSignature = struct("BULWARK_OWNER_SIGNATURE", {
 
 export const WrappedKey = struct("BULWARK_WRAPPED_KEY", {
   scheme: u16be,
-  /** HPKE encapsulated key (uncompressed point); empty for RSA-OAEP. */
+  /** HPKE encapsulated key (uncompressed point, raw X25519 key); empty for RSA-OAEP. */
   enc: sizedBytes(u16be, 133, "enc"),
   ciphertext: sizedBytes(u16be, 1024, "ciphertext"),
 });
 export type WrappedKey = Infer<typeof WrappedKey>;
 
-export const KeyProtectorV1 = struct("BULWARK_KEY_PROTECTOR", {
+/** The body of every version (1, 2): the version field is checked by the reader, key-protector.ts. */
+export const KeyProtectorBody = struct("BULWARK_KEY_PROTECTOR", {
   magic: constant(u32be, KP_MAGIC),
-  version: constant(u16be, KP_VERSION),
+  version: u16be,
   reserved: constant(u16be, 0),
   guardianSet: sized(u32be, MAX_GUARDIAN_SET_BYTES, withRaw(GuardianSet)),
   signature: OwnerSignature,
   keyGeneration: u32be,
   wraps: list(u16be, MAX_GUARDIANS, WrappedKey),
 });
-export type KeyProtectorV1 = Infer<typeof KeyProtectorV1>;
+export type KeyProtectorBody = Infer<typeof KeyProtectorBody>;
 
 /** The whole file: the body (kept as received bytes, which the MAC covers) and the MAC. */
 export const KeyProtectorFile = struct("BULWARK_KEY_PROTECTOR_FILE", {
-  body: withRaw(KeyProtectorV1),
+  body: withRaw(KeyProtectorBody),
   mac: fixedBytes(MAC_BYTES, "mac"),
 });
 export type KeyProtectorFile = Infer<typeof KeyProtectorFile>;

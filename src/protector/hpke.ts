@@ -1,24 +1,43 @@
 /**
- * HPKE, RFC 9180, base mode (mode_base = 0x00), single-shot Seal/Open (§6.1) with
- * DHKEM over NIST curves (§4.1, §7.1): the wrapping used for ECDH guardians.
+ * HPKE, RFC 9180, base mode (mode_base = 0x00), single-shot Seal/Open (§6.1) with DHKEM
+ * (§4.1) over NIST curves (§7.1.1: SEC1 uncompressed points) and over X25519 (§7.1.1: raw
+ * 32-octet keys, RFC 7748): the wrapping used for ECDH and X25519 guardians.
  *
  * Suites used by key protectors (RFC 9180 §7 identifiers):
  * - DHKEM(P-256, HKDF-SHA256) 0x0010, HKDF-SHA256 0x0001, AES-256-GCM 0x0002
  * - DHKEM(P-384, HKDF-SHA384) 0x0011, HKDF-SHA384 0x0002, AES-256-GCM 0x0002
+ * - DHKEM(X25519, HKDF-SHA256) 0x0020, HKDF-SHA256 0x0001, AES-256-GCM 0x0002 (format version 2)
  * AES-128-GCM (0x0001), HKDF-SHA512 (0x0003) and DHKEM(P-521) (0x0012) exist only so the
- * RFC's published test vectors (Appendix A.3, A.4, A.6) can be checked against this code.
+ * RFC's published test vectors (Appendix A.1, A.3, A.4, A.6) can be checked against this code.
+ *
+ * Speed (a key service wraps and unwraps on every release): NIST DH goes through node's ECDH
+ * objects on raw points (KeyObject-based `diffieHellman` re-validates the peer key with a full
+ * public-key check, about a second scalar multiplication); X25519 goes through `diffieHellman`
+ * on KeyObjects, public keys made from and read to raw bytes by JWK (OpenSSL's SPKI decoder and
+ * encoder cost about as much as the DH itself). A recipient's public key can be passed in so it
+ * is not re-derived from the private key.
  */
-import { createCipheriv, createDecipheriv, createECDH } from "node:crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createECDH,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  type KeyObject,
+} from "node:crypto";
 import { protectorError } from "./errors.js";
 import { hkdfExpand, hkdfExtract, zeroize, type HashName } from "./kdf.js";
 
 export interface HpkeKem {
   readonly id: number;
-  readonly curve: "prime256v1" | "secp384r1" | "secp521r1";
+  /** The DH group: a NIST curve (node's name) or X25519. */
+  readonly curve: "prime256v1" | "secp384r1" | "secp521r1" | "x25519";
   readonly hash: HashName;
   /** Nsecret (RFC 9180 Table 2). */
   readonly nSecret: number;
-  /** Npk: an uncompressed SEC1 point. */
+  /** Npk = Nenc: an uncompressed SEC1 point, or the raw X25519 public key. */
   readonly nPk: number;
 }
 export interface HpkeKdf {
@@ -40,6 +59,7 @@ export const KEM_P256: HpkeKem = { id: 0x0010, curve: "prime256v1", hash: "sha25
 export const KEM_P384: HpkeKem = { id: 0x0011, curve: "secp384r1", hash: "sha384", nSecret: 48, nPk: 97 };
 /** Only for checking RFC 9180 A.6 (the one published vector with AES-256-GCM); guardians do not use P-521. */
 export const KEM_P521: HpkeKem = { id: 0x0012, curve: "secp521r1", hash: "sha512", nSecret: 64, nPk: 133 };
+export const KEM_X25519: HpkeKem = { id: 0x0020, curve: "x25519", hash: "sha256", nSecret: 32, nPk: 32 };
 export const KDF_SHA256: HpkeKdf = { id: 0x0001, hash: "sha256" };
 export const KDF_SHA384: HpkeKdf = { id: 0x0002, hash: "sha384" };
 export const KDF_SHA512: HpkeKdf = { id: 0x0003, hash: "sha512" };
@@ -48,6 +68,11 @@ export const AEAD_AES256GCM: HpkeAead = { id: 0x0002, cipher: "aes-256-gcm", nK:
 
 export const HPKE_P256_SHA256_AES256GCM: HpkeSuite = { kem: KEM_P256, kdf: KDF_SHA256, aead: AEAD_AES256GCM };
 export const HPKE_P384_SHA384_AES256GCM: HpkeSuite = { kem: KEM_P384, kdf: KDF_SHA384, aead: AEAD_AES256GCM };
+export const HPKE_X25519_SHA256_AES256GCM: HpkeSuite = {
+  kem: KEM_X25519,
+  kdf: KDF_SHA256,
+  aead: AEAD_AES256GCM,
+};
 
 const NN = 12; // Nn for both GCM AEADs
 const NT = 16; // Nt
@@ -119,7 +144,10 @@ function pskIdHashOf(suite: HpkeSuite): Buffer {
 
 /** The constant for the suites key protectors use, computed at load (a key service wraps often). */
 const PSK_ID_HASH: ReadonlyMap<HpkeSuite, Buffer> = new Map(
-  [HPKE_P256_SHA256_AES256GCM, HPKE_P384_SHA384_AES256GCM].map((s) => [s, pskIdHashOf(s)]),
+  [HPKE_P256_SHA256_AES256GCM, HPKE_P384_SHA384_AES256GCM, HPKE_X25519_SHA256_AES256GCM].map((s) => [
+    s,
+    pskIdHashOf(s),
+  ]),
 );
 
 /** RFC 9180 §5.1 KeySchedule for mode_base (empty psk and psk_id). */
@@ -137,6 +165,80 @@ function keySchedule(suite: HpkeSuite, sharedSecret: Buffer, info: Uint8Array): 
   return { key, baseNonce, sharedSecret };
 }
 
+// ---- the DH group: RFC 9180 §4.1 GenerateKeyPair, DH, SerializePublicKey ----
+
+/** RFC 8410 §7 OneAsymmetricKey prefix of an X25519 private key (the raw key follows). */
+const X25519_PKCS8_PREFIX = Buffer.from("302e020100300506032b656e04220420", "hex");
+
+function x25519Public(raw: Uint8Array): KeyObject {
+  return createPublicKey({
+    key: { kty: "OKP", crv: "X25519", x: Buffer.from(raw).toString("base64url") },
+    format: "jwk",
+  });
+}
+
+function x25519Raw(key: KeyObject): Buffer {
+  return Buffer.from(key.export({ format: "jwk" }).x ?? "", "base64url");
+}
+
+/**
+ * X25519 DH (RFC 7748 §5) with the all-zero check RFC 9180 §7.1.4 requires (a small-order
+ * peer key); a throw here is mapped by the callers like any invalid key.
+ */
+function x25519(privateKey: KeyObject, publicKey: KeyObject): Buffer {
+  const dh = diffieHellman({ privateKey, publicKey });
+  if (dh.every((b) => b === 0)) throw new Error("X25519 produced the all-zero shared secret");
+  return dh;
+}
+
+/**
+ * A recipient private key: an X25519 KeyObject, or raw bytes (the NIST scalar; the raw X25519
+ * key of a test vector).
+ */
+export type HpkePrivateKey = KeyObject | Uint8Array;
+
+function x25519Private(sk: HpkePrivateKey): KeyObject {
+  if (!(sk instanceof Uint8Array)) return sk;
+  if (sk.length !== 32) throw new Error("an X25519 private key is 32 octets");
+  return createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, sk]), format: "der", type: "pkcs8" });
+}
+
+/** Encap's DH (§4.1): a fresh (or given) ephemeral key, its serialization `enc`, and DH(skE, pkR). */
+function encapDh(
+  kem: HpkeKem,
+  pkRm: Uint8Array,
+  ephemeral: Uint8Array | undefined,
+): { enc: Buffer; dh: Buffer } {
+  if (kem.curve === "x25519") {
+    if (pkRm.length !== kem.nPk) throw new Error("an X25519 public key is 32 octets");
+    const pkR = x25519Public(pkRm);
+    const skE = ephemeral ? x25519Private(ephemeral) : generateKeyPairSync("x25519").privateKey;
+    return { enc: x25519Raw(createPublicKey(skE)), dh: x25519(skE, pkR) };
+  }
+  const ecdh = createECDH(kem.curve);
+  if (ephemeral) ecdh.setPrivateKey(ephemeral);
+  else ecdh.generateKeys();
+  return { enc: ecdh.getPublicKey(null, "uncompressed"), dh: ecdh.computeSecret(pkRm) };
+}
+
+/** Decap's DH (§4.1): DH(skR, pkE), and pkRm (given, or derived from skR). */
+function decapDh(
+  kem: HpkeKem,
+  enc: Uint8Array,
+  skR: HpkePrivateKey,
+  pkRm: Uint8Array | undefined,
+): { dh: Buffer; pkRm: Uint8Array } {
+  if (kem.curve === "x25519") {
+    const sk = x25519Private(skR);
+    return { dh: x25519(sk, x25519Public(enc)), pkRm: pkRm ?? x25519Raw(createPublicKey(sk)) };
+  }
+  // NIST private keys come as their scalar (keys.ts reads it from SEC1 DER into a Buffer it wipes).
+  if (!(skR instanceof Uint8Array)) throw new Error("a NIST-curve HPKE private key is passed as its scalar");
+  const ecdh = createECDH(kem.curve);
+  ecdh.setPrivateKey(skR);
+  return { dh: ecdh.computeSecret(enc), pkRm: pkRm ?? ecdh.getPublicKey(null, "uncompressed") };
+}
+
 /**
  * RFC 9180 §5.1.1 SetupBaseS. `ephemeralPrivateKey` is for test vectors only; normally a
  * fresh ephemeral key is generated (§4.1 Encap).
@@ -147,39 +249,36 @@ export function setupBaseS(
   info: Uint8Array,
   ephemeralPrivateKey?: Uint8Array,
 ): HpkeContext & { readonly enc: Buffer } {
-  const ecdh = createECDH(suite.kem.curve);
-  if (ephemeralPrivateKey) ecdh.setPrivateKey(ephemeralPrivateKey);
-  else ecdh.generateKeys();
-  const enc = ecdh.getPublicKey(null, "uncompressed");
-  let dh: Buffer;
+  let e: { enc: Buffer; dh: Buffer };
   try {
-    dh = ecdh.computeSecret(recipientPublicKey);
-  } catch (e) {
+    e = encapDh(suite.kem, recipientPublicKey, ephemeralPrivateKey);
+  } catch (cause) {
     throw protectorError(
       "PROTECTOR_ERR_UNSUPPORTED_KEY",
       "HPKE recipient public key is not a valid point",
       {},
-      { cause: e },
+      { cause },
     );
   }
-  const shared = kemSharedSecret(suite.kem, dh, Buffer.concat([enc, recipientPublicKey]));
-  zeroize(dh);
-  return { ...keySchedule(suite, shared, info), enc };
+  const shared = kemSharedSecret(suite.kem, e.dh, Buffer.concat([e.enc, recipientPublicKey]));
+  zeroize(e.dh);
+  return { ...keySchedule(suite, shared, info), enc: e.enc };
 }
 
-/** RFC 9180 §5.1.1 SetupBaseR; throws a plain Error on an invalid `enc` (callers map it). */
+/**
+ * RFC 9180 §5.1.1 SetupBaseR; throws a plain Error on an invalid `enc` (callers map it).
+ * `recipientPublicKey` (pkRm) saves deriving it from the private key when the caller knows it.
+ */
 export function setupBaseR(
   suite: HpkeSuite,
   enc: Uint8Array,
-  recipientPrivateKey: Uint8Array,
+  recipientPrivateKey: HpkePrivateKey,
   info: Uint8Array,
+  recipientPublicKey?: Uint8Array,
 ): HpkeContext {
   if (enc.length !== suite.kem.nPk) throw new Error("HPKE enc has the wrong length");
-  const ecdh = createECDH(suite.kem.curve);
-  ecdh.setPrivateKey(recipientPrivateKey);
-  const pkR = ecdh.getPublicKey(null, "uncompressed");
-  const dh = ecdh.computeSecret(enc);
-  const shared = kemSharedSecret(suite.kem, dh, Buffer.concat([enc, pkR]));
+  const { dh, pkRm } = decapDh(suite.kem, enc, recipientPrivateKey, recipientPublicKey);
+  const shared = kemSharedSecret(suite.kem, dh, Buffer.concat([enc, pkRm]));
   zeroize(dh);
   return keySchedule(suite, shared, info);
 }
@@ -230,12 +329,13 @@ export function sealBase(
 export function openBase(
   suite: HpkeSuite,
   enc: Uint8Array,
-  recipientPrivateKey: Uint8Array,
+  recipientPrivateKey: HpkePrivateKey,
   info: Uint8Array,
   aad: Uint8Array,
   ciphertext: Uint8Array,
+  recipientPublicKey?: Uint8Array,
 ): Buffer {
-  const ctx = setupBaseR(suite, enc, recipientPrivateKey, info);
+  const ctx = setupBaseR(suite, enc, recipientPrivateKey, info, recipientPublicKey);
   try {
     return aeadOpen(suite, ctx, aad, ciphertext);
   } finally {

@@ -18,10 +18,12 @@ import { BoundedMap, contentKey } from "../core/memo.js";
 import { decodeAs, type ProtectorError, protectorError, isProtectorError } from "./errors.js";
 import {
   GuardianSet,
+  KeyProtectorBody,
   KeyProtectorFile,
-  KeyProtectorV1,
   KP_MAGIC,
   KP_VERSION,
+  KP_VERSION_OF_SCHEME,
+  KP_VERSIONS,
   KpHeader,
   MAX_GUARDIANS,
   type GuardianEntry,
@@ -40,7 +42,7 @@ import {
   type GuardianPublic,
   type GuardianSummary,
 } from "./guardian.js";
-import { hkdf, zeroize } from "./kdf.js";
+import { hkdfExpand, hkdfExtract, zeroize } from "./kdf.js";
 import {
   nameOf,
   PublicPoints,
@@ -93,6 +95,7 @@ function formatError(message: string, details: Record<string, unknown> = {}): ne
 const HPKE_ENC_BYTES: Partial<Record<WrapSchemeName, number>> = {
   "hpke-p256-sha256-aes256gcm": 65,
   "hpke-p384-sha384-aes256gcm": 97,
+  "hpke-x25519-sha256-aes256gcm": 32,
 };
 
 /** Decodes a key protector (bounded, total): a value, or PROTECTOR_ERR_FORMAT / _VERSION. */
@@ -100,10 +103,10 @@ export function parseKeyProtector(bytes: Uint8Array): KeyProtector {
   const header = decodeAs("PROTECTOR_ERR_FORMAT", "key protector header", () =>
     decode(KpHeader, bytes, { allowTrailing: true }),
   );
-  if (header.version !== KP_VERSION) {
+  if (!KP_VERSIONS.includes(header.version)) {
     throw protectorError(
       "PROTECTOR_ERR_VERSION",
-      `key protector format version ${header.version} is not supported (this Bulwark reads version ${KP_VERSION})`,
+      `key protector format version ${header.version} is not supported (this Bulwark reads versions ${KP_VERSIONS.join(", ")})`,
       { version: header.version },
     );
   }
@@ -125,6 +128,11 @@ export function parseKeyProtector(bytes: Uint8Array): KeyProtector {
   const wraps = body.wraps.map((w, i) => {
     const scheme = nameOf(WrapScheme, w.scheme);
     if (!scheme) return formatError(`wrapped key ${i} has unknown scheme ${w.scheme}`, { index: i });
+    if ((KP_VERSION_OF_SCHEME[w.scheme] ?? Infinity) > header.version) {
+      formatError(`wrapped key ${i}: scheme ${scheme} is not allowed in format version ${header.version}`, {
+        index: i,
+      });
+    }
     const encBytes = HPKE_ENC_BYTES[scheme] ?? 0;
     if (w.enc.length !== encBytes)
       formatError(`wrapped key ${i}: enc has ${w.enc.length} bytes`, { index: i });
@@ -208,8 +216,17 @@ function wrapContext(protectorId: Uint8Array, keyGeneration: number, g: Guardian
   return Buffer.concat([WRAP_CONTEXT, protectorId, gen, Buffer.from(encryptionThumbprint(g), "hex")]);
 }
 
+/**
+ * HKDF-SHA256 (RFC 5869; salt = protector id). Extract and expand over HMAC directly: node's
+ * `hkdfSync` makes a secret KeyObject per call, which cost more than both HMACs together.
+ */
 function macKey(transportKey: Uint8Array, protectorId: Uint8Array): Buffer {
-  return hkdf("sha256", transportKey, protectorId, MAC_INFO, 32);
+  const prk = hkdfExtract("sha256", protectorId, transportKey);
+  try {
+    return hkdfExpand("sha256", prk, MAC_INFO, 32);
+  } finally {
+    zeroize(prk);
+  }
 }
 
 function computeMac(transportKey: Uint8Array, protectorId: Uint8Array, macInput: Uint8Array): Buffer {
@@ -239,10 +256,15 @@ interface AssembleInput {
   readonly transportKey: Uint8Array;
 }
 
+/** The lowest format version that holds every wrap (format.ts): version-1 readers keep reading. */
+function versionFor(wraps: readonly WrappedKey[]): number {
+  return wraps.reduce((v, w) => Math.max(v, KP_VERSION_OF_SCHEME[w.scheme] ?? KP_VERSION), 1);
+}
+
 function assemble(a: AssembleInput): Uint8Array {
-  const body = encode(KeyProtectorV1, {
+  const body = encode(KeyProtectorBody, {
     magic: KP_MAGIC,
-    version: KP_VERSION,
+    version: versionFor(a.wraps),
     reserved: 0,
     guardianSet: a.guardianSet,
     signature: { algorithm: SignatureAlgorithm[a.signatureAlgorithm], value: a.signature },
@@ -399,7 +421,12 @@ export function unwrapKeyProtector(
     matched = true;
     let key: Buffer;
     try {
-      key = unwrapSecret(local.encryptionKey, wrap, wrapContext(kp.protectorId, kp.keyGeneration, listed));
+      key = unwrapSecret(
+        local.encryptionKey,
+        wrap,
+        wrapContext(kp.protectorId, kp.keyGeneration, listed),
+        opts.memo?.points,
+      );
     } catch (e) {
       lastError = e;
       continue;
@@ -599,7 +626,14 @@ export function rollTransportKey(
   const key = randomBytes(TRANSPORT_KEY_BYTES);
   const newKey: TransportKey = { key, protectorId: kp.protectorId, keyGeneration };
   try {
-    const guardianSet = decode(GuardianSet, kp.guardianSetRaw);
+    // The guardian set goes out as its received bytes (signed by the owner); the value is the
+    // parsed model's, not a second decode.
+    const guardianSet: GuardianSet = {
+      protectorId: kp.protectorId,
+      generation: kp.guardianSetGeneration,
+      owner: entry(kp.owner),
+      guardians: kp.guardians.map(entry),
+    };
     const keyProtector = assemble({
       guardianSet: { value: guardianSet, raw: kp.guardianSetRaw },
       signatureAlgorithm: kp.signatureAlgorithm,

@@ -8,7 +8,8 @@
  *   node dist/test/protector/fixtures-gen.js NAME
  *
  * Names: v1-p256, v1-p384, v1-hgs-release (written by the version-1-only code before the
- * X25519 suite existed), v2-x25519 (the first version-2 protector).
+ * X25519 suite existed), v2-x25519 (a version-2 protector and release, guardians with the
+ * default X25519 encryption keys; same recipe as v1-hgs-release).
  */
 import { createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -68,9 +69,11 @@ switch (name) {
     expected = protectorWith(owner, [host]).expected;
     break;
   }
-  case "v1-hgs-release": {
-    // What an HGS key release returns: the protector rolled by the HGS guardian (P-256, as
-    // `hgs init` makes it) and both transport keys wrapped to the host's key-release key.
+  case "v1-hgs-release":
+  case "v2-x25519": {
+    // What an HGS key release returns: the protector rolled by the HGS guardian (signing key
+    // P-256 as `hgs init` makes it; encryption key P-256 before version 2, X25519 by default
+    // since) and both transport keys wrapped to the host's key-release key.
     const owner = guardian("owner.guardian.pem", "FixtureOwner", { signingKeyType: "p256" });
     const hgs = guardian("hgs.guardian.pem", "HGS", { signingKeyType: "p256" });
     const created = protectorWith(owner, [hgs]);

@@ -31,7 +31,8 @@ const rsa = createGuardian("RsaGuardian", { signingKeyType: "rsa-3072", encrypti
 test("created guardians: Hyper-V style subjects, supported key types, consistent checks", () => {
   const s = summarizeGuardian(local);
   assert.equal(s.signingKeyType, "p384");
-  assert.equal(s.encryptionKeyType, "p384");
+  // New guardians' encryption keys are X25519 beside an EC signing key (issue 12).
+  assert.equal(s.encryptionKeyType, "x25519");
   assert.equal(s.thumbprint, guardianThumbprint(local));
   const sign = new X509Certificate(local.signingCertificate);
   const enc = new X509Certificate(local.encryptionCertificate);
@@ -50,6 +51,41 @@ test("created guardians: Hyper-V style subjects, supported key types, consistent
   assert.deepEqual(unwrapSecret(rsa.encryptionKey, w, Buffer.from("ctx")), secret);
   assert.equal(
     codeOf(() => unwrapSecret(rsa.encryptionKey, w, Buffer.from("other"))),
+    "PROTECTOR_ERR_UNWRAP",
+  );
+});
+
+test("X25519 is an encryption key type only: a guardian cannot sign with it", () => {
+  assert.equal(
+    codeOf(() => createGuardian("X", { signingKeyType: "x25519" })),
+    "PROTECTOR_ERR_INVALID_ARGUMENT",
+  );
+  // RSA signing keeps RSA encryption by default; an explicit X25519 encryption key is allowed.
+  assert.equal(summarizeGuardian(rsa).encryptionKeyType, "rsa-4096");
+  const p256 = createGuardian("P", { signingKeyType: "p256" });
+  assert.equal(checkGuardian(p256).encryptionKeyType, "x25519");
+  // A guardian whose "signing" certificate carries the X25519 key is refused, not half-accepted.
+  const swapped = {
+    name: "Swapped",
+    signingCertificate: p256.encryptionCertificate,
+    encryptionCertificate: p256.encryptionCertificate,
+  };
+  assert.equal(
+    codeOf(() => summarizeGuardian(swapped)),
+    "PROTECTOR_ERR_CERTIFICATE",
+  );
+  // X25519 wraps (HPKE DHKEM(X25519)) and unwraps.
+  const secret = randomBytes(32);
+  const w = wrapSecret(checkGuardian(p256).encryption.publicKey, secret, Buffer.from("ctx"));
+  assert.equal(w.scheme, "hpke-x25519-sha256-aes256gcm");
+  assert.equal(w.enc.length, 32);
+  assert.deepEqual(unwrapSecret(p256.encryptionKey, w, Buffer.from("ctx")), secret);
+  assert.equal(
+    codeOf(() => unwrapSecret(p256.encryptionKey, w, Buffer.from("other"))),
+    "PROTECTOR_ERR_UNWRAP",
+  );
+  assert.equal(
+    codeOf(() => unwrapSecret(local.encryptionKey, w, Buffer.from("ctx"))),
     "PROTECTOR_ERR_UNWRAP",
   );
 });

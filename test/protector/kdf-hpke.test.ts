@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { generateKeyPairSync, hkdfSync } from "node:crypto";
+import { createPrivateKey, generateKeyPairSync, hkdfSync } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import fc from "fast-check";
 import { hkdfExpand, hkdfExtract, type HashName } from "../../src/protector/kdf.js";
@@ -11,12 +11,14 @@ import {
   aeadSeal,
   HPKE_P256_SHA256_AES256GCM,
   HPKE_P384_SHA384_AES256GCM,
+  HPKE_X25519_SHA256_AES256GCM,
   KDF_SHA256,
   KDF_SHA384,
   KDF_SHA512,
   KEM_P256,
   KEM_P384,
   KEM_P521,
+  KEM_X25519,
   openBase,
   sealBase,
   setupBaseR,
@@ -87,7 +89,7 @@ interface HpkeVector {
 }
 
 function suiteOf(v: HpkeVector): HpkeSuite {
-  const kem = { 16: KEM_P256, 17: KEM_P384, 18: KEM_P521 }[v.kem_id];
+  const kem = { 16: KEM_P256, 17: KEM_P384, 18: KEM_P521, 32: KEM_X25519 }[v.kem_id];
   const kdf = { 1: KDF_SHA256, 2: KDF_SHA384, 3: KDF_SHA512 }[v.kdf_id];
   const aead = { 1: AEAD_AES128GCM, 2: AEAD_AES256GCM }[v.aead_id];
   assert.ok(kem && kdf && aead, `unsupported suite in vector ${v.kem_id}/${v.kdf_id}/${v.aead_id}`);
@@ -97,7 +99,11 @@ function suiteOf(v: HpkeVector): HpkeSuite {
 test("HPKE: RFC 9180 appendix A base-mode vectors (test/vectors/protector/hpke)", () => {
   const dir = repoPath("test/vectors/protector/hpke");
   const files = readdirSync(dir).filter((f) => f.endsWith(".json"));
-  assert.ok(files.length >= 3);
+  assert.ok(files.length >= 4);
+  assert.ok(
+    files.some((f) => f.includes("x25519")),
+    "the X25519 vector (A.1.1) is among them",
+  );
   for (const f of files) {
     const v = JSON.parse(readFileSync(`${dir}/${f}`, "utf8")) as HpkeVector;
     assert.equal(v.mode, 0);
@@ -116,6 +122,62 @@ test("HPKE: RFC 9180 appendix A base-mode vectors (test/vectors/protector/hpke)"
   }
 });
 
+test("HPKE: RFC 9180 A.1.1 (X25519) opens with the recipient key as a KeyObject, with and without pkRm", () => {
+  const v = JSON.parse(
+    readFileSync(repoPath("test/vectors/protector/hpke/rfc9180-B.1.1-x25519-sha256-aes128gcm.json"), "utf8"),
+  ) as HpkeVector;
+  const suite = suiteOf(v);
+  const sk = createPrivateKey({
+    key: Buffer.concat([hex("302e020100300506032b656e04220420"), hex(v.skRm)]),
+    format: "der",
+    type: "pkcs8",
+  });
+  const e = v.encryptions[0];
+  assert.ok(e);
+  for (const pkRm of [undefined, hex(v.pkRm)]) {
+    const pt = openBase(suite, hex(v.enc), sk, hex(v.info), hex(e.aad), hex(e.ciphertext), pkRm);
+    assert.equal(pt.toString("hex"), e.plaintext);
+  }
+  // A wrong pkRm changes the KEM context (RFC 9180 §4.1 Decap): the tag no longer verifies.
+  const wrongPk = hex(v.enc);
+  assert.throws(() => openBase(suite, hex(v.enc), sk, hex(v.info), hex(e.aad), hex(e.ciphertext), wrongPk));
+});
+
+test("HPKE X25519: a small-order peer key (all-zero DH output) is refused on both sides", () => {
+  const { privateKey, publicKey } = generateKeyPairSync("x25519");
+  const pk = Buffer.from(publicKey.export({ format: "jwk" }).x ?? "", "base64url");
+  const suite = HPKE_X25519_SHA256_AES256GCM;
+  // The zero point and the point of order 8 give the all-zero output (RFC 7748 §6.1).
+  for (const bad of [
+    Buffer.alloc(32),
+    hex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+  ]) {
+    assert.throws(() => sealBase(suite, bad, Buffer.alloc(0), Buffer.alloc(0), Buffer.alloc(32)), {
+      code: "PROTECTOR_ERR_UNSUPPORTED_KEY",
+    });
+    assert.throws(() => openBase(suite, bad, privateKey, Buffer.alloc(0), Buffer.alloc(0), Buffer.alloc(48)));
+  }
+  const { enc, ciphertext } = sealBase(suite, pk, Buffer.from("i"), Buffer.alloc(0), Buffer.from("k"));
+  assert.equal(enc.length, 32);
+  assert.equal(
+    openBase(suite, enc, privateKey, Buffer.from("i"), Buffer.alloc(0), ciphertext).toString(),
+    "k",
+  );
+  assert.throws(() =>
+    openBase(suite, enc.subarray(1), privateKey, Buffer.from("i"), Buffer.alloc(0), ciphertext),
+  );
+  assert.throws(() =>
+    openBase(
+      suite,
+      enc,
+      generateKeyPairSync("x25519").privateKey,
+      Buffer.from("i"),
+      Buffer.alloc(0),
+      ciphertext,
+    ),
+  );
+});
+
 function rawKeys(curve: "prime256v1" | "secp384r1" | "secp521r1") {
   const { privateKey } = generateKeyPairSync("ec", { namedCurve: curve });
   const jwk = privateKey.export({ format: "jwk" });
@@ -129,8 +191,9 @@ function rawKeys(curve: "prime256v1" | "secp384r1" | "secp521r1") {
 
 test("HPKE: P-256 and P-384 suites round-trip; wrong key, info, aad, enc or ciphertext fail", () => {
   for (const suite of [HPKE_P256_SHA256_AES256GCM, HPKE_P384_SHA384_AES256GCM]) {
-    const r = rawKeys(suite.kem.curve);
-    const other = rawKeys(suite.kem.curve);
+    const curve = suite.kem.curve as "prime256v1" | "secp384r1";
+    const r = rawKeys(curve);
+    const other = rawKeys(curve);
     const info = Buffer.from("context");
     const aad = Buffer.from("aad");
     const msg = Buffer.from("a 32-byte transport key goes here");

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { decode, encode } from "../../src/core/codec.js";
 import { isBulwarkError } from "../../src/core/errors.js";
-import { GuardianSet, KeyProtectorFile, KeyProtectorV1 } from "../../src/protector/format.js";
+import { GuardianSet, KeyProtectorFile, KeyProtectorBody } from "../../src/protector/format.js";
 import {
   createGuardian,
   guardianThumbprint,
@@ -25,16 +25,27 @@ import { signMessage } from "../../src/protector/keys.js";
 import { openVmSecrets, sealVmSecrets, VM_SECRET } from "../../src/protector/vm-secrets.js";
 import { codeOf } from "../helpers/errors.js";
 
-const owner = createGuardian("Owner", { signingKeyType: "p256" });
-const hostA = createGuardian(UNTRUSTED_GUARDIAN, { signingKeyType: "p256", host: "host-a" });
-const hostB = createGuardian(UNTRUSTED_GUARDIAN, { signingKeyType: "p384", host: "host-b" });
+const owner = createGuardian("Owner", { signingKeyType: "p256", encryptionKeyType: "p256" });
+const hostA = createGuardian(UNTRUSTED_GUARDIAN, {
+  signingKeyType: "p256",
+  encryptionKeyType: "p256",
+  host: "host-a",
+});
+const hostB = createGuardian(UNTRUSTED_GUARDIAN, {
+  signingKeyType: "p384",
+  encryptionKeyType: "p384",
+  host: "host-b",
+});
+/** Today's default guardian: P-384 signing key, X25519 encryption key. */
+const hostX = createGuardian(UNTRUSTED_GUARDIAN, { host: "host-x" });
 const hgs = createGuardian("HGS", { signingKeyType: "rsa-3072" });
 const stranger = createGuardian("Stranger", { signingKeyType: "p256" });
 
-test("create and unwrap with every guardian key type (RSA-OAEP, HPKE P-256, HPKE P-384)", () => {
-  const { keyProtector, transportKey } = createKeyProtector({ owner, guardians: [hostA, hostB, hgs] });
+test("create and unwrap with every guardian key type (RSA-OAEP, HPKE P-256, P-384, X25519)", () => {
+  const { keyProtector, transportKey } = createKeyProtector({ owner, guardians: [hostA, hostB, hgs, hostX] });
   assert.equal(transportKey.key.length, 32);
-  for (const g of [owner, hostA, hostB, hgs]) {
+  assert.equal(Buffer.from(keyProtector).readUInt16BE(4), 2, "an X25519 wrap makes it format version 2");
+  for (const g of [owner, hostA, hostB, hgs, hostX]) {
     const t = unwrapKeyProtector(keyProtector, [g]);
     assert.deepEqual(t.key, transportKey.key);
     assert.equal(t.guardian.thumbprint, guardianThumbprint(g));
@@ -49,8 +60,11 @@ test("create and unwrap with every guardian key type (RSA-OAEP, HPKE P-256, HPKE
       "hpke-p256-sha256-aes256gcm",
       "hpke-p384-sha384-aes256gcm",
       "rsa-oaep-sha256",
+      "hpke-x25519-sha256-aes256gcm",
     ],
   );
+  assert.equal(info.version, 2);
+  assert.equal(info.guardians[4]?.encryptionKeyType, "x25519");
   assert.equal(info.owner.name, "Owner");
   assert.equal(info.signatureAlgorithm, "ecdsa-p256-sha256");
   // Parse → encode reproduces the file byte for byte.
@@ -163,7 +177,7 @@ function reassemble(kp: Uint8Array, set: GuardianSet): Uint8Array {
   const f = decode(KeyProtectorFile, kp);
   const old = f.body.value.wraps;
   const wraps = set.guardians.map((_, i) => old[Math.min(i, old.length - 1)] as (typeof old)[number]);
-  const body = encode(KeyProtectorV1, {
+  const body = encode(KeyProtectorBody, {
     ...f.body.value,
     guardianSet: { value: set, raw: encode(GuardianSet, set) },
     wraps,
@@ -295,11 +309,33 @@ test("last known good: fall back on a corrupt or rolled-back current protector, 
 
 test("versions and format errors are typed", () => {
   const { keyProtector } = createKeyProtector({ owner });
-  const v2 = Buffer.from(keyProtector);
-  v2.writeUInt16BE(2, 4);
+  // Without an X25519 guardian the lowest version that holds the wraps is written: 1.
+  assert.equal(Buffer.from(keyProtector).readUInt16BE(4), 1);
+  for (const unknown of [0, 3, 0xffff]) {
+    const t = Buffer.from(keyProtector);
+    t.writeUInt16BE(unknown, 4);
+    assert.equal(
+      codeOf(() => parseKeyProtector(t)),
+      "PROTECTOR_ERR_VERSION",
+    );
+  }
+  // Version 1 cannot hold the X25519 scheme: a version-2 protector relabelled 1 is malformed.
+  const x = Buffer.from(createKeyProtector({ owner, guardians: [hostX] }).keyProtector);
+  assert.equal(x.readUInt16BE(4), 2);
+  assert.equal(parseKeyProtector(x).version, 2);
+  x.writeUInt16BE(1, 4);
   assert.equal(
-    codeOf(() => parseKeyProtector(v2)),
-    "PROTECTOR_ERR_VERSION",
+    codeOf(() => parseKeyProtector(x)),
+    "PROTECTOR_ERR_FORMAT",
+  );
+  // A version-1 protector relabelled 2 parses (version 2 reads every version-1 scheme), and the
+  // MAC over the header catches the change.
+  const up = Buffer.from(keyProtector);
+  up.writeUInt16BE(2, 4);
+  assert.equal(parseKeyProtector(up).version, 2);
+  assert.equal(
+    codeOf(() => unwrapKeyProtector(up, [owner])),
+    "PROTECTOR_ERR_MAC",
   );
   assert.equal(
     codeOf(() => parseKeyProtector(keyProtector.subarray(0, 30))),
