@@ -30,7 +30,7 @@ import { keysContext, releaseMessage, verifyRelease, wrapKeys } from "../src/att
 import { EventLogJudge, judgeTpmEvidence, parseTpm2bPublic } from "../src/attest/tpm-judge.js";
 import { parseBaseline } from "../src/attest/baseline.js";
 import { importGuardianPem } from "../src/protector/guardian.js";
-import { rollTransportKey } from "../src/protector/key-protector.js";
+import { ProtectorMemo, rollTransportKey } from "../src/protector/key-protector.js";
 import { zeroize } from "../src/protector/kdf.js";
 import { ecKey, pem, protectorFor } from "../test/helpers/hgs-fixture.js";
 import { captureBaselines, startSimHost } from "../test/helpers/hgs-host.js";
@@ -292,10 +292,15 @@ async function main(): Promise<void> {
       timestamp: number;
       signature: string;
     };
-    // As the server does: one signer public key and its id, computed once, one verifier (memo).
+    // As the server does: one signer public key and its id, computed once, one verifier (memo),
+    // and one protector memo (the context's `caches.protector`: guardian certificates and owner
+    // signatures already checked, public keys already serialized). Before, this loop re-checked
+    // both guardians' certificates and the owner signature on every release, which the server
+    // never does after its first release of a VM.
     const signerPublic = createPublicKey(signer);
     const signerKid = signerId(signerPublic);
     const verifier = new HealthVerifier();
+    const memo = new ProtectorMemo();
     const relLimit = limitLoop(() => {
       const c = verifier.verify(a.healthCertificate, { signerPublic, signerId: signerKid });
       if (
@@ -306,7 +311,7 @@ async function main(): Promise<void> {
         )
       )
         throw new Error("proof");
-      const roll = rollTransportKey(keyProtector, guardian);
+      const roll = rollTransportKey(keyProtector, guardian, { memo });
       wrapKeys(
         c.krk,
         roll.oldKey.key,
@@ -317,6 +322,7 @@ async function main(): Promise<void> {
           roll.newKey.keyGeneration,
           roll.keyProtector,
         ),
+        memo.points,
       );
       zeroize(roll.oldKey.key, roll.newKey.key);
     });

@@ -155,6 +155,15 @@ export function parseKeyProtector(bytes: Uint8Array): KeyProtector {
   };
 }
 
+/** A model as given, or the bytes decoded (PROTECTOR_ERR_FORMAT / _VERSION). */
+function asParsed(kp: Uint8Array | KeyProtector): KeyProtector {
+  return kp instanceof Uint8Array ? parseKeyProtector(kp) : kp;
+}
+
+function rawOf(kp: Uint8Array | KeyProtector): Uint8Array {
+  return kp instanceof Uint8Array ? kp : kp.raw;
+}
+
 function signatureMessage(guardianSetRaw: Uint8Array): Buffer {
   return Buffer.concat([SIGNATURE_CONTEXT, guardianSetRaw]);
 }
@@ -402,7 +411,7 @@ export function unwrapKeyProtector(
   localGuardians: readonly Guardian[],
   opts: UnwrapOptions = {},
 ): UnwrappedTransportKey {
-  const kp = bytes instanceof Uint8Array ? parseKeyProtector(bytes) : bytes;
+  const kp = asParsed(bytes);
   verifyOwnerSignature(kp, opts.memo);
   if (opts.expectedOwner !== undefined && guardianThumbprint(kp.owner) !== opts.expectedOwner.toLowerCase()) {
     throw protectorError(
@@ -619,7 +628,7 @@ export function rollTransportKey(
 ): RollResult {
   // A caller that already parsed the protector (the HGS release checks its guardians first)
   // passes the model, so the bytes are decoded once.
-  const kp = protector instanceof Uint8Array ? parseKeyProtector(protector) : protector;
+  const kp = asParsed(protector);
   const old = unwrapKeyProtector(kp, asList(guardianWhoCanUnwrap), opts.memo ? { memo: opts.memo } : {});
   const oldKey: TransportKey = { key: old.key, protectorId: kp.protectorId, keyGeneration: kp.keyGeneration };
   const keyGeneration = nextGeneration(kp.keyGeneration, "transport key");
@@ -663,8 +672,8 @@ export interface KeyProtectorInfo {
 }
 
 /** Describes a key protector without any secret: guardians, generations, owner-signature verdict. */
-export function inspectKeyProtector(bytes: Uint8Array): KeyProtectorInfo {
-  const kp = parseKeyProtector(bytes);
+export function inspectKeyProtector(bytes: Uint8Array | KeyProtector): KeyProtectorInfo {
+  const kp = asParsed(bytes);
   let ownerSignature: KeyProtectorInfo["ownerSignature"] = { valid: true };
   try {
     verifyOwnerSignature(kp);
@@ -710,9 +719,12 @@ export function foreignProtector(expected: Uint8Array, got: Uint8Array): Protect
  * Throws PROTECTOR_ERR_FOREIGN_PROTECTOR (another VM's protector), PROTECTOR_ERR_OWNER_MISMATCH or
  * PROTECTOR_ERR_ROLLBACK. Signatures are not checked here.
  */
-export function checkSuccessor(lastKnownGood: Uint8Array, candidate: Uint8Array): void {
-  const a = parseKeyProtector(lastKnownGood);
-  const b = parseKeyProtector(candidate);
+export function checkSuccessor(
+  lastKnownGood: Uint8Array | KeyProtector,
+  candidate: Uint8Array | KeyProtector,
+): void {
+  const a = asParsed(lastKnownGood);
+  const b = asParsed(candidate);
   if (!bytesEqual(a.protectorId, b.protectorId)) throw foreignProtector(a.protectorId, b.protectorId);
   if (!bytesEqual(a.owner.signingCertificate, b.owner.signingCertificate)) {
     throw protectorError("PROTECTOR_ERR_OWNER_MISMATCH", "the key protector's owner changed", {
@@ -740,7 +752,7 @@ export function checkSuccessor(lastKnownGood: Uint8Array, candidate: Uint8Array)
     );
   }
   if (b.keyGeneration === a.keyGeneration && b.guardianSetGeneration === a.guardianSetGeneration) {
-    if (!bytesEqual(lastKnownGood, candidate)) {
+    if (!bytesEqual(a.raw, b.raw)) {
       throw protectorError(
         "PROTECTOR_ERR_ROLLBACK",
         "a different key protector at the same generations (a fork)",
@@ -750,12 +762,12 @@ export function checkSuccessor(lastKnownGood: Uint8Array, candidate: Uint8Array)
   }
 }
 
-function parsesAsKeyProtector(bytes: Uint8Array): boolean {
+/** The parsed protector, or undefined when the bytes do not parse (a typed protector error). */
+function parsedOrUndefined(bytes: Uint8Array | KeyProtector): KeyProtector | undefined {
   try {
-    parseKeyProtector(bytes);
-    return true;
+    return asParsed(bytes);
   } catch (e) {
-    if (isProtectorError(e)) return false;
+    if (isProtectorError(e)) return undefined;
     throw e;
   }
 }
@@ -788,29 +800,30 @@ export interface LastKnownGoodResult {
  * back would start the VM while hiding that its protector was swapped.
  */
 export function unwrapWithLastKnownGood(
-  current: Uint8Array,
-  lastKnownGood: Uint8Array | undefined,
+  current: Uint8Array | KeyProtector,
+  lastKnownGood: Uint8Array | KeyProtector | undefined,
   localGuardians: readonly Guardian[],
   opts: UnwrapOptions = {},
 ): LastKnownGoodResult {
-  if (lastKnownGood && !parsesAsKeyProtector(lastKnownGood)) lastKnownGood = undefined; // a corrupt cache is no cache
-  if (lastKnownGood && parsesAsKeyProtector(current)) {
-    const a = parseKeyProtector(lastKnownGood).protectorId;
-    const b = parseKeyProtector(current).protectorId;
-    if (!bytesEqual(a, b)) throw foreignProtector(a, b);
+  // Each protector is decoded once here and the model passed on (callers may pass models too).
+  const good = lastKnownGood && parsedOrUndefined(lastKnownGood); // a corrupt cache is no cache
+  const cur = parsedOrUndefined(current);
+  if (good && cur && !bytesEqual(good.protectorId, cur.protectorId)) {
+    throw foreignProtector(good.protectorId, cur.protectorId);
   }
   try {
-    const transportKey = unwrapKeyProtector(current, localGuardians, opts);
+    // A current protector that does not decode throws its format error here, as before.
+    const transportKey = unwrapKeyProtector(cur ?? current, localGuardians, opts);
     try {
-      if (lastKnownGood) checkSuccessor(lastKnownGood, current);
+      if (good) checkSuccessor(good, cur ?? current);
     } catch (e) {
       zeroize(transportKey.key);
       throw e;
     }
-    return { transportKey, used: "current", lastKnownGood: current };
+    return { transportKey, used: "current", lastKnownGood: rawOf(current) };
   } catch (e) {
-    if (!lastKnownGood || !isProtectorError(e) || !FALL_BACK_ON.has(e.code)) throw e;
-    const transportKey = unwrapKeyProtector(lastKnownGood, localGuardians, opts);
-    return { transportKey, used: "lastKnownGood", lastKnownGood, currentError: e };
+    if (!good || !isProtectorError(e) || !FALL_BACK_ON.has(e.code)) throw e;
+    const transportKey = unwrapKeyProtector(good, localGuardians, opts);
+    return { transportKey, used: "lastKnownGood", lastKnownGood: good.raw, currentError: e };
   }
 }
