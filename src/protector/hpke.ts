@@ -203,17 +203,30 @@ function x25519Private(sk: HpkePrivateKey): KeyObject {
   return createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, sk]), format: "der", type: "pkcs8" });
 }
 
+/**
+ * A recipient public key: its serialization pkRm (RFC 9180 §7.1.1), optionally with the
+ * KeyObject it came from (an X25519 guardian's certificate key: no re-import per wrap).
+ */
+export type HpkePublicKey = Uint8Array | { readonly raw: Uint8Array; readonly key: KeyObject };
+
+const rawOf = (pk: HpkePublicKey): Uint8Array => (pk instanceof Uint8Array ? pk : pk.raw);
+
 /** Encap's DH (§4.1): a fresh (or given) ephemeral key, its serialization `enc`, and DH(skE, pkR). */
 function encapDh(
   kem: HpkeKem,
-  pkRm: Uint8Array,
+  pkR: HpkePublicKey,
   ephemeral: Uint8Array | undefined,
 ): { enc: Buffer; dh: Buffer } {
+  const pkRm = rawOf(pkR);
   if (kem.curve === "x25519") {
     if (pkRm.length !== kem.nPk) throw new Error("an X25519 public key is 32 octets");
-    const pkR = x25519Public(pkRm);
-    const skE = ephemeral ? x25519Private(ephemeral) : generateKeyPairSync("x25519").privateKey;
-    return { enc: x25519Raw(createPublicKey(skE)), dh: x25519(skE, pkR) };
+    const peer = pkR instanceof Uint8Array ? x25519Public(pkRm) : pkR.key;
+    if (peer.asymmetricKeyType !== "x25519") throw new Error("the recipient key is not an X25519 key");
+    const e = ephemeral
+      ? { privateKey: x25519Private(ephemeral), publicKey: undefined }
+      : generateKeyPairSync("x25519");
+    const pkE = e.publicKey ?? createPublicKey(e.privateKey);
+    return { enc: x25519Raw(pkE), dh: x25519(e.privateKey, peer) };
   }
   const ecdh = createECDH(kem.curve);
   if (ephemeral) ecdh.setPrivateKey(ephemeral);
@@ -245,7 +258,7 @@ function decapDh(
  */
 export function setupBaseS(
   suite: HpkeSuite,
-  recipientPublicKey: Uint8Array,
+  recipientPublicKey: HpkePublicKey,
   info: Uint8Array,
   ephemeralPrivateKey?: Uint8Array,
 ): HpkeContext & { readonly enc: Buffer } {
@@ -260,7 +273,7 @@ export function setupBaseS(
       { cause },
     );
   }
-  const shared = kemSharedSecret(suite.kem, e.dh, Buffer.concat([e.enc, recipientPublicKey]));
+  const shared = kemSharedSecret(suite.kem, e.dh, Buffer.concat([e.enc, rawOf(recipientPublicKey)]));
   zeroize(e.dh);
   return { ...keySchedule(suite, shared, info), enc: e.enc };
 }
@@ -312,7 +325,7 @@ export function aeadOpen(
 /** RFC 9180 §6.1 single-shot SealBase: returns the encapsulated key and the ciphertext. */
 export function sealBase(
   suite: HpkeSuite,
-  recipientPublicKey: Uint8Array,
+  recipientPublicKey: HpkePublicKey,
   info: Uint8Array,
   aad: Uint8Array,
   plaintext: Uint8Array,

@@ -240,9 +240,11 @@ export function wrapSecret(
     );
     return { scheme, enc: new Uint8Array(0), ciphertext };
   }
+  const raw = points ? points.of(pub) : serializedPublicKey(pub);
   const { enc, ciphertext } = sealBase(
     HPKE_SUITES[scheme],
-    points ? points.of(pub) : serializedPublicKey(pub),
+    // An X25519 key goes in as its KeyObject too (no JWK import per wrap); NIST points as bytes.
+    scheme === "hpke-x25519-sha256-aes256gcm" ? { raw, key: pub } : raw,
     context,
     new Uint8Array(0),
     secret,
