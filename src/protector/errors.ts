@@ -21,7 +21,7 @@ export const ProtectorErrors = defineErrors("PROTECTOR", {
   },
   PROTECTOR_ERR_UNSUPPORTED_KEY: {
     summary:
-      "A guardian key is of an unsupported type or size; use RSA-3072/4096, ECDSA/ECDH P-256/P-384 or Ed25519 (signing).",
+      "A guardian key is of an unsupported type or size, or X25519 where a signing key is needed; use RSA-3072/4096, ECDSA/ECDH P-256/P-384, or X25519 (encryption only).",
     exit: Exit.invalidInput,
     http: 400,
   },
