@@ -20,9 +20,9 @@
 import { channel } from "node:diagnostics_channel";
 import { EventType } from "./event-types.js";
 import type { TcgEvent } from "./parse.js";
-import { digestOf, nodeHashName } from "./replay.js";
+import { nodeHashName } from "./replay.js";
+import { digestEquals } from "../tpm/alg.js";
 import { DIGEST_QUIRKS, type DigestQuirk } from "./quirks.js";
-import { bytesEqual } from "../core/bytes.js";
 
 export type Coverage =
   | "event-data"
@@ -86,22 +86,31 @@ const NOT_IN_LOG: Partial<Record<number, string>> = {
   [EventType.EV_POST_CODE]: "the digest covers firmware code; the event data is a label only",
 };
 
-function candidates(e: TcgEvent, firstApplication: number): [Coverage, Uint8Array, DigestQuirk?][] {
-  const out: [Coverage, Uint8Array, DigestQuirk?][] = [["event-data", e.data]];
+/**
+ * The byte strings a digest may cover, strictest first. A generator: the whole event data
+ * matches for nearly every event, and the quirks' readings (which decode structures) are then
+ * never made.
+ */
+function* candidates(e: TcgEvent, firstApplication: number): Generator<[Coverage, Uint8Array, DigestQuirk?]> {
+  yield ["event-data", e.data];
   for (const q of DIGEST_QUIRKS) {
     const bytes = q.bytes(e, firstApplication);
-    if (bytes) out.push([q.covers, bytes, q]);
+    if (bytes) yield [q.covers, bytes, q];
   }
   if (e.eventType === EventType.EV_IPL) {
     for (const p of GRUB_PREFIXES) {
-      if (e.data.length <= p.length || Buffer.from(e.data.subarray(0, p.length)).toString("latin1") !== p)
-        continue;
+      if (e.data.length <= p.length || !startsWithText(e.data, p)) continue;
       let end = e.data.length;
       while (end > p.length && e.data[end - 1] === 0) end--;
-      out.push(["string-after-prefix", e.data.subarray(p.length, end)]);
+      yield ["string-after-prefix", e.data.subarray(p.length, end)];
     }
   }
-  return out;
+}
+
+/** True when `data` starts with the latin1 bytes of `text`. */
+function startsWithText(data: Uint8Array, text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (data[i] !== text.charCodeAt(i)) return false;
+  return true;
 }
 
 /**
@@ -121,8 +130,13 @@ export function proveEvent(e: TcgEvent, firstApplication = -1): Proof {
       note: "EV_NO_ACTION events are not extended into any PCR",
     };
   }
-  const checkable = e.digests.filter((d) => nodeHashName(d.alg) !== undefined);
-  const unchecked = e.digests.filter((d) => !checkable.includes(d)).map((d) => d.bank);
+  const checkable: { nodeHash: string; bank: string; digest: Uint8Array }[] = [];
+  const unchecked: string[] = [];
+  for (const d of e.digests) {
+    const nodeHash = nodeHashName(d.alg);
+    if (nodeHash) checkable.push({ nodeHash, bank: d.bank, digest: d.digest });
+    else unchecked.push(d.bank);
+  }
   if (checkable.length === 0) {
     return {
       proven: false,
@@ -133,10 +147,7 @@ export function proveEvent(e: TcgEvent, firstApplication = -1): Proof {
     };
   }
   for (const [covers, bytes, quirk] of candidates(e, firstApplication)) {
-    const ok = checkable.every((d) => {
-      const h = digestOf(d.alg, bytes);
-      return h !== undefined && bytesEqual(h, d.digest);
-    });
+    const ok = checkable.every((d) => digestEquals(d.nodeHash, bytes, d.digest));
     if (ok) {
       if (quirk && quirkChannel.hasSubscribers) {
         const message: QuirkMessage = {

@@ -11,7 +11,7 @@
  * Not handled: dynamic root of trust (DRTM) logs, which reset PCRs 17..22 to zero.
  */
 import { createHash, getHashes } from "node:crypto";
-import { HASHES } from "../tpm/alg.js";
+import { digestBytes, HASHES } from "../tpm/alg.js";
 import { EventType } from "./event-types.js";
 import { startupLocality, type EventLog } from "./parse.js";
 
@@ -47,9 +47,11 @@ export function nodeHashName(alg: number): string | undefined {
 export function digestOf(alg: number, ...parts: Uint8Array[]): Uint8Array | undefined {
   const name = nodeHashName(alg);
   if (!name) return undefined;
-  const hash = createHash(name);
-  for (const p of parts) hash.update(p);
-  return new Uint8Array(hash.digest());
+  // One part: node's one-shot hash (tpm/alg.ts digestBytes), much cheaper than a Hash object.
+  if (parts.length === 1) return digestBytes(name, parts[0]!);
+  const h = createHash(name);
+  for (const p of parts) h.update(p);
+  return new Uint8Array(h.digest());
 }
 
 /** The value a PCR holds after TPM2_Startup(CLEAR), before any extend. */
@@ -70,6 +72,9 @@ export function replayEventLog(log: EventLog): Replay {
     const missingDigests: number[] = [];
     if (!name) return { alg: b.alg, bank: b.bank, supported: false, pcrs, extended, missingDigests };
     for (let i = 0; i < PCR_COUNT; i++) pcrs.set(i, resetValue(i, b.digestSize, locality));
+    // PCR || digest is assembled in one scratch buffer and hashed in one call: a log has
+    // hundreds of events, and a Hash object per extend cost more than the hashing.
+    const scratch = Buffer.alloc(2 * b.digestSize);
     for (const e of log.events) {
       if (e.eventType === EventType.EV_NO_ACTION) continue;
       const d = e.digests.find((x) => x.alg === b.alg);
@@ -78,7 +83,14 @@ export function replayEventLog(log: EventLog): Replay {
         continue;
       }
       const old = pcrs.get(e.pcrIndex) ?? resetValue(e.pcrIndex, b.digestSize, locality);
-      pcrs.set(e.pcrIndex, new Uint8Array(createHash(name).update(old).update(d.digest).digest()));
+      // The parser sizes every digest by the bank's declared size; a PCR value has that size too.
+      if (old.length !== b.digestSize || d.digest.length !== b.digestSize) {
+        pcrs.set(e.pcrIndex, new Uint8Array(createHash(name).update(old).update(d.digest).digest()));
+      } else {
+        scratch.set(old, 0);
+        scratch.set(d.digest, b.digestSize);
+        pcrs.set(e.pcrIndex, digestBytes(name, scratch));
+      }
       extended.add(e.pcrIndex);
     }
     return { alg: b.alg, bank: b.bank, supported: true, pcrs, extended, missingDigests };

@@ -25,11 +25,11 @@
  * that the PCR values are good (event-log replay and policy are the caller's), freshness beyond
  * the nonce, clock/resetCount/restartCount monotonicity, firmwareVersion, or qualifiedSigner.
  */
-import { hash as digest, type KeyObject } from "node:crypto";
+import type { KeyObject } from "node:crypto";
 import { decode } from "../../core/codec.js";
 import { isBulwarkError } from "../../core/errors.js";
 import { BoundedMap } from "../../core/memo.js";
-import { algName, HASHES, TPM_ALG } from "../alg.js";
+import { algName, digestBytes, digestEquals, HASHES, TPM_ALG } from "../alg.js";
 import { TPM_GENERATED_VALUE, TPM_ST } from "../constants.js";
 import { selectedIndices, type PcrValues } from "../pcr.js";
 import {
@@ -324,13 +324,13 @@ function verifyWith(q: QuoteToVerify, facts: (ak: PublicArea) => AkFacts): Quote
   // pcrDigest is computed with the hash of the signing scheme (Part 3, 18.4.1: "the hash
   // algorithm of the signing scheme"); an unsupported one cannot match anything.
   const hashInfo = HASHES.get(sig.hashAlg ?? TPM_ALG.SHA256);
-  const computed = hashInfo ? digest(hashInfo.node, Buffer.concat(values), "buffer") : new Uint8Array(0);
-  if (bytesEqual(computed, info.pcrDigest)) v.pass("quote.pcrDigest");
+  const concatenated = Buffer.concat(values);
+  if (hashInfo && digestEquals(hashInfo.node, concatenated, info.pcrDigest)) v.pass("quote.pcrDigest");
   else
     v.fail(
       "quote.pcrDigest",
       toHex(info.pcrDigest),
-      toHex(computed),
+      hashInfo ? toHex(digestBytes(hashInfo.node, concatenated)) : "(no supported hash)",
       "the supplied PCR values are not the quoted ones",
     );
   return finish(v, attest, info.pcrSelect);

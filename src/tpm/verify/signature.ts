@@ -10,8 +10,8 @@
  * without the per-call digest-context setup that costs a third of a 2048-bit verification in
  * node; hashes without a DigestInfo prefix below go through node's `verify`.
  */
-import { constants, hash, publicDecrypt, verify, type KeyObject } from "node:crypto";
-import { algName, CURVES, HASHES, TPM_ALG, type CurveInfo } from "../alg.js";
+import { constants, publicDecrypt, verify, type KeyObject } from "node:crypto";
+import { algName, CURVES, digestLatin1, HASHES, latin1Equals, TPM_ALG, type CurveInfo } from "../alg.js";
 import type { TpmsSignatureEcc, TpmsSignatureRsa, TpmtSignature } from "../structures.js";
 
 /**
@@ -44,7 +44,7 @@ function verifyRsassa(
   const bits = key.asymmetricKeyDetails?.modulusLength;
   if (!prefix || !bits) return undefined;
   const k = (bits + 7) >>> 3;
-  const digest = hash(nodeHash, message, "buffer");
+  const digest = digestLatin1(nodeHash, message);
   const tLen = prefix.length + digest.length;
   // Step 1 (length) and EMSA's "intended encoded message length too short".
   if (sig.length !== k || k < tLen + 11) return false;
@@ -56,7 +56,7 @@ function verifyRsassa(
   return (
     em[separator] === 0x00 &&
     em.compare(prefix, 0, prefix.length, separator + 1, k - digest.length) === 0 &&
-    em.compare(digest, 0, digest.length, k - digest.length, k) === 0
+    latin1Equals(digest, em, k - digest.length)
   );
 }
 
