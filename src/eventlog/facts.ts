@@ -10,7 +10,7 @@
  * PCR 14, SbatLevel and its verifying certificates as EV_EFI_VARIABLE_AUTHORITY in PCR 7) and
  * grub (grub-core/commands/tpm.c: commands and command lines in PCR 8, files in PCR 9).
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { decode } from "../core/codec.js";
 import { BoundedMap } from "../core/memo.js";
 import { guidFromBytes, Guids } from "../uefi/guid.js";
@@ -146,7 +146,7 @@ export interface EventLogFacts {
   readonly exitBootServices: TextFact | null;
 }
 
-const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+const sha256 = (b: Uint8Array) => hash("sha256", b, "hex");
 const digestsOf = (e: TcgEvent) => Object.fromEntries(e.digests.map((d) => [d.bank, toHex(d.digest)]));
 const evidence = (m: FactMemo, e: TcgEvent, first: number): Evidence => ({
   event: e.index,
