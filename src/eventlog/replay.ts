@@ -69,7 +69,13 @@ interface BankValues {
   readonly missingDigests: readonly number[];
 }
 
-function replayBank(log: EventLog, alg: number, name: string, digestSize: number, locality: number): BankValues {
+function replayBank(
+  log: EventLog,
+  alg: number,
+  name: string,
+  digestSize: number,
+  locality: number,
+): BankValues {
   const pcrs = new Map<number, Uint8Array>();
   const extended = new Set<number>();
   const missingDigests: number[] = [];
@@ -129,7 +135,11 @@ export function replayEventLog(log: EventLog): Replay {
     const name = nodeHashName(b.alg);
     return name
       ? lazyBankReplay(b.alg, b.bank, true, () => replayBank(log, b.alg, name, b.digestSize, locality))
-      : lazyBankReplay(b.alg, b.bank, false, () => ({ pcrs: new Map(), extended: new Set(), missingDigests: [] }));
+      : lazyBankReplay(b.alg, b.bank, false, () => ({
+          pcrs: new Map(),
+          extended: new Set(),
+          missingDigests: [],
+        }));
   });
   return { banks, startupLocality: locality };
 }

@@ -185,7 +185,11 @@ function quotedValues(
  * The verdict with the decoded attestation. Built field by field: an object spread here cost
  * as much as decoding the TPMS_ATTEST.
  */
-function finish(v: VerdictBuilder, attest: TpmsAttest, selection?: readonly TpmsPcrSelection[]): QuoteVerdict {
+function finish(
+  v: VerdictBuilder,
+  attest: TpmsAttest,
+  selection?: readonly TpmsPcrSelection[],
+): QuoteVerdict {
   const { ok, findings, passed } = v.verdict();
   return selection ? { ok, findings, passed, attest, selection } : { ok, findings, passed, attest };
 }
@@ -286,13 +290,7 @@ function verifyWith(q: QuoteToVerify, facts: (ak: PublicArea) => AkFacts): Quote
       "the attestation is not a quote",
     );
   if (bytesEqual(attest.extraData, q.nonce)) v.pass("quote.nonce");
-  else
-    v.fail(
-      "quote.nonce",
-      toHex(q.nonce),
-      toHex(attest.extraData),
-      "the quote was made for another nonce",
-    );
+  else v.fail("quote.nonce", toHex(q.nonce), toHex(attest.extraData), "the quote was made for another nonce");
   if (!isQuote) return finish(v, attest);
 
   const info = attest.attested as TpmsQuoteInfo;

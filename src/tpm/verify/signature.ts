@@ -68,7 +68,9 @@ export interface SignatureCheck {
   readonly hashAlg?: number;
 }
 
-const CURVE_BY_NODE_NAME: ReadonlyMap<string, CurveInfo> = new Map([...CURVES.values()].map((c) => [c.node, c]));
+const CURVE_BY_NODE_NAME: ReadonlyMap<string, CurveInfo> = new Map(
+  [...CURVES.values()].map((c) => [c.node, c]),
+);
 
 function leftPad(b: Uint8Array, n: number): Uint8Array {
   if (b.length >= n) return b;
