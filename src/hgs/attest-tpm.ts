@@ -93,7 +93,7 @@ export async function akActivate(
   return { hostId, akName };
 }
 
-/** Decoded AK public areas by their bytes (verifyQuote also caches the KeyObject per area). */
+/** Decoded AK public areas by their bytes (the QuoteVerifier keeps each AK's KeyObject). */
 function akOf(ctx: HgsContext, bytes: Buffer): PublicArea {
   const k = bytes.toString("base64");
   let ak = ctx.caches.akAreas.get(k);
