@@ -227,6 +227,13 @@ export interface EventLogJudgement {
   readonly evidenceFailed: boolean;
 }
 
+/**
+ * The banks whose PCRs a quote binds (REQUIRED_SELECTION: sha256). Event data is proven in these
+ * alone: a digest in another bank is bound to nothing the TPM signed, so whoever edits the log
+ * can write it, and checking it would prove nothing more (eventlog/proof.ts ProofBanks).
+ */
+const QUOTED_BANKS: ReadonlySet<string> = new Set(["sha256"]);
+
 /** The policies the event-log judgement reads (part of its memo key). */
 const LOG_POLICIES = ["Hgs_SecureBootEnabled", "Hgs_UefiDebugDisabled", "Hgs_IommuEnabled"] as const;
 
@@ -240,7 +247,7 @@ const LOG_POLICIES = ["Hgs_SecureBootEnabled", "Hgs_UefiDebugDisabled", "Hgs_Iom
 export class EventLogJudge {
   private readonly verdicts: BoundedMap<string, EventLogJudgement>;
   /** Proofs and certificate descriptions shared by the logs this judge sees (a fleet measures the same db/KEK). */
-  private readonly facts = new FactMemo();
+  private readonly facts = new FactMemo(QUOTED_BANKS);
   /** The registered baselines, parsed once per document text (see {@link ParsedBaselines}). */
   readonly baselines = new ParsedBaselines();
 
@@ -282,7 +289,7 @@ export function judgeEventLog(
   eventLog: Uint8Array,
   pcrs: ReadonlyMap<number, Uint8Array>,
   enabledPolicies: ReadonlySet<string>,
-  memo: FactMemo = new FactMemo(),
+  memo: FactMemo = new FactMemo(QUOTED_BANKS),
 ): { findings: AttestFinding[]; evidenceFailed: boolean } {
   const findings: AttestFinding[] = [];
   let log;

@@ -18,7 +18,7 @@ import { describeEntry, decodeSignatureDatabase, type EntryDescription } from ".
 import { parseDevicePath } from "./devicepath.js";
 import { EventType } from "./event-types.js";
 import type { EventLog, TcgEvent } from "./parse.js";
-import { GRUB_PREFIXES, proveEvent, type Proof } from "./proof.js";
+import { GRUB_PREFIXES, proveEvent, type Proof, type ProofBanks } from "./proof.js";
 import {
   firstApplicationIndex,
   readImageLoadEvent,
@@ -169,13 +169,19 @@ export class FactMemo {
   private readonly described = new BoundedMap<string, EntryDescription>(512);
 
   /**
+   * `proofBanks`: prove event data in these banks only (see proof.ts {@link ProofBanks}); the
+   * default proves it in every bank this host can hash.
+   */
+  constructor(private readonly proofBanks?: ProofBanks) {}
+
+  /**
    * `first`: the log's first application event (quirks.ts `firstApplicationIndex`); without it
    * (-1) the quirks of loaded applications are not tried, and the proof is remembered apart.
    */
   proof(e: TcgEvent, first = -1): Proof {
     const hit = this.proofs.get(e);
     if (hit && hit.first === first) return hit.proof;
-    const proof = proveEvent(e, first);
+    const proof = proveEvent(e, first, this.proofBanks);
     this.proofs.set(e, { first, proof });
     return proof;
   }

@@ -38,7 +38,7 @@ export interface Proof {
   readonly covers: Coverage | null;
   /** Banks in which the digest was checked and equal (all the event's banks this host can hash). */
   readonly banks: readonly string[];
-  /** Banks the event carries that this host cannot hash (not checked). */
+  /** Banks the event carries that this host cannot hash, or that the verifier left out (not checked). */
   readonly uncheckedBanks: readonly string[];
   /** Why the fact is, or is not, proven. */
   readonly note: string;
@@ -114,13 +114,22 @@ function startsWithText(data: Uint8Array, text: string): boolean {
 }
 
 /**
+ * The banks a proof checks, when not all: a verifier that trusts PCR values of some banks only
+ * (a quote covers the banks it selects) learns nothing from a digest in any other bank — anybody
+ * who can edit the log can write it — so it may prove event data in the trusted banks alone.
+ * Without it (the default) a proof checks every bank this host can hash.
+ */
+export type ProofBanks = ReadonlySet<string>;
+
+/**
  * Decides what, if anything, the event's digests prove about its data. Hashes the data on every
- * call; a verifier asking about the same events again keeps a FactMemo (facts.ts).
+ * call; a verifier asking about the same events again keeps a FactMemo (facts.ts). `banks`:
+ * see {@link ProofBanks}.
  * `firstApplication` is the index of the log's first EV_EFI_BOOT_SERVICES_APPLICATION
  * (`firstApplicationIndex`): quirks of loaded applications (shim) apply only after it; -1 (the
  * default) tries none of them.
  */
-export function proveEvent(e: TcgEvent, firstApplication = -1): Proof {
+export function proveEvent(e: TcgEvent, firstApplication = -1, banks?: ProofBanks): Proof {
   if (e.eventType === EventType.EV_NO_ACTION) {
     return {
       proven: false,
@@ -134,7 +143,8 @@ export function proveEvent(e: TcgEvent, firstApplication = -1): Proof {
   const unchecked: string[] = [];
   for (const d of e.digests) {
     const nodeHash = nodeHashName(d.alg);
-    if (nodeHash) checkable.push({ nodeHash, bank: d.bank, digest: d.digest });
+    if (nodeHash && (!banks || banks.has(d.bank)))
+      checkable.push({ nodeHash, bank: d.bank, digest: d.digest });
     else unchecked.push(d.bank);
   }
   if (checkable.length === 0) {
@@ -143,7 +153,9 @@ export function proveEvent(e: TcgEvent, firstApplication = -1): Proof {
       covers: null,
       banks: [],
       uncheckedBanks: unchecked,
-      note: "no digest this host can compute",
+      note: banks
+        ? `no digest in the banks checked (${[...banks].join(", ")})`
+        : "no digest this host can compute",
     };
   }
   for (const [covers, bytes, quirk] of candidates(e, firstApplication)) {
