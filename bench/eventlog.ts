@@ -4,9 +4,10 @@
  *
  * Per log:
  *   parse        parseEventLog (bounded decode of every event, digests kept as views);
- *   replay       replayEventLog on a parsed log (every bank, PCR := H(PCR || digest));
+ *   replay       replayEventLog on a parsed log, every bank read (PCR := H(PCR || digest));
  *   parse+replay both, i.e. "event-log replays per second" from bytes;
- *   verify       parse + replay + facts + per-event proofs + comparison with the TPM's PCRs;
+ *   verify       parse + replay of the compared banks + facts + per-event proofs (every bank)
+ *                + comparison with the TPM's PCRs;
  *   tpm2_eventlog  `tpm2_eventlog FILE > /dev/null` wall time (it parses, prints YAML and
  *                replays; process start included, as a user or a service shelling out sees it);
  *   hash floor   node:crypto (OpenSSL) hashing the log's bytes once per bank: the least work
@@ -18,13 +19,24 @@ import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { parseEventLog, parsePcrValues, replayEventLog, verifyEventLog } from "../src/eventlog/index.js";
+import {
+  parseEventLog,
+  parsePcrValues,
+  replayEventLog,
+  verifyEventLog,
+  type EventLog,
+} from "../src/eventlog/index.js";
 import { nodeHashName } from "../src/eventlog/replay.js";
 import { repoPath } from "../test/helpers/paths.js";
 
 const quick = process.argv.includes("--quick");
 const BUDGET_MS = quick ? 150 : 600;
 const PROC_RUNS = quick ? 3 : 9;
+
+/** Replays every bank (replayEventLog computes a bank when it is first read). */
+function replayEveryBank(log: EventLog): void {
+  for (const b of replayEventLog(log).banks) void b.pcrs;
+}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -95,8 +107,8 @@ for (const w of wanted) {
   if (pcrs && log.format === "sha1") pcrs = new Map([["sha1", pcrs.get("sha1")!]]);
   const algs = log.banks.map((b) => nodeHashName(b.alg)).filter((x): x is string => !!x);
   const parsePerSec = rate(() => void parseEventLog(bytes));
-  const replayPerSec = rate(() => void replayEventLog(log));
-  const parseReplayPerSec = rate(() => void replayEventLog(parseEventLog(bytes)));
+  const replayPerSec = rate(() => replayEveryBank(log));
+  const parseReplayPerSec = rate(() => replayEveryBank(parseEventLog(bytes)));
   const verifyPerSec = rate(() => void verifyEventLog(parseEventLog(bytes), pcrs ? { pcrs } : {}));
   const hashFloorPerSec = rate(() => {
     for (const a of algs) createHash(a).update(bytes).digest();

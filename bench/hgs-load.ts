@@ -28,6 +28,7 @@ import {
 import { POLICIES } from "../src/attest/policies.js";
 import { keysContext, releaseMessage, verifyRelease, wrapKeys } from "../src/attest/release.js";
 import { EventLogJudge, judgeTpmEvidence, parseTpm2bPublic } from "../src/attest/tpm-judge.js";
+import { QuoteVerifier } from "../src/tpm/verify/quote.js";
 import { parseBaseline } from "../src/attest/baseline.js";
 import { importGuardianPem } from "../src/protector/guardian.js";
 import { ProtectorMemo, rollTransportKey } from "../src/protector/key-protector.js";
@@ -201,17 +202,23 @@ async function main(): Promise<void> {
     const enabled = new Set(POLICIES.map((p) => p.id));
     const baselines = [parseBaseline(bl.secureboot), parseBaseline(bl.codeintegrity)];
     const krkPub = createPublicKey(krk);
+    // As `hgs serve` judges: the key-release key as its received SPKI bytes, and one quote
+    // verifier and one event-log judge per context (src/hgs/attest-tpm.ts).
+    const krkSpki = spkiDer(krkPub);
     const eventLogs = new EventLogJudge();
+    const quotes = new QuoteVerifier();
+    const attestationKid = signerId(signer); // the context's signer.id
     const tpmLimit = limitLoop((i) => {
       const e = evidences[i % evidences.length]!;
       const j = judgeTpmEvidence({
         ak,
         nonce: e.nonce,
-        keyReleaseKey: krkPub,
+        keyReleaseKey: krkSpki,
         evidence: { quote: e.quote, signature: e.signature, pcrs: e.pcrs, eventLog: log },
         enabledPolicies: enabled,
         baselines,
         eventLogs,
+        quotes,
       });
       if (j.findings.length) throw new Error(JSON.stringify(j.findings));
       issueHealthCertificate({
@@ -221,6 +228,8 @@ async function main(): Promise<void> {
         mode: "tpm",
         keyReleaseKey: krkPub,
         lifetimeSeconds: 3600,
+        kid: attestationKid,
+        keyReleaseSpki: krkSpki,
       });
     });
     phases.push({ name: "TPM attestations", ...tpmLoad, limit: tpmLimit, goal: { rps: 1000 } });
@@ -231,11 +240,12 @@ async function main(): Promise<void> {
       const j = judgeTpmEvidence({
         ak,
         nonce: e.nonce,
-        keyReleaseKey: krkPub,
+        keyReleaseKey: krkSpki,
         evidence: { quote: e.quote, signature: e.signature, pcrs: e.pcrs, eventLog: log },
         enabledPolicies: enabled,
         baselines,
         eventLogs,
+        quotes,
       });
       if (j.findings.length) throw new Error(JSON.stringify(j.findings));
       issueHealthCertificate({
@@ -245,6 +255,8 @@ async function main(): Promise<void> {
         mode: "tpm",
         keyReleaseKey: krkPub,
         lifetimeSeconds: 3600,
+        kid: attestationKid,
+        keyReleaseSpki: krkSpki,
       });
     });
 

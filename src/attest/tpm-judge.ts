@@ -18,7 +18,7 @@
  * (done at registration), DRTM PCRs, the content of boot images (only their digests, through
  * the code-integrity baseline), or anything the host does after the quote.
  */
-import { createHash, X509Certificate, type KeyObject } from "node:crypto";
+import { createHash, hash, X509Certificate, type KeyObject } from "node:crypto";
 import { decode } from "../core/codec.js";
 import { BoundedMap } from "../core/memo.js";
 import { isBulwarkError } from "../core/errors.js";
@@ -36,9 +36,9 @@ import { TPM2B_PUBLIC_RAW, type PublicArea, type TpmsAttest } from "../tpm/struc
 import { publicKeyFromTpm } from "../tpm/verify/keys.js";
 import { QuoteVerifier } from "../tpm/verify/quote.js";
 import { quoteQualifyingData, REQUIRED_SELECTION } from "./tpm-wire.js";
-import { matchesBaseline, type Baseline } from "./baseline.js";
+import { matchesBaseline, ParsedBaselines, type Baseline } from "./baseline.js";
 import { hgsError } from "./errors.js";
-import { sha256, spkiDer } from "./host-key.js";
+import { spkiDer } from "./host-key.js";
 import { policyById } from "./policies.js";
 import { error, type AttestFinding } from "./verdict.js";
 
@@ -228,6 +228,16 @@ export interface EventLogJudgement {
 }
 
 /**
+ * The banks whose PCRs a quote binds (REQUIRED_SELECTION: sha256). Event data is proven in these
+ * alone: a digest in another bank is bound to nothing the TPM signed, so whoever edits the log
+ * can write it, and checking it would prove nothing more (eventlog/proof.ts ProofBanks).
+ */
+const QUOTED_BANKS: ReadonlySet<string> = new Set(["sha256"]);
+
+/** The policies the event-log judgement reads (part of its memo key). */
+const LOG_POLICIES = ["Hgs_SecureBootEnabled", "Hgs_UefiDebugDisabled", "Hgs_IommuEnabled"] as const;
+
+/**
  * The event-log part of the judgement: parse, replay against the quoted PCRs, proofs, grub
  * strings, and the policies that read log facts (Secure Boot, debug mode, IOMMU). Pure, so it is
  * memoised by (SHA-256 of the log, the quoted PCR values, those policies' states): a host
@@ -237,7 +247,9 @@ export interface EventLogJudgement {
 export class EventLogJudge {
   private readonly verdicts: BoundedMap<string, EventLogJudgement>;
   /** Proofs and certificate descriptions shared by the logs this judge sees (a fleet measures the same db/KEK). */
-  private readonly facts = new FactMemo();
+  private readonly facts = new FactMemo(QUOTED_BANKS);
+  /** The registered baselines, parsed once per document text (see {@link ParsedBaselines}). */
+  readonly baselines = new ParsedBaselines();
 
   constructor(max = 4096) {
     this.verdicts = new BoundedMap(max);
@@ -248,13 +260,13 @@ export class EventLogJudge {
     pcrs: ReadonlyMap<number, Uint8Array>,
     enabledPolicies: ReadonlySet<string>,
   ): EventLogJudgement {
-    const flags = ["Hgs_SecureBootEnabled", "Hgs_UefiDebugDisabled", "Hgs_IommuEnabled"].map((p) =>
-      enabledPolicies.has(p) ? "1" : "0",
-    );
-    const key = `${sha256(eventLog).toString("hex")}|${[...pcrs]
+    const flags = LOG_POLICIES.map((p) => (enabledPolicies.has(p) ? "1" : "0")).join("");
+    // Every part of the key is content: the log's digest, each quoted PCR with its value, the
+    // policy switches. One-shot hashing and latin1 PCR text keep a warm hit cheap.
+    const key = `${hash("sha256", eventLog, "base64")}|${[...pcrs]
       .sort((x, y) => x[0] - y[0])
-      .map(([i, v]) => `${i}:${Buffer.from(v).toString("hex")}`)
-      .join(",")}|${flags.join("")}`;
+      .map(([i, v]) => `${i}:${Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("latin1")}`)
+      .join(",")}|${flags}`;
     const hit = this.verdicts.get(key);
     if (hit) return hit;
     const v = judgeEventLog(eventLog, pcrs, enabledPolicies, this.facts);
@@ -277,7 +289,7 @@ export function judgeEventLog(
   eventLog: Uint8Array,
   pcrs: ReadonlyMap<number, Uint8Array>,
   enabledPolicies: ReadonlySet<string>,
-  memo: FactMemo = new FactMemo(),
+  memo: FactMemo = new FactMemo(QUOTED_BANKS),
 ): { findings: AttestFinding[]; evidenceFailed: boolean } {
   const findings: AttestFinding[] = [];
   let log;

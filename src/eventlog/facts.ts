@@ -10,7 +10,7 @@
  * PCR 14, SbatLevel and its verifying certificates as EV_EFI_VARIABLE_AUTHORITY in PCR 7) and
  * grub (grub-core/commands/tpm.c: commands and command lines in PCR 8, files in PCR 9).
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { decode } from "../core/codec.js";
 import { BoundedMap } from "../core/memo.js";
 import { guidFromBytes, Guids } from "../uefi/guid.js";
@@ -18,7 +18,7 @@ import { describeEntry, decodeSignatureDatabase, type EntryDescription } from ".
 import { parseDevicePath } from "./devicepath.js";
 import { EventType } from "./event-types.js";
 import type { EventLog, TcgEvent } from "./parse.js";
-import { GRUB_PREFIXES, proveEvent, type Proof } from "./proof.js";
+import { GRUB_PREFIXES, proveEvent, type Proof, type ProofBanks } from "./proof.js";
 import {
   firstApplicationIndex,
   readImageLoadEvent,
@@ -146,7 +146,7 @@ export interface EventLogFacts {
   readonly exitBootServices: TextFact | null;
 }
 
-const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+const sha256 = (b: Uint8Array) => hash("sha256", b, "hex");
 const digestsOf = (e: TcgEvent) => Object.fromEntries(e.digests.map((d) => [d.bank, toHex(d.digest)]));
 const evidence = (m: FactMemo, e: TcgEvent, first: number): Evidence => ({
   event: e.index,
@@ -169,13 +169,19 @@ export class FactMemo {
   private readonly described = new BoundedMap<string, EntryDescription>(512);
 
   /**
+   * `proofBanks`: prove event data in these banks only (see proof.ts {@link ProofBanks}); the
+   * default proves it in every bank this host can hash.
+   */
+  constructor(private readonly proofBanks?: ProofBanks) {}
+
+  /**
    * `first`: the log's first application event (quirks.ts `firstApplicationIndex`); without it
    * (-1) the quirks of loaded applications are not tried, and the proof is remembered apart.
    */
   proof(e: TcgEvent, first = -1): Proof {
     const hit = this.proofs.get(e);
     if (hit && hit.first === first) return hit.proof;
-    const proof = proveEvent(e, first);
+    const proof = proveEvent(e, first, this.proofBanks);
     this.proofs.set(e, { first, proof });
     return proof;
   }

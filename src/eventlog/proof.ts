@@ -20,9 +20,9 @@
 import { channel } from "node:diagnostics_channel";
 import { EventType } from "./event-types.js";
 import type { TcgEvent } from "./parse.js";
-import { digestOf, nodeHashName } from "./replay.js";
+import { nodeHashName } from "./replay.js";
+import { digestEquals } from "../tpm/alg.js";
 import { DIGEST_QUIRKS, type DigestQuirk } from "./quirks.js";
-import { bytesEqual } from "../core/bytes.js";
 
 export type Coverage =
   | "event-data"
@@ -38,7 +38,7 @@ export interface Proof {
   readonly covers: Coverage | null;
   /** Banks in which the digest was checked and equal (all the event's banks this host can hash). */
   readonly banks: readonly string[];
-  /** Banks the event carries that this host cannot hash (not checked). */
+  /** Banks the event carries that this host cannot hash, or that the verifier left out (not checked). */
   readonly uncheckedBanks: readonly string[];
   /** Why the fact is, or is not, proven. */
   readonly note: string;
@@ -86,32 +86,50 @@ const NOT_IN_LOG: Partial<Record<number, string>> = {
   [EventType.EV_POST_CODE]: "the digest covers firmware code; the event data is a label only",
 };
 
-function candidates(e: TcgEvent, firstApplication: number): [Coverage, Uint8Array, DigestQuirk?][] {
-  const out: [Coverage, Uint8Array, DigestQuirk?][] = [["event-data", e.data]];
+/**
+ * The byte strings a digest may cover, strictest first. A generator: the whole event data
+ * matches for nearly every event, and the quirks' readings (which decode structures) are then
+ * never made.
+ */
+function* candidates(e: TcgEvent, firstApplication: number): Generator<[Coverage, Uint8Array, DigestQuirk?]> {
+  yield ["event-data", e.data];
   for (const q of DIGEST_QUIRKS) {
     const bytes = q.bytes(e, firstApplication);
-    if (bytes) out.push([q.covers, bytes, q]);
+    if (bytes) yield [q.covers, bytes, q];
   }
   if (e.eventType === EventType.EV_IPL) {
     for (const p of GRUB_PREFIXES) {
-      if (e.data.length <= p.length || Buffer.from(e.data.subarray(0, p.length)).toString("latin1") !== p)
-        continue;
+      if (e.data.length <= p.length || !startsWithText(e.data, p)) continue;
       let end = e.data.length;
       while (end > p.length && e.data[end - 1] === 0) end--;
-      out.push(["string-after-prefix", e.data.subarray(p.length, end)]);
+      yield ["string-after-prefix", e.data.subarray(p.length, end)];
     }
   }
-  return out;
+}
+
+/** True when `data` starts with the latin1 bytes of `text`. */
+function startsWithText(data: Uint8Array, text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (data[i] !== text.charCodeAt(i)) return false;
+  return true;
 }
 
 /**
+ * The banks a proof checks, when not all: a verifier that trusts PCR values of some banks only
+ * (a quote covers the banks it selects) learns nothing from a digest in any other bank — anybody
+ * who can edit the log can write it — so it may prove event data in the trusted banks alone.
+ * Without it (the default) a proof checks every bank this host can hash.
+ */
+export type ProofBanks = ReadonlySet<string>;
+
+/**
  * Decides what, if anything, the event's digests prove about its data. Hashes the data on every
- * call; a verifier asking about the same events again keeps a FactMemo (facts.ts).
+ * call; a verifier asking about the same events again keeps a FactMemo (facts.ts). `banks`:
+ * see {@link ProofBanks}.
  * `firstApplication` is the index of the log's first EV_EFI_BOOT_SERVICES_APPLICATION
  * (`firstApplicationIndex`): quirks of loaded applications (shim) apply only after it; -1 (the
  * default) tries none of them.
  */
-export function proveEvent(e: TcgEvent, firstApplication = -1): Proof {
+export function proveEvent(e: TcgEvent, firstApplication = -1, banks?: ProofBanks): Proof {
   if (e.eventType === EventType.EV_NO_ACTION) {
     return {
       proven: false,
@@ -121,22 +139,27 @@ export function proveEvent(e: TcgEvent, firstApplication = -1): Proof {
       note: "EV_NO_ACTION events are not extended into any PCR",
     };
   }
-  const checkable = e.digests.filter((d) => nodeHashName(d.alg) !== undefined);
-  const unchecked = e.digests.filter((d) => !checkable.includes(d)).map((d) => d.bank);
+  const checkable: { nodeHash: string; bank: string; digest: Uint8Array }[] = [];
+  const unchecked: string[] = [];
+  for (const d of e.digests) {
+    const nodeHash = nodeHashName(d.alg);
+    if (nodeHash && (!banks || banks.has(d.bank)))
+      checkable.push({ nodeHash, bank: d.bank, digest: d.digest });
+    else unchecked.push(d.bank);
+  }
   if (checkable.length === 0) {
     return {
       proven: false,
       covers: null,
       banks: [],
       uncheckedBanks: unchecked,
-      note: "no digest this host can compute",
+      note: banks
+        ? `no digest in the banks checked (${[...banks].join(", ")})`
+        : "no digest this host can compute",
     };
   }
   for (const [covers, bytes, quirk] of candidates(e, firstApplication)) {
-    const ok = checkable.every((d) => {
-      const h = digestOf(d.alg, bytes);
-      return h !== undefined && bytesEqual(h, d.digest);
-    });
+    const ok = checkable.every((d) => digestEquals(d.nodeHash, bytes, d.digest));
     if (ok) {
       if (quirk && quirkChannel.hasSubscribers) {
         const message: QuirkMessage = {

@@ -10,7 +10,6 @@ import type { PublicArea } from "../tpm/structures.js";
 import { checkAkPublic } from "../tpm/verify/ak.js";
 import { makeCredential } from "../tpm/verify/credential.js";
 import { hgsError, refuse } from "../attest/errors.js";
-import { parseBaseline } from "../attest/baseline.js";
 import { sha256 } from "../attest/host-key.js";
 import { judgeTpmEvidence, parseTpm2bPublic } from "../attest/tpm-judge.js";
 import { tpm2bPublicBytes } from "../attest/tpm-wire.js";
@@ -94,7 +93,7 @@ export async function akActivate(
   return { hostId, akName };
 }
 
-/** Decoded AK public areas by their bytes (verifyQuote also caches the KeyObject per area). */
+/** Decoded AK public areas by their bytes (the QuoteVerifier keeps each AK's KeyObject). */
 function akOf(ctx: HgsContext, bytes: Buffer): PublicArea {
   const k = bytes.toString("base64");
   let ak = ctx.caches.akAreas.get(k);
@@ -169,7 +168,7 @@ export async function attestTpm(ctx: HgsContext, req: TpmAttestRequest): Promise
       eventLog: Buffer.from(req.eventLog, "base64"),
     },
     enabledPolicies: enabled,
-    baselines: baselines.map((b) => parseBaseline(b.body)),
+    baselines: baselines.map((b) => ctx.caches.eventLogs.baselines.parse(b.body)),
     eventLogs: ctx.caches.eventLogs,
     quotes: ctx.caches.quotes,
   });

@@ -51,7 +51,7 @@ export interface HgsCaches {
   readonly eventLogs: EventLogJudge;
   /** Decoded AK public areas by their TPM2B_PUBLIC bytes (base64). */
   readonly akAreas: BoundedMap<string, PublicArea>;
-  /** AK KeyObjects per decoded area (quote signature checks). */
+  /** AK KeyObjects and attribute verdicts by AK bytes (quote checks); baselines are in `eventLogs`. */
   readonly quotes: QuoteVerifier;
   /** Owner signatures and guardian certificates already checked, guardian public points (releases). */
   readonly protector: ProtectorMemo;

@@ -68,15 +68,19 @@ export const TPM2B_ATTEST = tpm2b(4096, "TPM2B_ATTEST");
 /** TPM2B_TIMEOUT (Table 88). */
 export const TPM2B_TIMEOUT = tpm2b(8, "TPM2B_TIMEOUT");
 
+/**
+ * TPMU_HA (Part 2, section 10.3.1, Table 78). Union arms are built once, at load: a union field
+ * picks its arm on every decode, and hot structures (TPMS_ATTEST, TPMT_SIGNATURE) are decoded
+ * once per verified quote.
+ */
+const TPMU_HA_ARMS: Partial<Record<number, Codec<Uint8Array>>> = Object.fromEntries(
+  [...HASHES.values()].map((h) => [h.alg, fixedBytes(h.size)]),
+);
+
 /** TPMT_HA (Part 2, section 10.3.2, Table 79): a digest sized by its algorithm. */
 export const TPMT_HA = struct<{ hashAlg: number; digest: Uint8Array }>("TPMT_HA", {
   hashAlg: TPM_ALG_ID,
-  digest: (p) =>
-    union<number, Uint8Array>(
-      "TPMU_HA",
-      p.hashAlg ?? -1,
-      Object.fromEntries([...HASHES.values()].map((h) => [h.alg, fixedBytes(h.size)])),
-    ),
+  digest: (p) => union<number, Uint8Array>("TPMU_HA", p.hashAlg ?? -1, TPMU_HA_ARMS),
 });
 export type TpmtHa = Infer<typeof TPMT_HA>;
 
@@ -360,6 +364,17 @@ export type TpmuAttest =
   | Infer<typeof TPMS_COMMAND_AUDIT_INFO>
   | Infer<typeof TPMS_SESSION_AUDIT_INFO>;
 
+const TPMU_ATTEST_ARMS: Partial<Record<number, Codec<TpmuAttest>>> = {
+  [TPM_ST.ATTEST_QUOTE]: TPMS_QUOTE_INFO as Codec<TpmuAttest>,
+  [TPM_ST.ATTEST_CERTIFY]: TPMS_CERTIFY_INFO as Codec<TpmuAttest>,
+  [TPM_ST.ATTEST_CREATION]: TPMS_CREATION_INFO as Codec<TpmuAttest>,
+  [TPM_ST.ATTEST_NV]: TPMS_NV_CERTIFY_INFO as Codec<TpmuAttest>,
+  [TPM_ST.ATTEST_NV_DIGEST]: TPMS_NV_DIGEST_CERTIFY_INFO as Codec<TpmuAttest>,
+  [TPM_ST.ATTEST_TIME]: TPMS_TIME_ATTEST_INFO as Codec<TpmuAttest>,
+  [TPM_ST.ATTEST_COMMAND_AUDIT]: TPMS_COMMAND_AUDIT_INFO as Codec<TpmuAttest>,
+  [TPM_ST.ATTEST_SESSION_AUDIT]: TPMS_SESSION_AUDIT_INFO as Codec<TpmuAttest>,
+};
+
 /**
  * TPMS_ATTEST (Part 2, section 10.12.12, Table 135). `magic` is decoded as a plain integer,
  * not checked here: the quote verifier reports a wrong magic as a finding.
@@ -379,17 +394,7 @@ export const TPMS_ATTEST = struct<{
   extraData: TPM2B_DATA,
   clockInfo: TPMS_CLOCK_INFO,
   firmwareVersion: u64be,
-  attested: (p) =>
-    union<number, TpmuAttest>("TPMU_ATTEST", p.type ?? -1, {
-      [TPM_ST.ATTEST_QUOTE]: TPMS_QUOTE_INFO as Codec<TpmuAttest>,
-      [TPM_ST.ATTEST_CERTIFY]: TPMS_CERTIFY_INFO as Codec<TpmuAttest>,
-      [TPM_ST.ATTEST_CREATION]: TPMS_CREATION_INFO as Codec<TpmuAttest>,
-      [TPM_ST.ATTEST_NV]: TPMS_NV_CERTIFY_INFO as Codec<TpmuAttest>,
-      [TPM_ST.ATTEST_NV_DIGEST]: TPMS_NV_DIGEST_CERTIFY_INFO as Codec<TpmuAttest>,
-      [TPM_ST.ATTEST_TIME]: TPMS_TIME_ATTEST_INFO as Codec<TpmuAttest>,
-      [TPM_ST.ATTEST_COMMAND_AUDIT]: TPMS_COMMAND_AUDIT_INFO as Codec<TpmuAttest>,
-      [TPM_ST.ATTEST_SESSION_AUDIT]: TPMS_SESSION_AUDIT_INFO as Codec<TpmuAttest>,
-    }),
+  attested: (p) => union<number, TpmuAttest>("TPMU_ATTEST", p.type ?? -1, TPMU_ATTEST_ARMS),
 });
 export type TpmsAttest = Infer<typeof TPMS_ATTEST>;
 
@@ -409,20 +414,21 @@ export type TpmsSignatureEcc = Infer<typeof TPMS_SIGNATURE_ECC>;
 /** TPMU_SIGNATURE (Part 2, section 11.3.3, Table 178). */
 export type TpmuSignature = TpmsSignatureRsa | TpmsSignatureEcc | TpmtHa | null;
 
+const TPMU_SIGNATURE_ARMS: Partial<Record<number, Codec<TpmuSignature>>> = {
+  [TPM_ALG.RSASSA]: TPMS_SIGNATURE_RSA as Codec<TpmuSignature>,
+  [TPM_ALG.RSAPSS]: TPMS_SIGNATURE_RSA as Codec<TpmuSignature>,
+  [TPM_ALG.ECDSA]: TPMS_SIGNATURE_ECC as Codec<TpmuSignature>,
+  [TPM_ALG.ECDAA]: TPMS_SIGNATURE_ECC as Codec<TpmuSignature>,
+  [TPM_ALG.SM2]: TPMS_SIGNATURE_ECC as Codec<TpmuSignature>,
+  [TPM_ALG.ECSCHNORR]: TPMS_SIGNATURE_ECC as Codec<TpmuSignature>,
+  [TPM_ALG.HMAC]: TPMT_HA as Codec<TpmuSignature>,
+  [TPM_ALG.NULL]: none,
+};
+
 /** TPMT_SIGNATURE (Part 2, section 11.3.4, Table 179). */
 export const TPMT_SIGNATURE = struct<{ sigAlg: number; signature: TpmuSignature }>("TPMT_SIGNATURE", {
   sigAlg: TPM_ALG_ID,
-  signature: (p) =>
-    union<number, TpmuSignature>("TPMU_SIGNATURE", p.sigAlg ?? -1, {
-      [TPM_ALG.RSASSA]: TPMS_SIGNATURE_RSA as Codec<TpmuSignature>,
-      [TPM_ALG.RSAPSS]: TPMS_SIGNATURE_RSA as Codec<TpmuSignature>,
-      [TPM_ALG.ECDSA]: TPMS_SIGNATURE_ECC as Codec<TpmuSignature>,
-      [TPM_ALG.ECDAA]: TPMS_SIGNATURE_ECC as Codec<TpmuSignature>,
-      [TPM_ALG.SM2]: TPMS_SIGNATURE_ECC as Codec<TpmuSignature>,
-      [TPM_ALG.ECSCHNORR]: TPMS_SIGNATURE_ECC as Codec<TpmuSignature>,
-      [TPM_ALG.HMAC]: TPMT_HA as Codec<TpmuSignature>,
-      [TPM_ALG.NULL]: none,
-    }),
+  signature: (p) => union<number, TpmuSignature>("TPMU_SIGNATURE", p.sigAlg ?? -1, TPMU_SIGNATURE_ARMS),
 });
 export type TpmtSignature = Infer<typeof TPMT_SIGNATURE>;
 

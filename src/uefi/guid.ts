@@ -12,10 +12,14 @@ const GUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 export type Guid = string;
 
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+/** Bytes from..to-1 as hex, last byte first when `reverse` (event logs decode many GUIDs). */
 function hex(b: Uint8Array, from: number, to: number, reverse: boolean): string {
-  const part = Array.from(b.subarray(from, to));
-  if (reverse) part.reverse();
-  return part.map((x) => x.toString(16).padStart(2, "0")).join("");
+  let out = "";
+  if (reverse) for (let i = to - 1; i >= from; i--) out += HEX[b[i]!]!;
+  else for (let i = from; i < to; i++) out += HEX[b[i]!]!;
+  return out;
 }
 
 /** The canonical string of 16 EFI_GUID bytes. */
