@@ -10,7 +10,6 @@ import type { PublicArea } from "../tpm/structures.js";
 import { checkAkPublic } from "../tpm/verify/ak.js";
 import { makeCredential } from "../tpm/verify/credential.js";
 import { hgsError, refuse } from "../attest/errors.js";
-import { parseBaseline } from "../attest/baseline.js";
 import { sha256 } from "../attest/host-key.js";
 import { judgeTpmEvidence, parseTpm2bPublic } from "../attest/tpm-judge.js";
 import { tpm2bPublicBytes } from "../attest/tpm-wire.js";
@@ -157,7 +156,7 @@ export async function attestTpm(ctx: HgsContext, req: TpmAttestRequest): Promise
 
   const pcrs = new Map<number, Uint8Array>();
   for (const [k, v] of Object.entries(req.pcrs)) pcrs.set(Number(k), Buffer.from(v, "hex"));
-  const [enabled, baselines] = await Promise.all([ctx.repo.enabledPolicyIds(), ctx.repo.baselines()]);
+  const [enabled, baselines] = await Promise.all([ctx.repo.enabledPolicyIds(), ctx.baselines.current()]);
   const j = judgeTpmEvidence({
     ak: akOf(ctx, host.akPublic),
     nonce: Buffer.from(req.nonce, "hex"),
@@ -169,7 +168,7 @@ export async function attestTpm(ctx: HgsContext, req: TpmAttestRequest): Promise
       eventLog: Buffer.from(req.eventLog, "base64"),
     },
     enabledPolicies: enabled,
-    baselines: baselines.map((b) => parseBaseline(b.body)),
+    baselines,
     eventLogs: ctx.caches.eventLogs,
     quotes: ctx.caches.quotes,
   });

@@ -16,7 +16,7 @@ import type { Finding, Verdict } from "../core/verdict.js";
 import { hgsError } from "../attest/errors.js";
 import { canonicalJson } from "../attest/json.js";
 import { checkpointSignatureValid, type AuditAnchors, type AuditCheckpoint } from "./audit-checkpoints.js";
-import { entryHash, GENESIS } from "./audit-chain.js";
+import { entryHashOfText, GENESIS } from "./audit-chain.js";
 import { isAnonymousRefusal, RefusalBook, type RefusalSummary } from "./refusals.js";
 import type { RequestScope } from "./request-scope.js";
 import type { HgsRepo, NonceRow, RepoTx, Tables } from "./store/repo.js";
@@ -59,14 +59,29 @@ export async function appendAudit(
   detail: Record<string, unknown>,
 ): Promise<AuditEntry> {
   await tx.lockAudit();
-  const last = await tx.lastAudit();
-  const prevHash = last?.hash ?? GENESIS;
-  const seq = (last?.seq ?? 0) + 1;
+  return appendAuditAfter(tx, await tx.lastAudit(), event, hostId, detail);
+}
+
+/**
+ * Appends one entry after `head`, which the caller read under the audit lock in this same
+ * transaction (or got back from the previous append of it): a group commit reads the head once.
+ */
+async function appendAuditAfter(
+  tx: RepoTx,
+  head: { readonly seq: number; readonly hash: string } | undefined,
+  event: AuditEvent,
+  hostId: string | null,
+  detail: Record<string, unknown>,
+): Promise<AuditEntry> {
+  const prevHash = head?.hash ?? GENESIS;
+  const seq = (head?.seq ?? 0) + 1;
   const at = Date.now();
-  const clean = JSON.parse(canonicalJson(detail)) as Record<string, unknown>;
-  const hash = entryHash(prevHash, { seq, at, event, hostId, detail: clean });
-  await tx.insertAudit({ seq, at, event, hostId, detail: canonicalJson(clean), prevHash, hash });
-  return { seq, at, event, hostId, detail: clean, prevHash, hash };
+  // The stored text is the canonical JSON; the entry handed back holds what it parses to (what a
+  // reader of the log gets), so both sides see exactly what was hashed.
+  const text = canonicalJson(detail);
+  const hash = entryHashOfText(prevHash, { seq, at, event, hostId }, text);
+  await tx.insertAudit({ seq, at, event, hostId, detail: text, prevHash, hash });
+  return { seq, at, event, hostId, detail: JSON.parse(text) as Record<string, unknown>, prevHash, hash };
 }
 
 function parseDetail(text: string): Record<string, unknown> {
@@ -130,6 +145,9 @@ function broken(
  * proves every checkpoint is in the chain (see the module comment); with `expectHead`, finds
  * that hash in the chain (any earlier head will do: the chain must still contain it).
  */
+/** Entries read per query while verifying (one page in memory at a time). */
+const VERIFY_PAGE = 5000;
+
 export async function verifyAuditChain(
   repo: Tables,
   expectHead?: string,
@@ -162,10 +180,9 @@ export async function verifyAuditChain(
   let anchoredAt: number | undefined;
   let lastGood = 0;
   for (;;) {
-    const rows = await repo.auditAfter(expectSeq - 1, 1000);
+    const rows = await repo.auditAfter(expectSeq - 1, VERIFY_PAGE);
     if (rows.length === 0) break;
-    for (const r of rows) {
-      const e: AuditEntry = { ...r, detail: parseDetail(r.detail) };
+    for (const e of rows) {
       if (e.seq !== expectSeq)
         findings.push(
           broken(
@@ -186,18 +203,22 @@ export async function verifyAuditChain(
             "the entry does not link to the one before",
           ),
         );
-      if (canonicalJson(e.detail) !== r.detail) {
+      // One parse per entry, for the canonical-form check; the hash is over the stored text.
+      const canonical = canonicalJson(parseDetail(e.detail));
+      if (canonical !== e.detail) {
         findings.push(
           broken(
             e.seq,
             "audit.detail-not-canonical",
-            canonicalJson(e.detail),
-            r.detail,
+            canonical,
+            e.detail,
             "the entry's detail is not as written",
           ),
         );
       }
-      const h = entryHash(e.prevHash, e);
+      // Over the canonical form: a detail that is not canonical is one finding above, and its
+      // hash is then judged as it was written (the writer hashes the canonical form only).
+      const h = entryHashOfText(e.prevHash, e, canonical);
       if (h !== e.hash)
         findings.push(
           broken(e.seq, "audit.hash-mismatch", h, e.hash, "the entry was edited after it was written"),
@@ -459,13 +480,17 @@ export class AuditWriter {
             // The audit lock first: a claim's row lock taken before it could deadlock with
             // another node's batch that holds the audit lock and inserts the same claim.
             await tx.lockAudit();
+            // The head, read once under the lock: each entry goes after the previous one.
+            let head = await tx.lastAudit();
             const out: (AuditEntry | Error)[] = [];
             for (const p of batch) {
               if (p.claim && !(await tx.claimNonce(p.claim.nonce))) {
                 out.push(p.claim.taken());
                 continue;
               }
-              out.push(await appendAudit(tx, p.event, p.hostId, p.detail));
+              const entry = await appendAuditAfter(tx, head, p.event, p.hostId, p.detail);
+              head = entry;
+              out.push(entry);
             }
             return out;
           });

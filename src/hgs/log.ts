@@ -38,15 +38,33 @@ export const REDACT_PATHS = [
   "headers.authorization",
 ];
 
-/** A logger writing to `destination` (default: stderr, synchronously, so no line is lost at exit). */
+/**
+ * A logger writing to `destination` (default: stderr). The default destination writes
+ * asynchronously — a synchronous write per line would stall the event loop for a system call
+ * twice per request under load — and is flushed synchronously when the process exits (normally,
+ * on a signal through serve.ts, or after an uncaught exception), so no written line is lost
+ * short of the process being killed outright (SIGKILL, OOM killer).
+ */
 export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
+  let dest = destination;
+  if (!dest) {
+    const stderr = pino.destination({ dest: 2, sync: false });
+    process.once("exit", () => {
+      try {
+        stderr.flushSync();
+      } catch {
+        // Nothing was pending, or stderr is gone: nowhere left to report it.
+      }
+    });
+    dest = stderr;
+  }
   return pino(
     {
       level,
       base: { pid: process.pid, service: "bulwark-hgs" },
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
     },
-    destination ?? pino.destination({ dest: 2, sync: true }),
+    dest,
   );
 }
 

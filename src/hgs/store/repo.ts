@@ -10,7 +10,7 @@
 import type { AttestationMode } from "../../attest/health.js";
 import { withDefaults, type HgsSettings } from "../settings.js";
 import type { Driver, Queryable, Tx } from "./driver.js";
-import { migrate } from "./migrations.js";
+import { BASELINES_REVISION_KEY, migrate } from "./migrations.js";
 
 /** Serialises audit appends across every node (pg advisory lock key "HGS\x02"). */
 export const AUDIT_LOCK = 0x48475302;
@@ -346,6 +346,17 @@ export class Tables {
       b.body,
       b.createdAt,
     ]);
+  }
+
+  /**
+   * The baselines table's revision (migrations.ts v6: the database bumps it on every change);
+   * undefined only on a database that never had it.
+   */
+  async baselinesRevision(): Promise<string | undefined> {
+    const rows = await this.q.query<{ value: string }>(`SELECT value FROM config WHERE key = ?`, [
+      BASELINES_REVISION_KEY,
+    ]);
+    return rows[0]?.value;
   }
 
   async baselines(): Promise<{ id: string; body: string }[]> {
