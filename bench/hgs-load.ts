@@ -248,7 +248,16 @@ function registerHosts(f: Fabric): void {
   writeFileSync(path.join(f.root, "ek.bin"), f.sim.ekPublic);
   cli(["host", "add-tpm", "--dir", f.dir, "--name", "tpm-host", "--ek-public", path.join(f.root, "ek.bin")]);
   writeFileSync(path.join(f.root, "host.pem"), pem(f.hostKey));
-  cli(["host", "add-key", "--dir", f.dir, "--name", "key-host", "--public-key", path.join(f.root, "host.pem")]);
+  cli([
+    "host",
+    "add-key",
+    "--dir",
+    f.dir,
+    "--name",
+    "key-host",
+    "--public-key",
+    path.join(f.root, "host.pem"),
+  ]);
 }
 
 function serveArgs(workers: number): string[] {
@@ -299,7 +308,7 @@ async function seedScale(dir: string): Promise<{ seedSeconds: number; checkpoint
     }
   });
   const have = (await ctx.repo.auditHead())?.seq ?? 0;
-  for (let done = have; done < SCALE.auditEntries; ) {
+  for (let done = have; done < SCALE.auditEntries;) {
     const n = Math.min(10_000, SCALE.auditEntries - done);
     await ctx.repo.transaction(async (tx) => {
       for (let i = 0; i < n; i++) {
@@ -439,7 +448,9 @@ async function main(): Promise<void> {
       const msg = attestKeyMessage(Buffer.from(nonce, "hex"), krkPub, hostId);
       const sig = signWithHostKey(f.hostKey, msg);
       if (i < 50) sigs.push({ msg, sig });
-      keyReqs.push(JSON.stringify({ hostId, nonce, keyReleaseKey: krkB64, signature: sig.toString("base64") }));
+      keyReqs.push(
+        JSON.stringify({ hostId, nonce, keyReleaseKey: krkB64, signature: sig.toString("base64") }),
+      );
     }
     const keyLoad = await load([{ url: serve.url, bodies: keyReqs }], "/host/v1/attest/key", [serve]);
     const hostPub = createPublicKey(f.hostKey);
@@ -488,7 +499,12 @@ async function main(): Promise<void> {
         c.krk,
         roll.oldKey.key,
         roll.newKey.key,
-        keysContext(roll.oldKey.protectorId, roll.oldKey.keyGeneration, roll.newKey.keyGeneration, roll.keyProtector),
+        keysContext(
+          roll.oldKey.protectorId,
+          roll.oldKey.keyGeneration,
+          roll.newKey.keyGeneration,
+          roll.keyProtector,
+        ),
       );
       zeroize(roll.oldKey.key, roll.newKey.key);
     });
@@ -543,7 +559,8 @@ async function main(): Promise<void> {
 
     // ---- HA: two nodes on one PostgreSQL ----
     if (withPg) {
-      if (!existsSync(PG_BIN)) throw new Error("PostgreSQL 15 not found (apt-get install postgresql-15); run without --pg");
+      if (!existsSync(PG_BIN))
+        throw new Error("PostgreSQL 15 not found (apt-get install postgresql-15); run without --pg");
       const pg = startPostgres({ durable: true });
       cleanups.push(() => pg.stop());
       const pgDir = path.join(root, "hgs-pg");
@@ -551,7 +568,16 @@ async function main(): Promise<void> {
       cli(["mode", "set", "key", "--dir", pgDir]);
       const pf: Fabric = { ...f, dir: pgDir };
       writeFileSync(path.join(root, "host.pem"), pem(f.hostKey));
-      cli(["host", "add-key", "--dir", pgDir, "--name", "key-host", "--public-key", path.join(root, "host.pem")]);
+      cli([
+        "host",
+        "add-key",
+        "--dir",
+        pgDir,
+        "--name",
+        "key-host",
+        "--public-key",
+        path.join(root, "host.pem"),
+      ]);
       const nodes = [
         await startServe(pgDir, serveArgs(1), nodeArgs),
         await startServe(pgDir, serveArgs(1), nodeArgs),
@@ -578,7 +604,10 @@ async function main(): Promise<void> {
         limit: relLimit,
         reference: { name: "one SQLite node", rps: releases.rps, minRatio: 1 },
       });
-      rss.push({ phase: "PostgreSQL nodes", mb: nodes.flatMap((n) => peakRssMb(serverPids(n.proc.pid ?? 0))) });
+      rss.push({
+        phase: "PostgreSQL nodes",
+        mb: nodes.flatMap((n) => peakRssMb(serverPids(n.proc.pid ?? 0))),
+      });
     }
 
     // ---- report ----

@@ -349,6 +349,19 @@ export type ClaimedNonce = Omit<NonceRow, "payload"> & { readonly usedAt: number
 export interface AuditClaim {
   readonly nonce: ClaimedNonce;
   readonly taken: () => Error;
+  /**
+   * A key-protector generation a host presented (release.ts, rollback), recorded in the same
+   * transaction before the nonce is claimed: when a newer generation was presented before,
+   * nothing is recorded, claimed or written, and the append fails with `rolledBack(newest)`.
+   */
+  readonly generation?: KeyGenerationClaim;
+}
+
+export interface KeyGenerationClaim {
+  readonly protectorId: string;
+  readonly presented: number;
+  readonly released: number;
+  readonly rolledBack: (newest: { presented: number; released: number } | undefined) => Error;
 }
 
 interface Pending {
@@ -484,6 +497,11 @@ export class AuditWriter {
             let head = await tx.lastAudit();
             const out: (AuditEntry | Error)[] = [];
             for (const p of batch) {
+              const g = p.claim?.generation;
+              if (g && !(await tx.presentKeyGeneration(g.protectorId, g.presented, g.released, Date.now()))) {
+                out.push(g.rolledBack(await tx.keyGenerations(g.protectorId)));
+                continue;
+              }
               if (p.claim && !(await tx.claimNonce(p.claim.nonce))) {
                 out.push(p.claim.taken());
                 continue;

@@ -55,7 +55,18 @@ export function startPostgres(opts: PgOptions = {}): PgCluster {
   try {
     asPostgres("initdb", ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
     const serverOpts = `-k ${dir} -p ${port} -c listen_addresses='' ${opts.durable ? "" : "-c fsync=off "}-c max_connections=60 -c shared_buffers=32MB`;
-    asPostgres("pg_ctl", ["-D", data, "-o", serverOpts, "-l", path.join(dir, "log"), "-w", "-t", "60", "start"]);
+    asPostgres("pg_ctl", [
+      "-D",
+      data,
+      "-o",
+      serverOpts,
+      "-l",
+      path.join(dir, "log"),
+      "-w",
+      "-t",
+      "60",
+      "start",
+    ]);
     started = true;
     return {
       url: `postgres://postgres@localhost:${port}/postgres?host=${encodeURIComponent(dir)}`,
