@@ -10,7 +10,7 @@
  * detail's bytes. {@link entryHashOfText} does that: no parse, no re-serialisation, one hash per
  * entry (the writer, the verifier and the checkpointer all hash this way).
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { canonicalJson } from "../attest/json.js";
 
 export const GENESIS = "0".repeat(64);
@@ -34,9 +34,33 @@ export function entryHashOfText(
 ): string {
   // canonicalJson of the record: keys sorted (at < detail < event < hostId < seq), no spaces.
   const record = `{"at":${JSON.stringify(e.at)},"detail":${detailJson},"event":${JSON.stringify(e.event)},"hostId":${JSON.stringify(e.hostId)},"seq":${JSON.stringify(e.seq)}}`;
-  return createHash("sha256").update(prevHash, "utf8").update(record, "utf8").digest("hex");
+  // One-shot: the same bytes as update(prevHash).update(record), without a Hash object per entry.
+  return hash("sha256", prevHash + record, "hex");
 }
 
 export function entryHash(prevHash: string, e: ChainedEntry): string {
   return entryHashOfText(prevHash, e, canonicalJson(e.detail));
+}
+
+/**
+ * Is `text` the canonical JSON of `parsed` (= JSON.parse(text))? The same answer as
+ * `canonicalJson(parsed) === text`, mostly without building that string: when the native
+ * serialisation reproduces the text and every object's keys are already in sorted order, the
+ * canonical form is that same string. Otherwise (integer-like keys, which objects order
+ * numerically, or a text that is not canonical) the canonical form is built and compared.
+ */
+export function isCanonicalText(text: string, parsed: unknown): boolean {
+  if (JSON.stringify(parsed) === text && keysSorted(parsed)) return true;
+  return canonicalJson(parsed) === text;
+}
+
+function keysSorted(v: unknown): boolean {
+  if (v === null || typeof v !== "object") return true;
+  if (Array.isArray(v)) return v.every(keysSorted);
+  const keys = Object.keys(v);
+  for (let i = 0; i < keys.length; i++) {
+    if (i > 0 && !((keys[i - 1] as string) < (keys[i] as string))) return false;
+    if (!keysSorted((v as Record<string, unknown>)[keys[i] as string])) return false;
+  }
+  return true;
 }

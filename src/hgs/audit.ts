@@ -16,7 +16,7 @@ import type { Finding, Verdict } from "../core/verdict.js";
 import { hgsError } from "../attest/errors.js";
 import { canonicalJson } from "../attest/json.js";
 import { checkpointSignatureValid, type AuditAnchors, type AuditCheckpoint } from "./audit-checkpoints.js";
-import { entryHashOfText, GENESIS } from "./audit-chain.js";
+import { entryHashOfText, GENESIS, isCanonicalText } from "./audit-chain.js";
 import { isAnonymousRefusal, RefusalBook, type RefusalSummary } from "./refusals.js";
 import type { RequestScope } from "./request-scope.js";
 import type { HgsRepo, NonceRow, RepoTx, Tables } from "./store/repo.js";
@@ -203,9 +203,13 @@ export async function verifyAuditChain(
             "the entry does not link to the one before",
           ),
         );
-      // One parse per entry, for the canonical-form check; the hash is over the stored text.
-      const canonical = canonicalJson(parseDetail(e.detail));
-      if (canonical !== e.detail) {
+      // One parse per entry, for the canonical-form check; the hash is over the stored text
+      // when it is canonical (the usual case), else over the canonical form of its content —
+      // a re-spelled detail is then one finding, not also a hash mismatch.
+      const parsed = parseDetail(e.detail);
+      let canonical = e.detail;
+      if (!isCanonicalText(e.detail, parsed)) {
+        canonical = canonicalJson(parsed);
         findings.push(
           broken(
             e.seq,
@@ -216,8 +220,6 @@ export async function verifyAuditChain(
           ),
         );
       }
-      // Over the canonical form: a detail that is not canonical is one finding above, and its
-      // hash is then judged as it was written (the writer hashes the canonical form only).
       const h = entryHashOfText(e.prevHash, e, canonical);
       if (h !== e.hash)
         findings.push(

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { canonicalJson } from "../../src/attest/json.js";
-import { entryHash, entryHashOfText, GENESIS } from "../../src/hgs/audit-chain.js";
+import { entryHash, entryHashOfText, GENESIS, isCanonicalText } from "../../src/hgs/audit-chain.js";
 import { appendAudit, verifyAuditChain } from "../../src/hgs/audit.js";
 import { openDriver } from "../../src/hgs/store/driver.js";
 import { HgsRepo } from "../../src/hgs/store/repo.js";
@@ -40,6 +40,28 @@ describe("audit chain hash over the stored text", () => {
       }
       prev = entryHash(prev, { seq: i + 1, at: 0, event: "x", hostId: null, detail });
     });
+  });
+});
+
+describe("canonical text check", () => {
+  it("answers as comparing with canonicalJson does, for canonical and other spellings", () => {
+    const values: unknown[] = [
+      ...DETAILS,
+      { "10": 1, "2": 2, b: 3 }, // integer-like keys: objects order them numerically
+      { b: 1, a: 2 },
+      [{ b: 1, a: { d: 1, c: 2 } }],
+      "text",
+      42,
+      null,
+    ];
+    for (const v of values) {
+      for (const text of [canonicalJson(v), JSON.stringify(v), JSON.stringify(v, null, 1)]) {
+        const parsed: unknown = JSON.parse(text);
+        assert.equal(isCanonicalText(text, parsed), canonicalJson(parsed) === text, text);
+      }
+    }
+    assert.equal(isCanonicalText('{"b":1,"a":2}', { b: 1, a: 2 }), false);
+    assert.equal(isCanonicalText('{"10":1,"2":2}', JSON.parse('{"10":1,"2":2}')), true);
   });
 });
 

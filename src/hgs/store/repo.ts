@@ -94,16 +94,6 @@ interface NonceColumns {
   used_at: number | null;
 }
 
-interface AuditColumns {
-  seq: number;
-  at: number;
-  event: string;
-  host_id: string | null;
-  detail: string;
-  prev_hash: string;
-  hash: string;
-}
-
 const num = (v: number | null): number | null => (v === null ? null : Number(v));
 
 function hostOf(r: HostColumns): HostRow {
@@ -118,18 +108,6 @@ function hostOf(r: HostColumns): HostRow {
     revokedAt: num(r.revoked_at),
     certificatesNotBefore: num(r.certificates_not_before),
     createdAt: Number(r.created_at),
-  };
-}
-
-function auditOf(r: AuditColumns): AuditRow {
-  return {
-    seq: Number(r.seq),
-    at: Number(r.at),
-    event: r.event,
-    hostId: r.host_id,
-    detail: r.detail,
-    prevHash: r.prev_hash,
-    hash: r.hash,
   };
 }
 
@@ -441,11 +419,20 @@ export class Tables {
 
   /** Entries with seq > `after`, in order, at most `limit`. */
   async auditAfter(after: number, limit: number): Promise<AuditRow[]> {
-    const rows = await this.q.query<AuditColumns>(`SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, [
-      after,
-      limit,
-    ]);
-    return rows.map(auditOf);
+    // Rows as arrays: verify and the checkpointer read the whole chain through here.
+    const rows = await this.q.queryRows(
+      `SELECT seq, at, event, host_id, detail, prev_hash, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`,
+      [after, limit],
+    );
+    return rows.map((r) => ({
+      seq: Number(r[0]),
+      at: Number(r[1]),
+      event: r[2] as string,
+      hostId: r[3] as string | null,
+      detail: r[4] as string,
+      prevHash: r[5] as string,
+      hash: r[6] as string,
+    }));
   }
 }
 

@@ -18,6 +18,7 @@ export class SqliteDriver implements Driver {
   readonly types = { blob: "BLOB", bigint: "INTEGER" } as const;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly stmts = new Map<string, Database.Statement>();
+  private readonly rawStmts = new Map<string, Database.Statement>();
 
   private constructor(private readonly db: Database.Database) {}
 
@@ -48,9 +49,20 @@ export class SqliteDriver implements Driver {
     return s;
   }
 
+  private prepareRaw(sql: string): Database.Statement {
+    let s = this.rawStmts.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql).raw(true);
+      this.rawStmts.set(sql, s);
+    }
+    return s;
+  }
+
   private direct: Tx = {
     query: <T extends object>(sql: string, params: readonly SqlValue[] = []) =>
       this.settle(() => this.prepare(sql).all(...params) as T[]),
+    queryRows: (sql: string, params: readonly SqlValue[] = []) =>
+      this.settle(() => this.prepareRaw(sql).all(...params) as unknown[][]),
     run: (sql: string, params: readonly SqlValue[] = []) =>
       this.settle(() => {
         const s = this.prepare(sql);
@@ -95,6 +107,11 @@ export class SqliteDriver implements Driver {
   query<T extends object = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
     if (this.pending === 0) return this.direct.query<T>(sql, params);
     return this.enqueue(() => this.direct.query<T>(sql, params));
+  }
+
+  queryRows(sql: string, params: readonly SqlValue[] = []): Promise<unknown[][]> {
+    if (this.pending === 0) return this.direct.queryRows(sql, params);
+    return this.enqueue(() => this.direct.queryRows(sql, params));
   }
 
   run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
