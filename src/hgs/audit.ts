@@ -19,7 +19,7 @@ import { checkpointSignatureValid, type AuditAnchors, type AuditCheckpoint } fro
 import { entryHashOfText, GENESIS, isCanonicalText } from "./audit-chain.js";
 import { isAnonymousRefusal, RefusalBook, type RefusalSummary } from "./refusals.js";
 import type { RequestScope } from "./request-scope.js";
-import type { HgsRepo, NonceRow, RepoTx, Tables } from "./store/repo.js";
+import type { AuditRow, HgsRepo, NonceRow, RepoTx, Tables } from "./store/repo.js";
 
 export type AuditEvent =
   | "key.released"
@@ -64,7 +64,7 @@ export async function appendAudit(
 
 /**
  * Appends one entry after `head`, which the caller read under the audit lock in this same
- * transaction (or got back from the previous append of it): a group commit reads the head once.
+ * transaction.
  */
 async function appendAuditAfter(
   tx: RepoTx,
@@ -73,6 +73,18 @@ async function appendAuditAfter(
   hostId: string | null,
   detail: Record<string, unknown>,
 ): Promise<AuditEntry> {
+  const { row, entry } = auditEntryAfter(head, event, hostId, detail);
+  await tx.insertAudit(row);
+  return entry;
+}
+
+/** The entry that goes after `head`: the row to store and the entry handed back. */
+function auditEntryAfter(
+  head: { readonly seq: number; readonly hash: string } | undefined,
+  event: AuditEvent,
+  hostId: string | null,
+  detail: Record<string, unknown>,
+): { row: AuditRow; entry: AuditEntry } {
   const prevHash = head?.hash ?? GENESIS;
   const seq = (head?.seq ?? 0) + 1;
   const at = Date.now();
@@ -80,8 +92,10 @@ async function appendAuditAfter(
   // reader of the log gets), so both sides see exactly what was hashed.
   const text = canonicalJson(detail);
   const hash = entryHashOfText(prevHash, { seq, at, event, hostId }, text);
-  await tx.insertAudit({ seq, at, event, hostId, detail: text, prevHash, hash });
-  return { seq, at, event, hostId, detail: JSON.parse(text) as Record<string, unknown>, prevHash, hash };
+  return {
+    row: { seq, at, event, hostId, detail: text, prevHash, hash },
+    entry: { seq, at, event, hostId, detail: JSON.parse(text) as Record<string, unknown>, prevHash, hash },
+  };
 }
 
 function parseDetail(text: string): Record<string, unknown> {
@@ -491,29 +505,7 @@ export class AuditWriter {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, 512);
         try {
-          const outcomes = await this.repo.transaction(async (tx) => {
-            // The audit lock first: a claim's row lock taken before it could deadlock with
-            // another node's batch that holds the audit lock and inserts the same claim.
-            await tx.lockAudit();
-            // The head, read once under the lock: each entry goes after the previous one.
-            let head = await tx.lastAudit();
-            const out: (AuditEntry | Error)[] = [];
-            for (const p of batch) {
-              const g = p.claim?.generation;
-              if (g && !(await tx.presentKeyGeneration(g.protectorId, g.presented, g.released, Date.now()))) {
-                out.push(g.rolledBack(await tx.keyGenerations(g.protectorId)));
-                continue;
-              }
-              if (p.claim && !(await tx.claimNonce(p.claim.nonce))) {
-                out.push(p.claim.taken());
-                continue;
-              }
-              const entry = await appendAuditAfter(tx, head, p.event, p.hostId, p.detail);
-              head = entry;
-              out.push(entry);
-            }
-            return out;
-          });
+          const outcomes = await this.repo.transaction((tx) => commitBatch(tx, batch));
           let written = 0;
           batch.forEach((p, i) => {
             const o = outcomes[i] as AuditEntry | Error;
@@ -532,4 +524,72 @@ export class AuditWriter {
       this.flushing = false;
     }
   }
+}
+
+/**
+ * One group commit, in the caller's transaction: a few statements for the whole batch, whatever
+ * its size (on PostgreSQL each statement is a round trip, and the audit lock is held meanwhile).
+ * The outcome of each request is what appending them one by one, in queue order, would give:
+ *   1. key-generation records (release.ts, rollback): the protectors' records are read once and
+ *      each request is judged against the record as the requests before it left it (refused when
+ *      older than the newest presented); the records that moved are written in one statement;
+ *   2. single-use claims of the requests still standing, in one insert: a value already in the
+ *      table, or claimed by an earlier request of the batch, is taken;
+ *   3. the audit entries of the requests still standing, chained from the head read once under
+ *      the lock, in one insert.
+ */
+async function commitBatch(tx: RepoTx, batch: readonly Pending[]): Promise<(AuditEntry | Error)[]> {
+  // The audit lock first: a claim's row lock taken before it could deadlock with another node's
+  // batch that holds the audit lock and inserts the same claim. Every writer of key-generation
+  // records holds it too (only this commit writes them), so the records read below stay as read.
+  await tx.lockAudit();
+  const out: (AuditEntry | Error | undefined)[] = batch.map(() => undefined);
+
+  const protectorIds = [...new Set(batch.flatMap((p) => p.claim?.generation?.protectorId ?? []))];
+  if (protectorIds.length > 0) {
+    const records = await tx.keyGenerationsOf(protectorIds);
+    const moved = new Set<string>();
+    batch.forEach((p, i) => {
+      const g = p.claim?.generation;
+      if (!g) return;
+      const newest = records.get(g.protectorId);
+      if (newest && g.presented < newest.presented) {
+        out[i] = g.rolledBack(newest);
+        return;
+      }
+      records.set(g.protectorId, {
+        presented: g.presented,
+        released: newest ? Math.max(newest.released, g.released) : g.released,
+      });
+      moved.add(g.protectorId);
+    });
+    const now = Date.now();
+    if (moved.size > 0)
+      await tx.putKeyGenerations(
+        [...moved].map((id) => ({ protectorId: id, ...records.get(id)!, updatedAt: now })),
+      );
+  }
+
+  const claims = new Map<string, ClaimedNonce>();
+  batch.forEach((p, i) => {
+    if (!p.claim || out[i]) return;
+    if (claims.has(p.claim.nonce.nonce)) out[i] = p.claim.taken();
+    else claims.set(p.claim.nonce.nonce, p.claim.nonce);
+  });
+  const claimed = claims.size > 0 ? await tx.claimNonces([...claims.values()]) : new Set<string>();
+  batch.forEach((p, i) => {
+    if (p.claim && !out[i] && !claimed.has(p.claim.nonce.nonce)) out[i] = p.claim.taken();
+  });
+
+  let head = await tx.lastAudit();
+  const rows: AuditRow[] = [];
+  batch.forEach((p, i) => {
+    if (out[i]) return;
+    const { row, entry } = auditEntryAfter(head, p.event, p.hostId, p.detail);
+    rows.push(row);
+    out[i] = entry;
+    head = entry;
+  });
+  if (rows.length > 0) await tx.insertAudits(rows);
+  return out as (AuditEntry | Error)[];
 }

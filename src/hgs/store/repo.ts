@@ -117,30 +117,6 @@ export class Tables {
 
   // key-protector generations (release.ts: rollback) -----------------------------------------
 
-  /**
-   * Records that a host presented generation `presented` of protector `protectorId` and was issued
-   * `released`, unless a newer generation was presented before: one conditional upsert, atomic
-   * across nodes. Resolves to false (nothing recorded) when `presented` is older than the newest.
-   */
-  async presentKeyGeneration(
-    protectorId: string,
-    presented: number,
-    released: number,
-    now: number,
-  ): Promise<boolean> {
-    const n = await this.q.run(
-      `INSERT INTO key_protector_generations (protector_id, presented, released, updated_at) VALUES (?, ?, ?, ?)
-       ON CONFLICT (protector_id) DO UPDATE SET
-         presented = excluded.presented,
-         released = CASE WHEN excluded.released > key_protector_generations.released
-                         THEN excluded.released ELSE key_protector_generations.released END,
-         updated_at = excluded.updated_at
-       WHERE key_protector_generations.presented <= excluded.presented`,
-      [protectorId, presented, released, now],
-    );
-    return n > 0;
-  }
-
   /** The newest generations recorded for a protector, when any. */
   async keyGenerations(protectorId: string): Promise<{ presented: number; released: number } | undefined> {
     const rows = await this.q.query<{ presented: number | string; released: number | string }>(
@@ -438,8 +414,93 @@ export class Tables {
 
 /** Statements that need a transaction: the audit chain and single-use claims made with it. */
 export class RepoTx extends Tables {
-  constructor(private readonly tx: Tx) {
+  constructor(
+    private readonly tx: Tx,
+    private readonly kind: Driver["kind"],
+  ) {
     super(tx);
+  }
+
+  /**
+   * A set of rows as one statement parameter (a JSON array of arrays, in order), read back as a
+   * table: one statement for a whole group commit, whatever its size — on PostgreSQL each
+   * statement is a round trip made while the audit lock is held. `columns` are SQL types.
+   */
+  private rowsFrom(columns: readonly (readonly [name: string, type: "bigint" | "text"])[]): string {
+    return this.kind === "sqlite"
+      ? `SELECT ${columns.map(([n], i) => `json_extract(value, '$[${i}]') AS ${n}`).join(", ")}
+         FROM json_each(?) WHERE true`
+      : `SELECT ${columns.map(([n], i) => `(value->>${i})::${columns[i]![1]} AS ${n}`).join(", ")}
+         FROM json_array_elements(?::json) WITH ORDINALITY AS r(value, ord) WHERE true`;
+  }
+
+  /** The key-generation records of these protectors (release.ts, rollback). */
+  async keyGenerationsOf(
+    ids: readonly string[],
+  ): Promise<Map<string, { presented: number; released: number }>> {
+    const rows = await this.tx.queryRows(
+      `SELECT g.protector_id, g.presented, g.released FROM key_protector_generations g
+       WHERE g.protector_id IN (SELECT id FROM (${this.rowsFrom([["id", "text"]])}) ids)`,
+      [JSON.stringify(ids.map((id) => [id]))],
+    );
+    return new Map(rows.map((r) => [r[0] as string, { presented: Number(r[1]), released: Number(r[2]) }]));
+  }
+
+  /** Writes key-generation records as given (distinct protector ids), in one statement. */
+  async putKeyGenerations(
+    rows: readonly { protectorId: string; presented: number; released: number; updatedAt: number }[],
+  ): Promise<void> {
+    await this.tx.run(
+      `INSERT INTO key_protector_generations (protector_id, presented, released, updated_at)
+       SELECT protector_id, presented, released, updated_at FROM (${this.rowsFrom([
+         ["protector_id", "text"],
+         ["presented", "bigint"],
+         ["released", "bigint"],
+         ["updated_at", "bigint"],
+       ])}) t WHERE true
+       ON CONFLICT (protector_id) DO UPDATE SET
+         presented = excluded.presented, released = excluded.released, updated_at = excluded.updated_at`,
+      [JSON.stringify(rows.map((r) => [r.protectorId, r.presented, r.released, r.updatedAt]))],
+    );
+  }
+
+  /**
+   * Inserts used nonces (distinct values) unless taken, in one statement; resolves to the values
+   * it inserted — the others were already in the table (single use across every node).
+   */
+  async claimNonces(
+    ns: readonly (Omit<NonceRow, "payload"> & { readonly usedAt: number })[],
+  ): Promise<Set<string>> {
+    const rows = await this.tx.queryRows(
+      `INSERT INTO nonces (nonce, host_id, purpose, expires_at, used_at)
+       SELECT nonce, host_id, purpose, expires_at, used_at FROM (${this.rowsFrom([
+         ["nonce", "text"],
+         ["host_id", "text"],
+         ["purpose", "text"],
+         ["expires_at", "bigint"],
+         ["used_at", "bigint"],
+       ])}) t WHERE true
+       ON CONFLICT (nonce) DO NOTHING RETURNING nonce`,
+      [JSON.stringify(ns.map((n) => [n.nonce, n.hostId, n.purpose, n.expiresAt, n.usedAt]))],
+    );
+    return new Set(rows.map((r) => r[0] as string));
+  }
+
+  /** Appends entries at the head, in order, in one statement (the head trigger checks each). */
+  async insertAudits(es: readonly AuditRow[]): Promise<void> {
+    await this.tx.run(
+      `INSERT INTO audit (seq, at, event, host_id, detail, prev_hash, hash)
+       SELECT seq, at, event, host_id, detail, prev_hash, hash FROM (${this.rowsFrom([
+         ["seq", "bigint"],
+         ["at", "bigint"],
+         ["event", "text"],
+         ["host_id", "text"],
+         ["detail", "text"],
+         ["prev_hash", "text"],
+         ["hash", "text"],
+       ])}) t ORDER BY seq`,
+      [JSON.stringify(es.map((e) => [e.seq, e.at, e.event, e.hostId, e.detail, e.prevHash, e.hash]))],
+    );
   }
 
   /** Held until the transaction ends; on SQLite the transaction itself is exclusive. */
@@ -461,19 +522,6 @@ export class RepoTx extends Tables {
       [e.seq, e.at, e.event, e.hostId, e.detail, e.prevHash, e.hash],
     );
   }
-
-  /**
-   * Inserts a used nonce unless one with this value exists (single use across every node);
-   * resolves to false when it was already taken.
-   */
-  async claimNonce(n: Omit<NonceRow, "payload"> & { readonly usedAt: number }): Promise<boolean> {
-    const inserted = await this.tx.run(
-      `INSERT INTO nonces (nonce, host_id, purpose, expires_at, used_at) VALUES (?, ?, ?, ?, ?)
-     ON CONFLICT (nonce) DO NOTHING`,
-      [n.nonce, n.hostId, n.purpose, n.expiresAt, n.usedAt],
-    );
-    return inserted > 0;
-  }
 }
 
 export class HgsRepo extends Tables {
@@ -488,7 +536,7 @@ export class HgsRepo extends Tables {
 
   /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
   transaction<T>(fn: (tx: RepoTx) => Promise<T>): Promise<T> {
-    return this.driver.transaction((tx) => fn(new RepoTx(tx)));
+    return this.driver.transaction((tx) => fn(new RepoTx(tx, this.driver.kind)));
   }
 
   close(): Promise<void> {
