@@ -8,7 +8,6 @@
  * A host passes a policy when its quoted, replay-bound PCRs equal every PCR of at least one
  * registered baseline of that kind. `facts` is informative (shown to the admin, not compared).
  */
-import { BoundedMap } from "../core/memo.js";
 import { hgsError } from "./errors.js";
 import { canonicalJson } from "./json.js";
 import { sha256 } from "./host-key.js";
@@ -82,32 +81,6 @@ export function parseBaseline(input: unknown): Baseline {
       : {}),
   };
   return out;
-}
-
-/**
- * Baseline documents parsed once per text: an HGS reads its registered baselines from the store
- * for every attestation, and parsing (JSON, then every check above) is the part that grows with
- * their number. Keyed by the whole document text, at most `max` of them; the owner (the HGS's
- * {@link EventLogJudge}, src/attest/tpm-judge.ts) keeps one. Only documents that parse are kept.
- */
-export class ParsedBaselines {
-  private readonly parsed: BoundedMap<string, Baseline>;
-
-  constructor(max = 4096) {
-    this.parsed = new BoundedMap(max);
-  }
-
-  /** {@link parseBaseline} of `body`, parsed on first sight. */
-  parse(body: string): Baseline {
-    let b = this.parsed.get(body);
-    if (!b) {
-      const fresh = parseBaseline(body);
-      // Shared by every attestation that reads this text: frozen where the judge reads it.
-      b = Object.freeze({ ...fresh, pcrs: Object.freeze({ ...fresh.pcrs }) });
-      this.parsed.set(body, b);
-    }
-    return b;
-  }
 }
 
 /** Stable id: SHA-256 of the compared content (kind, bank, PCR values), hex, first 32 digits. */

@@ -36,7 +36,7 @@ import { TPM2B_PUBLIC_RAW, type PublicArea, type TpmsAttest } from "../tpm/struc
 import { publicKeyFromTpm } from "../tpm/verify/keys.js";
 import { QuoteVerifier } from "../tpm/verify/quote.js";
 import { quoteQualifyingData, REQUIRED_SELECTION } from "./tpm-wire.js";
-import { matchesBaseline, ParsedBaselines, type Baseline } from "./baseline.js";
+import { matchesBaseline, type Baseline } from "./baseline.js";
 import { hgsError } from "./errors.js";
 import { spkiDer } from "./host-key.js";
 import { policyById } from "./policies.js";
@@ -248,8 +248,6 @@ export class EventLogJudge {
   private readonly verdicts: BoundedMap<string, EventLogJudgement>;
   /** Proofs and certificate descriptions shared by the logs this judge sees (a fleet measures the same db/KEK). */
   private readonly facts = new FactMemo(QUOTED_BANKS);
-  /** The registered baselines, parsed once per document text (see {@link ParsedBaselines}). */
-  readonly baselines = new ParsedBaselines();
 
   constructor(max = 4096) {
     this.verdicts = new BoundedMap(max);

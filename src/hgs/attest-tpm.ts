@@ -156,7 +156,7 @@ export async function attestTpm(ctx: HgsContext, req: TpmAttestRequest): Promise
 
   const pcrs = new Map<number, Uint8Array>();
   for (const [k, v] of Object.entries(req.pcrs)) pcrs.set(Number(k), Buffer.from(v, "hex"));
-  const [enabled, baselines] = await Promise.all([ctx.repo.enabledPolicyIds(), ctx.repo.baselines()]);
+  const [enabled, baselines] = await Promise.all([ctx.repo.enabledPolicyIds(), ctx.baselines.current()]);
   const j = judgeTpmEvidence({
     ak: akOf(ctx, host.akPublic),
     nonce: Buffer.from(req.nonce, "hex"),
@@ -168,7 +168,7 @@ export async function attestTpm(ctx: HgsContext, req: TpmAttestRequest): Promise
       eventLog: Buffer.from(req.eventLog, "base64"),
     },
     enabledPolicies: enabled,
-    baselines: baselines.map((b) => ctx.caches.eventLogs.baselines.parse(b.body)),
+    baselines,
     eventLogs: ctx.caches.eventLogs,
     quotes: ctx.caches.quotes,
   });

@@ -36,7 +36,7 @@ import path from "node:path";
 import { hgsError } from "../attest/errors.js";
 import { canonicalJson } from "../attest/json.js";
 import { writeFileAtomic } from "../io/atomic.js";
-import { entryHash, GENESIS } from "./audit-chain.js";
+import { entryHashOfText, GENESIS } from "./audit-chain.js";
 import type { Tables } from "./store/repo.js";
 
 export const CHECKPOINTS_FILE = "audit-checkpoints.json";
@@ -245,8 +245,8 @@ async function extendsFrom(
     for (const r of rows) {
       if (r.seq > to.seq) break;
       if (r.seq !== after + 1 || r.prevHash !== prev) return `entry #${r.seq} does not link`;
-      const detail = JSON.parse(r.detail) as Record<string, unknown>;
-      if (entryHash(prev, { ...r, detail }) !== r.hash) return `entry #${r.seq} does not hash`;
+      // Over the stored text as it is: the writer stores and hashes the canonical form only.
+      if (entryHashOfText(prev, r, r.detail) !== r.hash) return `entry #${r.seq} does not hash`;
       prev = r.hash;
       after = r.seq;
     }

@@ -16,10 +16,10 @@ import type { Finding, Verdict } from "../core/verdict.js";
 import { hgsError } from "../attest/errors.js";
 import { canonicalJson } from "../attest/json.js";
 import { checkpointSignatureValid, type AuditAnchors, type AuditCheckpoint } from "./audit-checkpoints.js";
-import { entryHash, GENESIS } from "./audit-chain.js";
+import { entryHashOfText, GENESIS, isCanonicalText } from "./audit-chain.js";
 import { isAnonymousRefusal, RefusalBook, type RefusalSummary } from "./refusals.js";
 import type { RequestScope } from "./request-scope.js";
-import type { HgsRepo, NonceRow, RepoTx, Tables } from "./store/repo.js";
+import type { AuditRow, HgsRepo, NonceRow, RepoTx, Tables } from "./store/repo.js";
 
 export type AuditEvent =
   | "key.released"
@@ -59,14 +59,43 @@ export async function appendAudit(
   detail: Record<string, unknown>,
 ): Promise<AuditEntry> {
   await tx.lockAudit();
-  const last = await tx.lastAudit();
-  const prevHash = last?.hash ?? GENESIS;
-  const seq = (last?.seq ?? 0) + 1;
+  return appendAuditAfter(tx, await tx.lastAudit(), event, hostId, detail);
+}
+
+/**
+ * Appends one entry after `head`, which the caller read under the audit lock in this same
+ * transaction.
+ */
+async function appendAuditAfter(
+  tx: RepoTx,
+  head: { readonly seq: number; readonly hash: string } | undefined,
+  event: AuditEvent,
+  hostId: string | null,
+  detail: Record<string, unknown>,
+): Promise<AuditEntry> {
+  const { row, entry } = auditEntryAfter(head, event, hostId, detail);
+  await tx.insertAudit(row);
+  return entry;
+}
+
+/** The entry that goes after `head`: the row to store and the entry handed back. */
+function auditEntryAfter(
+  head: { readonly seq: number; readonly hash: string } | undefined,
+  event: AuditEvent,
+  hostId: string | null,
+  detail: Record<string, unknown>,
+): { row: AuditRow; entry: AuditEntry } {
+  const prevHash = head?.hash ?? GENESIS;
+  const seq = (head?.seq ?? 0) + 1;
   const at = Date.now();
-  const clean = JSON.parse(canonicalJson(detail)) as Record<string, unknown>;
-  const hash = entryHash(prevHash, { seq, at, event, hostId, detail: clean });
-  await tx.insertAudit({ seq, at, event, hostId, detail: canonicalJson(clean), prevHash, hash });
-  return { seq, at, event, hostId, detail: clean, prevHash, hash };
+  // The stored text is the canonical JSON; the entry handed back holds what it parses to (what a
+  // reader of the log gets), so both sides see exactly what was hashed.
+  const text = canonicalJson(detail);
+  const hash = entryHashOfText(prevHash, { seq, at, event, hostId }, text);
+  return {
+    row: { seq, at, event, hostId, detail: text, prevHash, hash },
+    entry: { seq, at, event, hostId, detail: JSON.parse(text) as Record<string, unknown>, prevHash, hash },
+  };
 }
 
 function parseDetail(text: string): Record<string, unknown> {
@@ -130,6 +159,9 @@ function broken(
  * proves every checkpoint is in the chain (see the module comment); with `expectHead`, finds
  * that hash in the chain (any earlier head will do: the chain must still contain it).
  */
+/** Entries read per query while verifying (one page in memory at a time). */
+const VERIFY_PAGE = 5000;
+
 export async function verifyAuditChain(
   repo: Tables,
   expectHead?: string,
@@ -162,10 +194,9 @@ export async function verifyAuditChain(
   let anchoredAt: number | undefined;
   let lastGood = 0;
   for (;;) {
-    const rows = await repo.auditAfter(expectSeq - 1, 1000);
+    const rows = await repo.auditAfter(expectSeq - 1, VERIFY_PAGE);
     if (rows.length === 0) break;
-    for (const r of rows) {
-      const e: AuditEntry = { ...r, detail: parseDetail(r.detail) };
+    for (const e of rows) {
       if (e.seq !== expectSeq)
         findings.push(
           broken(
@@ -186,18 +217,24 @@ export async function verifyAuditChain(
             "the entry does not link to the one before",
           ),
         );
-      if (canonicalJson(e.detail) !== r.detail) {
+      // One parse per entry, for the canonical-form check; the hash is over the stored text
+      // when it is canonical (the usual case), else over the canonical form of its content —
+      // a re-spelled detail is then one finding, not also a hash mismatch.
+      const parsed = parseDetail(e.detail);
+      let canonical = e.detail;
+      if (!isCanonicalText(e.detail, parsed)) {
+        canonical = canonicalJson(parsed);
         findings.push(
           broken(
             e.seq,
             "audit.detail-not-canonical",
-            canonicalJson(e.detail),
-            r.detail,
+            canonical,
+            e.detail,
             "the entry's detail is not as written",
           ),
         );
       }
-      const h = entryHash(e.prevHash, e);
+      const h = entryHashOfText(e.prevHash, e, canonical);
       if (h !== e.hash)
         findings.push(
           broken(e.seq, "audit.hash-mismatch", h, e.hash, "the entry was edited after it was written"),
@@ -328,6 +365,19 @@ export type ClaimedNonce = Omit<NonceRow, "payload"> & { readonly usedAt: number
 export interface AuditClaim {
   readonly nonce: ClaimedNonce;
   readonly taken: () => Error;
+  /**
+   * A key-protector generation a host presented (release.ts, rollback), recorded in the same
+   * transaction before the nonce is claimed: when a newer generation was presented before,
+   * nothing is recorded, claimed or written, and the append fails with `rolledBack(newest)`.
+   */
+  readonly generation?: KeyGenerationClaim;
+}
+
+export interface KeyGenerationClaim {
+  readonly protectorId: string;
+  readonly presented: number;
+  readonly released: number;
+  readonly rolledBack: (newest: { presented: number; released: number } | undefined) => Error;
 }
 
 interface Pending {
@@ -455,20 +505,7 @@ export class AuditWriter {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, 512);
         try {
-          const outcomes = await this.repo.transaction(async (tx) => {
-            // The audit lock first: a claim's row lock taken before it could deadlock with
-            // another node's batch that holds the audit lock and inserts the same claim.
-            await tx.lockAudit();
-            const out: (AuditEntry | Error)[] = [];
-            for (const p of batch) {
-              if (p.claim && !(await tx.claimNonce(p.claim.nonce))) {
-                out.push(p.claim.taken());
-                continue;
-              }
-              out.push(await appendAudit(tx, p.event, p.hostId, p.detail));
-            }
-            return out;
-          });
+          const outcomes = await this.repo.transaction((tx) => commitBatch(tx, batch));
           let written = 0;
           batch.forEach((p, i) => {
             const o = outcomes[i] as AuditEntry | Error;
@@ -487,4 +524,72 @@ export class AuditWriter {
       this.flushing = false;
     }
   }
+}
+
+/**
+ * One group commit, in the caller's transaction: a few statements for the whole batch, whatever
+ * its size (on PostgreSQL each statement is a round trip, and the audit lock is held meanwhile).
+ * The outcome of each request is what appending them one by one, in queue order, would give:
+ *   1. key-generation records (release.ts, rollback): the protectors' records are read once and
+ *      each request is judged against the record as the requests before it left it (refused when
+ *      older than the newest presented); the records that moved are written in one statement;
+ *   2. single-use claims of the requests still standing, in one insert: a value already in the
+ *      table, or claimed by an earlier request of the batch, is taken;
+ *   3. the audit entries of the requests still standing, chained from the head read once under
+ *      the lock, in one insert.
+ */
+async function commitBatch(tx: RepoTx, batch: readonly Pending[]): Promise<(AuditEntry | Error)[]> {
+  // The audit lock first: a claim's row lock taken before it could deadlock with another node's
+  // batch that holds the audit lock and inserts the same claim. Every writer of key-generation
+  // records holds it too (only this commit writes them), so the records read below stay as read.
+  await tx.lockAudit();
+  const out: (AuditEntry | Error | undefined)[] = batch.map(() => undefined);
+
+  const protectorIds = [...new Set(batch.flatMap((p) => p.claim?.generation?.protectorId ?? []))];
+  if (protectorIds.length > 0) {
+    const records = await tx.keyGenerationsOf(protectorIds);
+    const moved = new Set<string>();
+    batch.forEach((p, i) => {
+      const g = p.claim?.generation;
+      if (!g) return;
+      const newest = records.get(g.protectorId);
+      if (newest && g.presented < newest.presented) {
+        out[i] = g.rolledBack(newest);
+        return;
+      }
+      records.set(g.protectorId, {
+        presented: g.presented,
+        released: newest ? Math.max(newest.released, g.released) : g.released,
+      });
+      moved.add(g.protectorId);
+    });
+    const now = Date.now();
+    if (moved.size > 0)
+      await tx.putKeyGenerations(
+        [...moved].map((id) => ({ protectorId: id, ...records.get(id)!, updatedAt: now })),
+      );
+  }
+
+  const claims = new Map<string, ClaimedNonce>();
+  batch.forEach((p, i) => {
+    if (!p.claim || out[i]) return;
+    if (claims.has(p.claim.nonce.nonce)) out[i] = p.claim.taken();
+    else claims.set(p.claim.nonce.nonce, p.claim.nonce);
+  });
+  const claimed = claims.size > 0 ? await tx.claimNonces([...claims.values()]) : new Set<string>();
+  batch.forEach((p, i) => {
+    if (p.claim && !out[i] && !claimed.has(p.claim.nonce.nonce)) out[i] = p.claim.taken();
+  });
+
+  let head = await tx.lastAudit();
+  const rows: AuditRow[] = [];
+  batch.forEach((p, i) => {
+    if (out[i]) return;
+    const { row, entry } = auditEntryAfter(head, p.event, p.hostId, p.detail);
+    rows.push(row);
+    out[i] = entry;
+    head = entry;
+  });
+  if (rows.length > 0) await tx.insertAudits(rows);
+  return out as (AuditEntry | Error)[];
 }

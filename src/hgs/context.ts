@@ -18,6 +18,7 @@ import { POLICIES } from "../attest/policies.js";
 import { EventLogJudge } from "../attest/tpm-judge.js";
 import { appendAudit, AuditWriter } from "./audit.js";
 import { AuditCheckpointer } from "./audit-checkpoints.js";
+import { BaselineSet } from "./baseline-set.js";
 import {
   hashCredential,
   loadDirectory,
@@ -70,6 +71,8 @@ export interface HgsContext {
   /** The HTTP request in progress, as the server declares it (request-scope.ts). */
   readonly requests: RequestScope;
   readonly caches: HgsCaches;
+  /** The registered baselines, parsed once per change of the table (baseline-set.ts). */
+  readonly baselines: BaselineSet;
   /** Drains the audit queue, checkpoints the head if it moved, and closes the store. */
   close(): Promise<void>;
 }
@@ -102,6 +105,7 @@ function contextOf(dir: HgsDirectory, repo: HgsRepo): HgsContext {
     checkpoints,
     requests,
     caches: newCaches(),
+    baselines: new BaselineSet(repo),
     async close() {
       checkpoints.stop();
       await audit.drain();

@@ -313,31 +313,12 @@ async function release(
     // presented, so a host that died between this release and installing the rolled protector
     // still starts with what it has; recorded only now, after the roll verified the protector, so
     // a forged generation number cannot move the record. docs/hgs.md "Rollback".
-    const fresh = await ctx.repo.presentKeyGeneration(
-      result.protectorId,
-      roll.oldKey.keyGeneration,
-      roll.newKey.keyGeneration,
-      Date.now(),
-    );
-    if (!fresh) {
-      const known = await ctx.repo.keyGenerations(result.protectorId);
-      refuse(
-        "key-protector.rollback",
-        `the key protector is generation ${roll.oldKey.keyGeneration}, older than generation ` +
-          `${known?.presented ?? "?"} a host already presented for it (a rolled-back copy)`,
-        "HGS_ERR_KEY_PROTECTOR",
-        {
-          expected: `>= ${known?.presented ?? "?"}`,
-          got: String(roll.oldKey.keyGeneration),
-          protectorId: result.protectorId,
-        },
-      );
-    }
-    // Single use across every node: the request id goes in the shared nonce table, inserted in
-    // the same transaction as the release's audit entry (one commit per group, not two per
-    // request), before anything is answered. One already committed was refused by the
-    // judgement; one claimed concurrently is refused when its insert finds it taken. A store
-    // failure is a store error, not a replay: only "already there" (0 rows inserted) is one.
+    // Single use across every node: the request id goes in the shared nonce table. Both are
+    // written in the same transaction as the release's audit entry (one commit per group of
+    // requests, audit.ts), before anything is answered: the generation first (a rolled-back copy
+    // claims nothing), then the request id. One already committed was refused by the judgement;
+    // one claimed concurrently is refused when its insert finds it taken. A store failure is a
+    // store error, not a replay: only "already there" (0 rows inserted) is one.
     const now = Date.now();
     const claim: AuditClaim = {
       nonce: {
@@ -348,6 +329,23 @@ async function release(
         usedAt: now,
       },
       taken: () => hgsError("HGS_ERR_HEALTH_CERTIFICATE", REPLAYED, { finding: "request.replayed" }),
+      generation: {
+        protectorId: result.protectorId,
+        presented: roll.oldKey.keyGeneration,
+        released: roll.newKey.keyGeneration,
+        rolledBack: (known) =>
+          hgsError(
+            "HGS_ERR_KEY_PROTECTOR",
+            `the key protector is generation ${roll.oldKey.keyGeneration}, older than generation ` +
+              `${known?.presented ?? "?"} a host already presented for it (a rolled-back copy)`,
+            {
+              finding: "key-protector.rollback",
+              expected: `>= ${known?.presented ?? "?"}`,
+              got: String(roll.oldKey.keyGeneration),
+              protectorId: result.protectorId,
+            },
+          ),
+      },
     };
     await ctx.audit.append(
       "key.released",

@@ -24,7 +24,15 @@ function asPostgres(cmd: string, args: string[]): string {
   });
 }
 
-export function startPostgres(): PgCluster {
+export interface PgOptions {
+  /**
+   * Keep fsync on (PostgreSQL's default durability: a commit is on disk when it returns).
+   * Tests turn it off for speed; bench/hgs-load keeps it on so its HA row is honest.
+   */
+  readonly durable?: boolean;
+}
+
+export function startPostgres(opts: PgOptions = {}): PgCluster {
   if (!existsSync(path.join(BIN, "initdb")))
     throw new Error("PostgreSQL 15 not found: apt-get install postgresql-15");
   const uid = Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" }).trim());
@@ -46,8 +54,19 @@ export function startPostgres(): PgCluster {
   };
   try {
     asPostgres("initdb", ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
-    const opts = `-k ${dir} -p ${port} -c listen_addresses='' -c fsync=off -c max_connections=60 -c shared_buffers=32MB`;
-    asPostgres("pg_ctl", ["-D", data, "-o", opts, "-l", path.join(dir, "log"), "-w", "-t", "60", "start"]);
+    const serverOpts = `-k ${dir} -p ${port} -c listen_addresses='' ${opts.durable ? "" : "-c fsync=off "}-c max_connections=60 -c shared_buffers=32MB`;
+    asPostgres("pg_ctl", [
+      "-D",
+      data,
+      "-o",
+      serverOpts,
+      "-l",
+      path.join(dir, "log"),
+      "-w",
+      "-t",
+      "60",
+      "start",
+    ]);
     started = true;
     return {
       url: `postgres://postgres@localhost:${port}/postgres?host=${encodeURIComponent(dir)}`,

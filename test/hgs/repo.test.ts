@@ -49,14 +49,18 @@ describe("HGS repository (SQLite)", () => {
     const claim = { nonce: "r:1", hostId: "h", purpose: "release", expiresAt: 10, usedAt: 5 };
     await assert.rejects(
       repo.transaction(async (tx) => {
-        assert.equal(await tx.claimNonce(claim), true);
+        assert.deepEqual([...(await tx.claimNonces([claim]))], ["r:1"]);
         throw new Error("rolled back");
       }),
       /rolled back/,
     );
     assert.equal(await repo.nonceExists("r:1"), false);
-    assert.equal(await repo.transaction((tx) => tx.claimNonce(claim)), true);
-    assert.equal(await repo.transaction((tx) => tx.claimNonce(claim)), false);
+    const other = { ...claim, nonce: "r:2" };
+    assert.deepEqual([...(await repo.transaction((tx) => tx.claimNonces([claim, other])))], ["r:1", "r:2"]);
+    assert.deepEqual(
+      [...(await repo.transaction((tx) => tx.claimNonces([claim, { ...claim, nonce: "r:3" }])))],
+      ["r:3"],
+    );
   });
 
   it("sweeps nonces expired beyond the grace on the first issue, then at most once per interval", async () => {

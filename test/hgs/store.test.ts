@@ -87,6 +87,50 @@ function driverSuite(name: string, open: () => Promise<{ spec: string; cleanup: 
         (e: { code?: string }) => e.code === "HGS_ERR_AUDIT_BROKEN",
       );
     });
+
+    it("judges claims and key generations in queue order, within and across group commits", async () => {
+      const repo = new HgsRepo(d);
+      const w = new AuditWriter(repo);
+      const claim = (nonce: string, protectorId: string, presented: number) => ({
+        nonce: { nonce, hostId: "h", purpose: "release", expiresAt: Date.now() + 60_000, usedAt: Date.now() },
+        taken: () => new Error(`taken ${nonce}`),
+        generation: {
+          protectorId,
+          presented,
+          released: presented + 1,
+          rolledBack: (newest: { presented: number } | undefined) =>
+            new Error(`rolled back ${nonce} < ${newest?.presented}`),
+        },
+      });
+      // Queued in one tick: the first goes alone, the rest in the next group commit.
+      const outcomes = await Promise.allSettled([
+        w.append("key.released", "h", { n: 1 }, claim("r:a", "P", 5)),
+        w.append("key.released", "h", { n: 2 }, claim("r:b", "P", 4)),
+        w.append("key.released", "h", { n: 3 }, claim("r:a", "P", 5)),
+        w.append("key.released", "h", { n: 4 }, claim("r:c", "Q", 1)),
+        w.append("key.released", "h", { n: 5 }, claim("r:d", "P", 6)),
+        w.append("key.released", "h", { n: 6 }, claim("r:e", "P", 5)),
+        w.append("key.released", "h", { n: 7 }, claim("r:d", "R", 1)),
+      ]);
+      assert.deepEqual(
+        outcomes.map((o) => (o.status === "fulfilled" ? "ok" : (o.reason as Error).message)),
+        ["ok", "rolled back r:b < 5", "taken r:a", "ok", "ok", "rolled back r:e < 6", "taken r:d"],
+      );
+      assert.deepEqual(await repo.keyGenerations("P"), { presented: 6, released: 7 });
+      assert.deepEqual(await repo.keyGenerations("Q"), { presented: 1, released: 2 });
+      // A request refused for a taken claim still recorded its (newer or equal) generation first.
+      assert.deepEqual(await repo.keyGenerations("R"), { presented: 1, released: 2 });
+      for (const [n, exists] of [
+        ["r:a", true],
+        ["r:b", false],
+        ["r:c", true],
+        ["r:d", true],
+        ["r:e", false],
+      ] as const)
+        assert.equal(await repo.nonceExists(n), exists, n);
+      const v = requireIntactAudit(await verifyAuditChain(repo));
+      assert.equal(v.ok, true);
+    });
   });
 }
 

@@ -12,6 +12,11 @@ export type Row = Record<string, unknown>;
 
 export interface Queryable {
   query<T extends object = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]>;
+  /**
+   * Rows as arrays of column values, in the SELECT's column order: no object per row, which is
+   * most of the cost of a long scan (the audit chain's verification reads every entry).
+   */
+  queryRows(sql: string, params?: readonly SqlValue[]): Promise<unknown[][]>;
   /** Runs a statement; resolves to the number of rows it changed. */
   run(sql: string, params?: readonly SqlValue[]): Promise<number>;
 }

@@ -129,7 +129,45 @@ export const migrations: readonly Migration[] = [
   auditHeadOnlyAndNonceSources,
   hostCertificatesNotBefore,
   keyProtectorGenerations(5),
+  baselinesRevision(6),
 ];
+
+/** The config key {@link baselinesRevision} keeps. */
+export const BASELINES_REVISION_KEY = "baselinesRevision";
+
+/**
+ * v6: a revision of the baselines table, bumped by the database itself on every INSERT, UPDATE,
+ * DELETE (and, on PostgreSQL, TRUNCATE) of it — whoever writes: this node, another node, an
+ * operator's SQL. A node keeps the parsed baselines of the revision it read and reads them again
+ * only when the revision moved (context.ts `BaselineSet`), instead of reading and parsing every
+ * baseline on every TPM attestation (1,000 of them at scale: bench/hgs-load). Whoever can drop
+ * the trigger can also edit the rows unseen by a running node until its restart; such a writer
+ * owns the database anyway (the audit chain and its checkpoints are what detect that).
+ */
+function baselinesRevision(version: number): Migration {
+  return {
+    version,
+    name: "baselines revision",
+    sql: (t) => [
+      `INSERT INTO config (key, value) VALUES ('${BASELINES_REVISION_KEY}', '0')`,
+      ...(t.kind === "sqlite"
+        ? (["INSERT", "UPDATE", "DELETE"] as const).map(
+            (op) =>
+              `CREATE TRIGGER baselines_revision_${op.toLowerCase()} AFTER ${op} ON baselines BEGIN
+                 UPDATE config SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = '${BASELINES_REVISION_KEY}';
+               END`,
+          )
+        : [
+            `CREATE FUNCTION baselines_revision_bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+               UPDATE config SET value = (value::bigint + 1)::text WHERE key = '${BASELINES_REVISION_KEY}';
+               RETURN NULL;
+             END $$`,
+            `CREATE TRIGGER baselines_revision AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON baselines
+               FOR EACH STATEMENT EXECUTE FUNCTION baselines_revision_bump()`,
+          ]),
+    ],
+  };
+}
 
 /**
  * Rollback of key protectors in HGS mode (release.ts): per protector id, the newest transport-key

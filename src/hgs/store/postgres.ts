@@ -28,6 +28,14 @@ function queryable(client: pg.Pool | pg.PoolClient): Tx {
         throw storeError(e);
       }
     },
+    async queryRows(sql: string, params: readonly SqlValue[] = []): Promise<unknown[][]> {
+      try {
+        return (await client.query({ text: toPg(sql), values: params as unknown[], rowMode: "array" }))
+          .rows as unknown[][];
+      } catch (e) {
+        throw storeError(e);
+      }
+    },
     async run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
       try {
         return (await client.query(toPg(sql), params as unknown[])).rowCount ?? 0;
@@ -79,6 +87,10 @@ export class PostgresDriver implements Driver {
 
   query<T extends object = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
     return this.direct.query<T>(sql, params);
+  }
+
+  queryRows(sql: string, params: readonly SqlValue[] = []): Promise<unknown[][]> {
+    return this.direct.queryRows(sql, params);
   }
 
   run(sql: string, params: readonly SqlValue[] = []): Promise<number> {

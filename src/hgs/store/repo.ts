@@ -10,7 +10,7 @@
 import type { AttestationMode } from "../../attest/health.js";
 import { withDefaults, type HgsSettings } from "../settings.js";
 import type { Driver, Queryable, Tx } from "./driver.js";
-import { migrate } from "./migrations.js";
+import { BASELINES_REVISION_KEY, migrate } from "./migrations.js";
 
 /** Serialises audit appends across every node (pg advisory lock key "HGS\x02"). */
 export const AUDIT_LOCK = 0x48475302;
@@ -94,16 +94,6 @@ interface NonceColumns {
   used_at: number | null;
 }
 
-interface AuditColumns {
-  seq: number;
-  at: number;
-  event: string;
-  host_id: string | null;
-  detail: string;
-  prev_hash: string;
-  hash: string;
-}
-
 const num = (v: number | null): number | null => (v === null ? null : Number(v));
 
 function hostOf(r: HostColumns): HostRow {
@@ -121,47 +111,11 @@ function hostOf(r: HostColumns): HostRow {
   };
 }
 
-function auditOf(r: AuditColumns): AuditRow {
-  return {
-    seq: Number(r.seq),
-    at: Number(r.at),
-    event: r.event,
-    hostId: r.host_id,
-    detail: r.detail,
-    prevHash: r.prev_hash,
-    hash: r.hash,
-  };
-}
-
 /** Statements valid in and out of a transaction. */
 export class Tables {
   constructor(protected readonly q: Queryable) {}
 
   // key-protector generations (release.ts: rollback) -----------------------------------------
-
-  /**
-   * Records that a host presented generation `presented` of protector `protectorId` and was issued
-   * `released`, unless a newer generation was presented before: one conditional upsert, atomic
-   * across nodes. Resolves to false (nothing recorded) when `presented` is older than the newest.
-   */
-  async presentKeyGeneration(
-    protectorId: string,
-    presented: number,
-    released: number,
-    now: number,
-  ): Promise<boolean> {
-    const n = await this.q.run(
-      `INSERT INTO key_protector_generations (protector_id, presented, released, updated_at) VALUES (?, ?, ?, ?)
-       ON CONFLICT (protector_id) DO UPDATE SET
-         presented = excluded.presented,
-         released = CASE WHEN excluded.released > key_protector_generations.released
-                         THEN excluded.released ELSE key_protector_generations.released END,
-         updated_at = excluded.updated_at
-       WHERE key_protector_generations.presented <= excluded.presented`,
-      [protectorId, presented, released, now],
-    );
-    return n > 0;
-  }
 
   /** The newest generations recorded for a protector, when any. */
   async keyGenerations(protectorId: string): Promise<{ presented: number; released: number } | undefined> {
@@ -348,6 +302,17 @@ export class Tables {
     ]);
   }
 
+  /**
+   * The baselines table's revision (migrations.ts v6: the database bumps it on every change);
+   * undefined only on a database that never had it.
+   */
+  async baselinesRevision(): Promise<string | undefined> {
+    const rows = await this.q.query<{ value: string }>(`SELECT value FROM config WHERE key = ?`, [
+      BASELINES_REVISION_KEY,
+    ]);
+    return rows[0]?.value;
+  }
+
   async baselines(): Promise<{ id: string; body: string }[]> {
     return this.q.query<{ id: string; body: string }>(
       `SELECT id, body FROM baselines ORDER BY created_at, id`,
@@ -430,18 +395,112 @@ export class Tables {
 
   /** Entries with seq > `after`, in order, at most `limit`. */
   async auditAfter(after: number, limit: number): Promise<AuditRow[]> {
-    const rows = await this.q.query<AuditColumns>(`SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, [
-      after,
-      limit,
-    ]);
-    return rows.map(auditOf);
+    // Rows as arrays: verify and the checkpointer read the whole chain through here.
+    const rows = await this.q.queryRows(
+      `SELECT seq, at, event, host_id, detail, prev_hash, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`,
+      [after, limit],
+    );
+    return rows.map((r) => ({
+      seq: Number(r[0]),
+      at: Number(r[1]),
+      event: r[2] as string,
+      hostId: r[3] as string | null,
+      detail: r[4] as string,
+      prevHash: r[5] as string,
+      hash: r[6] as string,
+    }));
   }
 }
 
 /** Statements that need a transaction: the audit chain and single-use claims made with it. */
 export class RepoTx extends Tables {
-  constructor(private readonly tx: Tx) {
+  constructor(
+    private readonly tx: Tx,
+    private readonly kind: Driver["kind"],
+  ) {
     super(tx);
+  }
+
+  /**
+   * A set of rows as one statement parameter (a JSON array of arrays, in order), read back as a
+   * table: one statement for a whole group commit, whatever its size — on PostgreSQL each
+   * statement is a round trip made while the audit lock is held. `columns` are SQL types.
+   */
+  private rowsFrom(columns: readonly (readonly [name: string, type: "bigint" | "text"])[]): string {
+    return this.kind === "sqlite"
+      ? `SELECT ${columns.map(([n], i) => `json_extract(value, '$[${i}]') AS ${n}`).join(", ")}
+         FROM json_each(?) WHERE true`
+      : `SELECT ${columns.map(([n], i) => `(value->>${i})::${columns[i]![1]} AS ${n}`).join(", ")}
+         FROM json_array_elements(?::json) WITH ORDINALITY AS r(value, ord) WHERE true`;
+  }
+
+  /** The key-generation records of these protectors (release.ts, rollback). */
+  async keyGenerationsOf(
+    ids: readonly string[],
+  ): Promise<Map<string, { presented: number; released: number }>> {
+    const rows = await this.tx.queryRows(
+      `SELECT g.protector_id, g.presented, g.released FROM key_protector_generations g
+       WHERE g.protector_id IN (SELECT id FROM (${this.rowsFrom([["id", "text"]])}) ids)`,
+      [JSON.stringify(ids.map((id) => [id]))],
+    );
+    return new Map(rows.map((r) => [r[0] as string, { presented: Number(r[1]), released: Number(r[2]) }]));
+  }
+
+  /** Writes key-generation records as given (distinct protector ids), in one statement. */
+  async putKeyGenerations(
+    rows: readonly { protectorId: string; presented: number; released: number; updatedAt: number }[],
+  ): Promise<void> {
+    await this.tx.run(
+      `INSERT INTO key_protector_generations (protector_id, presented, released, updated_at)
+       SELECT protector_id, presented, released, updated_at FROM (${this.rowsFrom([
+         ["protector_id", "text"],
+         ["presented", "bigint"],
+         ["released", "bigint"],
+         ["updated_at", "bigint"],
+       ])}) t WHERE true
+       ON CONFLICT (protector_id) DO UPDATE SET
+         presented = excluded.presented, released = excluded.released, updated_at = excluded.updated_at`,
+      [JSON.stringify(rows.map((r) => [r.protectorId, r.presented, r.released, r.updatedAt]))],
+    );
+  }
+
+  /**
+   * Inserts used nonces (distinct values) unless taken, in one statement; resolves to the values
+   * it inserted — the others were already in the table (single use across every node).
+   */
+  async claimNonces(
+    ns: readonly (Omit<NonceRow, "payload"> & { readonly usedAt: number })[],
+  ): Promise<Set<string>> {
+    const rows = await this.tx.queryRows(
+      `INSERT INTO nonces (nonce, host_id, purpose, expires_at, used_at)
+       SELECT nonce, host_id, purpose, expires_at, used_at FROM (${this.rowsFrom([
+         ["nonce", "text"],
+         ["host_id", "text"],
+         ["purpose", "text"],
+         ["expires_at", "bigint"],
+         ["used_at", "bigint"],
+       ])}) t WHERE true
+       ON CONFLICT (nonce) DO NOTHING RETURNING nonce`,
+      [JSON.stringify(ns.map((n) => [n.nonce, n.hostId, n.purpose, n.expiresAt, n.usedAt]))],
+    );
+    return new Set(rows.map((r) => r[0] as string));
+  }
+
+  /** Appends entries at the head, in order, in one statement (the head trigger checks each). */
+  async insertAudits(es: readonly AuditRow[]): Promise<void> {
+    await this.tx.run(
+      `INSERT INTO audit (seq, at, event, host_id, detail, prev_hash, hash)
+       SELECT seq, at, event, host_id, detail, prev_hash, hash FROM (${this.rowsFrom([
+         ["seq", "bigint"],
+         ["at", "bigint"],
+         ["event", "text"],
+         ["host_id", "text"],
+         ["detail", "text"],
+         ["prev_hash", "text"],
+         ["hash", "text"],
+       ])}) t ORDER BY seq`,
+      [JSON.stringify(es.map((e) => [e.seq, e.at, e.event, e.hostId, e.detail, e.prevHash, e.hash]))],
+    );
   }
 
   /** Held until the transaction ends; on SQLite the transaction itself is exclusive. */
@@ -463,19 +522,6 @@ export class RepoTx extends Tables {
       [e.seq, e.at, e.event, e.hostId, e.detail, e.prevHash, e.hash],
     );
   }
-
-  /**
-   * Inserts a used nonce unless one with this value exists (single use across every node);
-   * resolves to false when it was already taken.
-   */
-  async claimNonce(n: Omit<NonceRow, "payload"> & { readonly usedAt: number }): Promise<boolean> {
-    const inserted = await this.tx.run(
-      `INSERT INTO nonces (nonce, host_id, purpose, expires_at, used_at) VALUES (?, ?, ?, ?, ?)
-     ON CONFLICT (nonce) DO NOTHING`,
-      [n.nonce, n.hostId, n.purpose, n.expiresAt, n.usedAt],
-    );
-    return inserted > 0;
-  }
 }
 
 export class HgsRepo extends Tables {
@@ -490,7 +536,7 @@ export class HgsRepo extends Tables {
 
   /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
   transaction<T>(fn: (tx: RepoTx) => Promise<T>): Promise<T> {
-    return this.driver.transaction((tx) => fn(new RepoTx(tx)));
+    return this.driver.transaction((tx) => fn(new RepoTx(tx, this.driver.kind)));
   }
 
   close(): Promise<void> {
