@@ -15,7 +15,8 @@ import { chooseAccelerator } from "../probe.js";
 import type { VmConfig } from "./config.js";
 import type { VmContext, VmSecrets } from "./context.js";
 import { vmError } from "./errors.js";
-import { unlockVm, zeroSecrets } from "./keys.js";
+import { readVmKeyFilesIfAny } from "./key-files.js";
+import { unlockChecked, zeroSecrets } from "./keys.js";
 import { provisionNvram } from "./nvram.js";
 import {
   assertOff,
@@ -33,7 +34,7 @@ import { qemuArgs } from "./qemu-args.js";
 import { checkQmpCommand } from "./qmp-gate.js";
 import { runningSettings, startMarker } from "./running-settings.js";
 import { readSavedMeta, restoreInto, type SavedStateMeta } from "./saved-state.js";
-import { statementPaths, verifySettings, type SettingsCheck } from "./security-statement.js";
+import { statementPaths, verifySettingsOver, type SettingsCheck } from "./security-statement.js";
 import type { VmPaths } from "./store.js";
 import { discardVtpmState, startVtpm } from "./vtpm.js";
 
@@ -132,8 +133,10 @@ export async function startVm(
     const p = ctx.store.paths(name);
     await assertOff(p, name);
     const saved = await readSavedMeta(p);
-    // The owner's signed settings decide, before any key is asked for and before QEMU exists.
-    const verified = await verifySettings(c, p);
+    // The owner's signed settings decide, before any key is asked for and before QEMU exists;
+    // the key source then gets the very key files they were checked against.
+    const files = await readVmKeyFilesIfAny(p);
+    const verified = await verifySettingsOver(c, p, files);
     refusePlainSavedState(name, verified, saved);
     let secrets = opts.secrets;
     let madeNvram = false;
@@ -141,7 +144,7 @@ export async function startVm(
     try {
       if (!secrets && needsSecrets(c, saved)) {
         say("unwrapping the key protector");
-        secrets = await unlockVm(ctx, name);
+        secrets = await unlockChecked(ctx, name, files, verified);
       }
       if (!existsSync(p.nvram)) {
         await provisionNvram(ctx.store.stateDir, c, p, { fresh: true });
