@@ -175,11 +175,11 @@ export async function startVm(
         } catch (e) {
           throw startFailure(p, "QEMU failed to start", c.tpm.enabled, e);
         }
-        const notRunning = await confirmStarted(p, c.tpm.enabled);
+        const notRunning = await confirmStarted(p, c.tpm.enabled, { settle: !saved });
         if (notRunning) throw startFailure(p, notRunning, c.tpm.enabled);
         if (saved) {
           say("restoring the saved state");
-          await restoreInto(p, saved, secrets, say);
+          await restoreInto(p, saved, secrets, say, { vtpm: c.tpm.enabled });
         }
       } catch (e) {
         await killVmProcesses(p);
