@@ -163,19 +163,25 @@ echo BENCH-FILLED; while true; do sleep 1; done
   }
 
   const runs = { plainSave: [] as number[], plainFsync: [] as number[], plainRestore: [] as number[] };
+  /** Where an encrypted save's and restore's time went (the last round's progress messages). */
+  const phases = { save: "", restore: "" };
   const enc = { save: [] as number[], restore: [] as number[] };
   let encBytes = 0;
   // Rounds alternate which of the two goes first, so neither always meets a cold page cache.
   for (let round = 0; round < SAVE_REPS; round++) {
     const encrypted = async () => {
       await settle();
+      progressMarks.length = 0;
       let t = performance.now();
       encBytes = (await saveVm(ctx, name)).bytes; // sealed stream, fsync, rename, QEMU stopped
       enc.save.push((performance.now() - t) / 1000);
+      phases.save = phaseText(t, performance.now());
       await settle();
+      progressMarks.length = 0;
       t = performance.now();
       await startVm(ctx, name); // unwrap, QEMU up, decrypting restore, resume
       enc.restore.push((performance.now() - t) / 1000);
+      phases.restore = phaseText(t, performance.now());
     };
     const plain = async () => {
       const s = await plainSave();
@@ -202,6 +208,7 @@ echo BENCH-FILLED; while true; do sleep 1; done
     plainBytes,
     encBytes,
     rounds: { ...runs, encSave: enc.save, encRestore: enc.restore },
+    phases,
   };
 }
 
@@ -253,6 +260,13 @@ async function startToReady(ctx: VmContext, dir: string, runs: number) {
 const dir = await mkdtemp(path.join(os.tmpdir(), "bulwark-bench-vm-"));
 /** The start's progress messages with their times: where the host-side time of a start goes. */
 const progressMarks: [string, number][] = [];
+/** "message +ms" for each progress message since `t0`, and "done" at `t1`. */
+function phaseText(t0: number, t1: number): string {
+  return [
+    ...progressMarks.map(([m, at]) => `${m} @${Math.round(at - t0)} ms`),
+    `done @${Math.round(t1 - t0)} ms`,
+  ].join(" | ");
+}
 const ctx = hostContext(dir, (m) => progressMarks.push([m, performance.now()]));
 try {
   const accel = await chooseAccelerator();
@@ -278,7 +292,8 @@ try {
     );
   }
   process.stdout.write(
-    `stream bytes     ${String(sr.encBytes).padStart(14)} ${String(sr.plainBytes).padStart(12)}\n\n`,
+    `stream bytes     ${String(sr.encBytes).padStart(14)} ${String(sr.plainBytes).padStart(12)}\n` +
+      `encrypted save, last round: ${sr.phases.save}\nencrypted restore, last round: ${sr.phases.restore}\n\n`,
   );
   process.stdout.write(
     `start, host side (unwrap, swtpm, QEMU up; median of ${st.runs.plain.length}): plain ${st.hostPlain.toFixed(2)} s, vTPM + key protector ${st.hostTpm.toFixed(2)} s, overhead ${ms(st.hostTpm - st.hostPlain)} (goal ≤ +30 ms)\n` +
@@ -294,6 +309,7 @@ try {
       restoreSeconds: { encrypted: sr.encRestore, qemuPlain: sr.plainRestore },
       saveRestoreRatio: (sr.encSave + sr.encRestore) / (sr.plainSave + sr.plainRestore),
       saveRestoreRounds: sr.rounds,
+      encryptedPhases: sr.phases,
       startToReadySeconds: { plain: st.plain, tpmAndKeyProtector: st.tpm, firstWithManufacture: st.firstTpm },
       startToReadyRatio: st.tpm / st.plain,
       hostStartSeconds: { plain: st.hostPlain, tpmAndKeyProtector: st.hostTpm },

@@ -6,8 +6,7 @@
  * operation that drives QEMU holds the VM's lock.
  */
 import { existsSync } from "node:fs";
-import { mkdir, rm } from "node:fs/promises";
-import { writeFileAtomic } from "../../io/atomic.js";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { isBulwarkError } from "../../core/errors.js";
 import { findSecureBootFirmware } from "../firmware.js";
@@ -151,7 +150,11 @@ export async function startVm(
         madeNvram = true;
       }
       await cleanRunDir(p);
-      if (verified.kind === "verified") await writeFileAtomic(statementPaths(p).runCopy, verified.statement);
+      // The run directory is made anew at every start, and the gate takes this copy only with the
+      // digest QEMU was started with: it needs no durability, so no fsync (writeFileAtomic's two).
+      if (verified.kind === "verified") {
+        await writeFile(statementPaths(p).runCopy, verified.statement, { mode: 0o600, flag: "wx" });
+      }
       const accelerator = await chooseAccelerator();
       const firmwareCode = findSecureBootFirmware().code;
       try {

@@ -125,6 +125,7 @@ export async function restoreInto(
     const fh = await open(p.savedState, "r");
     try {
       const source = fh.createReadStream({ highWaterMark: 4 << 20 });
+      say(meta.encrypted ? "streaming the saved state in (decrypting)" : "streaming the saved state in");
       if (meta.encrypted) {
         const key = secret(secrets as VmSecrets, VM_SECRET.stateKey);
         const ctx = generation === undefined ? {} : { context: savedStateContext(meta.vmId, generation) };
@@ -135,6 +136,7 @@ export async function restoreInto(
     } finally {
       await fh.close();
     }
+    say("stream in; QEMU is loading it");
     const deadline = Date.now() + 120_000;
     for (;;) {
       const s = await q.execute<{ status: string; running: boolean }>("query-status");
@@ -269,6 +271,7 @@ export async function saveVm(ctx: VmContext, name: string, opts: SaveOptions = {
         }
         await sleep(SAVE_POLL_MS);
       }
+      say("migration complete; the saved state is being synced");
       const bytes = await received;
       await commitFile(tmp, p.savedState);
       const meta: SavedStateMeta = {
