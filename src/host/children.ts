@@ -62,7 +62,13 @@ export function spawnChild(program: string, args: readonly string[], opts: Child
   } finally {
     if (logFd !== undefined) closeSync(logFd); // the child holds its own copy
   }
-  if (opts.secretFd3 !== undefined) (child.stdio[3] as NodeJS.WritableStream).end(opts.secretFd3);
+  if (opts.secretFd3 !== undefined) {
+    const fd3 = child.stdio[3] as NodeJS.WritableStream;
+    // A child that dies (or is stopped) before it read its key resets the pipe: that is reported
+    // by its exit, and must not surface as an unhandled 'error' that ends this process.
+    fd3.on("error", () => undefined);
+    fd3.end(opts.secretFd3);
+  }
   if (detached) child.unref();
   else live.add(child);
   let errTail = "";
@@ -109,14 +115,21 @@ export async function waitReady(
   ready: () => boolean,
   timeoutMs: number,
 ): Promise<"ready" | "exited" | "timeout"> {
-  const deadline = Date.now() + timeoutMs;
+  const start = Date.now();
+  const deadline = start + timeoutMs;
   while (!ready()) {
     if (proc.child.exitCode !== null || proc.child.signalCode !== null) return "exited";
     if (Date.now() > deadline) return "timeout";
-    await sleep(20);
+    await sleep(Date.now() - start < FAST_POLL_MS ? 2 : 20);
   }
   return "ready";
 }
+
+/**
+ * swtpm has its socket within ~5 ms of the spawn, QEMU its QMP socket within ~100 ms: polled
+ * every 2 ms at first (a VM start waits on two swtpm and one QEMU), every 20 ms after.
+ */
+const FAST_POLL_MS = 250;
 
 /** Kills every attached child at once (signal handlers call this). */
 export function killAllChildren(): void {

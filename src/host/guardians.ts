@@ -64,10 +64,28 @@ export class GuardianStore {
     return out;
   }
 
-  /** Local guardians: those whose private keys live on this host. */
+  /** Local guardians: those whose private keys live on this host (each file read and checked once). */
   async localGuardians(): Promise<Guardian[]> {
+    let files: string[];
+    try {
+      files = await readdir(this.dir);
+    } catch {
+      return [];
+    }
     const out: Guardian[] = [];
-    for (const e of await this.list()) if (e.hasPrivateKey) out.push(await this.getPrivate(e.name));
+    for (const f of files.sort()) {
+      const m = /^(.+)\.guardian\.pem$/.exec(f);
+      if (!m?.[1]) continue;
+      const file = this.privatePath(m[1]);
+      let text: string;
+      try {
+        text = await readFile(file, "utf8");
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") continue; // removed meanwhile
+        throw asFileError(e, file);
+      }
+      out.push(importGuardianPem(text));
+    }
     return out;
   }
 

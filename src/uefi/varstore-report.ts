@@ -38,6 +38,24 @@ export interface VarStoreReport {
   }[];
 }
 
+/**
+ * The Secure Boot state the firmware will derive at boot, alone (no entry is described): setup
+ * mode without a PK holding at least one entry of a well-formed signature database, disabled
+ * when SecureBootEnable is 0, enabled otherwise.
+ */
+export function secureBootState(store: Edk2VarStore): VarStoreReport["secureBoot"] {
+  const pk = getVariable(store, "PK", secureBootVarGuid("PK") as Guid);
+  let pkEntries = 0;
+  try {
+    if (pk) pkEntries = decodeSignatureDatabase(pk.data).reduce((n, l) => n + l.entries.length, 0);
+  } catch (e) {
+    if (!isBulwarkError(e)) throw e;
+  }
+  if (pkEntries === 0) return "setup-mode";
+  const sbe = getVariable(store, "SecureBootEnable", Guids.EFI_SECURE_BOOT_ENABLE_DISABLE);
+  return sbe && sbe.data.length >= 1 && sbe.data[0] === 0 ? "disabled" : "enabled";
+}
+
 export function reportVarStore(store: Edk2VarStore, fileSize: number): VarStoreReport {
   const policy: PolicyVariableReport[] = [];
   for (const name of SECURE_BOOT_VAR_NAMES) {
@@ -67,8 +85,7 @@ export function reportVarStore(store: Edk2VarStore, fileSize: number): VarStoreR
     return v && v.data.length >= 1 ? v.data[0]! : null;
   };
   const sbe = byte("SecureBootEnable", Guids.EFI_SECURE_BOOT_ENABLE_DISABLE);
-  const pk = policy.find((p) => p.name === "PK" && p.entries.length > 0);
-  const secureBoot = !pk ? "setup-mode" : sbe === 0 ? "disabled" : "enabled";
+  const secureBoot = secureBootState(store);
   const policyKeys = new Set(policy.map((p) => `${p.guid}/${p.name}`));
   const all = listVariables(store);
   return {

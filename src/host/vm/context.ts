@@ -4,7 +4,7 @@
  * secrets and never knows whether the host's own guardians or a Host Guardian Service released
  * them. The one composition point (host/index.ts) decides.
  */
-import type { KeyProtector } from "../../protector/key-protector.js";
+import type { KeyProtector, ProtectorMemo } from "../../protector/key-protector.js";
 import type { GuardianStore } from "../guardians.js";
 import type { VmPaths, VmStore } from "./store.js";
 
@@ -23,6 +23,12 @@ export interface VmKeyFiles {
   readonly lastKnownGood: KeyProtectorCopy | undefined;
   /** The sealed VM-secrets blob (vm-secrets.bin), when present. */
   readonly secrets: Uint8Array | undefined;
+  /**
+   * What this operation already verified about these copies (guardian certificates, the owner's
+   * signature; keyed by content), so the settings check and the unwrap of one start verify each
+   * once. Lives as long as this value: nothing is remembered from one operation to the next.
+   */
+  readonly checked: ProtectorMemo;
 }
 
 /** A request for one VM's secrets. */

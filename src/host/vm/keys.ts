@@ -46,7 +46,8 @@ import type {
   VmSecrets,
 } from "./context.js";
 import { vmError } from "./errors.js";
-import { verifySettings } from "./security-statement.js";
+import { keyProtectorCopy, readVmKeyFiles } from "./key-files.js";
+import { verifySettingsOver, type SettingsCheck } from "./security-statement.js";
 import type { VmPaths } from "./store.js";
 
 export async function hasKeyProtector(paths: VmPaths): Promise<boolean> {
@@ -64,31 +65,14 @@ export async function readKeyProtector(paths: VmPaths): Promise<Uint8Array> {
   return kp;
 }
 
-function copyOf(bytes: Uint8Array): KeyProtectorCopy {
-  let model;
-  try {
-    model = parseKeyProtector(bytes);
-  } catch {
-    model = undefined; // a copy that does not decode is still passed on: the unwrap says why
-  }
-  return { bytes, model };
-}
-
-/** Reads the VM's key protector, its last known good copy and the sealed secrets, decoding each once. */
-export async function readVmKeyFiles(paths: VmPaths): Promise<VmKeyFiles> {
-  const current = copyOf(await readKeyProtector(paths));
-  const lkg = await readFileIfExists(paths.keyProtectorLastKnownGood);
-  return {
-    current,
-    lastKnownGood: lkg ? copyOf(lkg) : undefined,
-    secrets: await readFileIfExists(paths.vmSecrets),
-  };
+/** A request for the VM's secrets over key files already read (and checked) by the caller. */
+function requestFor(ctx: VmContext, name: string, files: VmKeyFiles): UnlockRequest {
+  return { name, paths: ctx.store.paths(name), files, progress: ctx.progress ?? (() => undefined) };
 }
 
 /** A request for the VM's secrets: its key files read and decoded once, for every key source. */
 export async function unlockRequest(ctx: VmContext, name: string): Promise<UnlockRequest> {
-  const paths = ctx.store.paths(name);
-  return { name, paths, files: await readVmKeyFiles(paths), progress: ctx.progress ?? (() => undefined) };
+  return requestFor(ctx, name, await readVmKeyFiles(ctx.store.paths(name)));
 }
 
 /**
@@ -97,8 +81,29 @@ export async function unlockRequest(ctx: VmContext, name: string): Promise<Unloc
  * match the settings the VM's owner signed (security-statement.ts).
  */
 export async function unlockVm(ctx: VmContext, name: string): Promise<VmSecrets> {
-  await verifySettings(await ctx.store.load(name), ctx.store.paths(name));
-  return ctx.unlock(await unlockRequest(ctx, name));
+  const c = await ctx.store.load(name);
+  const paths = ctx.store.paths(name);
+  const files = await readVmKeyFiles(paths);
+  return unlockChecked(ctx, name, files, await verifySettingsOver(c, paths, files));
+}
+
+/**
+ * {@link unlockVm} for a caller that already checked the settings (`check`) over these very
+ * `files` (a start: one read, one check, and the key source gets the bytes that were checked).
+ */
+export async function unlockChecked(
+  ctx: VmContext,
+  name: string,
+  files: VmKeyFiles | undefined,
+  check: SettingsCheck,
+): Promise<VmSecrets> {
+  if (!files || check.kind !== "verified") {
+    throw vmError(
+      "VM_ERR_KEY_PROTECTOR_REQUIRED",
+      "the VM has no key protector (bulwark vm key-protector set VM --new-local)",
+    );
+  }
+  return ctx.unlock(requestFor(ctx, name, files));
 }
 
 /** Whether `copy` is the protector generation the secrets blob is sealed for. */
@@ -157,7 +162,7 @@ export async function openWithLocalGuardians(
   for (const use of candidates) {
     let tk: UnwrappedTransportKey;
     try {
-      tk = unwrapKeyProtector(use.model ?? use.bytes, local);
+      tk = unwrapKeyProtector(use.model ?? use.bytes, local, { memo: files.checked });
     } catch (e) {
       // Altered or corrupt: the next sealed-for copy may still open. A revocation does not fall back.
       lastError = e;
@@ -274,7 +279,7 @@ async function install(
     // A new protector id: the secrets remember the one they replace, so a crash before the
     // protector itself is written is told apart from another VM's protector put in place.
     const previous = await readFileIfExists(paths.keyProtector);
-    const previousId = previous ? copyOf(previous).model?.protectorId : undefined;
+    const previousId = previous ? keyProtectorCopy(previous).model?.protectorId : undefined;
     if (previousId && !bytesEqual(previousId, tk.protectorId)) {
       secrets.set(VM_SECRET.replacedProtectorId, new Uint8Array(previousId));
     }

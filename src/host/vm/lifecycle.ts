@@ -6,8 +6,7 @@
  * operation that drives QEMU holds the VM's lock.
  */
 import { existsSync } from "node:fs";
-import { mkdir, rm } from "node:fs/promises";
-import { writeFileAtomic } from "../../io/atomic.js";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { isBulwarkError } from "../../core/errors.js";
 import { findSecureBootFirmware } from "../firmware.js";
@@ -15,7 +14,8 @@ import { chooseAccelerator } from "../probe.js";
 import type { VmConfig } from "./config.js";
 import type { VmContext, VmSecrets } from "./context.js";
 import { vmError } from "./errors.js";
-import { unlockVm, zeroSecrets } from "./keys.js";
+import { readVmKeyFilesIfAny } from "./key-files.js";
+import { unlockChecked, zeroSecrets } from "./keys.js";
 import { provisionNvram } from "./nvram.js";
 import {
   assertOff,
@@ -33,7 +33,7 @@ import { qemuArgs } from "./qemu-args.js";
 import { checkQmpCommand } from "./qmp-gate.js";
 import { runningSettings, startMarker } from "./running-settings.js";
 import { readSavedMeta, restoreInto, type SavedStateMeta } from "./saved-state.js";
-import { statementPaths, verifySettings, type SettingsCheck } from "./security-statement.js";
+import { statementPaths, verifySettingsOver, type SettingsCheck } from "./security-statement.js";
 import type { VmPaths } from "./store.js";
 import { discardVtpmState, startVtpm } from "./vtpm.js";
 
@@ -132,8 +132,10 @@ export async function startVm(
     const p = ctx.store.paths(name);
     await assertOff(p, name);
     const saved = await readSavedMeta(p);
-    // The owner's signed settings decide, before any key is asked for and before QEMU exists.
-    const verified = await verifySettings(c, p);
+    // The owner's signed settings decide, before any key is asked for and before QEMU exists;
+    // the key source then gets the very key files they were checked against.
+    const files = await readVmKeyFilesIfAny(p);
+    const verified = await verifySettingsOver(c, p, files);
     refusePlainSavedState(name, verified, saved);
     let secrets = opts.secrets;
     let madeNvram = false;
@@ -141,14 +143,18 @@ export async function startVm(
     try {
       if (!secrets && needsSecrets(c, saved)) {
         say("unwrapping the key protector");
-        secrets = await unlockVm(ctx, name);
+        secrets = await unlockChecked(ctx, name, files, verified);
       }
       if (!existsSync(p.nvram)) {
         await provisionNvram(ctx.store.stateDir, c, p, { fresh: true });
         madeNvram = true;
       }
       await cleanRunDir(p);
-      if (verified.kind === "verified") await writeFileAtomic(statementPaths(p).runCopy, verified.statement);
+      // The run directory is made anew at every start, and the gate takes this copy only with the
+      // digest QEMU was started with: it needs no durability, so no fsync (writeFileAtomic's two).
+      if (verified.kind === "verified") {
+        await writeFile(statementPaths(p).runCopy, verified.statement, { mode: 0o600, flag: "wx" });
+      }
       const accelerator = await chooseAccelerator();
       const firmwareCode = findSecureBootFirmware().code;
       try {
@@ -172,11 +178,11 @@ export async function startVm(
         } catch (e) {
           throw startFailure(p, "QEMU failed to start", c.tpm.enabled, e);
         }
-        const notRunning = await confirmStarted(p, c.tpm.enabled);
+        const notRunning = await confirmStarted(p, c.tpm.enabled, { settle: !saved });
         if (notRunning) throw startFailure(p, notRunning, c.tpm.enabled);
         if (saved) {
           say("restoring the saved state");
-          await restoreInto(p, saved, secrets, say);
+          await restoreInto(p, saved, secrets, say, { vtpm: c.tpm.enabled });
         }
       } catch (e) {
         await killVmProcesses(p);

@@ -46,7 +46,8 @@ export async function waitGone(pid: number, timeoutMs: number): Promise<boolean>
   const deadline = Date.now() + timeoutMs;
   while (pidAlive(pid)) {
     if (Date.now() > deadline) return false;
-    await sleep(50);
+    // A QEMU told to quit is gone within a few ms; a save waits on it (one /proc read a poll).
+    await sleep(10);
   }
   return true;
 }
@@ -147,8 +148,14 @@ export function logTail(file: string, n: number): string {
  * Confirms that a VM just started is running: QEMU answers QMP (it does so only once the machine
  * is set up, so a vTPM that failed its CMD_INIT has made QEMU exit by then), and QEMU — and its
  * swtpm when it has a vTPM — are still alive a moment later. Returns why not, or null.
+ * `settle: false` skips the moment: a restore follows at once, and its stream — seconds of QEMU
+ * and swtpm at work — is the moment; {@link stillRunning} is checked after it.
  */
-export async function confirmStarted(p: VmPaths, withVtpm: boolean): Promise<string | null> {
+export async function confirmStarted(
+  p: VmPaths,
+  withVtpm: boolean,
+  opts: { settle?: boolean } = {},
+): Promise<string | null> {
   let status: string;
   try {
     const q = await connectQmp(p, QEMU_START_TIMEOUT_MS);
@@ -160,8 +167,14 @@ export async function confirmStarted(p: VmPaths, withVtpm: boolean): Promise<str
   } catch {
     return qemuPidOf(p) === null ? "QEMU exited right after starting" : "QEMU does not answer QMP";
   }
+  if (opts.settle === false) return null;
   await sleep(SETTLE_MS);
-  if (qemuPidOf(p) === null) return `QEMU exited right after starting (it was ${status})`;
+  return stillRunning(p, withVtpm, `it was ${status}`);
+}
+
+/** Why the VM's QEMU (and swtpm, with a vTPM) is no longer running, or null when both are. */
+export function stillRunning(p: VmPaths, withVtpm: boolean, context: string): string | null {
+  if (qemuPidOf(p) === null) return `QEMU exited right after starting (${context})`;
   if (withVtpm) {
     const tpm = readPid(p.swtpmPid);
     if (tpm === null || !pidAlive(tpm)) return "the vTPM (swtpm) exited right after starting";

@@ -39,11 +39,11 @@ import {
   installKeyProtector,
   localOwnerOf,
   openWithLocalGuardians,
-  readVmKeyFiles,
   sealedForCopies,
   secret,
   zeroSecrets,
 } from "./keys.js";
+import { readVmKeyFiles } from "./key-files.js";
 import { vmStatus } from "./lifecycle.js";
 import { settleVtpmRekey, stageVtpmRekey } from "./vtpm-version.js";
 

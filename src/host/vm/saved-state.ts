@@ -19,7 +19,7 @@ import { readVersion, versionBytes, VM_SECRET } from "../../protector/vm-secrets
 import type { VmContext, VmSecrets } from "./context.js";
 import { vmError } from "./errors.js";
 import { resealVmSecrets, secret, unlockVm, zeroSecrets } from "./keys.js";
-import { assertRunning, connectQmp, killPidFile, waitGone } from "./processes.js";
+import { assertRunning, connectQmp, killPidFile, stillRunning, waitGone } from "./processes.js";
 import { runningSettings } from "./running-settings.js";
 import type { VmPaths } from "./store.js";
 
@@ -92,13 +92,16 @@ const SAVE_WRITEBACK_MS = 100;
 
 /**
  * Streams the saved state into a QEMU started with `-incoming defer` and resumes it. Refused or
- * failed: that QEMU and its swtpm are stopped and the saved state on disk is untouched.
+ * failed: that QEMU and its swtpm are stopped and the saved state on disk is untouched. The start
+ * did not wait to see QEMU (and `opts.vtpm`: its swtpm) stay up: they are checked here, once the
+ * stream is in and before the VM resumes and the saved state is consumed.
  */
 export async function restoreInto(
   p: VmPaths,
   meta: SavedStateMeta,
   secrets: VmSecrets | undefined,
   say: (m: string) => void,
+  opts: { vtpm: boolean },
 ): Promise<void> {
   let generation: bigint | undefined;
   try {
@@ -122,6 +125,7 @@ export async function restoreInto(
     const fh = await open(p.savedState, "r");
     try {
       const source = fh.createReadStream({ highWaterMark: 4 << 20 });
+      say(meta.encrypted ? "streaming the saved state in (decrypting)" : "streaming the saved state in");
       if (meta.encrypted) {
         const key = secret(secrets as VmSecrets, VM_SECRET.stateKey);
         const ctx = generation === undefined ? {} : { context: savedStateContext(meta.vmId, generation) };
@@ -132,6 +136,7 @@ export async function restoreInto(
     } finally {
       await fh.close();
     }
+    say("stream in; QEMU is loading it");
     const deadline = Date.now() + 120_000;
     for (;;) {
       const s = await q.execute<{ status: string; running: boolean }>("query-status");
@@ -142,6 +147,8 @@ export async function restoreInto(
       if (Date.now() > deadline) throw vmError("VM_ERR_SAVED_STATE", "restore did not complete in 120 s");
       await sleep(RESTORE_POLL_MS);
     }
+    const gone = stillRunning(p, opts.vtpm, "during its restore");
+    if (gone) throw vmError("VM_ERR_START_FAILED", gone, { program: "qemu-system-x86_64" });
     await q.execute("cont");
     say("resumed");
   } catch (e) {
@@ -264,6 +271,7 @@ export async function saveVm(ctx: VmContext, name: string, opts: SaveOptions = {
         }
         await sleep(SAVE_POLL_MS);
       }
+      say("migration complete; the saved state is being synced");
       const bytes = await received;
       await commitFile(tmp, p.savedState);
       const meta: SavedStateMeta = {

@@ -33,9 +33,11 @@ import {
 import { decodeSignatureDatabase } from "../../uefi/siglist.js";
 import { SECURE_BOOT_VAR_NAMES, secureBootVarGuid } from "../../uefi/variables.js";
 import { getVariable, parseVarStore } from "../../uefi/varstore.js";
-import { reportVarStore } from "../../uefi/varstore-report.js";
+import { secureBootState } from "../../uefi/varstore-report.js";
 import { readFileIfExists } from "../file-errors.js";
 import type { SecurityPolicy, VmConfig } from "./config.js";
+import type { VmKeyFiles } from "./context.js";
+import { distinctCopies, readVmKeyFilesIfAny } from "./key-files.js";
 import { vmError } from "./errors.js";
 import type { VmPaths } from "./store.js";
 
@@ -115,7 +117,7 @@ export function nvramFacts(bytes: Uint8Array | undefined): NvramFacts {
       }
     }
     return {
-      secureBoot: reportVarStore(store, bytes.length).secureBoot,
+      secureBoot: secureBootState(store),
       PK: digests["PK"] ?? null,
       KEK: digests["KEK"] ?? null,
       db: digests["db"] ?? null,
@@ -212,18 +214,15 @@ function parseSignedStatement(name: string, statement: Uint8Array): SignedSettin
 }
 
 /** The decodable copies of the VM's key protector (current, last known good) whose owner signature holds. */
-async function ownerSignedProtectors(p: VmPaths): Promise<KeyProtector[] | undefined> {
-  const current = await readFileIfExists(p.keyProtector);
-  if (!current) return undefined;
+function ownerSignedProtectors(files: VmKeyFiles): KeyProtector[] {
   const out: KeyProtector[] = [];
-  for (const bytes of [current, await readFileIfExists(p.keyProtectorLastKnownGood)]) {
-    if (!bytes) continue;
+  for (const { model } of distinctCopies(files)) {
+    if (!model) continue; // a copy that does not decode cannot unwrap anything: it needs no statement
     try {
-      const kp = parseKeyProtector(bytes);
-      verifyOwnerSignature(kp);
-      out.push(kp);
+      verifyOwnerSignature(model, files.checked);
+      out.push(model);
     } catch (e) {
-      if (!isBulwarkError(e)) throw e; // a copy that cannot unwrap anything needs no statement
+      if (!isBulwarkError(e)) throw e;
     }
   }
   return out;
@@ -248,8 +247,20 @@ export type SettingsCheck =
  * settings. Throws VM_ERR_SETTINGS_UNSIGNED or VM_ERR_SETTINGS_TAMPERED (nothing is released).
  */
 export async function verifySettings(c: VmConfig, p: VmPaths): Promise<SettingsCheck> {
-  const protectors = await ownerSignedProtectors(p);
-  if (protectors === undefined) return { kind: "unprotected" };
+  return verifySettingsOver(c, p, await readVmKeyFilesIfAny(p));
+}
+
+/**
+ * {@link verifySettings} over key files the caller read (undefined: the VM has none), so that
+ * the copies checked here are the ones it then hands to the key source.
+ */
+export async function verifySettingsOver(
+  c: VmConfig,
+  p: VmPaths,
+  files: VmKeyFiles | undefined,
+): Promise<SettingsCheck> {
+  if (!files) return { kind: "unprotected" };
+  const protectors = ownerSignedProtectors(files);
   const statement = await readFileIfExists(statementPaths(p).file);
   if (!statement) {
     throw vmError(
