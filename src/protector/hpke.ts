@@ -24,7 +24,7 @@ import {
   createPrivateKey,
   createPublicKey,
   diffieHellman,
-  generateKeyPairSync,
+  randomBytes,
   type KeyObject,
 } from "node:crypto";
 import { protectorError } from "./errors.js";
@@ -177,8 +177,29 @@ function x25519Public(raw: Uint8Array): KeyObject {
   });
 }
 
-function x25519Raw(key: KeyObject): Buffer {
-  return Buffer.from(key.export({ format: "jwk" }).x ?? "", "base64url");
+/** The X25519 base point u = 9 (RFC 7748 §4.1): DH(sk, base) is sk's public key. */
+const X25519_BASE = x25519Public(Uint8Array.of(9, ...new Uint8Array(31)));
+
+/**
+ * The raw public key of an X25519 private key, as DH with the base point. Not through a key
+ * export: node 20's JWK export of a key node generated holds the key's lock while it allocates,
+ * and a garbage collection that frees the generating job then takes the same lock — the process
+ * hangs (seen under load in `hgs serve`; test/protector/hpke-x25519-gc.test.ts).
+ */
+function x25519PublicRaw(privateKey: KeyObject): Buffer {
+  return diffieHellman({ privateKey, publicKey: X25519_BASE });
+}
+
+/**
+ * A fresh X25519 key pair from 32 random octets (RFC 7748 §5: any 32 octets are a private key;
+ * X25519 clamps them). Not `generateKeyPairSync`, for the lock hazard above.
+ */
+export function x25519KeyPair(): { privateKey: KeyObject; publicKey: KeyObject; raw: Buffer } {
+  const seed = randomBytes(32);
+  const privateKey = x25519Private(seed);
+  zeroize(seed);
+  const raw = x25519PublicRaw(privateKey);
+  return { privateKey, publicKey: x25519Public(raw), raw };
 }
 
 /**
@@ -222,11 +243,12 @@ function encapDh(
     if (pkRm.length !== kem.nPk) throw new Error("an X25519 public key is 32 octets");
     const peer = pkR instanceof Uint8Array ? x25519Public(pkRm) : pkR.key;
     if (peer.asymmetricKeyType !== "x25519") throw new Error("the recipient key is not an X25519 key");
-    const e = ephemeral
-      ? { privateKey: x25519Private(ephemeral), publicKey: undefined }
-      : generateKeyPairSync("x25519");
-    const pkE = e.publicKey ?? createPublicKey(e.privateKey);
-    return { enc: x25519Raw(pkE), dh: x25519(e.privateKey, peer) };
+    if (!ephemeral) {
+      const e = x25519KeyPair();
+      return { enc: e.raw, dh: x25519(e.privateKey, peer) };
+    }
+    const skE = x25519Private(ephemeral);
+    return { enc: x25519PublicRaw(skE), dh: x25519(skE, peer) };
   }
   const ecdh = createECDH(kem.curve);
   if (ephemeral) ecdh.setPrivateKey(ephemeral);
@@ -243,7 +265,7 @@ function decapDh(
 ): { dh: Buffer; pkRm: Uint8Array } {
   if (kem.curve === "x25519") {
     const sk = x25519Private(skR);
-    return { dh: x25519(sk, x25519Public(enc)), pkRm: pkRm ?? x25519Raw(createPublicKey(sk)) };
+    return { dh: x25519(sk, x25519Public(enc)), pkRm: pkRm ?? x25519PublicRaw(sk) };
   }
   // NIST private keys come as their scalar (keys.ts reads it from SEC1 DER into a Buffer it wipes).
   if (!(skR instanceof Uint8Array)) throw new Error("a NIST-curve HPKE private key is passed as its scalar");

@@ -29,6 +29,7 @@ import {
   HPKE_X25519_SHA256_AES256GCM,
   openBase,
   sealBase,
+  x25519KeyPair,
   type HpkeSuite,
 } from "./hpke.js";
 import { zeroize } from "./kdf.js";
@@ -105,8 +106,11 @@ export function generateGuardianKeyPair(type: GuardianKeyType): {
       return generateKeyPairSync("ec", { namedCurve: "prime256v1" });
     case "p384":
       return generateKeyPairSync("ec", { namedCurve: "secp384r1" });
-    case "x25519":
-      return generateKeyPairSync("x25519");
+    case "x25519": {
+      // Not generateKeyPairSync: see x25519KeyPair (hpke.ts) for node 20's lock hazard.
+      const { privateKey, publicKey } = x25519KeyPair();
+      return { privateKey, publicKey };
+    }
   }
 }
 
