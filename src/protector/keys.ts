@@ -108,8 +108,8 @@ export function generateGuardianKeyPair(type: GuardianKeyType): {
       return generateKeyPairSync("ec", { namedCurve: "secp384r1" });
     case "x25519": {
       // Not generateKeyPairSync: see x25519KeyPair (hpke.ts) for node 20's lock hazard.
-      const { privateKey, publicKey } = x25519KeyPair();
-      return { privateKey, publicKey };
+      const { privateKey } = x25519KeyPair();
+      return { privateKey, publicKey: createPublicKey(privateKey) };
     }
   }
 }
