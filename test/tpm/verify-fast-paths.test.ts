@@ -1,6 +1,6 @@
 /**
- * The fast paths of quote verification decide exactly as the slow ones: RSASSA-PKCS1-v1_5 by
- * encode-and-compare (RFC 8017 section 8.2.2) against node's own `verify`, the latin1 digest
+ * Quote verification decides as the definitions do: RSASSA-PKCS1-v1_5 signatures against
+ * node's own `verify` and hand-built (and forged) encodings, the latin1 digest
  * helpers against a Hash object, and a QuoteVerifier's per-AK memo by content only.
  */
 import { test } from "node:test";
@@ -45,7 +45,7 @@ function encoded(digest: Uint8Array, k = 256): Buffer {
   return Buffer.concat([Buffer.from([0, 1]), Buffer.alloc(k - t.length - 3, 0xff), Buffer.from([0]), t]);
 }
 
-test("RSASSA by encode-and-compare accepts what node's verify accepts, for every hash with a DigestInfo", () => {
+test("RSASSA accepts what node's verify accepts, for every hash with a DigestInfo", () => {
   for (const [alg, name] of [
     [TPM_ALG.SHA1, "sha1"],
     [TPM_ALG.SHA256, "sha256"],
